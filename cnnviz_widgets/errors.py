@@ -1,0 +1,52 @@
+"""Errors raised for user mistakes: each message names the bad value and says what to do."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class CnnvizError(Exception):
+    """Base class of every error cnnviz-widgets raises for a user mistake or an unmet need."""
+
+
+class UnknownModelError(CnnvizError, ValueError):
+    """A model name that the zoo does not know."""
+
+
+class WeightsUnavailableError(CnnvizError):
+    """Pretrained weights cannot be had (offline, or none are published)."""
+
+
+class WeightsFileError(CnnvizError):
+    """A local weights file is missing, unreadable, unsafe or does not fit the model."""
+
+
+class UnsupportedModelError(CnnvizError):
+    """The model cannot be probed or reversed; the message names the part that is in the way."""
+
+
+class LayerNotFoundError(CnnvizError, KeyError):
+    """A layer name that the probe does not have; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexOutOfRangeError(CnnvizError, IndexError):
+    """A channel, unit or image index outside the valid range, which the message states."""
+
+
+class DeviceUnavailableError(CnnvizError):
+    """A device was asked for that this machine does not have."""
+
+
+class ImageError(CnnvizError, ValueError):
+    """A picture that cannot be used as input: wrong shape, dtype, NaN, or unreadable."""
+
+
+def list_names(names: Iterable[str], limit: int = 60) -> str:
+    """Join names for an error message, eliding the middle of very long lists."""
+    names = list(names)
+    if len(names) > limit:
+        head, tail = names[: limit - 10], names[-10:]
+        return ", ".join(head) + f", ... ({len(names) - limit} more) ..., " + ", ".join(tail)
+    return ", ".join(names)

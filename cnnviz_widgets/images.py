@@ -1,0 +1,190 @@
+"""Pictures in, pictures out: the bundled sample photos, any picture as float RGB, and to_display.
+
+Conventions: numpy pictures are (H, W[, C]); torch pictures are (C, H, W) or batches (N, C, H, W).
+Integer pictures are scaled by their dtype's maximum, floats must lie in [0, 1].
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ImageError
+
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "hubble_deep_field")
+_SKLEARN_PHOTOS = ("china", "flower")
+
+
+def sample_images() -> list[tuple[str, np.ndarray]]:
+    """Real photographs bundled by scikit-image and scikit-learn, as (name, HxWx3 uint8) pairs.
+
+    Nothing is downloaded: every file ships inside the two packages.
+    """
+    import os
+
+    import skimage
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
+    out = []
+    for name in _SKIMAGE_PHOTOS:
+        for ext in (".png", ".jpg"):
+            path = os.path.join(folder, name + ext)
+            if os.path.exists(path):
+                with Image.open(path) as im:
+                    out.append((name.replace("_left", ""), np.asarray(im.convert("RGB"))))
+                break
+    data = load_sample_images()
+    for path, img in zip(data.filenames, data.images):
+        out.append((os.path.splitext(os.path.basename(path))[0], np.ascontiguousarray(img, dtype=np.uint8)))
+    return out
+
+
+def _describe(obj: Any) -> str:
+    shape = getattr(obj, "shape", None)
+    dtype = getattr(obj, "dtype", None)
+    return f"{type(obj).__name__}" + (f" of shape {tuple(shape)} and dtype {dtype}" if shape is not None else "")
+
+
+def _scale_integer(arr: np.ndarray | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(arr)
+    if t.dtype == torch.bool:
+        return t.float()
+    if t.dtype.is_floating_point:
+        return t.float()
+    if t.dtype == torch.uint8:
+        return t.float() / 255.0
+    info = np.iinfo(np.dtype(str(t.dtype).replace("torch.", "")))
+    if info.min < 0:
+        t = t.clamp_min(0)
+    return t.double().div(info.max).float()
+
+
+def picture_to_tensor(img: Any, name: str = "picture") -> torch.Tensor:
+    """One picture (PIL, numpy HxW[xC], torch [C]xHxW) as a float32 (3, H, W) tensor in [0, 1].
+
+    Grayscale is repeated to three channels, alpha is dropped (composited on nothing), 16-bit and
+    other integer types are scaled by their maximum. NaN, infinities and wrong shapes raise ImageError.
+    """
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(img, Image.Image):
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(img).astype(np.float64)
+            t = torch.from_numpy(arr / (65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0)).float()
+            t = t[None]
+        elif img.mode == "F":
+            t = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())[None]
+        else:
+            t = torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+    elif isinstance(img, np.ndarray):
+        if img.dtype == object or img.ndim not in (2, 3):
+            raise ImageError(f"{name}: expected an HxW or HxWxC picture, got {_describe(img)}.")
+        arr = img if img.ndim == 3 else img[:, :, None]
+        if arr.shape[2] not in (1, 3, 4):
+            raise ImageError(
+                f"{name}: a numpy picture is HxWxC with C in 1, 3 or 4; got {_describe(img)}. "
+                f"For a channels-first array pass np.moveaxis(a, 0, -1) or a torch tensor."
+            )
+        t = _scale_integer(np.array(arr, copy=True)).permute(2, 0, 1)
+    elif isinstance(img, torch.Tensor):
+        x = img.detach().cpu()
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[0] not in (1, 3, 4):
+            raise ImageError(
+                f"{name}: a torch picture is CxHxW with C in 1, 3 or 4 (or a batch NxCxHxW); got {_describe(img)}."
+            )
+        t = _scale_integer(x)
+    else:
+        raise ImageError(
+            f"{name}: cannot read a picture from {_describe(img)}; pass a PIL image, a numpy "
+            f"HxWx3 array, a torch 3xHxW tensor, a file path, or a list of those."
+        )
+    if t.shape[-1] < 1 or t.shape[-2] < 1:
+        raise ImageError(f"{name}: the picture is empty ({_describe(img)}).")
+    if not torch.isfinite(t).all():
+        raise ImageError(f"{name}: the picture contains NaN or infinite values; clean it first.")
+    if t.dtype.is_floating_point and (t.min() < -1e-3 or t.max() > 1 + 1e-3) and not _is_integer(img):
+        raise ImageError(
+            f"{name}: float pictures must lie in [0, 1], this one spans [{float(t.min()):.3g}, {float(t.max()):.3g}]. "
+            f"Divide by 255 for 0-255 data; normalized model input goes to probe.deconvnet directly."
+        )
+    t = t.clamp(0, 1)
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    elif t.shape[0] == 4:
+        t = t[:3]
+    return t.contiguous().float()
+
+
+def _is_integer(img: Any) -> bool:
+    dtype = getattr(img, "dtype", None)
+    if isinstance(dtype, torch.dtype):
+        return not dtype.is_floating_point
+    return dtype is not None and np.issubdtype(dtype, np.integer)
+
+
+def as_picture_list(images: Any) -> list[Any]:
+    """Split a batch (list, NxCxHxW tensor, NxHxWxC array, (name, picture) pairs) into pictures."""
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, (list, tuple)):
+        if len(images) == 2 and isinstance(images[0], str) and not isinstance(images[1], str):
+            return [images[1]]
+        return [im[1] if isinstance(im, tuple) and len(im) == 2 and isinstance(im[0], str) else im for im in images]
+    return [images]
+
+
+def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarray:
+    """A reconstruction (3,H,W) or (N,3,H,W) as uint8 HxWx3 (or N,H,W,3) for showing.
+
+    "signed" (default) maps 0 to mid-gray and scales by the largest absolute value per image, so
+    an empty reconstruction is gray as in the paper's figures; "minmax" stretches each image to
+    the full range.
+    """
+    if mode not in ("signed", "minmax"):
+        raise ImageError(f"to_display: mode must be 'signed' or 'minmax', not {mode!r}.")
+    t = torch.as_tensor(rec).detach().to("cpu", torch.float64)
+    single = t.ndim == 3
+    if single:
+        t = t[None]
+    if t.ndim != 4 or t.shape[1] not in (1, 3):
+        raise ImageError(f"to_display: expected (3, H, W) or (N, 3, H, W), got shape {tuple(t.shape)}.")
+    if mode == "signed":
+        scale = t.abs().amax(dim=(1, 2, 3), keepdim=True)
+        out = 0.5 + 0.5 * t / torch.where(scale > 0, scale, torch.ones_like(scale))
+    else:
+        lo = t.amin(dim=(1, 2, 3), keepdim=True)
+        hi = t.amax(dim=(1, 2, 3), keepdim=True)
+        span = hi - lo
+        out = torch.where(span > 0, (t - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.full_like(t, 0.5))
+    img = (out.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+    if img.shape[-1] == 1:
+        img = img.expand(-1, -1, -1, 3)
+    img = img.contiguous().numpy()
+    return img[0] if single else img
+
+
+def resize_center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (3,H,W) so the shorter side is ``size`` (antialiased), then crop the centre square."""
+    import torch.nn.functional as F
+
+    h, w = t.shape[-2:]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (nh, nw) != (h, w):
+        t = F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return t[:, top : top + size, left : left + size].clamp(0, 1)
+
+
+def ensure_sequence(images: Any) -> Sequence[Any]:
+    return as_picture_list(images)

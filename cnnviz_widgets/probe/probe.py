@@ -1,0 +1,459 @@
+"""Probe: wraps any CNN; names its layers, preprocesses pictures, captures activations, reverses them."""
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import (
+    DeviceUnavailableError,
+    ImageError,
+    IndexOutOfRangeError,
+    LayerNotFoundError,
+    UnsupportedModelError,
+    list_names,
+)
+from ..images import as_picture_list, picture_to_tensor, resize_center_crop
+from .hooks import eval_mode, forward_hooks, grad_enabled
+from .layers import Layer, layer_kind, paper_names
+from .receptive_field import (
+    GLOBAL,
+    UNKNOWN,
+    Geometry,
+    GeometryTracer,
+    ReceptiveField,
+    global_field,
+    measure_field,
+    positive_copy,
+    support_mode,
+)
+from .recorder import ForwardRecorder, StopForward
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None: CUDA when available, else CPU. An unavailable device raises DeviceUnavailableError."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceUnavailableError(f"device={device!r} is not a device name; use 'cpu', 'cuda' or None.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            f"device={device!r} asks for a GPU, but PyTorch sees none here (torch.cuda.is_available() is False). "
+            f"Use device='cpu', or device=None to pick the GPU only when there is one."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(
+            f"device={device!r}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0."
+        )
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceUnavailableError(f"device={device!r}: Apple's MPS backend is not available here; use 'cpu'.")
+    return dev
+
+
+class Probe:
+    """A CNN opened up: layers with paper-style names, receptive fields, activations, deconvnet.
+
+    The user's model is never modified: hooks live only inside each call, train/eval flags are
+    restored, and a model on another device is copied rather than moved.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device | None = None,
+        input_size: int | None = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise UnsupportedModelError(
+                f"Probe needs a torch.nn.Module, got {type(model).__name__}. "
+                f"Load one with cv.load_model('vgg16') or torchvision.models."
+            )
+        self.device = resolve_device(device)
+        params = list(model.parameters()) + list(model.buffers())
+        on_device = all(p.device == self.device for p in params) if params else True
+        self.model = model if on_device else copy.deepcopy(model).to(self.device)
+        if input_size is None:
+            input_size = 299 if type(model).__name__ == "Inception3" else 224
+        if int(input_size) < 1:
+            raise ImageError(f"input_size must be a positive number of pixels, got {input_size!r}.")
+        self.input_size = int(input_size)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._labels = list(labels) if labels is not None else None
+        self._warned: set[str] = set()
+        self._measured: dict[str, ReceptiveField | None] = {}
+        self._discover()
+
+    # ------------------------------------------------------------------ discovery
+    def _discover(self) -> None:
+        model = self.model
+        self._module_of: dict[str, nn.Module] = {}
+        kinds: dict[str, str] = {}
+        for path, module in model.named_modules():
+            kind = layer_kind(module)
+            if kind is not None and path:
+                self._module_of[path] = module
+                kinds[path] = kind
+        if not any(k == "conv" for k in kinds.values()):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} has no torch.nn.Conv2d layer; cnnviz-widgets visualizes convolutional networks."
+            )
+        tracer = GeometryTracer()
+        x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
+        tracer.start(x)
+        rec = ForwardRecorder(wanted=set(self._module_of), tracer=tracer)
+        try:
+            with eval_mode(model), torch.no_grad(), forward_hooks(self._hooks(rec, self._module_of)), rec:
+                out = model(x)
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"Running {type(model).__name__} on a (1, 3, {self.input_size}, {self.input_size}) input failed: "
+                f"{type(exc).__name__}: {exc}. Pass input_size= if it expects another size."
+            ) from exc
+        self._num_outputs = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+        acts = rec.activations()
+        order = [path for kind, path, _ in rec.order if kind == "layer" and path in acts]
+        pool_ids = {oid for kind, _, oid in rec.order if kind == "layer"}
+        events = []
+        for kind, path, oid in rec.order:
+            if kind == "layer":
+                events.append((kinds[path], path))
+            elif oid not in pool_ids:
+                events.append(("pool", ""))  # a functional pool: closes a block, is no layer
+        chain = tracer.merges == 0
+        names = paper_names(events) if chain else {p: p for p in order}
+        self.is_chain = chain
+        layers = []
+        for path in order:
+            act = acts[path]
+            geo = tracer.get(rec.module_out[path])
+            layout = self._layout(act, geo)
+            if layout is None:
+                continue
+            shape = self._nchw_shape(act, layout)
+            if isinstance(geo, Geometry):
+                rf = geo.field()
+            elif geo == GLOBAL or layout == "nc":
+                rf = global_field((self.input_size, self.input_size))
+            else:
+                rf = None
+            layers.append(Layer(names[path], kinds[path], path, shape[0], rf, shape, layout, path in rec.rectified))
+        self.layers: tuple[Layer, ...] = tuple(layers)
+        self._by_name = {l.name: l for l in layers}
+        self._by_name.update({l.module_path: l for l in layers})
+        self._final_at_module = {l.module_path for l in layers if not l.rectified}
+
+    @staticmethod
+    def _layout(act: torch.Tensor, geo: Any) -> str | None:
+        if act.ndim == 2:
+            return "nc"
+        if act.ndim == 4:
+            if isinstance(geo, Geometry) and geo.dims == (1, 2):
+                return "nhwc"
+            return "nchw"
+        return None
+
+    @staticmethod
+    def _nchw_shape(act: torch.Tensor, layout: str) -> tuple[int, int, int]:
+        if layout == "nc":
+            return (int(act.shape[1]), 1, 1)
+        if layout == "nhwc":
+            return (int(act.shape[3]), int(act.shape[1]), int(act.shape[2]))
+        return (int(act.shape[1]), int(act.shape[2]), int(act.shape[3]))
+
+    @staticmethod
+    def _hooks(rec: ForwardRecorder, modules: dict[str, nn.Module]) -> dict[nn.Module, Any]:
+        def make(path: str):
+            return lambda module, inputs, output: rec.module_output(path, output)
+
+        return {modules[path]: make(path) for path in modules}
+
+    # ------------------------------------------------------------------ names
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(l.name for l in self.layers)
+
+    def layer(self, name: str | Layer) -> Layer:
+        """The Layer called ``name`` (paper-style name or module path)."""
+        if isinstance(name, Layer):
+            name = name.name
+        layer = self._by_name.get(name) if isinstance(name, str) else None
+        if layer is None:
+            raise LayerNotFoundError(
+                f"No layer {name!r} in {type(self.model).__name__}. Valid names: {list_names(self.layer_names)}."
+            )
+        return layer
+
+    def _select(self, layers: str | Iterable[str] | None) -> list[Layer]:
+        if layers is None:
+            return list(self.layers)
+        if isinstance(layers, (str, Layer)):
+            layers = [layers]
+        chosen = [self.layer(n) for n in layers]
+        if not chosen:
+            raise LayerNotFoundError(f"layers=[] names no layer. Valid names: {list_names(self.layer_names)}.")
+        depth = {l.name: i for i, l in enumerate(self.layers)}
+        return sorted(dict.fromkeys(chosen), key=lambda l: depth[l.name])
+
+    # ------------------------------------------------------------------ receptive fields
+    def receptive_field(self, name: str) -> ReceptiveField:
+        """Size, stride and offset of the units of a layer (analytic; measured where untraceable)."""
+        layer = self.layer(name)
+        if layer.rf is not None:
+            return layer.rf
+        rf = self.measure_receptive_fields([layer.name])[layer.name]
+        if rf is None:
+            raise UnsupportedModelError(
+                f"The receptive field of {layer.name!r} could not be traced or measured in {type(self.model).__name__}."
+            )
+        return rf
+
+    def measure_receptive_fields(self, layers: Iterable[str] | None = None) -> dict[str, ReceptiveField | None]:
+        """Receptive fields measured by the gradient support of single units (the empirical check).
+
+        Uses a float64 copy with positive weights, max-pools as average pools and global-pooling
+        gates detached; the input grows until the fields are not clipped by its border.
+        """
+        chosen = self._select(layers)
+        result: dict[str, ReceptiveField | None] = {}
+        todo = []
+        for layer in chosen:
+            if layer.layout == "nc":
+                result[layer.name] = global_field((self.input_size, self.input_size))
+            elif layer.name in self._measured:
+                result[layer.name] = self._measured[layer.name]
+            else:
+                todo.append(layer)
+        if todo:
+            twin = positive_copy(self.model).to("cpu")
+            modules = {l.module_path: twin.get_submodule(l.module_path) for l in todo}
+            for layer in todo:
+                def run(x: torch.Tensor, layer: Layer = layer) -> torch.Tensor:
+                    rec = ForwardRecorder(wanted={layer.module_path}, stop_early=True,
+                                          final_at_module=self._final_at_module)
+                    try:
+                        with support_mode(), forward_hooks(self._hooks(rec, {layer.module_path: modules[layer.module_path]})), rec:
+                            twin(x)
+                    except StopForward:
+                        pass
+                    return _to_nchw(rec.activations()[layer.module_path], layer.layout)
+
+                with grad_enabled():
+                    rf = measure_field(run, (self.input_size, self.input_size))
+                self._measured[layer.name] = rf
+                result[layer.name] = rf
+        return result
+
+    # ------------------------------------------------------------------ pictures
+    def preprocess(self, images: Any) -> torch.Tensor:
+        """Pictures (PIL, arrays, tensors in [0,1], paths, lists) -> normalized (N, 3, S, S) model input.
+
+        Each picture is resized so its shorter side is ``input_size`` and centre-cropped square;
+        ``to_image`` shows exactly that crop.
+        """
+        pictures = as_picture_list(images)
+        if len(pictures) == 0:
+            raise ImageError("No images given: pass at least one picture (try cv.sample_images()).")
+        batch = []
+        for i, pic in enumerate(pictures):
+            t = picture_to_tensor(pic, name=f"image {i}")
+            batch.append(resize_center_crop(t, self.input_size))
+        x = torch.stack(batch).to(self.device)
+        return (x - self.mean) / self.std
+
+    def to_image(self, x: torch.Tensor) -> np.ndarray:
+        """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw."""
+        t = torch.as_tensor(x).detach().to(self.device, torch.float32)
+        single = t.ndim == 3
+        if single:
+            t = t[None]
+        if t.ndim != 4 or t.shape[1] != 3:
+            raise ImageError(f"to_image expects model input (N, 3, H, W), got shape {tuple(t.shape)}.")
+        img = ((t * self.std + self.mean).clamp(0, 1) * 255.0).round().to(torch.uint8)
+        img = img.permute(0, 2, 3, 1).cpu().numpy()
+        return img[0] if single else img
+
+    def _check_input(self, x: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise ImageError(
+                f"Expected model input (a float tensor (N, 3, H, W)), got {type(x).__name__}. "
+                f"Call probe.preprocess(images) on pictures first."
+            )
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] != 3 or not x.dtype.is_floating_point:
+            raise ImageError(
+                f"Expected model input as a float tensor (N, 3, H, W), got {x.dtype} of shape {tuple(x.shape)}. "
+                f"Call probe.preprocess(images) on pictures first."
+            )
+        if x.shape[0] == 0:
+            raise ImageError("The input batch is empty: pass at least one image.")
+        if not torch.isfinite(x).all():
+            raise ImageError("The input contains NaN or infinite values.")
+        return x.to(self.device, torch.float32)
+
+    # ------------------------------------------------------------------ forward passes
+    def _forward(self, x: torch.Tensor, layers: list[Layer], deconv: bool) -> dict[str, torch.Tensor]:
+        """One forward pass; returns each layer's activation in its native layout."""
+        wanted = {l.module_path for l in layers}
+        rec = ForwardRecorder(wanted=wanted, final_at_module=self._final_at_module, deconv=deconv, stop_early=True)
+        modules = {p: self._module_of[p] for p in wanted}
+        try:
+            with eval_mode(self.model), forward_hooks(self._hooks(rec, modules)), rec:
+                self.model(x)
+        except StopForward:
+            pass
+        new = rec.rectifier_labels - self._warned
+        if deconv and new:
+            self._warned |= new
+            warnings.warn(
+                f"{type(self.model).__name__} uses {', '.join(sorted(new))}: the deconvnet reverses "
+                f"{'it' if len(new) == 1 else 'them'} like ReLU (relu of the signal going back), as Zeiler & Fergus "
+                f"do for ReLU; read the reconstructions as approximate.",
+                stacklevel=3,
+            )
+        acts = rec.activations()
+        return {l.name: acts[l.module_path] for l in layers}
+
+    def activations(self, x: torch.Tensor, layers: str | Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """Layer name -> activation (N, C, H, W) (post-rectifier for conv/fc; fc as (N, C, 1, 1))."""
+        x = self._check_input(x)
+        chosen = self._select(layers)
+        with torch.no_grad():
+            acts = self._forward(x, chosen, deconv=False)
+        return {l.name: _to_nchw(acts[l.name], l.layout) for l in chosen}
+
+    def deconvnet(
+        self,
+        x: torch.Tensor,
+        layers: str | Iterable[str] | None = None,
+        channel: int | None = None,
+        unit: tuple[int, int, int] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Zeiler & Fergus deconvnet: layer name -> reconstruction in input space, shaped like x.
+
+        Seeds each layer with its own activations (whole layer), only feature map ``channel``, or
+        only ``unit=(channel, y, x)``, then goes back to pixels: transposed filters for conv/fc,
+        relu of the signal for rectifiers, switches of the forward pass for max-pools. All layers
+        come from one forward pass, each with one backward pass to the input (never the weights).
+        """
+        x = self._check_input(x)
+        chosen = self._select(layers)
+        if channel is not None and unit is not None:
+            raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
+        for l in chosen:
+            _check_selector(l, channel, unit)
+        with grad_enabled():
+            xi = x.detach().clone().requires_grad_(True)
+            acts = self._forward(xi, chosen, deconv=True)
+            out: dict[str, torch.Tensor] = {}
+            for i, l in enumerate(chosen):
+                act = acts[l.name]
+                seed = _from_nchw(_seed(_to_nchw(act.detach(), l.layout), channel, unit), l.layout)
+                if not act.requires_grad:
+                    raise UnsupportedModelError(
+                        f"Layer {l.name!r} is not connected to the input by differentiable operations "
+                        f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
+                    )
+                (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
+                                           allow_unused=True)
+                out[l.name] = torch.zeros_like(xi) if g is None else g.detach()
+        return out
+
+    def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+        """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
+        x = self._check_input(x)
+        if int(k) < 1:
+            raise IndexOutOfRangeError(f"k must be at least 1, got {k!r}.")
+        with torch.no_grad(), eval_mode(self.model):
+            logits = self.model(x)
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} does not return class scores (N, classes), so it cannot predict."
+            )
+        probs = logits.float().softmax(dim=1)
+        k = min(int(k), probs.shape[1])
+        values, index = probs.topk(k, dim=1)
+        labels = self.labels
+        return [
+            [(labels[j] if labels and j < len(labels) else f"class {j}", float(v)) for v, j in zip(vs.tolist(), ix.tolist())]
+            for vs, ix in zip(values.cpu(), index.cpu())
+        ]
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Class names: those given, ImageNet's for 1000-way outputs, else None."""
+        if self._labels is None and self._num_outputs == 1000:
+            from ..models.zoo import imagenet_categories
+
+            self._labels = imagenet_categories()
+        return self._labels
+
+    def __repr__(self) -> str:
+        return (
+            f"Probe({type(self.model).__name__}, {len(self.layers)} layers: "
+            f"{', '.join(self.layer_names[:6])}{', ...' if len(self.layers) > 6 else ''}; device={self.device})"
+        )
+
+
+def _to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "nc":
+        return t[:, :, None, None]
+    if layout == "nhwc":
+        return t.permute(0, 3, 1, 2)
+    return t
+
+
+def _from_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "nc":
+        return t[:, :, 0, 0]
+    if layout == "nhwc":
+        return t.permute(0, 2, 3, 1)
+    return t
+
+
+def _check_selector(layer: Layer, channel: int | None, unit: Any) -> None:
+    c, h, w = layer.shape
+    if channel is not None:
+        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < c:
+            raise IndexOutOfRangeError(
+                f"channel={channel!r} is out of range for layer {layer.name!r}: it has {c} channels, 0 to {c - 1}."
+            )
+    if unit is not None:
+        if not isinstance(unit, (tuple, list)) or len(unit) != 3:
+            raise IndexOutOfRangeError(f"unit must be (channel, y, x), got {unit!r}.")
+        for v, n, what in zip(unit, (c, h, w), ("channel", "y", "x")):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
+                raise IndexOutOfRangeError(
+                    f"unit={tuple(unit)!r} is out of range for layer {layer.name!r} of shape (C, H, W) = "
+                    f"{layer.shape}: {what} must be 0 to {n - 1}."
+                )
+
+
+def _seed(act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
+    if channel is None and unit is None:
+        return act
+    seed = torch.zeros_like(act)
+    if channel is not None:
+        seed[:, channel] = act[:, channel]
+    else:
+        k, y, x = (int(v) for v in unit)
+        if y >= act.shape[2] or x >= act.shape[3]:
+            raise IndexOutOfRangeError(
+                f"unit={tuple(unit)!r} is outside this input's map of {tuple(act.shape[2:])} positions."
+            )
+        seed[:, k, y, x] = act[:, k, y, x]
+    return seed

@@ -1,0 +1,341 @@
+"""Receptive fields: analytic geometry traced through the forward pass, and the empirical check.
+
+A unit at grid position (y, x) of a layer with receptive field (size s, stride t, offset o) covers
+input rows ``o + y*t ... o + y*t + s - 1`` (columns likewise). The analytic geometry is carried
+along every tensor of one traced forward pass: convolutions and pools grow it, element-wise ops
+and concatenations take the union of their inputs (so branching networks are right), and
+channel-wise gates fed by global pooling (squeeze-excitation) are not counted. The empirical check
+measures the gradient support of single units in a positive-weight float64 copy of the network.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of a layer's units, per axis (rows, columns), plus the square crop view.
+
+    ``size``, ``stride`` and ``offset`` describe the square crop of side ``size`` that covers
+    the field; they equal the per-axis values when the field is square (every layer of VGG and
+    AlexNet). ``is_global`` marks layers whose units see the whole input (fully connected).
+    """
+
+    size_yx: tuple[int, int]
+    stride_yx: tuple[int, int]
+    offset_yx: tuple[int, int]
+    is_global: bool = False
+
+    @property
+    def size(self) -> int:
+        return max(self.size_yx)
+
+    @property
+    def stride(self) -> int:
+        return self.stride_yx[0]
+
+    @property
+    def offset(self) -> int:
+        """Offset of the square crop: centred on the field when the two axes differ."""
+        axis = 0 if self.size_yx[0] >= self.size_yx[1] else 1
+        return self.offset_yx[axis]
+
+    @property
+    def is_square(self) -> bool:
+        return self.size_yx[0] == self.size_yx[1] and self.stride_yx[0] == self.stride_yx[1]
+
+    def box(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """Input rows and columns ``(top, left, bottom, right)`` (exclusive ends) of unit (y, x)."""
+        top = self.offset_yx[0] + y * self.stride_yx[0]
+        left = self.offset_yx[1] + x * self.stride_yx[1]
+        return top, left, top + self.size_yx[0], left + self.size_yx[1]
+
+    def square_box(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """The ``size x size`` crop centred on unit (y, x)'s field (equal to box() when square)."""
+        top, left, bottom, right = self.box(y, x)
+        s = self.size
+        top -= (s - (bottom - top)) // 2
+        left -= (s - (right - left)) // 2
+        return top, left, top + s, left + s
+
+    def __repr__(self) -> str:
+        if self.is_square:
+            g = ", global" if self.is_global else ""
+            return f"ReceptiveField(size={self.size}, stride={self.stride}, offset={self.offset}{g})"
+        return (
+            f"ReceptiveField(size_yx={self.size_yx}, stride_yx={self.stride_yx}, "
+            f"offset_yx={self.offset_yx})"
+        )
+
+
+def global_field(input_hw: tuple[int, int]) -> ReceptiveField:
+    """The field of a unit that sees the whole input (fully connected layers)."""
+    return ReceptiveField(tuple(input_hw), tuple(input_hw), (0, 0), is_global=True)
+
+
+# ---------------------------------------------------------------- analytic geometry tracing
+
+@dataclass(frozen=True)
+class Geometry:
+    """Geometry of a tensor: which dims are (rows, columns), and the field of one of its cells."""
+
+    dims: tuple[int, int]
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    offset: tuple[int, int]
+
+    def field(self) -> ReceptiveField:
+        return ReceptiveField(self.size, self.stride, self.offset)
+
+
+GLOBAL = "global"   # sees the whole input: after global pooling, flatten, fully connected
+UNKNOWN = "unknown"  # an op this tracer cannot follow; such layers fall back to the empirical field
+
+_CONV = {"conv2d"}
+_MAXPOOL = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
+_AVGPOOL = {"avg_pool2d", "lp_pool2d"}
+_ADAPTIVE = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices"}
+_REDUCE = {"mean", "amax", "sum", "max", "amin", "min", "std", "var"}
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        return (int(v[0]), int(v[-1]))
+    return (int(v), int(v))
+
+
+def _arg(args: Sequence[Any], kwargs: dict[str, Any], pos: int, name: str, default: Any) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[pos] if len(args) > pos else default
+
+
+def _grow(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> Geometry:
+    """Geometry after a sliding window (conv or pool) over a tensor of geometry ``g``."""
+    size, strd, off = [], [], []
+    for a in range(2):
+        k_eff = dilation[a] * (kernel[a] - 1) + 1
+        size.append(g.size[a] + (k_eff - 1) * g.stride[a])
+        strd.append(g.stride[a] * stride[a])
+        off.append(g.offset[a] - padding[a] * g.stride[a])
+    return Geometry((out.ndim - 2, out.ndim - 1), tuple(size), tuple(strd), tuple(off))
+
+
+def _union(geoms: list[Geometry], dims: tuple[int, int]) -> Geometry | str:
+    if any(g.stride != geoms[0].stride for g in geoms):
+        return UNKNOWN
+    start = tuple(min(g.offset[a] for g in geoms) for a in range(2))
+    end = tuple(max(g.offset[a] + g.size[a] for g in geoms) for a in range(2))
+    return Geometry(dims, (end[0] - start[0], end[1] - start[1]), geoms[0].stride, start)
+
+
+def _spatial(t: torch.Tensor, g: Geometry) -> tuple[int, int]:
+    return (t.shape[g.dims[0]], t.shape[g.dims[1]])
+
+
+class GeometryTracer:
+    """Carries Geometry along the tensors of one forward pass (fed by the ForwardRecorder)."""
+
+    def __init__(self) -> None:
+        self.geo: dict[int, tuple[torch.Tensor, Geometry | str]] = {}
+        self.merges = 0  # ops that joined two spatial tensors: the network is not a plain chain
+
+    def start(self, x: torch.Tensor) -> None:
+        self.geo[id(x)] = (x, Geometry((x.ndim - 2, x.ndim - 1), (1, 1), (1, 1), (0, 0)))
+
+    def get(self, t: Any) -> Geometry | str | None:
+        entry = self.geo.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0] is t else None
+
+    def update(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], result: Any) -> None:
+        ins = [(t, g) for t in _tensors(args, kwargs) if (g := self.get(t)) is not None]
+        outs = [r for r in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(r, torch.Tensor)]
+        if not ins or not outs:
+            return
+        name = getattr(func, "__name__", "")
+        g = self._rule(name, args, kwargs, ins, outs[0])
+        for o in outs[:1] if name in _MAXPOOL | _ADAPTIVE else outs:
+            self.geo[id(o)] = (o, g)
+
+    def _rule(self, name, args, kwargs, ins, out) -> Geometry | str:
+        first_t, first = ins[0]
+        if name in _CONV | _MAXPOOL | _AVGPOOL | _ADAPTIVE or name == "linear":
+            if args and args[0] is not first_t:
+                return UNKNOWN
+            if not isinstance(first, Geometry):
+                return first
+            if name in _CONV:
+                weight = _arg(args, kwargs, 1, "weight", None)
+                kernel = tuple(weight.shape[-2:])
+                stride = _pair(_arg(args, kwargs, 3, "stride", 1))
+                dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
+                padding = _arg(args, kwargs, 4, "padding", 0)
+                if isinstance(padding, str):
+                    padding = (0, 0) if padding == "valid" else tuple(
+                        dilation[a] * (kernel[a] - 1) // 2 for a in range(2)
+                    )
+                return _grow(first, kernel, stride, _pair(padding), dilation, out)
+            if name in _MAXPOOL | _AVGPOOL:
+                pos = 2 if name == "lp_pool2d" else 1  # lp_pool2d(input, norm_type, kernel_size, stride)
+                kernel = _pair(_arg(args, kwargs, pos, "kernel_size", 1))
+                stride = _arg(args, kwargs, pos + 1, "stride", None)
+                stride = kernel if stride in (None, [], ()) else _pair(stride)
+                padding = (0, 0) if name == "lp_pool2d" else _pair(_arg(args, kwargs, 3, "padding", 0))
+                dilation = _pair(_arg(args, kwargs, 4, "dilation", 1)) if name in _MAXPOOL else (1, 1)
+                return _grow(first, kernel, stride, padding, dilation, out)
+            if name in _ADAPTIVE:
+                hin, win = _spatial(first_t, first)
+                hout, wout = out.shape[-2], out.shape[-1]
+                if (hout, wout) == (hin, win):
+                    return first
+                if (hout, wout) == (1, 1):
+                    return GLOBAL
+                if hin % hout == 0 and win % wout == 0:
+                    k = (hin // hout, win // wout)
+                    return _grow(first, k, k, (0, 0), (1, 1), out)
+                return UNKNOWN
+            # linear: on the channel dim of a channels-last map it keeps the geometry
+            if first.dims[1] < first_t.ndim - 1 and out.shape[first.dims[0]] == first_t.shape[first.dims[0]]:
+                return first
+            return GLOBAL if first_t.ndim == 2 else UNKNOWN
+
+        geoms = [g for _, g in ins]
+        if UNKNOWN in geoms:
+            return UNKNOWN
+        spatial = [(t, g) for t, g in ins if isinstance(g, Geometry)]
+        if not spatial:
+            return GLOBAL
+        ref_t, ref = spatial[0]
+        hw = _spatial(ref_t, ref)
+        dims: tuple[int, int] | None = None
+        if name == "permute":
+            perm = args[1:] if len(args) > 2 else _arg(args, kwargs, 1, "dims", None)
+            perm = list(perm[0] if len(perm) == 1 and isinstance(perm[0], (tuple, list)) else perm)
+            perm = [p % ref_t.ndim for p in perm]
+            dims = (perm.index(ref.dims[0]), perm.index(ref.dims[1]))
+        elif out.ndim >= 2 and tuple(out.shape[-2:]) == hw and ref.dims == (ref_t.ndim - 2, ref_t.ndim - 1):
+            dims = (out.ndim - 2, out.ndim - 1)
+        elif out.ndim == ref_t.ndim and tuple(out.shape[d] for d in ref.dims) == hw:
+            dims = ref.dims
+        if dims is None:
+            if out.ndim <= 2 or (out.ndim >= 3 and tuple(out.shape[-2:]) == (1, 1) and hw != (1, 1)):
+                return GLOBAL
+            if name in _REDUCE and out.numel() * hw[0] * hw[1] <= ref_t.numel():
+                return GLOBAL
+            return UNKNOWN
+        if len(spatial) > 1:
+            self.merges += 1
+        return _union([g for _, g in spatial], dims)
+
+
+def _tensors(args: Sequence[Any], kwargs: dict[str, Any]):
+    for a in list(args) + list(kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            yield from (t for t in a if isinstance(t, torch.Tensor))
+
+
+# ---------------------------------------------------------------- empirical check
+
+class _SupportMode(TorchFunctionMode):
+    """Turns a network into one whose gradient support is exactly its receptive fields.
+
+    Max-pools become average pools (a max routes gradient to one pixel) and global-pooling
+    outputs are detached, so squeeze-excitation gates do not make every field global.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _MAXPOOL:
+            kernel = _arg(args, kwargs, 1, "kernel_size", 1)
+            stride = _arg(args, kwargs, 2, "stride", None) or kernel
+            padding = _arg(args, kwargs, 3, "padding", 0)
+            ceil = _arg(args, kwargs, 5, "ceil_mode", False)
+            dilation = _pair(_arg(args, kwargs, 4, "dilation", 1))
+            x = args[0]
+            if dilation != (1, 1):
+                kernel = tuple(dilation[a] * (_pair(kernel)[a] - 1) + 1 for a in range(2))
+            out = torch.nn.functional.avg_pool2d(x, kernel, stride, padding, ceil, True)
+            return (out, torch.zeros_like(out, dtype=torch.long)) if _arg(args, kwargs, 6, "return_indices", False) or name == "max_pool2d_with_indices" else out
+        result = func(*args, **kwargs)
+        if name in _ADAPTIVE | _REDUCE and isinstance(result, torch.Tensor) and args and isinstance(args[0], torch.Tensor):
+            x = args[0]
+            if x.ndim >= 3 and result.ndim >= 2 and result.numel() * x.shape[-1] * x.shape[-2] <= x.numel() and x.shape[-2:] != result.shape[-2:]:
+                if result.shape[-2:] == (1, 1) or result.ndim <= 2:
+                    return result.detach()
+        if name.startswith("adaptive_max_pool2d") and isinstance(result, tuple):
+            return result
+        return result
+
+
+def positive_copy(model: nn.Module) -> nn.Module:
+    """A float64 copy of ``model`` with positive weights, so gradient supports are exact."""
+    twin = copy.deepcopy(model).double().eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5)
+            p.requires_grad_(False)
+        for m in twin.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+    return twin
+
+
+def support_box(grad: torch.Tensor) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) exclusive of the nonzero entries of an (H, W) map."""
+    nz = torch.nonzero(grad)
+    if nz.numel() == 0:
+        return None
+    return (int(nz[:, 0].min()), int(nz[:, 1].min()), int(nz[:, 0].max()) + 1, int(nz[:, 1].max()) + 1)
+
+
+def measure_field(
+    run_layer, input_hw: tuple[int, int], max_side: int = 2048
+) -> ReceptiveField | None:
+    """Empirical receptive field from the gradient support of two neighbouring central units.
+
+    ``run_layer(x)`` returns the layer's activation (N, C, H, W) for a float64 input ``x``. The
+    input grows until both supports lie inside it, so the field is not clipped by the border.
+    """
+    h, w = input_hw
+    while True:
+        x = torch.ones(1, 3, h, w, dtype=torch.float64, requires_grad=True)
+        act = run_layer(x)
+        H, W = act.shape[-2:]
+        boxes = []
+        units = [(H // 2, W // 2), (H // 2 + 1, W // 2 + 1)] if H > 1 and W > 1 else [(H // 2, W // 2)]
+        for i, (uy, ux) in enumerate(units):
+            (g,) = torch.autograd.grad(act[0, :, uy, ux].sum(), x, retain_graph=i + 1 < len(units))
+            boxes.append(support_box(g[0].abs().sum(0)))
+        if any(b is None for b in boxes):
+            return None
+        inside = all(b[0] > 0 and b[1] > 0 and b[2] < h and b[3] < w for b in boxes)
+        if inside and len(units) == 2:
+            (t0, l0, b0, r0), (t1, l1, _, _) = boxes
+            stride = (t1 - t0, l1 - l0)
+            size = (b0 - t0, r0 - l0)
+            offset = (t0 - units[0][0] * stride[0], l0 - units[0][1] * stride[1])
+            return ReceptiveField(size, stride, offset)
+        if max(h, w) * 2 > max_side:
+            return None
+        h, w = h * 2, w * 2
+
+
+def support_mode() -> TorchFunctionMode:
+    return _SupportMode()
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b) if b else math.inf

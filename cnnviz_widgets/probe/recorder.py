@@ -1,0 +1,232 @@
+"""One forward pass that captures layer activations and, for the deconvnet, swaps rectifier backwards.
+
+A layer's activation is its module's output, or, for convolutions and fully connected layers, the
+output of the rectifier applied to it (directly or after batch-norm), whether the network calls
+that rectifier as a module, functionally, as a tensor method, or in place. Everything is seen
+through ``torch.overrides.TorchFunctionMode``, so no module of the user's model is replaced.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from .receptive_field import GeometryTracer
+
+
+@dataclass(frozen=True)
+class Rectifier:
+    """A rectifier-like function: its display name and how to compute it out of place."""
+
+    label: str
+    inplace_pos: int | None  # position of the ``inplace`` argument, if it has one
+    out_of_place: Any  # the function to call instead of an in-place variant
+
+
+RECTIFIERS: dict[str, Rectifier] = {
+    "relu": Rectifier("ReLU", 1, F.relu),
+    "relu_": Rectifier("ReLU", None, F.relu),
+    "relu6": Rectifier("ReLU6", 1, F.relu6),
+    "hardtanh": Rectifier("ReLU6", 3, F.hardtanh),  # a rectifier only when min_val == 0
+    "hardtanh_": Rectifier("ReLU6", None, F.hardtanh),
+    "leaky_relu": Rectifier("LeakyReLU", 2, F.leaky_relu),
+    "leaky_relu_": Rectifier("LeakyReLU", None, F.leaky_relu),
+    "silu": Rectifier("SiLU", 1, F.silu),
+    "gelu": Rectifier("GELU", None, F.gelu),
+    "hardswish": Rectifier("Hardswish", 1, F.hardswish),
+    "elu": Rectifier("ELU", 2, F.elu),
+    "elu_": Rectifier("ELU", None, F.elu),
+    "mish": Rectifier("Mish", 1, F.mish),
+}
+PASS_THROUGH = {"batch_norm"}  # per-channel affine ops between a layer and its rectifier
+_INPLACE_DUNDERS = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__",
+                    "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__",
+                    "__setitem__"}
+
+
+class _StopForward(Exception):
+    """Raised inside the forward once every wanted activation is final, to skip the rest."""
+
+
+class _DeconvRectify(torch.autograd.Function):
+    """The true rectifier forward; backward is relu(signal) (Zeiler & Fergus), no forward mask."""
+
+    @staticmethod
+    def forward(ctx, x, compute):  # noqa: D102
+        return compute(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad.clamp_min(0), None
+
+
+class _DeconvRectifyInplace(torch.autograd.Function):
+    """In-place twin of _DeconvRectify, for ``relu_`` / ``inplace=True`` callers."""
+
+    @staticmethod
+    def forward(ctx, x, compute):  # noqa: D102
+        ctx.mark_dirty(x)
+        return x.copy_(compute(x))
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad.clamp_min(0), None
+
+
+def _rectifier(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Rectifier | None:
+    spec = RECTIFIERS.get(getattr(func, "__name__", ""))
+    if spec is None or not args or not isinstance(args[0], torch.Tensor):
+        return None
+    if spec.label == "ReLU6" and func.__name__.startswith("hardtanh"):
+        lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+        if lo != 0:
+            return None
+    return spec
+
+
+def _is_inplace(func: Any, args: Sequence[Any], kwargs: dict[str, Any], spec: Rectifier | None) -> bool:
+    name = getattr(func, "__name__", "")
+    if name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__")):
+        return True
+    if kwargs.get("inplace") is True or "out" in kwargs:
+        return True
+    pos = spec.inplace_pos if spec is not None else None
+    return pos is not None and len(args) > pos and args[pos] is True
+
+
+def _out_of_place_call(func, args, kwargs, spec: Rectifier):
+    """A closure computing the rectifier's true forward without writing into its input."""
+    name = func.__name__
+    rest, kw = list(args[1:]), dict(kwargs)
+    if name.endswith("_"):
+        fn = spec.out_of_place
+    else:
+        fn = func
+        if "inplace" in kw:
+            kw["inplace"] = False
+        elif spec.inplace_pos is not None and len(args) > spec.inplace_pos:
+            rest[spec.inplace_pos - 1] = False
+    return lambda x: fn(x, *rest, **kw)
+
+
+class ForwardRecorder(TorchFunctionMode):
+    """Active during one forward: captures activations of ``wanted`` layers, optionally deconv-ready.
+
+    ``layer_of`` maps each layer module to its name; the probe's forward hooks call
+    :meth:`module_output`. With ``deconv=True`` every rectifier gets the deconvnet backward.
+    With a ``tracer`` the receptive-field geometry of every tensor is traced too.
+    """
+
+    def __init__(
+        self,
+        wanted: set[str],
+        final_at_module: set[str] = frozenset(),
+        deconv: bool = False,
+        tracer: GeometryTracer | None = None,
+        stop_early: bool = False,
+    ) -> None:
+        super().__init__()
+        self.wanted = wanted
+        self.final_at_module = final_at_module  # layers whose module output is their activation
+        self.deconv = deconv
+        self.tracer = tracer
+        self.stop_early = stop_early
+        self.captured: dict[str, torch.Tensor] = {}
+        self.rectified: set[str] = set()  # layers whose activation came from a rectifier
+        self.module_out: dict[str, torch.Tensor] = {}
+        self.order: list[tuple[str, str | None, int]] = []  # (kind, layer name, id of output), in order
+        self.rectifier_labels: set[str] = set()
+        self._pending: dict[int, tuple[str, torch.Tensor]] = {}
+        self._held: dict[int, tuple[str, str]] = {}  # id -> (store, layer) of tensors we keep
+
+    # ------------------------------------------------------------ called by module hooks
+    def module_output(self, layer: str, output: Any) -> None:
+        if not isinstance(output, torch.Tensor) or layer in self.module_out:
+            return  # a module called twice keeps its first call
+        self.module_out[layer] = output
+        self.order.append(("layer", layer, id(output)))
+        self._held[id(output)] = ("module_out", layer)
+        if layer in self.final_at_module:
+            self._finalize(layer)
+        else:
+            self._pending[id(output)] = (layer, output)
+
+    # ------------------------------------------------------------ the mode
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        spec = _rectifier(func, args, kwargs)
+        inplace = _is_inplace(func, args, kwargs, spec)
+        target = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        name = getattr(func, "__name__", "")
+        pending = self._pending.get(id(target)) if target is not None else None
+        if pending is not None and pending[1] is not target:
+            pending = None
+        if pending is not None and (spec is not None or name in PASS_THROUGH or inplace):
+            del self._pending[id(target)]
+            if spec is None and name not in PASS_THROUGH:
+                pending = None  # mutated by something else: no rectifier follows the layer directly
+        if inplace and target is not None:
+            if spec is not None and pending is not None:
+                self._held.pop(id(target), None)  # the layer is resolved: its raw output is not needed
+            else:
+                self._copy_on_write(target)
+
+        if spec is not None:
+            if spec.label != "ReLU":
+                self.rectifier_labels.add(spec.label)
+            if self.deconv and torch.is_grad_enabled() and target.requires_grad:
+                compute = _out_of_place_call(func, args, kwargs, spec)
+                if inplace and not target.is_leaf:
+                    result = _DeconvRectifyInplace.apply(target, compute)
+                else:
+                    result = _DeconvRectify.apply(target, compute)
+            else:
+                result = func(*args, **kwargs)
+        else:
+            result = func(*args, **kwargs)
+
+        if self.tracer is not None:
+            self.tracer.update(func, args, kwargs, result)
+        if name in ("max_pool2d", "_max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
+            self.order.append(("pool", None, id(result[0] if isinstance(result, tuple) else result)))
+        if pending is not None and isinstance(result, torch.Tensor):
+            layer = pending[0]
+            if spec is not None:
+                self.captured[layer] = result
+                self.rectified.add(layer)
+                self._held[id(result)] = ("captured", layer)
+                self._finalize(layer)
+            elif name in PASS_THROUGH:
+                self._pending[id(result)] = (layer, result)
+        return result
+
+    # ------------------------------------------------------------ bookkeeping
+    def _copy_on_write(self, target: torch.Tensor) -> None:
+        """Clone a tensor we hold before an in-place op changes it (keeps its autograd history)."""
+        held = self._held.pop(id(target), None)
+        if held is None:
+            return
+        store, layer = held
+        table = self.captured if store == "captured" else self.module_out
+        if table.get(layer) is target:
+            table[layer] = target.clone()
+
+    def _finalize(self, layer: str) -> None:
+        if self.stop_early and self.wanted and all(
+            w in self.captured or (w in self.final_at_module and w in self.module_out) for w in self.wanted
+        ):
+            raise _StopForward
+
+    def activations(self) -> dict[str, torch.Tensor]:
+        """Each wanted layer's activation: the rectifier output if one followed, else the module output."""
+        out = {}
+        for layer in self.module_out:
+            out[layer] = self.captured.get(layer, self.module_out[layer])
+        return out
+
+
+StopForward = _StopForward
