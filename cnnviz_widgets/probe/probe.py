@@ -221,17 +221,20 @@ class Probe:
             )
         return rf
 
-    def measure_receptive_fields(self, layers: Iterable[str] | None = None) -> dict[str, ReceptiveField | None]:
+    def measure_receptive_fields(
+        self, layers: Iterable[str] | None = None, max_side: int = 1024
+    ) -> dict[str, ReceptiveField | None]:
         """Receptive fields measured by the gradient support of single units (the empirical check).
 
         Uses a float64 copy with positive weights, max-pools as average pools and global-pooling
-        gates detached; the input grows until the fields are not clipped by its border.
+        gates detached; the input grows (to ``max_side`` pixels) until the fields are not clipped
+        by its border. None where that needs a larger input.
         """
         chosen = self._select(layers)
         result: dict[str, ReceptiveField | None] = {}
         todo = []
         for layer in chosen:
-            if layer.layout == "nc":
+            if layer.layout == "nc" or (layer.rf is not None and layer.rf.is_global):
                 result[layer.name] = global_field((self.input_size, self.input_size))
             elif layer.name in self._measured:
                 result[layer.name] = self._measured[layer.name]
@@ -251,8 +254,11 @@ class Probe:
                         pass
                     return _to_nchw(rec.activations()[layer.module_path], layer.layout)
 
+                side = self.input_size
+                if layer.rf is not None:  # start where the traced field fits, to skip doublings
+                    side = max(side, layer.rf.size + 4 * layer.rf.stride + 2 * abs(layer.rf.offset))
                 with grad_enabled():
-                    rf = measure_field(run, (self.input_size, self.input_size))
+                    rf = measure_field(run, (side, side), max_side=max(max_side, side))
                 self._measured[layer.name] = rf
                 result[layer.name] = rf
         return result

@@ -10,7 +10,6 @@ measures the gradient support of single units in a positive-weight float64 copy 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from .rectifiers import rectifier_spec
 
 
 @dataclass(frozen=True)
@@ -249,13 +250,15 @@ def _tensors(args: Sequence[Any], kwargs: dict[str, Any]):
 class _SupportMode(TorchFunctionMode):
     """Turns a network into one whose gradient support is exactly its receptive fields.
 
-    Max-pools become average pools (a max routes gradient to one pixel) and global-pooling
-    outputs are detached, so squeeze-excitation gates do not make every field global.
+    Max-pools become average pools (a max routes gradient to one pixel), rectifiers identities,
+    and global-pooling outputs are detached, so squeeze-excitation gates do not make every field global.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
+        if rectifier_spec(func, args, kwargs) is not None:
+            return args[0]  # everything is positive here; a saturating ReLU6 would zero the gradient
         if name in _MAXPOOL:
             kernel = _arg(args, kwargs, 1, "kernel_size", 1)
             stride = _arg(args, kwargs, 2, "stride", None) or kernel
@@ -273,8 +276,6 @@ class _SupportMode(TorchFunctionMode):
             if x.ndim >= 3 and result.ndim >= 2 and result.numel() * x.shape[-1] * x.shape[-2] <= x.numel() and x.shape[-2:] != result.shape[-2:]:
                 if result.shape[-2:] == (1, 1) or result.ndim <= 2:
                     return result.detach()
-        if name.startswith("adaptive_max_pool2d") and isinstance(result, tuple):
-            return result
         return result
 
 
@@ -302,17 +303,20 @@ def support_box(grad: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 
 def measure_field(
-    run_layer, input_hw: tuple[int, int], max_side: int = 2048
+    run_layer, input_hw: tuple[int, int], max_side: int = 1024
 ) -> ReceptiveField | None:
     """Empirical receptive field from the gradient support of two neighbouring central units.
 
     ``run_layer(x)`` returns the layer's activation (N, C, H, W) for a float64 input ``x``. The
-    input grows until both supports lie inside it, so the field is not clipped by the border.
+    input starts at ``input_hw`` and doubles (up to ``max_side``, to bound memory) until both
+    supports lie inside it, so the field is not clipped by the border.
     """
     h, w = input_hw
     while True:
         x = torch.ones(1, 3, h, w, dtype=torch.float64, requires_grad=True)
         act = run_layer(x)
+        if not act.requires_grad:
+            return None
         H, W = act.shape[-2:]
         boxes = []
         units = [(H // 2, W // 2), (H // 2 + 1, W // 2 + 1)] if H > 1 and W > 1 else [(H // 2, W // 2)]
@@ -322,7 +326,11 @@ def measure_field(
         if any(b is None for b in boxes):
             return None
         inside = all(b[0] > 0 and b[1] > 0 and b[2] < h and b[3] < w for b in boxes)
-        if inside and len(units) == 2:
+        # a unit near the edge of the network's coverage (unpadded strided layers leave the last
+        # rows uncovered) is clipped without touching the border; unclipped neighbours match in size
+        same = len(units) == 2 and (boxes[0][2] - boxes[0][0], boxes[0][3] - boxes[0][1]) == (
+            boxes[1][2] - boxes[1][0], boxes[1][3] - boxes[1][1])
+        if inside and same:
             (t0, l0, b0, r0), (t1, l1, _, _) = boxes
             stride = (t1 - t0, l1 - l0)
             size = (b0 - t0, r0 - l0)
@@ -335,7 +343,3 @@ def measure_field(
 
 def support_mode() -> TorchFunctionMode:
     return _SupportMode()
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b) if b else math.inf

@@ -8,7 +8,6 @@ through ``torch.overrides.TorchFunctionMode``, so no module of the user's model 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,32 +15,9 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from .receptive_field import GeometryTracer
+from .rectifiers import RECTIFIERS, Rectifier, rectifier_spec
 
 
-@dataclass(frozen=True)
-class Rectifier:
-    """A rectifier-like function: its display name and how to compute it out of place."""
-
-    label: str
-    inplace_pos: int | None  # position of the ``inplace`` argument, if it has one
-    out_of_place: Any  # the function to call instead of an in-place variant
-
-
-RECTIFIERS: dict[str, Rectifier] = {
-    "relu": Rectifier("ReLU", 1, F.relu),
-    "relu_": Rectifier("ReLU", None, F.relu),
-    "relu6": Rectifier("ReLU6", 1, F.relu6),
-    "hardtanh": Rectifier("ReLU6", 3, F.hardtanh),  # a rectifier only when min_val == 0
-    "hardtanh_": Rectifier("ReLU6", None, F.hardtanh),
-    "leaky_relu": Rectifier("LeakyReLU", 2, F.leaky_relu),
-    "leaky_relu_": Rectifier("LeakyReLU", None, F.leaky_relu),
-    "silu": Rectifier("SiLU", 1, F.silu),
-    "gelu": Rectifier("GELU", None, F.gelu),
-    "hardswish": Rectifier("Hardswish", 1, F.hardswish),
-    "elu": Rectifier("ELU", 2, F.elu),
-    "elu_": Rectifier("ELU", None, F.elu),
-    "mish": Rectifier("Mish", 1, F.mish),
-}
 PASS_THROUGH = {"batch_norm"}  # per-channel affine ops between a layer and its rectifier
 _INPLACE_DUNDERS = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__",
                     "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__",
@@ -75,17 +51,6 @@ class _DeconvRectifyInplace(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         return grad.clamp_min(0), None
-
-
-def _rectifier(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Rectifier | None:
-    spec = RECTIFIERS.get(getattr(func, "__name__", ""))
-    if spec is None or not args or not isinstance(args[0], torch.Tensor):
-        return None
-    if spec.label == "ReLU6" and func.__name__.startswith("hardtanh"):
-        lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
-        if lo != 0:
-            return None
-    return spec
 
 
 def _is_inplace(func: Any, args: Sequence[Any], kwargs: dict[str, Any], spec: Rectifier | None) -> bool:
@@ -158,7 +123,7 @@ class ForwardRecorder(TorchFunctionMode):
     # ------------------------------------------------------------ the mode
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        spec = _rectifier(func, args, kwargs)
+        spec = rectifier_spec(func, args, kwargs)
         inplace = _is_inplace(func, args, kwargs, spec)
         target = args[0] if args and isinstance(args[0], torch.Tensor) else None
         name = getattr(func, "__name__", "")
