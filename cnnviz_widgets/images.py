@@ -5,7 +5,7 @@ Integer pictures are scaled by their dtype's maximum, floats must lie in [0, 1].
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,6 @@ def sample_images() -> list[tuple[str, np.ndarray]]:
 
     Nothing is downloaded: every file ships inside the two packages.
     """
-    import os
-
     import skimage
     from PIL import Image
     from sklearn.datasets import load_sample_images
@@ -64,16 +62,24 @@ def _scale_integer(arr: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def picture_to_tensor(img: Any, name: str = "picture") -> torch.Tensor:
-    """One picture (PIL, numpy HxW[xC], torch [C]xHxW) as a float32 (3, H, W) tensor in [0, 1].
+    """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a float32 (3, H, W) tensor in [0, 1].
 
     Grayscale is repeated to three channels, alpha is dropped (composited on nothing), 16-bit and
     other integer types are scaled by their maximum. NaN, infinities and wrong shapes raise ImageError.
     """
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(img, Image.Image):
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(img, (str, os.PathLike)):
+        path = os.fspath(img)
+        if not os.path.isfile(path):
+            raise ImageError(f"{name}: the file {path!r} does not exist (or is not a file).")
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                return picture_to_tensor(opened, name=f"{name} ({path})")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+    if isinstance(img, Image.Image):
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(img).astype(np.float64)
             t = torch.from_numpy(arr / (65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0)).float()
@@ -184,7 +190,3 @@ def resize_center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
         t = F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
     top, left = (nh - size) // 2, (nw - size) // 2
     return t[:, top : top + size, left : left + size].clamp(0, 1)
-
-
-def ensure_sequence(images: Any) -> Sequence[Any]:
-    return as_picture_list(images)

@@ -65,7 +65,7 @@ def paper_names(events: Sequence[tuple[str, str]]) -> dict[str, str]:
             fcs.append(path)
     blocks = [b for b in blocks if b]
     # cB_I when most blocks hold several convolutions (VGG11/16/19), cN otherwise (AlexNet: 1, 1, 3)
-    per_block = sum(len(b) > 1 for b in blocks) > sum(len(b) == 1 for b in blocks)
+    per_block = len(blocks) > 1 and sum(len(b) > 1 for b in blocks) > sum(len(b) == 1 for b in blocks)
     names: dict[str, str] = {}
     conv_number: dict[str, int] = {}
     n = 0

@@ -369,14 +369,16 @@ class Probe:
             for i, l in enumerate(chosen):
                 act = acts[l.name]
                 seed = _from_nchw(_seed(_to_nchw(act.detach(), l.layout), channel, unit), l.layout)
-                if not act.requires_grad:
+                g = None
+                if act.requires_grad:
+                    (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
+                                               allow_unused=True)
+                if g is None:
                     raise UnsupportedModelError(
                         f"Layer {l.name!r} is not connected to the input by differentiable operations "
                         f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
                     )
-                (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
-                                           allow_unused=True)
-                out[l.name] = torch.zeros_like(xi) if g is None else g.detach()
+                out[l.name] = g.detach()
         return out
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:

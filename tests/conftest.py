@@ -1,0 +1,59 @@
+"""Shared fixtures: two CPU threads (as CI has), seeded models, real sample photos."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import cnnviz_widgets as cv
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def vgg16() -> nn.Module:
+    return cv.load_model("vgg16", weights=None, seed=0)
+
+
+@pytest.fixture(scope="session")
+def alexnet_paper() -> nn.Module:
+    return cv.load_model("alexnet_paper", weights=None, seed=0)
+
+
+@pytest.fixture(scope="session")
+def vgg_probe(vgg16) -> cv.Probe:
+    return cv.Probe(vgg16, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def alex_probe(alexnet_paper) -> cv.Probe:
+    return cv.Probe(alexnet_paper, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photos():
+    return cv.sample_images()
+
+
+class TinyNet(nn.Module):
+    """A small plain chain (two conv blocks, two fc) for fast tests: c1 c2 p2 c3 p3 fc4 fc5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 8 * 8, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@pytest.fixture()
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return TinyNet().eval()
