@@ -1,0 +1,158 @@
+"""All-layer deconvnet of VGG16 (224x224, batch 1): cnnviz-widgets vs a Captum loop vs the FLOP floor.
+
+(a) the loop a Captum user writes: one ``captum.attr.Deconvolution`` call per layer, on a wrapper
+    whose output is the layer's activations weighted by themselves (so the seed is the layer's own
+    activations, as in the paper), each call running a full forward pass;
+(b) the floor: one plain forward plus one plain autograd backward to the input per layer, with no
+    recorder, no hooks and the ordinary ReLU backward (which costs the same as the deconvnet's).
+    Its expected cost in forward passes is also printed from the layers' multiply-adds.
+
+Run: python benchmarks/bench_deconvnet.py [--threads 2] [--repeats 3] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+import warnings
+
+import torch
+from torch import nn
+
+import cnnviz_widgets as cv
+
+
+def timed(fn, repeats: int, device: torch.device) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def plain_ops(model: nn.Module) -> list[nn.Module]:
+    """VGG16 as a flat op list (features, avgpool, flatten, classifier) with out-of-place ReLUs."""
+    twin = copy.deepcopy(model)
+    for m in twin.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    return list(twin.features) + [twin.avgpool, nn.Flatten()] + list(twin.classifier)
+
+
+def layer_op_index(ops: list[nn.Module]) -> list[int]:
+    """Index of the op whose output is each paper layer (the ReLU after a conv/fc, or the pool)."""
+    out = []
+    for i, op in enumerate(ops):
+        if isinstance(op, (nn.Conv2d, nn.Linear)):
+            out.append(i + 1 if i + 1 < len(ops) and isinstance(ops[i + 1], nn.ReLU) else i)
+        elif isinstance(op, nn.MaxPool2d):
+            out.append(i)
+    return out
+
+
+def floor_pass(ops, idx, x):
+    """One forward, then one backward per layer from its activation to the input."""
+    xi = x.detach().clone().requires_grad_(True)
+    acts, h = [], xi
+    for op in ops:
+        h = op(h)
+        acts.append(h)
+    out = []
+    for j, i in enumerate(idx):
+        (g,) = torch.autograd.grad(acts[i], xi, grad_outputs=acts[i].detach(), retain_graph=j + 1 < len(idx))
+        out.append(g)
+    return out
+
+
+class SeededLayer(nn.Module):
+    """Wrapper a Captum user writes: output = sum(activation * activation.detach()) of one layer."""
+
+    def __init__(self, model: nn.Module, module: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self._act = None
+        module.register_forward_hook(lambda m, i, o: setattr(self, "_act", o))
+
+    def forward(self, x):
+        self.model(x)
+        a = self._act
+        return (a * a.detach()).flatten(1).sum(1, keepdim=True)
+
+
+def captum_loop(wrappers, x):
+    from captum.attr import Deconvolution
+
+    return [Deconvolution(w).attribute(x.clone(), target=0) for w in wrappers]
+
+
+def forward_equivalents(model: nn.Module, size: int) -> float:
+    """Expected cost of the floor in forward passes: 1 + sum over layers of the MACs up to that layer."""
+    macs, cumulative, h = [], 0.0, torch.zeros(1, 3, size, size)
+    ops = plain_ops(model)
+    with torch.no_grad():
+        for op in ops:
+            out = op(h)
+            if isinstance(op, nn.Conv2d):
+                cumulative += out.numel() * op.in_channels * op.kernel_size[0] * op.kernel_size[1] / op.groups
+            elif isinstance(op, nn.Linear):
+                cumulative += op.in_features * op.out_features
+            macs.append(cumulative)
+            h = out
+    total = macs[-1]
+    return 1.0 + sum(macs[i] for i in layer_op_index(ops)) / total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    device = torch.device(args.device)
+
+    model = cv.load_model("vgg16", weights=None, seed=0).to(device)
+    probe = cv.Probe(model, device=device)
+    photos = [img for _, img in cv.sample_images()[: args.batch]]
+    x = probe.preprocess(photos)
+
+    ops = [op.to(device) for op in plain_ops(model)]
+    idx = layer_op_index(ops)
+    seq = nn.Sequential(*ops).eval()
+    wrappers = [SeededLayer(seq, seq[i]).eval() for i in idx]
+
+    # the three agree before anything is timed
+    ours = probe.deconvnet(x)
+    ref_captum = captum_loop(wrappers, x)
+    worst = max(float((ours[n] - r).norm() / r.norm()) for n, r in zip(probe.layer_names, ref_captum))
+    assert worst < 1e-3, f"Captum loop disagrees with the kernel: relative error {worst:.2e}"
+
+    t_fwd = timed(lambda: seq(x), args.repeats, device)
+    t_ours = timed(lambda: probe.deconvnet(x), args.repeats, device)
+    t_captum = timed(lambda: captum_loop(wrappers, x), args.repeats, device)
+    t_floor = timed(lambda: floor_pass(ops, idx, x), args.repeats, device)
+    expected = forward_equivalents(model.cpu() if device.type == "cpu" else copy.deepcopy(model).cpu(), probe.input_size)
+
+    print(f"VGG16 all-layer deconvnet ({len(idx)} layers), {tuple(x.shape)}, device={device}, threads={args.threads}")
+    print(f"  max relative difference, kernel vs Captum loop: {worst:.1e}")
+    print(f"  one plain forward          {t_fwd * 1e3:9.1f} ms")
+    print(f"  cnnviz-widgets             {t_ours * 1e3:9.1f} ms  = {t_ours / t_fwd:5.2f} forwards")
+    print(f"  (a) Captum loop            {t_captum * 1e3:9.1f} ms  = {t_captum / t_fwd:5.2f} forwards")
+    print(f"  (b) floor, measured        {t_floor * 1e3:9.1f} ms  = {t_floor / t_fwd:5.2f} forwards")
+    print(f"  (b) floor, from MACs       {expected * t_fwd * 1e3:9.1f} ms  = {expected:5.2f} forwards")
+    print(f"RATIO speed-up vs Captum loop:            {t_captum / t_ours:5.2f}x  (target >= 2.5x)")
+    print(f"RATIO time vs measured floor:             {t_ours / t_floor:5.2f}x  (target <= 1.3x)")
+    print(f"RATIO time vs MAC floor ({expected:.1f} forwards): {t_ours / (expected * t_fwd):5.2f}x  (target <= 1.3x)")
+
+
+if __name__ == "__main__":
+    main()
