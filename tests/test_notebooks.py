@@ -1,7 +1,6 @@
 """Every notebook runs top to bottom offline (empty TORCH_HOME, random weights) without error."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat

@@ -23,7 +23,6 @@ from .hooks import eval_mode, forward_hooks, grad_enabled
 from .layers import Layer, layer_kind, paper_names
 from .receptive_field import (
     GLOBAL,
-    UNKNOWN,
     Geometry,
     GeometryTracer,
     ReceptiveField,
@@ -197,7 +196,8 @@ class Probe:
             )
         return layer
 
-    def _select(self, layers: str | Iterable[str] | None) -> list[Layer]:
+    def select(self, layers: str | Iterable[str] | None) -> list[Layer]:
+        """The named layers (all for None), deduplicated, in forward order."""
         if layers is None:
             return list(self.layers)
         if isinstance(layers, (str, Layer)):
@@ -230,7 +230,7 @@ class Probe:
         gates detached; the input grows (to ``max_side`` pixels) until the fields are not clipped
         by its border. None where that needs a larger input.
         """
-        chosen = self._select(layers)
+        chosen = self.select(layers)
         result: dict[str, ReceptiveField | None] = {}
         todo = []
         for layer in chosen:
@@ -252,7 +252,7 @@ class Probe:
                             twin(x)
                     except StopForward:
                         pass
-                    return _to_nchw(rec.activations()[layer.module_path], layer.layout)
+                    return to_nchw(rec.activations()[layer.module_path], layer.layout)
 
                 side = self.input_size
                 if layer.rf is not None:  # start where the traced field fits, to skip doublings
@@ -292,7 +292,8 @@ class Probe:
         img = img.permute(0, 2, 3, 1).cpu().numpy()
         return img[0] if single else img
 
-    def _check_input(self, x: Any) -> torch.Tensor:
+    def check_input(self, x: Any) -> torch.Tensor:
+        """Model input as a finite float (N, 3, H, W) tensor on the probe's device, or ImageError."""
         if not isinstance(x, torch.Tensor):
             raise ImageError(
                 f"Expected model input (a float tensor (N, 3, H, W)), got {type(x).__name__}. "
@@ -312,8 +313,8 @@ class Probe:
         return x.to(self.device, torch.float32)
 
     # ------------------------------------------------------------------ forward passes
-    def _forward(self, x: torch.Tensor, layers: list[Layer], deconv: bool) -> dict[str, torch.Tensor]:
-        """One forward pass; returns each layer's activation in its native layout."""
+    def forward(self, x: torch.Tensor, layers: list[Layer], deconv: bool) -> dict[str, torch.Tensor]:
+        """One forward pass; each layer's activation in its native layout (deconv: rectifiers reversed)."""
         wanted = {l.module_path for l in layers}
         rec = ForwardRecorder(wanted=wanted, final_at_module=self._final_at_module, deconv=deconv, stop_early=True)
         modules = {p: self._module_of[p] for p in wanted}
@@ -336,11 +337,11 @@ class Probe:
 
     def activations(self, x: torch.Tensor, layers: str | Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         """Layer name -> activation (N, C, H, W) (post-rectifier for conv/fc; fc as (N, C, 1, 1))."""
-        x = self._check_input(x)
-        chosen = self._select(layers)
+        x = self.check_input(x)
+        chosen = self.select(layers)
         with torch.no_grad():
-            acts = self._forward(x, chosen, deconv=False)
-        return {l.name: _to_nchw(acts[l.name], l.layout) for l in chosen}
+            acts = self.forward(x, chosen, deconv=False)
+        return {l.name: to_nchw(acts[l.name], l.layout) for l in chosen}
 
     def deconvnet(
         self,
@@ -351,39 +352,16 @@ class Probe:
     ) -> dict[str, torch.Tensor]:
         """Zeiler & Fergus deconvnet: layer name -> reconstruction in input space, shaped like x.
 
-        Seeds each layer with its own activations (whole layer), only feature map ``channel``, or
-        only ``unit=(channel, y, x)``, then goes back to pixels: transposed filters for conv/fc,
-        relu of the signal for rectifiers, switches of the forward pass for max-pools. All layers
-        come from one forward pass, each with one backward pass to the input (never the weights).
+        Whole layer, one feature map (``channel``) or one ``unit=(channel, y, x)``; see
+        :func:`cnnviz_widgets.kernels.deconvnet.deconvnet`.
         """
-        x = self._check_input(x)
-        chosen = self._select(layers)
-        if channel is not None and unit is not None:
-            raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
-        for l in chosen:
-            _check_selector(l, channel, unit)
-        with grad_enabled():
-            xi = x.detach().clone().requires_grad_(True)
-            acts = self._forward(xi, chosen, deconv=True)
-            out: dict[str, torch.Tensor] = {}
-            for i, l in enumerate(chosen):
-                act = acts[l.name]
-                seed = _from_nchw(_seed(_to_nchw(act.detach(), l.layout), channel, unit), l.layout)
-                g = None
-                if act.requires_grad:
-                    (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
-                                               allow_unused=True)
-                if g is None:
-                    raise UnsupportedModelError(
-                        f"Layer {l.name!r} is not connected to the input by differentiable operations "
-                        f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
-                    )
-                out[l.name] = g.detach()
-        return out
+        from ..kernels.deconvnet import deconvnet
+
+        return deconvnet(self, x, layers=layers, channel=channel, unit=unit)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
-        x = self._check_input(x)
+        x = self.check_input(x)
         if int(k) < 1:
             raise IndexOutOfRangeError(f"k must be at least 1, got {k!r}.")
         with torch.no_grad(), eval_mode(self.model):
@@ -417,7 +395,7 @@ class Probe:
         )
 
 
-def _to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+def to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "nc":
         return t[:, :, None, None]
     if layout == "nhwc":
@@ -425,43 +403,9 @@ def _to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
     return t
 
 
-def _from_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+def from_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "nc":
         return t[:, :, 0, 0]
     if layout == "nhwc":
         return t.permute(0, 2, 3, 1)
     return t
-
-
-def _check_selector(layer: Layer, channel: int | None, unit: Any) -> None:
-    c, h, w = layer.shape
-    if channel is not None:
-        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < c:
-            raise IndexOutOfRangeError(
-                f"channel={channel!r} is out of range for layer {layer.name!r}: it has {c} channels, 0 to {c - 1}."
-            )
-    if unit is not None:
-        if not isinstance(unit, (tuple, list)) or len(unit) != 3:
-            raise IndexOutOfRangeError(f"unit must be (channel, y, x), got {unit!r}.")
-        for v, n, what in zip(unit, (c, h, w), ("channel", "y", "x")):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
-                raise IndexOutOfRangeError(
-                    f"unit={tuple(unit)!r} is out of range for layer {layer.name!r} of shape (C, H, W) = "
-                    f"{layer.shape}: {what} must be 0 to {n - 1}."
-                )
-
-
-def _seed(act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
-    if channel is None and unit is None:
-        return act
-    seed = torch.zeros_like(act)
-    if channel is not None:
-        seed[:, channel] = act[:, channel]
-    else:
-        k, y, x = (int(v) for v in unit)
-        if y >= act.shape[2] or x >= act.shape[3]:
-            raise IndexOutOfRangeError(
-                f"unit={tuple(unit)!r} is outside this input's map of {tuple(act.shape[2:])} positions."
-            )
-        seed[:, k, y, x] = act[:, k, y, x]
-    return seed

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from .receptive_field import GeometryTracer
-from .rectifiers import RECTIFIERS, Rectifier, rectifier_spec
+from .rectifiers import Rectifier, ReverseRectify, ReverseRectifyInplace, rectifier_spec
 
 
 PASS_THROUGH = {"batch_norm"}  # per-channel affine ops between a layer and its rectifier
@@ -26,31 +25,6 @@ _INPLACE_DUNDERS = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloo
 
 class _StopForward(Exception):
     """Raised inside the forward once every wanted activation is final, to skip the rest."""
-
-
-class _DeconvRectify(torch.autograd.Function):
-    """The true rectifier forward; backward is relu(signal) (Zeiler & Fergus), no forward mask."""
-
-    @staticmethod
-    def forward(ctx, x, compute):  # noqa: D102
-        return compute(x)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        return grad.clamp_min(0), None
-
-
-class _DeconvRectifyInplace(torch.autograd.Function):
-    """In-place twin of _DeconvRectify, for ``relu_`` / ``inplace=True`` callers."""
-
-    @staticmethod
-    def forward(ctx, x, compute):  # noqa: D102
-        ctx.mark_dirty(x)
-        return x.copy_(compute(x))
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        return grad.clamp_min(0), None
 
 
 def _is_inplace(func: Any, args: Sequence[Any], kwargs: dict[str, Any], spec: Rectifier | None) -> bool:
@@ -146,9 +120,9 @@ class ForwardRecorder(TorchFunctionMode):
             if self.deconv and torch.is_grad_enabled() and target.requires_grad:
                 compute = _out_of_place_call(func, args, kwargs, spec)
                 if inplace and not target.is_leaf:
-                    result = _DeconvRectifyInplace.apply(target, compute)
+                    result = ReverseRectifyInplace.apply(target, compute)
                 else:
-                    result = _DeconvRectify.apply(target, compute)
+                    result = ReverseRectify.apply(target, compute)
             else:
                 result = func(*args, **kwargs)
         else:

@@ -47,3 +47,26 @@ def rectifier_spec(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Re
     return spec
 
 
+class ReverseRectify(torch.autograd.Function):
+    """The true rectifier forward; backward is relu(signal) (Zeiler & Fergus), no forward mask."""
+
+    @staticmethod
+    def forward(ctx, x, compute):  # noqa: D102
+        return compute(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad.clamp_min(0), None
+
+
+class ReverseRectifyInplace(torch.autograd.Function):
+    """In-place twin of ReverseRectify, for ``relu_`` / ``inplace=True`` callers."""
+
+    @staticmethod
+    def forward(ctx, x, compute):  # noqa: D102
+        ctx.mark_dirty(x)
+        return x.copy_(compute(x))
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        return grad.clamp_min(0), None

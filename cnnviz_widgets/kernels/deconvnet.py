@@ -1,0 +1,90 @@
+"""Deconvnet kernel (Zeiler & Fergus; Yu et al. section 4.2): every layer from one forward pass.
+
+One forward pass records the max-pool switches and swaps each rectifier's backward for
+relu(signal) (see probe.rectifiers); then each requested layer is seeded with its own activations,
+one feature map, or one unit, and taken to the input by one partial backward pass, gradients with
+respect to the input only. Conv and fc layers thus apply their transposed filters, max-pools route
+the signal to their switches, and every other op applies its ordinary linear backward.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import IndexOutOfRangeError, UnsupportedModelError
+from ..probe.hooks import grad_enabled
+from ..probe.layers import Layer
+from ..probe.probe import Probe, from_nchw, to_nchw
+
+
+def deconvnet(
+    probe: Probe,
+    x: torch.Tensor,
+    layers: str | Iterable[str] | None = None,
+    channel: int | None = None,
+    unit: tuple[int, int, int] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device."""
+    x = probe.check_input(x)
+    chosen = probe.select(layers)
+    if channel is not None and unit is not None:
+        raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
+    for layer in chosen:
+        check_selector(layer, channel, unit)
+    with grad_enabled():
+        xi = x.detach().clone().requires_grad_(True)
+        acts = probe.forward(xi, chosen, deconv=True)
+        out: dict[str, torch.Tensor] = {}
+        for i, l in enumerate(chosen):
+            act = acts[l.name]
+            seed = from_nchw(make_seed(to_nchw(act.detach(), l.layout), channel, unit), l.layout)
+            g = None
+            if act.requires_grad:
+                (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
+                                           allow_unused=True)
+            if g is None:
+                raise UnsupportedModelError(
+                    f"Layer {l.name!r} is not connected to the input by differentiable operations "
+                    f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
+                )
+            out[l.name] = g.detach()
+    return out
+
+
+def check_selector(layer: Layer, channel: int | None, unit: Any) -> None:
+    """Raise IndexOutOfRangeError, naming the range, for a channel or unit the layer does not have."""
+    c, h, w = layer.shape
+    if channel is not None:
+        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < c:
+            raise IndexOutOfRangeError(
+                f"channel={channel!r} is out of range for layer {layer.name!r}: it has {c} channels, 0 to {c - 1}."
+            )
+    if unit is not None:
+        if not isinstance(unit, (tuple, list)) or len(unit) != 3:
+            raise IndexOutOfRangeError(f"unit must be (channel, y, x), got {unit!r}.")
+        for v, n, what in zip(unit, (c, h, w), ("channel", "y", "x")):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
+                raise IndexOutOfRangeError(
+                    f"unit={tuple(unit)!r} is out of range for layer {layer.name!r} of shape (C, H, W) = "
+                    f"{layer.shape}: {what} must be 0 to {n - 1}."
+                )
+
+
+def make_seed(act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
+    """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere."""
+    if channel is None and unit is None:
+        return act
+    seed = torch.zeros_like(act)
+    if channel is not None:
+        seed[:, channel] = act[:, channel]
+    else:
+        k, y, x = (int(v) for v in unit)
+        if y >= act.shape[2] or x >= act.shape[3]:
+            raise IndexOutOfRangeError(
+                f"unit={tuple(unit)!r} is outside this input's map of {tuple(act.shape[2:])} positions."
+            )
+        seed[:, k, y, x] = act[:, k, y, x]
+    return seed
