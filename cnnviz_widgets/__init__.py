@@ -11,13 +11,20 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .images import sample_images, to_display
+from .imageset import ImageSet, load_images
+from .kernels.embedding import RepresentationSpace, representation_space
+from .kernels.mine import Mined, mine
+from .kernels.sparsity import Sparsity, sparsity
+from .kernels.topk import TopPatches, top_patches
 from .models import load_model
 from .probe import Layer, Probe, ReceptiveField
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CnnvizError", "DeviceUnavailableError", "ImageError", "IndexOutOfRangeError", "Layer",
-    "LayerNotFoundError", "Probe", "ReceptiveField", "UnknownModelError", "UnsupportedModelError",
-    "WeightsFileError", "WeightsUnavailableError", "load_model", "sample_images", "to_display",
+    "CnnvizError", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
+    "LayerNotFoundError", "Mined", "Probe", "ReceptiveField", "RepresentationSpace", "Sparsity", "TopPatches",
+    "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
+    "load_images", "load_model", "mine", "representation_space", "sample_images", "sparsity", "to_display",
+    "top_patches",
 ]

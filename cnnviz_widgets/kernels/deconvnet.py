@@ -88,3 +88,30 @@ def make_seed(act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor
             )
         seed[:, k, y, x] = act[:, k, y, x]
     return seed
+
+
+def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch.Tensor) -> torch.Tensor:
+    """Deconvnet of one unit per image: image n seeded at ``units[n] = (channel, y, x)`` only.
+
+    One forward and one backward for the whole batch; (N, 3, H, W) in input space. This is what a
+    gallery of top patches shows next to each crop (Zeiler & Fergus, Fig. 2).
+    """
+    x = probe.check_input(x)
+    (l,) = probe.select(layer)
+    units = torch.as_tensor(units, dtype=torch.long).reshape(-1, 3)
+    if len(units) != len(x):
+        raise IndexOutOfRangeError(f"units has {len(units)} rows for {len(x)} images; give one (channel, y, x) per image.")
+    for u in units.tolist():
+        check_selector(l, None, tuple(u))
+    with grad_enabled():
+        xi = x.detach().clone().requires_grad_(True)
+        act = probe.forward(xi, [l], deconv=True)[l.name]
+        nchw = to_nchw(act.detach(), l.layout)
+        seed = torch.zeros_like(nchw)
+        n = torch.arange(len(units), device=nchw.device)
+        c, y, xx = (units[:, j].to(nchw.device) for j in range(3))
+        seed[n, c, y, xx] = nchw[n, c, y, xx]
+        if not act.requires_grad:
+            raise UnsupportedModelError(f"Layer {l.name!r} is not connected to the input, so it cannot be reversed.")
+        (g,) = torch.autograd.grad(act, xi, grad_outputs=from_nchw(seed, l.layout))
+    return g.detach()

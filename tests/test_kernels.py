@@ -1,0 +1,266 @@
+"""Data-set kernels against brute force: sparsity, streaming top-k, patches, representation space."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cnnviz_widgets as cv
+from cnnviz_widgets.kernels.patches import crop_padded
+from cnnviz_widgets.kernels.stream import stream_activations
+from cnnviz_widgets.kernels.topk import TopPatches, batch_topk
+
+
+@pytest.fixture(scope="module")
+def alex_small():
+    return cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=1), input_size=128)
+
+
+@pytest.fixture(scope="module")
+def pictures(photos):
+    return photos  # nine real photos
+
+
+def all_activations(probe, pictures, names, batch_size=32):
+    """Every activation, stored, from the same batched pass the kernels make (oneDNN rounds per batch size)."""
+    parts = {n: [] for n in names}
+    for _, acts in stream_activations(probe, pictures, probe.select(names), batch_size, progress=False):
+        for n in names:
+            parts[n].append(acts[n])
+    return {n: torch.cat(v) for n, v in parts.items()}
+
+
+def test_sparsity_equals_brute_force(alex_small, pictures):
+    names = [l.name for l in alex_small.layers]
+    acts = all_activations(alex_small, pictures, names, batch_size=4)
+    result = cv.sparsity(alex_small, pictures, batch_size=4, include_fc=True, progress=False)
+    assert list(result) == names
+    for name in names:
+        brute = float((acts[name] == 0).double().mean())
+        assert abs(result[name] - brute) < 1e-12, name
+    default = cv.sparsity(alex_small, pictures, progress=False)
+    assert list(default) == [l.name for l in alex_small.layers if l.kind != "fc"]
+    assert 0 < default["c3"] < 1 and result.n_images == len(pictures)
+    assert default["p1"] < default["c1"]  # max-pooling lowers sparsity (paper, section 5)
+
+
+def brute_topk(act: torch.Tensor, k: int):
+    """Sort every unit of every filter by (value desc, image, y, x)."""
+    n, c, h, w = act.shape
+    flat = act.permute(1, 0, 2, 3).reshape(c, -1)
+    order = [sorted(range(flat.shape[1]), key=lambda j: (-float(flat[ch, j]), j))[:k] for ch in range(c)]
+    idx = torch.tensor(order)
+    return flat.gather(1, idx), idx // (h * w), (idx % (h * w)) // w, idx % w
+
+
+def test_top_patches_equal_brute_force_sort(alex_small, pictures):
+    k = 7
+    act = all_activations(alex_small, pictures, ["c4"], batch_size=2)["c4"]
+    top = cv.top_patches(alex_small, pictures, "c4", k=k, batch_size=2, progress=False)
+    values, img, y, x = brute_topk(act, k)
+    assert torch.equal(top.values, values)
+    assert torch.equal(top.image_index, img)
+    assert torch.equal(top.yx[..., 0], y) and torch.equal(top.yx[..., 1], x)
+    assert (top.values[:, :-1] >= top.values[:, 1:]).all()
+
+
+def test_ties_break_by_position_deterministically():
+    flat = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 6, [3.0, 2.0, 2.0, 2.0, 2.0, 1.0]])
+    vals, idx = batch_topk(flat, 3)
+    assert idx.tolist() == [[1, 3, 0], [0, 1, 2], [0, 1, 2]]
+    assert vals.tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [3.0, 2.0, 2.0]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_stage_map_topk_equals_one_stage(seed):
+    from cnnviz_widgets.kernels.topk import map_topk
+
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.randint(0, [3, 50, 4000][seed % 3], (40, 72, 80), generator=g).float()  # many ties
+    maps[:5] = 0  # dead filters: everything ties
+    maps[5:8, 10:20] = maps.max() + 1  # a plateau of maxima spanning rows
+    for k in (1, 9, 30):
+        v1, i1 = map_topk(maps, k)
+        v2, i2 = batch_topk(maps.reshape(40, -1), k)
+        assert torch.equal(v1, v2) and torch.equal(i1, i2), k
+
+
+def test_interior_patches_are_receptive_field_crops_and_border_ones_padded(alex_small, pictures):
+    top = cv.top_patches(alex_small, pictures, "c2", k=20, progress=False)
+    rf = alex_small.receptive_field("c2")
+    seen = alex_small.to_image(alex_small.preprocess(pictures))
+    fill = (alex_small.mean.flatten().numpy() * 255).round().astype(np.uint8)
+    checked_inside = checked_border = 0
+    for c in range(0, top.channels, 16):
+        for i in range(top.k):
+            patch = top.patch(c, i)
+            assert patch.shape == (rf.size, rf.size, 3)
+            (yy, xx), im = top.yx[c, i].tolist(), int(top.image_index[c, i])
+            t, l, b, r = rf.box(yy, xx)
+            if t >= 0 and l >= 0 and b <= alex_small.input_size and r <= alex_small.input_size:
+                assert np.array_equal(patch, seen[im, t:b, l:r])
+                checked_inside += 1
+            else:
+                # padded, not shifted: the part inside the image sits where the box says
+                tt, ll = max(t, 0), max(l, 0)
+                bb, rr = min(b, alex_small.input_size), min(r, alex_small.input_size)
+                assert np.array_equal(patch[tt - t : bb - t, ll - l : rr - l], seen[im, tt:bb, ll:rr])
+                if t < 0:
+                    assert (patch[: -t] == fill).all()
+                if l < 0:
+                    assert (patch[:, : -l] == fill).all()
+                checked_border += 1
+    assert checked_inside and checked_border
+
+
+def test_crop_padded_is_never_shifted():
+    img = np.arange(5 * 5 * 3, dtype=np.uint8).reshape(5, 5, 3)
+    out = crop_padded(img, (-2, 3, 2, 7), np.array([9, 9, 9], np.uint8))
+    assert out.shape == (4, 4, 3)
+    assert (out[:2] == 9).all() and (out[:, 2:] == 9).all()
+    assert np.array_equal(out[2:, :2], img[0:2, 3:5])
+
+
+def test_reconstructions_are_the_units_deconvnet_cropped(alex_small, pictures):
+    top = cv.top_patches(alex_small, pictures, "c3", k=3, progress=False)
+    recs = top.reconstructions(5)
+    rf = alex_small.receptive_field("c3")
+    assert recs.shape == (3, 3, rf.size, rf.size)
+    for i in range(3):
+        img, (y, x) = int(top.image_index[5, i]), top.yx[5, i].tolist()
+        full = alex_small.deconvnet(alex_small.preprocess(pictures[img][1]), layers="c3", unit=(5, y, x))["c3"][0]
+        t, l, b, r = rf.square_box(y, x)
+        outside = full.clone()
+        outside[:, max(t, 0):b, max(l, 0):r] = 0
+        assert outside.abs().max() == 0  # the reconstruction lives inside the field
+        assert torch.allclose(recs[i][:, max(t, 0) - t : b - t, max(l, 0) - l : r - l], full[:, max(t, 0):b, max(l, 0):r], atol=1e-6)
+    assert torch.equal(top.reconstruction(5, 1), recs[1])
+
+
+def test_sharded_then_merged_equals_one_pass(alex_small, pictures):
+    whole_s = cv.sparsity(alex_small, pictures, progress=False)
+    whole_t = cv.top_patches(alex_small, pictures, "c5", k=5, progress=False)
+    n = len(pictures)
+    shards = [list(range(r, n, 3)) for r in range(3)]  # strided, as torch.distributed ranks would take them
+    parts_s = [cv.sparsity(alex_small, pictures, indices=s, progress=False) for s in shards]
+    parts_t = [cv.top_patches(alex_small, pictures, "c5", k=5, indices=s, progress=False) for s in shards]
+    merged_s = parts_s[0].merge(parts_s[1]).merge(parts_s[2])
+    assert merged_s.zeros == whole_s.zeros and merged_s.totals == whole_s.totals
+    assert dict(merged_s) == dict(whole_s) and merged_s.n_images == n
+    for merged in (parts_t[0].merge(parts_t[1]).merge(parts_t[2]), parts_t[2].merge(parts_t[0].merge(parts_t[1]))):
+        assert torch.equal(merged.values, whole_t.values)
+        assert torch.equal(merged.image_index, whole_t.image_index) and torch.equal(merged.yx, whole_t.yx)
+    assert np.array_equal(merged.patch(3, 0), whole_t.patch(3, 0))
+
+
+def test_fewer_units_than_k(tiny):
+    probe = cv.Probe(tiny, input_size=32)
+    top = cv.top_patches(probe, [np.zeros((32, 32, 3), np.uint8)], "fc4", k=3, progress=False)
+    assert top.k == 3 and (top.image_index[:, 1:] == -1).all() and torch.isinf(top.values[:, 1:]).all()
+    with pytest.raises(cv.IndexOutOfRangeError, match="rank 1"):
+        top.patch(0, 1)
+
+
+@pytest.fixture(scope="module")
+def space(alex_small, pictures):
+    return cv.representation_space(alex_small, pictures, "c2", n_patches=600, grid=12, seed=3, progress=False)
+
+
+def test_representation_space_features_and_grid(space, alex_small, pictures):
+    acts = all_activations(alex_small, pictures, ["c2"])["c2"]
+    units = space.units
+    assert units.shape == (600, 3) and len(set(map(tuple, units.tolist()))) == 600
+    brute = acts[units[:, 0], :, units[:, 1], units[:, 2]]
+    assert torch.allclose(space.features, brute, atol=1e-6)
+    pts = space.xy_unit
+    assert pts.min() == 0 and pts.max() == 1
+    g = space.grid
+    for i in range(g):
+        for j in range(g):
+            centre = np.array([(j + 0.5) / g, (i + 0.5) / g])
+            d = ((pts - centre) ** 2).sum(1)
+            assert d[space.grid_index[i, j]] == d.min()
+
+
+def test_zoom_relays_the_region(space):
+    z = space.zoom(0.25, 0.5, 0.75, 1.0)
+    assert z.grid == space.grid and z.region == (0.25, 0.5, 0.75, 1.0)
+    pts, g = space.xy_unit, z.grid
+    for i in (0, g // 2, g - 1):
+        for j in (0, g - 1):
+            centre = np.array([0.25 + (j + 0.5) / g * 0.5, 0.5 + (i + 0.5) / g * 0.5])
+            d = ((pts - centre) ** 2).sum(1)
+            assert d[z.grid_index[i, j]] == d.min()
+    assert len(np.unique(z.grid_index)) > 1
+    with pytest.raises(cv.CnnvizError, match="zoom needs"):
+        space.zoom(0.5, 0.5, 0.4, 0.9)
+
+
+def test_top_filters_equal_brute_force_sort(space):
+    for i in (0, 17, 599):
+        f = space.features[i]
+        brute = sorted(range(len(f)), key=lambda c: (-float(f[c]), c))[:6]
+        assert space.top_filters(i, k=6) == brute
+    with pytest.raises(cv.CnnvizError, match="unit 600 is out of range"):
+        space.top_filters(600)
+
+
+def test_patches_of_the_space(space, alex_small):
+    rf = alex_small.receptive_field("c2")
+    assert space.patch(0).shape == (rf.size, rf.size, 3)
+    mosaic = space.mosaic(cell=8)
+    assert mosaic.shape == (12 * 8, 12 * 8, 3)
+
+
+def test_embedding_is_deterministic_and_as_trustworthy_as_sklearn(space, alex_small, pictures):
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE, trustworthiness
+
+    again = cv.representation_space(alex_small, pictures, "c2", n_patches=600, grid=12, seed=3, progress=False)
+    assert np.array_equal(again.xy, space.xy) and np.array_equal(again.grid_index, space.grid_index)
+    z = PCA(50, random_state=0).fit_transform(space.features.numpy())
+    ours = trustworthiness(z, space.xy, n_neighbors=10)
+    theirs = trustworthiness(z, TSNE(2, random_state=0, init="pca").fit_transform(z), n_neighbors=10)
+    assert ours >= theirs - 0.03, (ours, theirs)
+
+
+def test_tiny_samples_still_give_a_space(alex_small, pictures):
+    rs = cv.representation_space(alex_small, pictures[:1], "p5", n_patches=5, grid=3, progress=False)
+    assert rs.units.shape == (5, 3) and rs.grid_index.shape == (3, 3)
+    every = cv.representation_space(alex_small, pictures, "c4", n_patches=10_000, grid=4, progress=False)
+    assert len(every.units) == len(pictures) * 6 * 6  # capped at all the units there are
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda p, im: cv.sparsity(p, [], progress=False), "no images given"),
+    (lambda p, im: cv.top_patches(p, im, "c2", k=0, progress=False), "k must be a positive"),
+    (lambda p, im: cv.top_patches(p, im, "c9", progress=False), "No layer 'c9'.*Valid names: c1"),
+    (lambda p, im: cv.representation_space(p, im, "c2", n_patches=0, progress=False), "n_patches must be a positive"),
+    (lambda p, im: cv.representation_space(p, im, "c2", grid=0, progress=False), "grid must be a positive"),
+    (lambda p, im: cv.sparsity(p, im, batch_size=0, progress=False), "batch_size must be a positive"),
+    (lambda p, im: cv.sparsity(p, im, indices=[99], progress=False), "image index 99 is out of range"),
+    (lambda p, im: cv.sparsity(p, "/no/such/folder", progress=False), "does not exist"),
+])
+def test_bad_input_gets_a_clear_message(alex_small, pictures, call, match):
+    with pytest.raises(cv.CnnvizError, match=match):
+        call(alex_small, pictures[:2])
+
+
+def test_merge_refuses_other_layers(alex_small, pictures):
+    a = cv.top_patches(alex_small, pictures[:2], "c4", k=2, progress=False)
+    b = cv.top_patches(alex_small, pictures[:2], "c5", k=2, progress=False)
+    with pytest.raises(cv.CnnvizError, match="Cannot merge"):
+        a.merge(b)
+    hand = TopPatches("c4", a.values, a.image_index, a.yx, a.grid_hw)
+    with pytest.raises(cv.CnnvizError, match="no pictures attached"):
+        hand.patch(0, 0)
+    with pytest.raises(cv.CnnvizError, match="Cannot merge sparsity"):
+        cv.sparsity(alex_small, pictures[:1], layers="c1", progress=False).merge(
+            cv.sparsity(alex_small, pictures[:1], layers="c2", progress=False))
+
+
+def test_progress_bar_is_shown_and_can_be_silenced(alex_small, pictures, capsys):
+    cv.sparsity(alex_small, pictures[:2], progress=True)
+    assert "sparsity" in capsys.readouterr().err
+    cv.sparsity(alex_small, pictures[:2], progress=False)
+    assert capsys.readouterr().err == ""

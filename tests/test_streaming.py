@@ -1,0 +1,99 @@
+"""Streaming over many pictures: memory stays flat, Ctrl-C stops cleanly and a rerun gives the same result."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+import cnnviz_widgets as cv
+from cnnviz_widgets.probe.hooks import hook_count
+
+
+class Generated:
+    """n pictures made on demand (never held together), like a huge folder would be read."""
+
+    def __init__(self, n: int, size: int = 80) -> None:
+        self.n, self.size = n, size
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        rng = np.random.default_rng(i)
+        return rng.integers(0, 256, (self.size, self.size + 16, 3), dtype=np.uint8)
+
+
+def peak_rss_during(fn) -> tuple[int, object]:
+    """Highest resident memory of this process while ``fn`` runs (sampled every 5 ms)."""
+    proc, peak, done = psutil.Process(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        t.join()
+    return peak[0], out
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), input_size=96)
+
+
+def test_peak_memory_is_flat_from_500_to_2000_pictures(probe):
+    def run(n):
+        return cv.mine(probe, Generated(n), top_layers=["c2", "c5"], k=9, batch_size=50, progress=False)
+
+    run(100)  # warm-up: allocator pools, lazy imports
+    peak_500, small = peak_rss_during(lambda: run(500))
+    peak_2000, big = peak_rss_during(lambda: run(2000))
+    growth_mb = (peak_2000 - peak_500) / 2**20
+    print(f"\npeak RSS: {peak_500 / 2**20:.0f} MiB at 500 pictures, {peak_2000 / 2**20:.0f} MiB at 2000 (+{growth_mb:.1f} MiB)")
+    assert growth_mb < 40, f"peak memory grew by {growth_mb:.1f} MiB from 500 to 2000 pictures"
+    assert big.sparsity.n_images == 2000 and small.sparsity.n_images == 500
+    assert big.top["c5"].values.shape == (256, 9)
+
+
+def test_interrupt_stops_cleanly_and_a_rerun_is_identical(probe):
+    pictures = Generated(120)
+    whole = cv.mine(probe, pictures, top_layers=["c3"], k=5, batch_size=20, progress=False)
+    before = hook_count(probe.model), torch._C._len_torch_function_stack()
+
+    class Interrupting(Generated):
+        def __getitem__(self, i):
+            if i == 70:
+                raise KeyboardInterrupt
+            return super().__getitem__(i)
+
+    with pytest.raises(KeyboardInterrupt):
+        cv.mine(probe, Interrupting(120), top_layers=["c3"], k=5, batch_size=20, progress=False)
+    assert (hook_count(probe.model), torch._C._len_torch_function_stack()) == before
+    again = cv.mine(probe, pictures, top_layers=["c3"], k=5, batch_size=20, progress=False)
+    assert torch.equal(again.top["c3"].values, whole.top["c3"].values)
+    assert torch.equal(again.top["c3"].image_index, whole.top["c3"].image_index)
+    assert again.sparsity.zeros == whole.sparsity.zeros
+
+
+def test_folder_streams_through_worker_processes(tmp_path, probe):
+    from PIL import Image
+
+    for i in range(70):
+        Image.fromarray(Generated(1)[0] if i == 0 else Generated(i + 1)[i]).save(tmp_path / f"{i:03d}.jpg")
+    folder = cv.load_images(tmp_path)
+    from cnnviz_widgets.kernels.stream import default_workers
+
+    assert default_workers(folder) >= 1  # a folder this size is read by DataLoader workers
+    with_workers = cv.sparsity(probe, folder, progress=False)
+    in_process = cv.sparsity(probe, folder, progress=False, num_workers=0)
+    assert with_workers.zeros == in_process.zeros and with_workers.n_images == 70
