@@ -18,12 +18,13 @@ from .kernels.sparsity import Sparsity, sparsity
 from .kernels.topk import TopPatches, top_patches
 from .models import load_model
 from .probe import Layer, Probe, ReceptiveField
+from .widgets import DeconvExplorer, ReceptiveFieldTable, SparsityChart
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CnnvizError", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
-    "LayerNotFoundError", "Mined", "Probe", "ReceptiveField", "RepresentationSpace", "Sparsity", "TopPatches",
+    "CnnvizError", "DeconvExplorer", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
+    "LayerNotFoundError", "Mined", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "load_images", "load_model", "mine", "representation_space", "sample_images", "sparsity", "to_display",
     "top_patches",
