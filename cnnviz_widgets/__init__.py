@@ -18,13 +18,15 @@ from .kernels.sparsity import Sparsity, sparsity
 from .kernels.topk import TopPatches, top_patches
 from .models import load_model
 from .probe import Layer, Probe, ReceptiveField
-from .widgets import DeconvExplorer, ReceptiveFieldTable, SparsityChart
+from .widgets import (
+    CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CnnvizError", "DeconvExplorer", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
-    "LayerNotFoundError", "Mined", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "TopPatches",
+    "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
+    "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "load_images", "load_model", "mine", "representation_space", "sample_images", "sparsity", "to_display",
     "top_patches",

@@ -1,55 +1,11 @@
 // DeconvExplorer: input image, a strip of per-layer deconvnet reconstructions, a layer slider.
-// Self-contained (anywidget loads it from a Blob URL, so no relative imports). Text from data is
-// always set with textContent. All reconstructions arrive once as PNG buffers: moving the slider
-// only swaps object URLs that already exist, with no kernel round-trip.
-
-const CSS = `
-.cnnviz { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #222); background: var(--jp-layout-color0, #fff); padding: 6px; outline: none; }
-.cnnviz:focus-visible { box-shadow: 0 0 0 2px var(--jp-brand-color1, #1976d2); }
-.cnnviz-row { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
-.cnnviz-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
-.cnnviz-figure { display: flex; flex-direction: column; align-items: center; gap: 2px; }
-.cnnviz-figure img { width: 300px; height: 300px; image-rendering: auto; border: 1px solid var(--jp-border-color2, #ddd); }
-.cnnviz-big { cursor: crosshair; }
-.cnnviz-strip { display: flex; gap: 3px; overflow-x: auto; padding: 4px 0; }
-.cnnviz-thumb { display: flex; flex-direction: column; align-items: center; cursor: pointer; font-size: 11px; }
-.cnnviz-thumb img { width: 72px; height: 72px; border: 2px solid transparent; }
-.cnnviz-thumb.active img { border-color: var(--jp-brand-color1, #1976d2); }
-.cnnviz-error { color: var(--jp-error-color1, #d32f2f); background: var(--jp-error-color3, #fdecea);
-  padding: 6px; border-radius: 3px; white-space: pre-wrap; }
-.cnnviz-busy { color: var(--jp-ui-font-color2, #666); }
-.cnnviz-preds { margin: 0; padding-left: 0; list-style: none; min-width: 180px; }
-.cnnviz-preds li { display: flex; gap: 6px; align-items: center; }
-.cnnviz-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); }
-`;
-
-function h(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "text") node.textContent = v;
-    else if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.appendChild(c);
-  return node;
-}
-
-function pngURL(view) {
-  if (!view || view.byteLength === 0) return "";
-  return URL.createObjectURL(new Blob([view], { type: "image/png" }));
-}
+// Joined after _shared.js. All reconstructions arrive once as PNG buffers: moving the slider only
+// swaps object URLs that already exist, with no kernel round-trip.
 
 export default {
   render({ model, el }) {
-    if (!document.getElementById("cnnviz-style")) {
-      document.head.appendChild(h("style", { id: "cnnviz-style", text: CSS }));
-    }
-    const root = h("div", { class: "cnnviz", tabindex: "0", "data-lm-suppress-shortcuts": "true",
-                            role: "group", "aria-label": "Deconvnet explorer" });
-    const error = h("div", { class: "cnnviz-error", role: "alert" });
-    const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" });
+    const root = cnnvizRoot(el, "Deconvnet explorer");
+    const { error, busy } = statusParts(model, root);
     const picker = h("select", { "aria-label": "Image" });
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Layer" });
     const layerLabel = h("strong", { "aria-live": "polite" });
@@ -72,7 +28,6 @@ export default {
       ]),
       strip,
     );
-    el.appendChild(root);
 
     let urls = [];
     let inputURL = "";
@@ -123,18 +78,7 @@ export default {
       unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]} at (${s.unit[1]}, ${s.unit[2]})` : "click the reconstruction to see one unit";
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
     }
-    function renderPreds() {
-      preds.replaceChildren(...(model.get("predictions") || []).map(([label, p]) =>
-        h("li", {}, [h("span", { class: "cnnviz-bar", style: `width:${Math.round(80 * p) + 2}px` }), h("span", { text: `${label} ${(100 * p).toFixed(1)}%` })])));
-    }
-    function renderState() {
-      const e = model.get("error");
-      error.textContent = e;
-      error.style.display = e ? "block" : "none";
-      root.dataset.error = e ? "1" : "";
-      busy.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}%` : "";
-      root.setAttribute("aria-busy", model.get("busy") ? "true" : "false");
-    }
+    function renderPreds() { preds.replaceChildren(...predictionList(model.get("predictions"))); }
 
     slider.addEventListener("input", () => showLayer(Number(slider.value), true));
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); });
@@ -160,8 +104,7 @@ export default {
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);
-    for (const t of ["error", "busy", "progress"]) model.on(`change:${t}`, renderState);
-    renderPicker(); renderImages(); renderUnit(); renderPreds(); renderState();
+    renderPicker(); renderImages(); renderUnit(); renderPreds();
 
     return () => {
       urls.forEach((u) => URL.revokeObjectURL(u));

@@ -1,4 +1,5 @@
 // ReceptiveFieldTable: layer, size and stride for one model or two side by side (paper Tables 1-2).
+// Joined after _shared.js.
 const CSS = `
 .cnnviz-rf { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
   color: var(--jp-ui-font-color1, #222); display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
@@ -8,7 +9,6 @@ const CSS = `
 .cnnviz-rf tr.pool td { color: var(--jp-ui-font-color2, #666); }
 .cnnviz-rf tr.active td { background: var(--jp-brand-color3, #bbdefb); }
 .cnnviz-rf caption { font-weight: bold; padding: 4px; }
-.cnnviz-error { color: var(--jp-error-color1, #d32f2f); }
 `;
 export default {
   render({ model, el }) {

@@ -5,7 +5,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from ipywidgets.widgets.widget import _remove_buffers
 from PIL import Image
 from torch import nn
@@ -120,3 +119,94 @@ def test_sparsity_chart_series(alex_probe, photos):
     assert list(squares[0].names) == [n for n in s if n.startswith("p")]
     bad = cv.SparsityChart({"broken": (alex_probe, [])})
     assert "no images given" in bad.error.value
+
+
+@pytest.fixture(scope="module")
+def grid(alex_probe, photos):
+    return cv.FilterGrid(alex_probe, photos[:4], layer="c3", k=4, page_size=20)
+
+
+def test_filter_grid_pages_show_the_top_patches(grid, alex_probe, photos):
+    assert grid.error == "" and grid.layer == "c3" and grid.n_pages == 384 // 20 + 1
+    top = cv.top_patches(alex_probe, photos[:4], "c3", k=4, progress=False)
+    strongest = [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")[:20]]
+    assert grid.sheet_filters == strongest
+    sheet = decode(grid.sheet)
+    tile = grid.per_row * (grid.cell + 1) - 1
+    assert sheet.shape[1] == grid.columns * (tile + 6) - 6
+    first = np.asarray(Image.fromarray(top.patch(strongest[0], 0)).resize((grid.cell, grid.cell), Image.BILINEAR))
+    assert np.array_equal(sheet[: grid.cell, : grid.cell], first)
+    grid.page = 3
+    assert grid.sheet_filters == [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")[60:80]]
+    grid.page = 0
+    grid.selected = {"layer": "c3", "filter": 7}
+    detail = decode(grid.detail)
+    assert detail.shape == (64 * 2 + 2, 4 * 64 + 3 * 2, 3)
+    assert grid.detail_values == [round(float(v), 4) for v in top.values[7]]
+
+
+def test_filter_grid_shows_given_filters_and_names_bad_ones(grid):
+    grid.filters = [5, 1, 9]
+    assert grid.sheet_filters == [5, 1, 9] and grid.page == 0 and grid.n_pages == 1
+    grid.filters = [5, 999]
+    assert "filters [999] are out of range" in grid.error
+    grid.filters = []
+    assert grid.error == "" and len(grid.sheet_filters) == 20
+
+
+def test_embedding_map_select_zoom_back_and_link(alex_probe, photos):
+    emap = cv.EmbeddingMap(alex_probe, photos[:4], layer="c3", n_patches=300, grid=10, cell=8)
+    grid = cv.FilterGrid(alex_probe, photos[:4], layer="c2", k=4)
+    emap.link(grid)
+    assert grid.layer == "c3"
+    assert emap.error == "" and decode(emap.mosaic).shape == (80, 80, 3)
+    assert emap.grid_index == emap.space.grid_index.tolist()
+    emap.selected = {"cell": [2, 7]}  # what a click in the browser sends
+    i = emap.space.grid_index[2, 7]
+    assert emap.selected["unit"] == i and emap.filters == emap.space.top_filters(i, k=6)
+    assert np.array_equal(decode(emap.patch_png), emap.space.patch(i))
+    assert grid.filters == emap.filters and grid.sheet_filters == emap.filters
+    whole = list(emap.grid_index)
+    emap.zoom = {"x0": 0.5, "y0": 0.0, "x1": 0.0, "y1": 0.5}  # a drag from right to left
+    assert emap.region == [0.0, 0.0, 0.5, 0.5] and emap.depth == 1 and emap.grid_index != whole
+    emap.zoom = {"x0": 0.5, "y0": 0.5, "x1": 1.0, "y1": 1.0}
+    assert emap.region == [0.25, 0.25, 0.5, 0.5] and emap.depth == 2
+    emap.back += 1
+    emap.back += 1
+    assert emap.region == [0.0, 0.0, 1.0, 1.0] and emap.depth == 0 and emap.grid_index == whole
+    emap.zoom = {"x0": 0.3, "y0": 0.3, "x1": 0.3, "y1": 0.3}
+    assert "Drag a rectangle" in emap.error and emap.depth == 0
+    emap.select(99, 0)
+    assert "outside the 10x10 grid" in emap.error
+
+
+def test_compare_models_rows(alex_probe, vgg_probe, photos):
+    c = cv.CompareModels(vgg_probe, alex_probe, photos[:2], depths=4, names=("VGG16", "AlexNet"))
+    assert c.error == "" and c.model_names == ["VGG16", "AlexNet"]
+    assert c.columns == [["c2_2", "c3_3", "c4_3", "c5_3"], ["c2", "c3", "c4", "c5"]]
+    x = alex_probe.preprocess(photos[0][1])
+    rec = alex_probe.deconvnet(x, layers="c4")["c4"][0]
+    assert np.array_equal(decode(c.rows[1][2]), cv.to_display(rec))
+    assert [p[0] for p in c.predictions[1]] == [p[0] for p in alex_probe.predict(x)[0]]
+    before = list(c.rows[0])
+    c.image_index = 1
+    assert c.rows[0] != before and c.error == ""
+
+
+def test_compare_models_defaults_offline(tmp_path, monkeypatch, photos):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import torchvision
+
+    monkeypatch.setattr(torchvision.models.VGG16_Weights.IMAGENET1K_V1.__class__, "get_state_dict",
+                        lambda self, *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    c = cv.CompareModels(images=photos[:1], depths=3)
+    assert c.error == "" and c.model_names == ["VGG16", "AlexNet (paper)"] and "random weights" in c.note
+
+
+def test_widgets_report_progress_through_their_trait(alex_probe, photos):
+    seen = []
+    g = cv.FilterGrid.__new__(cv.FilterGrid)
+    cv.FilterGrid.__init__(g, alex_probe, photos[:3], layer="c5", k=2)
+    g.observe(lambda ch: seen.append(ch["new"]), "progress")
+    g.report(1, 4)
+    assert seen == [0.25]

@@ -7,7 +7,7 @@ whose embedding point is nearest the cell's centre.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,7 @@ def representation_space(
     grid: int = 40,
     seed: int = 0,
     batch_size: int = 32,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     tsne: dict[str, Any] | None = None,
     num_workers: int | None = None,
 ) -> RepresentationSpace:

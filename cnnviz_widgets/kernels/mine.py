@@ -5,7 +5,7 @@ result; ``gather_merge`` does that across torch.distributed ranks (see cnnviz_wi
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ def mine(
     include_fc: bool = False,
     batch_size: int = 32,
     indices: Sequence[int] | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
 ) -> Mined:
     """Top-k of every filter of ``top_layers`` (None: every conv layer) and sparsity, in one pass.

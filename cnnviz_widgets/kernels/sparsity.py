@@ -1,7 +1,7 @@
 """Per-layer sparsity (paper Fig. 6): the exact fraction of zero activations over a set of pictures."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -85,7 +85,7 @@ def sparsity(
     batch_size: int = 32,
     include_fc: bool = False,
     indices: Sequence[int] | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
 ) -> Sparsity:
     """Fraction of zero activations per layer over ``images`` in one streaming pass.

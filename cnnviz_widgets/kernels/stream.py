@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -65,14 +65,16 @@ def stream_activations(
     layers: Sequence[Layer],
     batch_size: int = 32,
     indices: Sequence[int] | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
     desc: str = "images",
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
 
     Pictures that cannot be read are skipped with a warning naming them; ``indices`` selects a
-    subset (a shard) of the set, and the indices yielded always refer to the whole set. Consumers
+    subset (a shard) of the set, and the indices yielded always refer to the whole set. ``progress``:
+    True for a tqdm bar, False for none, or a callable ``(done, total)`` (widgets feed their
+    ``progress`` trait with it). Consumers
     should ``del`` each batch before the loop asks for the next: otherwise two batches of
     activations are alive during the next forward pass, which is measurably slower (page faults).
     """
@@ -91,7 +93,9 @@ def stream_activations(
         pin_memory=probe.device.type == "cuda",
     )
     names = [l.name for l in layers]
-    bar = tqdm(total=len(order), desc=desc, unit="img", disable=not progress, leave=False)
+    report = progress if callable(progress) else None
+    bar = tqdm(total=len(order), desc=desc, unit="img", disable=report is not None or not progress, leave=False)
+    done = 0
     try:
         for index, batch, bad in loader:
             for msg in bad:
@@ -100,5 +104,8 @@ def stream_activations(
                 x = (batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std
                 yield index.to(probe.device), probe.activations(x, names)
             bar.update(len(index) + len(bad))
+            done += len(index) + len(bad)
+            if report is not None:
+                report(done, len(order))
     finally:
         bar.close()

@@ -6,7 +6,7 @@ a sharded run merges into exactly the one-pass result.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,7 +199,7 @@ def top_patches(
     k: int = 9,
     batch_size: int = 32,
     indices: Sequence[int] | None = None,
-    progress: bool = True,
+    progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
 ) -> TopPatches:
     """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.

@@ -22,12 +22,21 @@ log = logging.getLogger("cnnviz_widgets")
 
 
 def js_path(name: str) -> Path:
-    """The ES module ``name`` as shipped in the wheel (cnnviz_widgets/js) or in a source checkout (js/)."""
+    """A file of js/ as shipped in the wheel (cnnviz_widgets/js) or in a source checkout (js/)."""
     here = Path(__file__).resolve().parent.parent
     for folder in (here / "js", here.parent / "js"):
         if (folder / name).is_file():
             return folder / name
     raise FileNotFoundError(f"widget module {name} is missing from {here / 'js'}; reinstall cnnviz-widgets")
+
+
+def esm(name: str) -> str:
+    """One self-contained ES module: js/_shared.js followed by the widget's own js/``name``.
+
+    anywidget imports the module from a Blob URL, where relative imports cannot resolve, so the
+    shared helpers are joined in rather than imported; no build step and no Node at run time.
+    """
+    return js_path("_shared.js").read_text(encoding="utf-8") + "\n" + js_path(name).read_text(encoding="utf-8")
 
 
 def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
@@ -37,6 +46,35 @@ def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
+
+
+def sprite(tiles: list[np.ndarray], columns: int, cell: int, pad: int = 2, fill: int = 255) -> np.ndarray:
+    """Tiles (uint8 HxWx3, any size) resized to ``cell`` and laid out ``columns`` per row in one picture.
+
+    Galleries travel as one sprite sheet per page rather than one message per patch.
+    """
+    from PIL import Image
+
+    columns = max(1, min(columns, len(tiles))) if tiles else 1
+    rows = max(1, -(-len(tiles) // columns))
+    out = np.full((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 3), fill, np.uint8)
+    for n, t in enumerate(tiles):
+        r, c = divmod(n, columns)
+        if t.shape[:2] != (cell, cell):
+            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
+        out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell] = t
+    return out
+
+
+def load_pair(name: str):
+    """A zoo model with ImageNet weights when they can be had, else seeded random ones (and a note)."""
+    from ..errors import WeightsUnavailableError
+    from ..models import load_model
+
+    try:
+        return load_model(name, weights="imagenet"), ""
+    except WeightsUnavailableError:
+        return load_model(name, weights=None, seed=0), f"{name}: ImageNet weights unavailable here, random weights"
 
 
 class CnnvizWidget(anywidget.AnyWidget):
@@ -62,6 +100,10 @@ class CnnvizWidget(anywidget.AnyWidget):
         finally:
             self.busy = False
             self.progress = 0.0
+
+    def report(self, done: int, total: int) -> None:
+        """Progress callback for the kernels: feeds the ``progress`` trait (a bar in the widget)."""
+        self.progress = done / total if total else 0.0
 
 
 def as_probe(model_or_probe: Any, **kwargs: Any):

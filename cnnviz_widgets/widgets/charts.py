@@ -28,7 +28,7 @@ class SparsityChart(ipw.VBox):
             for i, (label, value) in enumerate(series.items()):
                 if not isinstance(value, Sparsity):
                     probe, images = value
-                    value = sparsity(probe, images)
+                    value = sparsity(probe, images, progress=False)
                 self.data[label] = value
                 names = list(value)
                 kinds = ["pool" if n.startswith("p") or "pool" in n else "conv" for n in names]

@@ -15,13 +15,13 @@ import traitlets
 from ..errors import CnnvizError, ImageError
 from ..images import to_display
 from ..imageset import load_images
-from ._base import CnnvizWidget, as_probe, js_path, png_bytes
+from ._base import CnnvizWidget, as_probe, esm, png_bytes
 
 
 class DeconvExplorer(CnnvizWidget):
     """Pick an image; see what every layer keeps; slide through the layers; click for one unit."""
 
-    _esm = js_path("deconv_explorer.js")
+    _esm = esm("deconv_explorer.js")
 
     layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)  # shared: link it to drive or follow other widgets

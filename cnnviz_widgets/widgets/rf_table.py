@@ -5,13 +5,13 @@ from typing import Any
 
 import traitlets
 
-from ._base import CnnvizWidget, as_probe, js_path
+from ._base import CnnvizWidget, as_probe, esm
 
 
 class ReceptiveFieldTable(CnnvizWidget):
     """A table of receptive fields; give two probes (a dict label -> probe) to set them side by side."""
 
-    _esm = js_path("rf_table.js")
+    _esm = esm("rf_table.js")
 
     models = traitlets.List(traitlets.Unicode()).tag(sync=True)
     rows = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)  # per model: [name, kind, size, stride]

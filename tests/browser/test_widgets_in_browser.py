@@ -35,6 +35,10 @@ CELLS = [
     "table = cv.ReceptiveFieldTable({'VGG16': cv.Probe(cv.load_model('vgg16', weights=None)), 'AlexNet (paper)': probe})\ntable",
     "chart = cv.SparsityChart({'AlexNet (paper)': cv.sparsity(probe, photos, progress=False)})\nchart",
     "broken = cv.DeconvExplorer(probe, [])\nbroken",
+    "emap = cv.EmbeddingMap(probe, photos, layer='c3', n_patches=400, grid=12, cell=24)\n"
+    "grid = cv.FilterGrid(probe, photos, layer='c3', k=4, page_size=16)\nemap.link(grid)\nemap",
+    "grid",
+    "cv.CompareModels(cv.Probe(cv.load_model('alexnet', weights=None)), probe, photos, depths=4, names=('torchvision AlexNet', 'paper AlexNet'))",
 ]
 
 
@@ -133,6 +137,9 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
     page.wait_for_timeout(1500)  # the kernel starts
     run_all(page, "lab" if ui == "lab" else "nb")
+    news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "get news?" toast
+    if news.count():
+        news.first.click()
 
     explorer = page.locator(".cnnviz[data-ready='1']").first
     explorer.wait_for(timeout=180_000)
@@ -181,6 +188,35 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert "<img src=x" in preds.inner_text()
     assert preds.locator("img").count() == 0
     assert page.evaluate("() => window.__cnnviz_xss") is None
+
+    # a click on the embedding map selects a unit, and the linked filter grid shows its strongest filters
+    emap = page.locator("[aria-label='Representation space'][data-ready='1']").first
+    emap.wait_for(timeout=120_000)
+    fgrid = page.locator("[aria-label='Filters by their top patches'][data-ready='1']").first
+    fgrid.wait_for(timeout=120_000)
+    before = fgrid.evaluate("r => r.dataset.filters")
+    emap.locator(".cnnviz-sheet img").click(position={"x": 100, "y": 60})
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.selected !== ''", timeout=60_000)
+    page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
+                           arg=before, timeout=60_000)
+    assert len(fgrid.evaluate("r => r.dataset.filters").split(",")) == 6
+    # dragging a rectangle zooms: the kernel re-lays the region; back returns
+    box = emap.locator(".cnnviz-sheet img").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.6, steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.region !== '0.000,0.000,1.000,1.000'", timeout=60_000)
+    region = [float(v) for v in emap.evaluate("r => r.dataset.region").split(",")]
+    assert region[0] == pytest.approx(0.1, abs=0.02) and region[3] == pytest.approx(0.6, abs=0.02)
+    emap.screenshot(path=str(ARTIFACTS / f"embedding_map_{ui}.png"))
+    emap.get_by_role("button", name="Zoom out to the previous view").click()
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.region === '0.000,0.000,1.000,1.000'", timeout=60_000)
+    fgrid.screenshot(path=str(ARTIFACTS / f"filter_grid_{ui}.png"))
+    compare = page.locator("[aria-label='Compare two networks'][data-ready='1']").first
+    compare.wait_for(timeout=120_000)
+    assert compare.locator("img").count() == 1 + 2 * 4
+    compare.screenshot(path=str(ARTIFACTS / f"compare_{ui}.png"))
 
     # the widget built from an empty image list shows its message inside the widget
     assert "no images given" in page.locator(".cnnviz[data-error='1'] .cnnviz-error").first.inner_text()

@@ -1,0 +1,84 @@
+"""CompareModels (paper Fig. 5): the same image through two networks, reconstructions at matching depths."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import traitlets
+
+from ..errors import ImageError
+from ..images import to_display
+from ..imageset import load_images
+from ._base import CnnvizWidget, as_probe, esm, load_pair, png_bytes
+
+
+def matching_layers(probe, n: int) -> list[str]:
+    """n conv layers spread evenly over the network's depth, ending with its last conv layer
+    (VGG16, n=4: c2_2 c3_3 c4_3 c5_3; the paper's AlexNet: c2 c3 c4 c5)."""
+    convs = [l.name for l in probe.layers if l.kind == "conv"]
+    n = min(n, len(convs))
+    return [convs[math.ceil((i + 1) * len(convs) / n) - 1] for i in range(n)]
+
+
+class CompareModels(CnnvizWidget):
+    """Two rows per image: each model's reconstructions at matching depths and its top-5 predictions."""
+
+    _esm = esm("compare.js")
+
+    model_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    image_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    image_index = traitlets.Int(0).tag(sync=True)  # shared
+    columns = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # layer names per model
+    input_png = traitlets.Bytes(b"").tag(sync=True)
+    rows = traitlets.List(traitlets.List(traitlets.Bytes())).tag(sync=True)  # PNGs per model
+    predictions = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)
+    note = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
+                 names: tuple[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._probes, self._images = [], None
+        with self.guard("Comparing the models"):
+            from ..images import sample_images
+
+            notes = []
+            if probe_a is None:
+                model, note = load_pair("vgg16")
+                probe_a, names = model, names or ("VGG16", "AlexNet (paper)")
+                notes.append(note)
+            if probe_b is None:
+                model, note = load_pair("alexnet_paper")
+                probe_b = model
+                notes.append(note)
+            self._probes = [as_probe(probe_a), as_probe(probe_b)]
+            self._images = load_images(sample_images() if images is None else images)
+            with self.hold_sync():
+                self.model_names = list(names or [type(p.model).__name__ for p in self._probes])
+                self.columns = [matching_layers(p, depths) for p in self._probes]
+                self.image_names = list(self._images.names)
+                self.note = "; ".join(n for n in notes if n)
+            self._compute()
+
+    @traitlets.observe("image_index")
+    def _on_image(self, change: dict) -> None:
+        if self._probes and self._images is not None and change["old"] != change["new"]:
+            with self.guard("Comparing the models"):
+                self._compute()
+
+    def _compute(self) -> None:
+        if not 0 <= self.image_index < len(self._images):
+            raise ImageError(f"image_index={self.image_index} is out of range: there are {len(self._images)} images.")
+        picture = self._images.tensor(self.image_index)
+        rows, preds = [], []
+        for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
+            x = probe.preprocess(picture)
+            recs = probe.deconvnet(x, layers=cols)
+            rows.append([png_bytes(to_display(recs[c][0])) for c in cols])
+            preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
+            if j == 0:
+                first = probe.to_image(x)[0]
+            self.progress = (j + 1) / 2
+        with self.hold_sync():
+            self.input_png = png_bytes(first)
+            self.rows = rows
+            self.predictions = preds

@@ -1,0 +1,113 @@
+"""EmbeddingMap (paper Fig. 3 a-c): a layer's representation space as one mosaic of patches.
+
+Hover a cell to see its patch large; click to select that unit (its strongest filters go to the
+``filters`` trait, which a linked FilterGrid shows); drag a rectangle to zoom, where the kernel
+re-lays the region at full grid resolution; Back returns to the previous view.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets
+
+from ..errors import CnnvizError
+from ..imageset import load_images
+from ..kernels.embedding import representation_space
+from ._base import CnnvizWidget, as_probe, esm, png_bytes
+
+
+class EmbeddingMap(CnnvizWidget):
+    """t-SNE layout of sampled patches on a grid; hover, click to select, drag to zoom, Back to return."""
+
+    _esm = esm("embedding_map.js")
+
+    layer = traitlets.Unicode("").tag(sync=True)
+    grid = traitlets.Int(40).tag(sync=True)
+    cell = traitlets.Int(20).tag(sync=True)
+    mosaic = traitlets.Bytes(b"").tag(sync=True)
+    grid_index = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)
+    region = traitlets.List(traitlets.Float(), [0.0, 0.0, 1.0, 1.0]).tag(sync=True)
+    depth = traitlets.Int(0).tag(sync=True)  # how many zooms deep (Back is possible when > 0)
+    zoom = traitlets.Dict().tag(sync=True)  # from the browser: {"x0","y0","x1","y1"} as fractions of the view
+    back = traitlets.Int(0).tag(sync=True)  # the browser increments it to step back out
+    selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit", "image", "y", "x"}; shared
+    filters = traitlets.List(traitlets.Int()).tag(sync=True)  # strongest filters at the selected unit; link to FilterGrid
+    patch_png = traitlets.Bytes(b"").tag(sync=True)
+
+    def __init__(self, probe: Any, images: Any = None, layer: str | None = None, n_patches: int = 2000,
+                 grid: int = 30, cell: int = 20, n_filters: int = 6, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._space, self._stack, self._n_filters = None, [], int(n_filters)
+        with self.guard("Embedding the representation space"):
+            from ..images import sample_images
+
+            probe = as_probe(probe)
+            images = load_images(sample_images() if images is None else images)
+            convs = [l.name for l in probe.layers if l.kind == "conv"]
+            name = probe.layer(layer).name if layer else convs[len(convs) // 2]
+            self._space = representation_space(probe, images, name, n_patches=n_patches, grid=grid, seed=seed,
+                                               progress=self.report)
+            with self.hold_sync():
+                self.layer, self.grid, self.cell = name, int(grid), int(cell)
+                self._show(self._space)
+
+    @property
+    def space(self):
+        """The RepresentationSpace now shown (zoomed or whole)."""
+        return self._space
+
+    def _show(self, space) -> None:
+        with self.hold_sync():
+            self._space = space
+            self.mosaic = png_bytes(space.mosaic(cell=self.cell))
+            self.grid_index = space.grid_index.tolist()
+            self.region = list(space.region)
+            self.depth = len(self._stack)
+
+    @traitlets.observe("zoom")
+    def _on_zoom(self, change: dict) -> None:
+        z = change["new"]
+        if not z or self._space is None:
+            return
+        with self.guard("Zooming in"):
+            x0, y0, x1, y1 = self._space.region
+            fx0, fx1 = sorted((float(z["x0"]), float(z["x1"])))
+            fy0, fy1 = sorted((float(z["y0"]), float(z["y1"])))
+            fx0, fy0, fx1, fy1 = (min(max(v, 0.0), 1.0) for v in (fx0, fy0, fx1, fy1))
+            if fx1 - fx0 < 1e-3 or fy1 - fy0 < 1e-3:
+                raise CnnvizError("Drag a rectangle (not a point) to zoom in.")
+            region = (x0 + fx0 * (x1 - x0), y0 + fy0 * (y1 - y0), x0 + fx1 * (x1 - x0), y0 + fy1 * (y1 - y0))
+            self._stack.append(self._space)
+            self._show(self._space.zoom(*region))
+
+    @traitlets.observe("back")
+    def _on_back(self, change: dict) -> None:
+        if self._stack:
+            with self.guard("Zooming out"):
+                self._show(self._stack.pop())
+
+    def select(self, row: int, col: int) -> None:
+        """Select the unit shown in grid cell (row, col), as a click does."""
+        with self.guard("Selecting a patch"):
+            if self._space is None:
+                raise CnnvizError("Nothing is embedded yet.")
+            g = self._space.grid
+            if not (0 <= row < g and 0 <= col < g):
+                raise CnnvizError(f"cell ({row}, {col}) is outside the {g}x{g} grid.")
+            i = int(self._space.grid_index[row, col])
+            img, y, x = (int(v) for v in self._space.units[i])
+            with self.hold_sync():
+                self.patch_png = png_bytes(self._space.patch(i))
+                self.filters = self._space.top_filters(i, k=self._n_filters)
+                self.selected = {"layer": self.layer, "unit": i, "image": img, "y": y, "x": x, "cell": [row, col]}
+
+    @traitlets.observe("selected")
+    def _on_selected(self, change: dict) -> None:
+        cell = (change["new"] or {}).get("cell")
+        if cell and change["new"].get("unit") is None:  # a click from the browser names only the cell
+            self.select(int(cell[0]), int(cell[1]))
+
+    def link(self, grid) -> None:
+        """Make ``grid`` (a FilterGrid) follow this map: same layer, and the selected unit's strongest filters."""
+        traitlets.dlink((self, "layer"), (grid, "layer"))
+        traitlets.dlink((self, "filters"), (grid, "filters"))

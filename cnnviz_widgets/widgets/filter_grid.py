@@ -1,0 +1,121 @@
+"""FilterGrid (paper Fig. 7, Fig. 3 column d): every filter of a layer shown by its top patches.
+
+One mining pass finds the top-k patches of every conv layer; a page of filters travels as one
+sprite sheet, so paging and zooming are cheap. Selecting a filter adds its patches large with the
+deconvnet reconstruction of each (computed for that filter only).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import traitlets
+
+from ..errors import CnnvizError, IndexOutOfRangeError
+from ..images import to_display
+from ..imageset import load_images
+from ..kernels.mine import mine
+from ._base import CnnvizWidget, as_probe, esm, png_bytes, sprite
+
+
+class FilterGrid(CnnvizWidget):
+    """Filters of one layer as tiles of their top patches; paged, zoomable, selectable, linkable."""
+
+    _esm = esm("filter_grid.js")
+
+    layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    layer = traitlets.Unicode("").tag(sync=True)  # shared
+    filters = traitlets.List(traitlets.Int()).tag(sync=True)  # shown, in order; [] = all, strongest first
+    page = traitlets.Int(0).tag(sync=True)
+    page_size = traitlets.Int(48).tag(sync=True)
+    n_pages = traitlets.Int(0).tag(sync=True)
+    k = traitlets.Int(9).tag(sync=True)
+    cell = traitlets.Int(24).tag(sync=True)  # pixels per patch in the sheet
+    per_row = traitlets.Int(3).tag(sync=True)  # patches per row inside one filter's tile
+    columns = traitlets.Int(8).tag(sync=True)  # tiles per row of the sheet
+    sheet = traitlets.Bytes(b"").tag(sync=True)
+    sheet_filters = traitlets.List(traitlets.Int()).tag(sync=True)
+    selected = traitlets.Dict().tag(sync=True)  # {"layer", "filter"}; shared
+    detail = traitlets.Bytes(b"").tag(sync=True)  # patches (top row) and reconstructions (bottom row)
+    detail_values = traitlets.List(traitlets.Float()).tag(sync=True)
+
+    def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 48,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._probe, self._top = None, {}
+        with self.guard("Finding the top patches"):
+            from ..images import sample_images
+
+            self._probe = as_probe(probe)
+            images = load_images(sample_images() if images is None else images)
+            convs = [l.name for l in self._probe.layers if l.kind == "conv"]
+            name = self._probe.layer(layer).name if layer else convs[len(convs) // 2]
+            if name not in convs:
+                convs.append(name)
+            self._top = mine(self._probe, images, top_layers=convs, k=k, sparsity=False, progress=self.report).top
+            with self.hold_sync():
+                self.k, self.page_size = int(k), int(page_size)
+                self.per_row = math.ceil(math.sqrt(k))
+                self.layer_names = [n for n in self._probe.layer_names if n in self._top]
+                self.layer = name
+            self._render()
+
+    @property
+    def top(self):
+        """The TopPatches of the current layer."""
+        return self._top.get(self.layer)
+
+    def _order(self) -> list[int]:
+        top = self.top
+        if self.filters:
+            bad = [f for f in self.filters if not 0 <= f < top.channels]
+            if bad:
+                raise IndexOutOfRangeError(f"filters {bad} are out of range: {self.layer!r} has {top.channels} (0 to {top.channels - 1}).")
+            return list(self.filters)
+        return [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")]
+
+    def _render(self) -> None:
+        top = self.top
+        if top is None:
+            raise CnnvizError(f"No top patches for layer {self.layer!r}; pick one of {', '.join(self._top)}.")
+        order = self._order()
+        n_pages = max(1, math.ceil(len(order) / self.page_size))
+        page = min(max(self.page, 0), n_pages - 1)
+        shown = order[page * self.page_size : (page + 1) * self.page_size]
+        tiles = []
+        for c in shown:
+            patches = [top.patch(c, i) if int(top.image_index[c, i]) >= 0 else np.full((4, 4, 3), 255, np.uint8)
+                       for i in range(top.k)]
+            tiles.append(sprite(patches, self.per_row, self.cell, pad=1))
+        sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.full((8, 8, 3), 255, np.uint8)
+        with self.hold_sync():
+            self.n_pages, self.page = n_pages, page
+            self.sheet_filters = shown
+            self.sheet = png_bytes(sheet)
+
+    @traitlets.observe("layer", "filters", "page", "page_size")
+    def _on_view(self, change: dict) -> None:
+        if self._probe is None or not self._top or change["old"] == change["new"]:
+            return
+        with self.guard("Drawing the filters"):
+            if change["name"] in ("layer", "filters") and self.page != 0:
+                self.page = 0  # re-renders through this observer
+                return
+            self._render()
+
+    @traitlets.observe("selected")
+    def _on_select(self, change: dict) -> None:
+        sel = change["new"]
+        if not sel or self._probe is None or sel.get("layer", self.layer) not in self._top:
+            return
+        with self.guard("Reconstructing the filter's patches"):
+            top = self._top[sel.get("layer", self.layer)]
+            c = int(sel["filter"])
+            if not 0 <= c < top.channels:
+                raise IndexOutOfRangeError(f"filter {c} is out of range: 0 to {top.channels - 1}.")
+            patches = [top.patch(c, i) for i in range(top.k) if int(top.image_index[c, i]) >= 0]
+            recs = [to_display(r) for r in top.reconstructions(c)]
+            with self.hold_sync():
+                self.detail = png_bytes(sprite(patches + recs, len(patches), 64, pad=2))
+                self.detail_values = [round(float(v), 4) for v in top.values[c, : len(patches)]]

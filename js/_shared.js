@@ -1,0 +1,93 @@
+// Helpers shared by every cnnviz widget. Python joins this file with a widget's own file into one
+// ES module (anywidget loads modules from a Blob URL, where relative imports cannot resolve).
+// Text that came from data is only ever set with textContent.
+
+const CNNVIZ_CSS = `
+.cnnviz { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--jp-ui-font-color1, #222); background: var(--jp-layout-color0, #fff); padding: 6px; outline: none; }
+.cnnviz:focus-visible { box-shadow: 0 0 0 2px var(--jp-brand-color1, #1976d2); }
+.cnnviz-row { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
+.cnnviz-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
+.cnnviz-figure { display: flex; flex-direction: column; align-items: center; gap: 2px; }
+.cnnviz-figure img { width: 300px; height: 300px; border: 1px solid var(--jp-border-color2, #ddd); }
+.cnnviz-big { cursor: crosshair; }
+.cnnviz-strip { display: flex; gap: 3px; overflow-x: auto; padding: 4px 0; }
+.cnnviz-thumb { display: flex; flex-direction: column; align-items: center; cursor: pointer; font-size: 11px; }
+.cnnviz-thumb img { width: 72px; height: 72px; border: 2px solid transparent; }
+.cnnviz-thumb.active img { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnviz-error { color: var(--jp-error-color1, #d32f2f); background: var(--jp-error-color3, #fdecea);
+  padding: 6px; border-radius: 3px; white-space: pre-wrap; }
+.cnnviz-busy { color: var(--jp-ui-font-color2, #666); }
+.cnnviz-preds { margin: 0; padding-left: 0; list-style: none; min-width: 180px; }
+.cnnviz-preds li { display: flex; gap: 6px; align-items: center; }
+.cnnviz-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); }
+.cnnviz-sheet { position: relative; display: inline-block; line-height: 0; }
+.cnnviz-sheet img { image-rendering: pixelated; }
+.cnnviz-mark { position: absolute; border: 2px solid var(--jp-brand-color1, #1976d2); pointer-events: none; }
+.cnnviz-band { position: absolute; border: 1px dashed var(--jp-warn-color1, #f57c00); background: rgba(245,124,0,0.12); pointer-events: none; }
+.cnnviz .cnnviz-hover, .cnnviz-figure img.cnnviz-hover { width: 160px; height: 160px; border: 1px solid var(--jp-border-color2, #ddd); image-rendering: pixelated; }
+.cnnviz-compare-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: nowrap; overflow-x: auto; margin: 4px 0; }
+.cnnviz-compare-row img { width: 112px; height: 112px; border: 1px solid var(--jp-border-color2, #ddd); }
+.cnnviz button { font: inherit; }
+`;
+
+function h(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v;
+    else if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.appendChild(c);
+  return node;
+}
+
+function pngURL(view) {
+  if (!view || view.byteLength === 0) return "";
+  return URL.createObjectURL(new Blob([view], { type: "image/png" }));
+}
+
+// an <img> whose object URL is revoked whenever it is replaced (no leaks on long sessions)
+function blobImage(props) {
+  const img = h("img", props);
+  let url = "";
+  img.setPNG = (view) => {
+    if (url) URL.revokeObjectURL(url);
+    url = pngURL(view);
+    img.src = url;
+    img.style.visibility = url ? "visible" : "hidden";
+  };
+  img.release = () => { if (url) URL.revokeObjectURL(url); url = ""; };
+  return img;
+}
+
+function cnnvizRoot(el, label) {
+  if (!document.getElementById("cnnviz-style")) document.head.appendChild(h("style", { id: "cnnviz-style", text: CNNVIZ_CSS }));
+  const root = h("div", { class: "cnnviz", tabindex: "0", "data-lm-suppress-shortcuts": "true", role: "group", "aria-label": label });
+  el.appendChild(root);
+  return root;
+}
+
+// the error banner and busy line every widget shows, kept in sync with the model
+function statusParts(model, root) {
+  const error = h("div", { class: "cnnviz-error", role: "alert" });
+  const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" });
+  const render = () => {
+    const e = model.get("error");
+    error.textContent = e;
+    error.style.display = e ? "block" : "none";
+    root.dataset.error = e ? "1" : "";
+    busy.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}%` : "";
+    root.setAttribute("aria-busy", model.get("busy") ? "true" : "false");
+  };
+  for (const t of ["error", "busy", "progress"]) model.on(`change:${t}`, render);
+  render();
+  return { error, busy };
+}
+
+function predictionList(items) {
+  return (items || []).map(([label, p]) => h("li", {}, [
+    h("span", { class: "cnnviz-bar", style: `width:${Math.round(80 * p) + 2}px` }),
+    h("span", { text: `${label} ${(100 * p).toFixed(1)}%` })]));
+}

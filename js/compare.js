@@ -1,0 +1,44 @@
+// CompareModels (paper Fig. 5): the input, then each model's reconstructions at matching depths in
+// its own row, with its top-5 predictions. Joined after _shared.js.
+export default {
+  render({ model, el }) {
+    const root = cnnvizRoot(el, "Compare two networks");
+    const { error, busy } = statusParts(model, root);
+    const picker = h("select", { "aria-label": "Image" });
+    const note = h("span", { class: "cnnviz-busy" });
+    const table = h("div");
+    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), busy, note]), table);
+    let imgs = [];
+    function render() {
+      imgs.forEach((i) => i.release());
+      imgs = [];
+      table.replaceChildren();
+      const input = blobImage({ alt: "input" });
+      input.setPNG(model.get("input_png"));
+      imgs.push(input);
+      (model.get("rows") || []).forEach((row, m) => {
+        const cells = [h("div", { class: "cnnviz-figure" }, m === 0 ? [input, h("span", { text: "input" })] : [h("div", { style: "width:114px" })])];
+        row.forEach((png, j) => {
+          const img = blobImage({ alt: `${model.get("model_names")[m]} ${model.get("columns")[m][j]}` });
+          img.setPNG(png);
+          imgs.push(img);
+          cells.push(h("div", { class: "cnnviz-figure" }, [img, h("span", { text: model.get("columns")[m][j] })]));
+        });
+        cells.push(h("div", {}, [h("strong", { text: model.get("model_names")[m] }),
+                                 h("ol", { class: "cnnviz-preds" }, predictionList((model.get("predictions") || [])[m]))]));
+        table.appendChild(h("div", { class: "cnnviz-compare-row" }, cells));
+      });
+      note.textContent = model.get("note");
+      if (imgs.length > 1) root.dataset.ready = "1";
+    }
+    function renderPicker() {
+      picker.replaceChildren(...(model.get("image_names") || []).map((n, i) => h("option", { value: String(i), text: n })));
+      picker.value = String(model.get("image_index"));
+    }
+    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); });
+    for (const t of ["rows", "input_png", "predictions", "note"]) model.on(`change:${t}`, render);
+    for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
+    renderPicker(); render();
+    return () => imgs.forEach((i) => i.release());
+  },
+};

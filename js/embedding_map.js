@@ -1,0 +1,77 @@
+// EmbeddingMap: the representation-space mosaic. Hover: the cell's patch large. Click: select the
+// unit (the kernel sends its patch and strongest filters). Drag: zoom into the rectangle, which the
+// kernel re-lays at full resolution. Back: the previous view. Joined after _shared.js.
+export default {
+  render({ model, el }) {
+    const root = cnnvizRoot(el, "Representation space");
+    const { error, busy } = statusParts(model, root);
+    const title = h("strong");
+    const back = h("button", { text: "◀ back", "aria-label": "Zoom out to the previous view" });
+    const mosaic = blobImage({ alt: "patches laid out by the similarity of their representations", draggable: "false" });
+    const band = h("div", { class: "cnnviz-band" });
+    const mark = h("div", { class: "cnnviz-mark" });
+    const sheet = h("div", { class: "cnnviz-sheet" }, [mosaic, band, mark]);
+    const hover = h("canvas", { class: "cnnviz-hover", width: "160", height: "160", "aria-label": "patch under the pointer" });
+    const chosen = blobImage({ class: "cnnviz-hover", alt: "the selected patch" });
+    const info = h("span", { "aria-live": "polite" });
+    root.append(error, h("div", { class: "cnnviz-row" }, [title, back, busy]),
+                h("div", { class: "cnnviz-main" }, [sheet, h("div", { class: "cnnviz-figure" }, [hover, h("span", { text: "under the pointer" }), chosen, info])]));
+    band.style.display = "none";
+
+    const size = () => model.get("grid") * model.get("cell");
+    function cellAt(ev) {
+      const r = mosaic.getBoundingClientRect();
+      const g = model.get("grid");
+      const fx = (ev.clientX - r.left) / r.width, fy = (ev.clientY - r.top) / r.height;
+      return { fx, fy, row: Math.min(g - 1, Math.max(0, Math.floor(fy * g))), col: Math.min(g - 1, Math.max(0, Math.floor(fx * g))) };
+    }
+    function renderMosaic() {
+      mosaic.setPNG(model.get("mosaic"));
+      const done = () => { mosaic.style.width = `${Math.max(360, Math.min(720, size()))}px`; root.dataset.ready = "1"; root.dataset.region = model.get("region").map((v) => v.toFixed(3)).join(","); placeMark(); };
+      if (mosaic.complete && mosaic.naturalWidth) done(); else mosaic.onload = done;
+      title.textContent = `${model.get("layer")}: ${model.get("grid")}×${model.get("grid")} patches` + (model.get("depth") ? ` (zoom ${model.get("depth")})` : "");
+      back.disabled = !model.get("depth");
+    }
+    function placeMark() {
+      const s = model.get("selected") || {};
+      if (!s.cell) { mark.style.display = "none"; return; }
+      const w = mosaic.getBoundingClientRect().width || 1, g = model.get("grid"), c = w / g;
+      Object.assign(mark.style, { display: "block", left: `${s.cell[1] * c - 2}px`, top: `${s.cell[0] * c - 2}px`, width: `${c}px`, height: `${c}px` });
+    }
+    function renderSelected() {
+      chosen.setPNG(model.get("patch_png"));
+      const s = model.get("selected") || {};
+      info.textContent = s.unit !== undefined ? `image ${s.image}, unit (${s.y}, ${s.x}); strongest filters ${(model.get("filters") || []).join(", ")}` : "click a patch";
+      root.dataset.selected = s.unit !== undefined ? String(s.unit) : "";
+      placeMark();
+    }
+    let drag = null;
+    mosaic.addEventListener("mousedown", (ev) => { drag = cellAt(ev); drag.x = ev.clientX; drag.y = ev.clientY; ev.preventDefault(); });
+    mosaic.addEventListener("mousemove", (ev) => {
+      const c = cellAt(ev), cell = model.get("cell"), g = hover.getContext("2d");
+      g.imageSmoothingEnabled = false;
+      if (mosaic.naturalWidth) g.drawImage(mosaic, c.col * cell, c.row * cell, cell, cell, 0, 0, 160, 160);
+      if (drag) {
+        const r = sheet.getBoundingClientRect();
+        Object.assign(band.style, { display: "block", left: `${Math.min(drag.x, ev.clientX) - r.left}px`, top: `${Math.min(drag.y, ev.clientY) - r.top}px`,
+                                    width: `${Math.abs(ev.clientX - drag.x)}px`, height: `${Math.abs(ev.clientY - drag.y)}px` });
+      }
+    });
+    window.addEventListener("mouseup", (ev) => {
+      if (!drag) return;
+      const start = drag; drag = null; band.style.display = "none";
+      const end = cellAt(ev);
+      if (Math.abs(ev.clientX - start.x) < 6 && Math.abs(ev.clientY - start.y) < 6) {
+        model.set("selected", { cell: [end.row, end.col] });
+      } else {
+        model.set("zoom", { x0: start.fx, y0: start.fy, x1: end.fx, y1: end.fy, t: Date.now() });
+      }
+      model.save_changes();
+    });
+    back.addEventListener("click", () => { model.set("back", model.get("back") + 1); model.save_changes(); });
+    for (const t of ["mosaic", "region", "depth", "grid"]) model.on(`change:${t}`, renderMosaic);
+    for (const t of ["patch_png", "selected", "filters"]) model.on(`change:${t}`, renderSelected);
+    renderMosaic(); renderSelected();
+    return () => { mosaic.release(); chosen.release(); };
+  },
+};

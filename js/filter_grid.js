@@ -1,0 +1,75 @@
+// FilterGrid: one sprite sheet per page (each tile = one filter's top patches); paging, zoom,
+// click a tile to select its filter; the selected filter's patches and reconstructions below.
+// Joined after _shared.js.
+export default {
+  render({ model, el }) {
+    const root = cnnvizRoot(el, "Filters by their top patches");
+    const { error, busy } = statusParts(model, root);
+    const title = h("strong", { "aria-live": "polite" });
+    const prev = h("button", { text: "◀", "aria-label": "Previous page" });
+    const next = h("button", { text: "▶", "aria-label": "Next page" });
+    const pageLabel = h("span");
+    const zoom = h("input", { type: "range", min: "0.5", max: "4", step: "0.25", value: "2", "aria-label": "Zoom" });
+    const sheetImg = blobImage({ alt: "filters of the layer, each shown by its top patches" });
+    const mark = h("div", { class: "cnnviz-mark" });
+    const sheet = h("div", { class: "cnnviz-sheet" }, [sheetImg, mark]);
+    const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions" });
+    const detailLabel = h("span");
+    root.append(error, h("div", { class: "cnnviz-row" }, [title, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]), busy]),
+                sheet, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
+
+    const geometry = () => {
+      const tile = model.get("per_row") * (model.get("cell") + 1) - 1;
+      return { tile, step: tile + 6, columns: model.get("columns") };
+    };
+    function place() {
+      const s = model.get("selected") || {};
+      const i = (model.get("sheet_filters") || []).indexOf(s.filter);
+      if (i < 0 || s.layer !== model.get("layer")) { mark.style.display = "none"; return; }
+      const { tile, step, columns } = geometry();
+      const z = Number(zoom.value);
+      Object.assign(mark.style, { display: "block", left: `${(i % columns) * step * z - 2}px`, top: `${Math.floor(i / columns) * step * z - 2}px`,
+                                  width: `${tile * z}px`, height: `${tile * z}px` });
+    }
+    function renderSheet() {
+      sheetImg.setPNG(model.get("sheet"));
+      const done = () => { sheetImg.style.width = `${sheetImg.naturalWidth * Number(zoom.value)}px`; root.dataset.ready = "1"; place(); };
+      if (sheetImg.complete && sheetImg.naturalWidth) done(); else sheetImg.onload = done;
+      const f = model.get("filters") || [];
+      title.textContent = `${model.get("layer")}: ${f.length ? `filters ${f.join(", ")}` : "all filters, strongest first"}`;
+      pageLabel.textContent = `page ${model.get("page") + 1} of ${model.get("n_pages")}`;
+      root.dataset.filters = (model.get("sheet_filters") || []).join(",");
+    }
+    function renderDetail() {
+      detailImg.setPNG(model.get("detail"));
+      const s = model.get("selected") || {};
+      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their deconvnet (below)` : "click a filter";
+      root.dataset.selected = s.filter !== undefined ? String(s.filter) : "";
+      place();
+    }
+    const go = (d) => { const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
+    prev.addEventListener("click", () => go(-1));
+    next.addEventListener("click", () => go(1));
+    zoom.addEventListener("input", () => { sheetImg.style.width = `${sheetImg.naturalWidth * Number(zoom.value)}px`; place(); });
+    root.addEventListener("keydown", (ev) => {
+      if (ev.key === "PageDown" || ev.key === "ArrowRight") { go(1); ev.preventDefault(); ev.stopPropagation(); }
+      if (ev.key === "PageUp" || ev.key === "ArrowLeft") { go(-1); ev.preventDefault(); ev.stopPropagation(); }
+    });
+    sheetImg.addEventListener("click", (ev) => {
+      const r = sheetImg.getBoundingClientRect();
+      const z = r.width / sheetImg.naturalWidth;
+      const { tile, step, columns } = geometry();
+      const cx = (ev.clientX - r.left) / z, cy = (ev.clientY - r.top) / z;
+      const col = Math.floor(cx / step), row = Math.floor(cy / step);
+      if (cx - col * step > tile || cy - row * step > tile || col >= columns) return;
+      const f = (model.get("sheet_filters") || [])[row * columns + col];
+      if (f === undefined) return;
+      model.set("selected", { layer: model.get("layer"), filter: f });
+      model.save_changes();
+    });
+    for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer"]) model.on(`change:${t}`, renderSheet);
+    for (const t of ["detail", "selected"]) model.on(`change:${t}`, renderDetail);
+    renderSheet(); renderDetail();
+    return () => { sheetImg.release(); detailImg.release(); };
+  },
+};
