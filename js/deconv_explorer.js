@@ -14,12 +14,13 @@ export default {
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });
     const bigCaption = h("span");
     const unitCaption = h("span", { text: "click the reconstruction to see one unit" });
+    const filterBox = h("input", { type: "number", min: "0", step: "1", placeholder: "filter #", "aria-label": "Reconstruct one filter of this layer", style: "width:7em" });
     const preds = h("ol", { class: "cnnviz-preds", "aria-label": "Top-5 predictions" });
     const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers" });
     root.append(
       error,
       h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]),
-        h("label", { text: "layer " }, [slider]), layerLabel, busy]),
+        h("label", { text: "layer " }, [slider]), layerLabel, h("label", { text: "one filter " }, [filterBox]), busy]),
       h("div", { class: "cnnviz-main" }, [
         h("div", { class: "cnnviz-figure" }, [inputImg, h("span", { text: "input" })]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
@@ -30,6 +31,7 @@ export default {
     );
 
     let urls = [];
+    let decoded = Promise.resolve();
     let inputURL = "";
     let unitURL = "";
     let thumbs = [];
@@ -50,6 +52,9 @@ export default {
     function renderImages() {
       urls.forEach((u) => URL.revokeObjectURL(u));
       urls = (model.get("recs") || []).map(pngURL);
+      // decode every layer's picture now, so a slider move only swaps an already-decoded image
+      decoded = Promise.all(urls.map((u) => { const im = new Image(); im.src = u; return im.decode().catch(() => null); }))
+        .then(() => { root.dataset.decoded = "1"; });
       if (inputURL) URL.revokeObjectURL(inputURL);
       inputURL = pngURL(model.get("input_png"));
       inputImg.src = inputURL;
@@ -75,12 +80,18 @@ export default {
       unitImg.src = unitURL || "";
       unitImg.style.visibility = unitURL ? "visible" : "hidden";
       const s = model.get("selected") || {};
-      unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]} at (${s.unit[1]}, ${s.unit[2]})` : "click the reconstruction to see one unit";
+      unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]} at (${s.unit[1]}, ${s.unit[2]})`
+        : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
     }
     function renderPreds() { preds.replaceChildren(...predictionList(model.get("predictions"))); }
 
     slider.addEventListener("input", () => showLayer(Number(slider.value), true));
+    filterBox.addEventListener("change", () => {
+      if (filterBox.value === "") return;
+      model.set("channel_request", { layer: names()[Number(slider.value)], channel: Number(filterBox.value), t: Date.now() });
+      model.save_changes();
+    });
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); });
     root.addEventListener("keydown", (ev) => {
       if (ev.target === picker) return;

@@ -67,6 +67,11 @@ def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):
     assert np.array_equal(decode(w.unit_png), cv.to_display(rec))
     w.show_unit("c5", (3, 1, 2))
     assert w.selected == {"layer": "c5", "unit": [3, 1, 2]}
+    w.channel_request = {"layer": "c4", "channel": 11}  # what the filter box sends
+    rec = alex_probe.deconvnet(x, layers="c4", channel=11)["c4"][0]
+    assert w.selected == {"layer": "c4", "channel": 11} and np.array_equal(decode(w.unit_png), cv.to_display(rec))
+    w.channel_request = {"layer": "c4", "channel": 4000}
+    assert "channel=4000 is out of range for layer 'c4'" in w.error
 
 
 def test_layer_trait_links_widgets(alex_probe, photos):

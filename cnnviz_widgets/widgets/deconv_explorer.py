@@ -2,7 +2,8 @@
 
 All reconstructions of an image are computed in one call and sent once as PNG buffers, so the
 slider and the arrow keys change the big view in the browser without a kernel round-trip. A click
-on the big view reconstructs the unit under the pointer (the strongest filter at that position).
+on the big view reconstructs the unit under the pointer (the strongest filter at that position);
+a filter number reconstructs that filter's whole feature map.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class DeconvExplorer(CnnvizWidget):
     grid = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (H, W) of each layer's map
     input_size = traitlets.Int(224).tag(sync=True)
     click = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "x", "y"} in input pixels
+    channel_request = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "channel"}
     selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit": [c, y, x]} once reconstructed; shared
     unit_png = traitlets.Bytes(b"").tag(sync=True)
     predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability], ...]
@@ -109,6 +111,23 @@ class DeconvExplorer(CnnvizWidget):
                 self.unit_png = png_bytes(to_display(rec))
                 self.selected = {"layer": layer.name, "unit": [channel, gy, gx],
                                  "activation": round(float(act[channel]), 4)}
+
+    @traitlets.observe("channel_request")
+    def _on_channel(self, change: dict) -> None:
+        r = change["new"]
+        if r and self._probe is not None:
+            self.show_filter(r.get("layer", self.layer), int(r["channel"]))
+
+    def show_filter(self, layer: str, channel: int) -> None:
+        """Reconstruct one filter's whole feature map of ``layer`` for the current image."""
+        with self.guard("Reconstructing the filter"):
+            if self._x is None:
+                raise CnnvizError("No image is loaded.")
+            name = self._probe.layer(layer).name
+            rec = self._probe.deconvnet(self._x, layers=name, channel=channel)[name][0]
+            with self.hold_sync():
+                self.unit_png = png_bytes(to_display(rec))
+                self.selected = {"layer": name, "channel": int(channel)}
 
     def show_unit(self, layer: str, unit: tuple[int, int, int]) -> None:
         """Reconstruct one unit (channel, y, x) of ``layer`` for the current image, from Python."""
