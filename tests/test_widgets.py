@@ -74,14 +74,20 @@ def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):
     assert "channel=4000 is out of range for layer 'c4'" in w.error
 
 
-def test_layer_trait_links_widgets(alex_probe, photos):
+def test_one_layer_slider_drives_several_widgets(alex_probe, photos):
     import traitlets
 
     a = cv.DeconvExplorer(alex_probe, photos[:1])
     b = cv.ReceptiveFieldTable({"paper AlexNet": alex_probe})
+    g = cv.FilterGrid(alex_probe, photos[:2], layer="c3", k=2)
     traitlets.link((a, "layer"), (b, "layer"))
+    traitlets.link((a, "layer"), (g, "layer"))
     a.layer = "c5"
-    assert b.layer == "c5"
+    assert b.layer == "c5" and g.layer == "c5" and g.error == ""
+    a.layer = "p2"  # not mined at first: the grid mines it on demand
+    assert g.layer == "p2" and g.error == "" and g.top.layer == "p2" and "p2" in g.layer_names
+    g.layer = "nope"
+    assert "No layer 'nope'" in g.error
 
 
 @pytest.mark.parametrize("make,match", [

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from ..errors import CnnvizError, IndexOutOfRangeError
+from ..errors import IndexOutOfRangeError
 from ..images import to_display
 from ..imageset import load_images
 from ..kernels.mine import mine
@@ -43,7 +43,7 @@ class FilterGrid(CnnvizWidget):
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 48,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probe, self._top = None, {}
+        self._probe, self._top, self._images = None, {}, None
         with self.guard("Finding the top patches"):
             from ..images import sample_images
 
@@ -53,6 +53,7 @@ class FilterGrid(CnnvizWidget):
             name = self._probe.layer(layer).name if layer else convs[len(convs) // 2]
             if name not in convs:
                 convs.append(name)
+            self._images = images
             self._top = mine(self._probe, images, top_layers=convs, k=k, sparsity=False, progress=self.report).top
             with self.hold_sync():
                 self.k, self.page_size = int(k), int(page_size)
@@ -76,9 +77,14 @@ class FilterGrid(CnnvizWidget):
         return [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")]
 
     def _render(self) -> None:
+        if self.layer not in self._top:  # a linked slider moved to a layer not mined yet (a pool, an fc)
+            name = self._probe.layer(self.layer).name
+            self._top.update(mine(self._probe, self._images, top_layers=[name], k=self.k, sparsity=False,
+                                  progress=self.report).top)
+            if name != self.layer:
+                self._top[self.layer] = self._top[name]
+            self.layer_names = [n for n in self._probe.layer_names if n in self._top]
         top = self.top
-        if top is None:
-            raise CnnvizError(f"No top patches for layer {self.layer!r}; pick one of {', '.join(self._top)}.")
         order = self._order()
         n_pages = max(1, math.ceil(len(order) / self.page_size))
         page = min(max(self.page, 0), n_pages - 1)
