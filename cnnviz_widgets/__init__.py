@@ -16,7 +16,7 @@ from .kernels.embedding import RepresentationSpace, representation_space
 from .kernels.mine import Mined, mine
 from .kernels.sparsity import Sparsity, sparsity
 from .kernels.topk import TopPatches, top_patches
-from .models import load_model
+from .models import banner, load_model, load_model_or_random
 from .probe import Layer, Probe, ReceptiveField
 from .widgets import (
     CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
@@ -28,6 +28,6 @@ __all__ = [
     "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
-    "load_images", "load_model", "mine", "representation_space", "sample_images", "sparsity", "to_display",
+    "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",
     "top_patches",
 ]

@@ -97,3 +97,18 @@ def test_folder_streams_through_worker_processes(tmp_path, probe):
     with_workers = cv.sparsity(probe, folder, progress=False)
     in_process = cv.sparsity(probe, folder, progress=False, num_workers=0)
     assert with_workers.zeros == in_process.zeros and with_workers.n_images == 70
+
+
+def test_batches_are_capped_by_the_memory_they_need():
+    from cnnviz_widgets.kernels.stream import effective_batch, per_image_bytes
+
+    vgg = cv.Probe(cv.load_model("vgg16", weights=None))
+    every = [l for l in vgg.layers if l.kind != "fc"]
+    held = sum(4 * l.shape[0] * l.shape[1] * l.shape[2] for l in every)
+    assert 60.0e6 < held < 60.5e6  # 60.3 MB of float32 activations per 224 px image
+    assert per_image_bytes(vgg, every) == held + 2 * 4 * 64 * 224 * 224  # plus the two largest maps in flight
+    assert effective_batch(32, per_image_bytes(vgg, every), 128 * 2**20) == 1
+    deep = per_image_bytes(vgg, [vgg.layer("c5_3")])
+    assert effective_batch(32, deep, 128 * 2**20) == 5  # 26 MB each
+    assert per_image_bytes(vgg, [vgg.layer("c5_3")], keep_graph=True) > deep
+    assert effective_batch(32, deep, None) == 32 and effective_batch(32, deep, 1) == 1

@@ -18,7 +18,7 @@ from ..errors import CnnvizError
 from ..imageset import ImageSet, load_images
 from ..probe.probe import Probe
 from .patches import PatchSource
-from .stream import stream_activations
+from .stream import DEFAULT_BATCH_BYTES, stream_activations
 
 TSNE_DEFAULTS = dict(perplexity=30.0, early_exaggeration_iter=125, n_iter=250, theta=0.8,
                      negative_gradient_method="bh", initialization="pca")
@@ -161,6 +161,7 @@ def representation_space(
     progress: bool | Callable[[int, int], None] = True,
     tsne: dict[str, Any] | None = None,
     num_workers: int | None = None,
+    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
 ) -> RepresentationSpace:
     """Sample units of ``layer``, embed their activation vectors in 2-D, lay patches on a grid."""
     n_patches = _positive_int("n_patches", n_patches)
@@ -174,7 +175,7 @@ def representation_space(
         by_image[i] = np.nonzero(units[:, 0] == i)[0]
     features = torch.empty((len(units), l.channels), dtype=torch.float32)
     for index, acts in stream_activations(probe, imageset, [l], batch_size, needed, progress, num_workers,
-                                          desc=f"representation {l.name}"):
+                                          desc=f"representation {l.name}", max_batch_bytes=max_batch_bytes):
         act = acts[l.name]
         for row, img in enumerate(index.tolist()):
             rows = by_image[img]

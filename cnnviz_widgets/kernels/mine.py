@@ -13,7 +13,7 @@ from typing import Any
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
-from .stream import stream_activations
+from .stream import DEFAULT_BATCH_BYTES, stream_activations
 from .topk import TopKMiner, TopPatches, check_k
 
 
@@ -41,6 +41,7 @@ def mine(
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
+    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
 ) -> Mined:
     """Top-k of every filter of ``top_layers`` (None: every conv layer) and sparsity, in one pass.
 
@@ -64,7 +65,8 @@ def mine(
     depth = {l.name: i for i, l in enumerate(probe.layers)}
     layers = sorted(needed.values(), key=lambda l: depth[l.name])
     desc = "mining" if top and sp_layers else ("sparsity" if sp_layers else f"top patches {top[0].name}" if len(top) == 1 else "top patches")
-    for index, acts in stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers, desc=desc):
+    for index, acts in stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers,
+                                          desc=desc, max_batch_bytes=max_batch_bytes):
         for name, miner in miners.items():
             miner.add(acts[name], index)
         if counter is not None:

@@ -8,6 +8,7 @@ import torch
 
 from ..errors import CnnvizError
 from ..probe.probe import Probe
+from .stream import DEFAULT_BATCH_BYTES
 
 
 class Sparsity(dict):
@@ -87,6 +88,7 @@ def sparsity(
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
+    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
 ) -> Sparsity:
     """Fraction of zero activations per layer over ``images`` in one streaming pass.
 
@@ -97,4 +99,4 @@ def sparsity(
 
     chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
     return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
-                progress=progress, num_workers=num_workers).sparsity
+                progress=progress, num_workers=num_workers, max_batch_bytes=max_batch_bytes).sparsity

@@ -53,6 +53,31 @@ def default_workers(images: ImageSet) -> int:
     return max(0, min(4, (os.cpu_count() or 1)))
 
 
+DEFAULT_BATCH_BYTES = 128 * 2**20
+
+
+def per_image_bytes(probe: Probe, layers: Sequence[Layer], keep_graph: bool = False) -> int:
+    """Estimated float32 bytes one image needs to give ``layers``' activations.
+
+    The activations held plus the forward's working set: the two largest maps up to the deepest
+    requested layer, or, when the autograd graph is kept (deconvnet), every map up to it.
+    """
+    size = lambda l: 4 * l.shape[0] * l.shape[1] * l.shape[2]  # noqa: E731
+    depth = {l.name: i for i, l in enumerate(probe.layers)}
+    upto = probe.layers[: max(depth[l.name] for l in layers) + 1]
+    held = sum(size(l) for l in layers)
+    if keep_graph:
+        return held + 2 * sum(size(l) for l in upto)
+    return held + 2 * max(size(l) for l in upto)
+
+
+def effective_batch(batch_size: int, per_image: int, max_batch_bytes: int | None) -> int:
+    """``batch_size``, lowered so one batch's estimated memory (``per_image`` each) fits the budget."""
+    if not max_batch_bytes:
+        return batch_size
+    return max(1, min(batch_size, int(max_batch_bytes) // max(1, per_image)))
+
+
 def check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CnnvizError(f"batch_size must be a positive whole number, got {batch_size!r}.")
@@ -68,20 +93,23 @@ def stream_activations(
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
     desc: str = "images",
+    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
 
     Pictures that cannot be read are skipped with a warning naming them; ``indices`` selects a
     subset (a shard) of the set, and the indices yielded always refer to the whole set. ``progress``:
     True for a tqdm bar, False for none, or a callable ``(done, total)`` (widgets feed their
-    ``progress`` trait with it). Consumers
+    ``progress`` trait with it). ``max_batch_bytes`` caps the batch so its estimated memory stays
+    under that size (:func:`per_image_bytes`: all 18 conv/pool layers of VGG16 need about 86 MB an
+    image, one image a batch by default; its c5_3 alone 26 MB, five); None lifts the cap. Consumers
     should ``del`` each batch before the loop asks for the next: otherwise two batches of
     activations are alive during the next forward pass, which is measurably slower (page faults).
     """
     from tqdm.auto import tqdm
 
     imageset = load_images(images)
-    batch_size = check_batch_size(batch_size)
+    batch_size = effective_batch(check_batch_size(batch_size), per_image_bytes(probe, layers), max_batch_bytes)
     order = range(len(imageset)) if indices is None else [int(i) for i in indices]
     for i in order:
         if not 0 <= i < len(imageset):

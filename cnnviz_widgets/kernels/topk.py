@@ -16,6 +16,7 @@ import torch
 from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
+from .stream import DEFAULT_BATCH_BYTES, effective_batch, per_image_bytes
 from .patches import PatchSource, crop_reconstruction
 
 
@@ -138,7 +139,10 @@ class TopPatches:
         valid = [i for i in range(self.k) if int(self.image_index[c, i]) >= 0]
         images = [int(self.image_index[c, i]) for i in valid]
         units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
-        rec = unit_reconstructions(self._probe, self._source.model_input(images), self.layer, units)
+        layer = self._probe.layer(self.layer)
+        chunk = effective_batch(len(valid), per_image_bytes(self._probe, [layer], keep_graph=True), DEFAULT_BATCH_BYTES)
+        rec = torch.cat([unit_reconstructions(self._probe, self._source.model_input(images[j : j + chunk]), self.layer,
+                                              units[j : j + chunk]) for j in range(0, len(valid), chunk)])
         rf = self._probe.receptive_field(self.layer)
         return torch.stack([crop_reconstruction(rec[j], rf.square_box(*units[j, 1:].tolist())) for j in range(len(valid))])
 
@@ -201,6 +205,7 @@ def top_patches(
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
+    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
 ) -> TopPatches:
     """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.
 
@@ -210,4 +215,4 @@ def top_patches(
 
     name = probe.layer(layer).name
     return mine(probe, images, top_layers=[name], k=k, sparsity=False, batch_size=batch_size, indices=indices,
-                progress=progress, num_workers=num_workers).top[name]
+                progress=progress, num_workers=num_workers, max_batch_bytes=max_batch_bytes).top[name]

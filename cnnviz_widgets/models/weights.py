@@ -105,7 +105,8 @@ def apply_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
             f"The weights in {source!r} do not fit {name!r}: {'; '.join(parts)}. "
             f"They are probably for another architecture; pick the matching model name."
         )
-    model.load_state_dict(state, strict=True)
+    meta = any(t.is_meta for t in own.values())
+    model.load_state_dict(state, strict=True, assign=meta)  # a meta-device model takes the tensors as they are
 
 
 def _first_line(exc: BaseException) -> str:

@@ -49,11 +49,12 @@ def load_model(
             f"Any other torch.nn.Module can be passed straight to cv.Probe(model)."
         )
     entry = MODELS[key]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        model = entry.build()
     if weights is None:
-        return model.eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            return entry.build().eval()
+    # weights first, then the model: an offline failure builds nothing, and building on the meta
+    # device and assigning the loaded tensors never holds two copies of the weights (VGG16: 528 MB)
     if isinstance(weights, str) and weights.lower() in IMAGENET_ALIASES:
         if entry.imagenet is None:
             raise WeightsUnavailableError(
@@ -61,16 +62,45 @@ def load_model(
                 f"Train it and pass the file: cv.load_model({key!r}, weights='path/to/state_dict.pth'), "
                 f"or use 'alexnet' for torchvision's ImageNet AlexNet; {OFFLINE_HINT}."
             )
-        state = imagenet_state_dict(key, entry.imagenet)
-        apply_state_dict(model, state, entry.imagenet.url, key)
-        return model.eval()
-    if not isinstance(weights, (str, os.PathLike)):
+        state, source = imagenet_state_dict(key, entry.imagenet), entry.imagenet.url
+    elif isinstance(weights, (str, os.PathLike)):
+        state, source = read_state_dict(weights), os.fspath(weights)
+    else:
         raise WeightsUnavailableError(
             f"weights={weights!r} is not understood: pass 'imagenet', a path to a state_dict file, or None."
         )
-    state = read_state_dict(weights)
-    apply_state_dict(model, state, os.fspath(weights), key)
+    with torch.device("meta"):
+        model = entry.build()
+    apply_state_dict(model, state, source, key)
     return model.eval()
+
+
+def load_model_or_random(name: str, seed: int = 0) -> tuple[nn.Module, str]:
+    """ImageNet weights when they are cached or downloadable, else seeded random ones.
+
+    Returns (model, note): the note is "" with real weights, else a sentence saying random weights
+    are in use and the one line that fetches the real ones (for notebooks' banners).
+    """
+    try:
+        return load_model(name, weights="imagenet"), ""
+    except WeightsUnavailableError:
+        model = load_model(name, weights=None, seed=seed)
+        if MODELS[name].imagenet is None:
+            return model, (f"{name}: no published ImageNet weights, so seeded random weights are used "
+                           f"(pass a trained state_dict with cv.load_model({name!r}, weights='file.pth')).")
+        return model, (f"{name}: ImageNet weights are not available here (offline?), so seeded random weights are used: "
+                       f"the pictures show the architecture, not what the network learned. To fetch the real weights once, "
+                       f"run with internet: python -c \"import cnnviz_widgets as cv; cv.load_model('{name}', weights='imagenet')\"")
+
+
+def banner(*notes: str) -> None:
+    """Show weight notes as a visible warning in a notebook (nothing when every note is empty)."""
+    text = [n for n in notes if n]
+    if not text:
+        return
+    from IPython.display import Markdown, display
+
+    display(Markdown("\n".join(f"> **Note:** {n}  " for n in text)))
 
 
 def imagenet_categories() -> list[str]:

@@ -66,17 +66,6 @@ def sprite(tiles: list[np.ndarray], columns: int, cell: int, pad: int = 2, fill:
     return out
 
 
-def load_pair(name: str):
-    """A zoo model with ImageNet weights when they can be had, else seeded random ones (and a note)."""
-    from ..errors import WeightsUnavailableError
-    from ..models import load_model
-
-    try:
-        return load_model(name, weights="imagenet"), ""
-    except WeightsUnavailableError:
-        return load_model(name, weights=None, seed=0), f"{name}: ImageNet weights unavailable here, random weights"
-
-
 class CnnvizWidget(anywidget.AnyWidget):
     """Base of every cnnviz widget: ``error`` (shown in the widget), ``busy`` and ``progress``."""
 

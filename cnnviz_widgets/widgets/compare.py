@@ -9,7 +9,8 @@ import traitlets
 from ..errors import ImageError
 from ..images import to_display
 from ..imageset import load_images
-from ._base import CnnvizWidget, as_probe, esm, load_pair, png_bytes
+from ..models import load_model_or_random
+from ._base import CnnvizWidget, as_probe, esm, png_bytes
 
 
 def matching_layers(probe, n: int) -> list[str]:
@@ -43,11 +44,11 @@ class CompareModels(CnnvizWidget):
 
             notes = []
             if probe_a is None:
-                model, note = load_pair("vgg16")
+                model, note = load_model_or_random("vgg16")
                 probe_a, names = model, names or ("VGG16", "AlexNet (paper)")
                 notes.append(note)
             if probe_b is None:
-                model, note = load_pair("alexnet_paper")
+                model, note = load_model_or_random("alexnet_paper")
                 probe_b = model
                 notes.append(note)
             self._probes = [as_probe(probe_a), as_probe(probe_b)]
