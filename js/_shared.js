@@ -9,7 +9,8 @@ const CNNVIZ_CSS = `
 .cnnviz-row { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
 .cnnviz-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
 .cnnviz-figure { display: flex; flex-direction: column; align-items: center; gap: 2px; }
-.cnnviz-figure img { width: 300px; height: 300px; border: 1px solid var(--jp-border-color2, #ddd); }
+.cnnviz-figure img { width: 256px; height: 256px; border: 1px solid var(--jp-border-color2, #ddd); }
+.cnnviz img.cnnviz-empty { background: var(--jp-layout-color2, #eee); }
 .cnnviz-big { cursor: crosshair; }
 .cnnviz-strip { display: flex; gap: 3px; overflow-x: auto; padding: 4px 0; }
 .cnnviz-thumb { display: flex; flex-direction: column; align-items: center; cursor: pointer; font-size: 11px; }
@@ -43,6 +44,8 @@ function h(tag, props = {}, children = []) {
   return node;
 }
 
+const EMPTY_IMAGE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA=";  // 1x1 transparent
+
 function pngURL(view) {
   if (!view || view.byteLength === 0) return "";
   return URL.createObjectURL(new Blob([view], { type: "image/png" }));
@@ -55,8 +58,8 @@ function blobImage(props) {
   img.setPNG = (view) => {
     if (url) URL.revokeObjectURL(url);
     url = pngURL(view);
-    img.src = url;
-    img.style.visibility = url ? "visible" : "hidden";
+    img.src = url || EMPTY_IMAGE;
+    img.classList.toggle("cnnviz-empty", !url);  // an empty panel shows as a neutral tile, not a gap
   };
   img.release = () => { if (url) URL.revokeObjectURL(url); url = ""; };
   return img;

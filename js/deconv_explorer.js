@@ -77,8 +77,8 @@ export default {
     function renderUnit() {
       if (unitURL) URL.revokeObjectURL(unitURL);
       unitURL = pngURL(model.get("unit_png"));
-      unitImg.src = unitURL || "";
-      unitImg.style.visibility = unitURL ? "visible" : "hidden";
+      unitImg.src = unitURL || EMPTY_IMAGE;
+      unitImg.classList.toggle("cnnviz-empty", !unitURL);
       const s = model.get("selected") || {};
       unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]} at (${s.unit[1]}, ${s.unit[2]})`
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";

@@ -59,6 +59,7 @@ def server(tmp_path_factory):
     empty.cells = [nbformat.v4.new_code_cell("1 + 1")]
     empty.metadata["kernelspec"] = nb.metadata["kernelspec"]
     nbformat.write(empty, root / "empty.ipynb")
+    shutil.copy(Path(__file__).resolve().parents[2] / "notebooks" / "00_tour.ipynb", root / "00_tour.ipynb")
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
     proc = subprocess.Popen(
@@ -149,7 +150,7 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_timeout(500)
 
     # pictures are drawn and not blank
-    stats = explorer.evaluate("""root => [...root.querySelectorAll('img')].filter(i => i.src && i.style.visibility !== 'hidden').map(img => {
+    stats = explorer.evaluate("""root => [...root.querySelectorAll('img')].filter(i => i.getAttribute('src') && !i.src.startsWith('data:')).map(img => {
         const c = document.createElement('canvas'); c.width = 32; c.height = 32;
         const g = c.getContext('2d'); g.drawImage(img, 0, 0, 32, 32);
         const d = g.getImageData(0, 0, 32, 32).data; let s = 0, s2 = 0;
@@ -249,4 +250,37 @@ def test_widgets_render_and_respond(server, browser, ui):
     bad = [e for e in errors if e.split(" for comm id")[0] not in known and e not in ui_fonts
            and not (ui_fonts and e == "console: Failed to load resource: the server responded with a status of 403 (Forbidden)")]
     assert not bad, f"errors beyond the UI's own on an empty notebook ({sorted(known)}): {bad}"
+    page.close()
+
+
+def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
+    """The README's main experience: the tour, run top to bottom in JupyterLab; its screenshot is docs/tour.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1300, "height": 1500})
+    errors = collect_errors(page)
+    known = baseline_errors(browser, server, "/lab/tree/")
+    page.goto(server + "/lab/tree/00_tour.ipynb")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_timeout(1500)
+    run_all(page, "lab")
+    news = page.get_by_role("button", name="No", exact=True)
+    if news.count():
+        news.first.click()
+    for label in ("Deconvnet explorer", "Representation space", "Filters by their top patches", "Compare two networks"):
+        page.locator(f"[aria-label='{label}'][data-ready='1']").first.wait_for(timeout=300_000)
+    assert page.locator(".cnnviz[data-error='1']").count() == 0
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg").count() == 0
+    assert "Offline: using seeded random weights" in page.locator(".jp-RenderedMarkdown").all_inner_texts().__str__() \
+        or "ImageNet weights loaded" in page.content()
+    explorer = page.locator("[aria-label='Deconvnet explorer']").first
+    explorer.evaluate("""e => {  // bring the explorer's cell to the top of JupyterLab's own scroller
+        const scroller = e.closest('.jp-WindowedPanel-outer') || e.closest('.jp-Notebook');
+        const cell = e.closest('.jp-Cell');
+        scroller.scrollTop += cell.getBoundingClientRect().top - scroller.getBoundingClientRect().top - 60;
+    }""")
+    page.wait_for_timeout(700)
+    page.screenshot(path=str(ARTIFACTS / "tour.png"))  # docs/tour.png in the README is a copy of this
+    bad = [e for e in errors if e.split(" for comm id")[0] not in known]
+    assert not bad, bad
     page.close()
