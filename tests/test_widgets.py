@@ -127,7 +127,8 @@ def test_sparsity_chart_series(alex_probe, photos):
     lines = [m for m in chart.figure.marks if type(m).__name__ == "Lines"]
     assert len(lines) == 2 and list(lines[0].y) == pytest.approx([s[n] for n in s])
     squares = [m for m in chart.figure.marks if getattr(m, "marker", "") == "square"]
-    assert list(squares[0].names) == [n for n in s if n.startswith("p")]
+    assert list(squares[0].names) == [n for n in s if alex_probe.layer(n).kind == "pool"] == ["p1", "p2", "p5"]
+    assert s.kinds["c3"] == "conv" and s.kinds["p5"] == "pool"
     bad = cv.SparsityChart({"broken": (alex_probe, [])})
     assert "no images given" in bad.error.value
 
@@ -221,3 +222,9 @@ def test_widgets_report_progress_through_their_trait(alex_probe, photos):
     g.observe(lambda ch: seen.append(ch["new"]), "progress")
     g.report(1, 4)
     assert seen == [0.25]
+
+
+def test_explorer_on_a_backbone_without_class_scores(photos):
+    backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU())
+    w = cv.DeconvExplorer(cv.Probe(backbone, input_size=64), photos[:1])
+    assert w.error == "" and w.predictions == [] and len(w.recs) == 3

@@ -60,7 +60,7 @@ def mine(
     else:
         sp_layers = probe.select(sparsity)
     miners = {l.name: TopKMiner(l.name, l.channels, k, l.shape[1:], probe.device) for l in top}
-    counter = SparsityCounter([l.name for l in sp_layers], probe.device) if sp_layers else None
+    counter = SparsityCounter([l.name for l in sp_layers], probe.device, {l.name: l.kind for l in sp_layers}) if sp_layers else None
     needed = {l.name: l for l in list(top) + list(sp_layers)}
     depth = {l.name: i for i, l in enumerate(probe.layers)}
     layers = sorted(needed.values(), key=lambda l: depth[l.name])
@@ -98,7 +98,7 @@ def gather_merge(result: Mined, group: Any = None) -> Mined:
         for name, (values, image_index, yx) in part["top"].items():
             mine_t = result.top[name]
             top[name] = TopPatches(name, values, image_index, yx, mine_t.grid_hw, mine_t._probe, mine_t._images, mine_t._source)
-        sp = Sparsity(*part["sparsity"]) if part["sparsity"] is not None else None
+        sp = Sparsity(*part["sparsity"], kinds=result.sparsity.kinds) if part["sparsity"] is not None else None
         piece = Mined(top, sp)
         merged = piece if merged is None else merged.merge(piece)
     return merged

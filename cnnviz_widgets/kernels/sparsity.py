@@ -18,15 +18,18 @@ class Sparsity(dict):
     counts (associative), so data split over processes or machines gives the one-pass result.
     """
 
-    def __init__(self, zeros: dict[str, int], totals: dict[str, int], n_images: int) -> None:
+    def __init__(self, zeros: dict[str, int], totals: dict[str, int], n_images: int,
+                 kinds: dict[str, str] | None = None) -> None:
         super().__init__({k: (zeros[k] / totals[k] if totals[k] else float("nan")) for k in zeros})
         self.zeros, self.totals, self.n_images = dict(zeros), dict(totals), int(n_images)
+        self.kinds = dict(kinds or {})  # layer name -> "conv", "pool" or "fc"
 
     def merge(self, other: Sparsity) -> Sparsity:
         if list(self.zeros) != list(other.zeros):
             raise CnnvizError(f"Cannot merge sparsity of layers {list(other.zeros)} into {list(self.zeros)}.")
         return Sparsity({k: self.zeros[k] + other.zeros[k] for k in self.zeros},
-                        {k: self.totals[k] + other.totals[k] for k in self.totals}, self.n_images + other.n_images)
+                        {k: self.totals[k] + other.totals[k] for k in self.totals}, self.n_images + other.n_images,
+                        self.kinds or other.kinds)
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k}: {v:.3f}" for k, v in self.items())
@@ -57,7 +60,8 @@ def count_zeros(a: torch.Tensor) -> torch.Tensor:
 class SparsityCounter:
     """Accumulates zero counts per layer, batch by batch, in int64 on the probe's device."""
 
-    def __init__(self, names: Sequence[str], device: torch.device) -> None:
+    def __init__(self, names: Sequence[str], device: torch.device, kinds: dict[str, str] | None = None) -> None:
+        self.kinds = dict(kinds or {})
         self.zeros = {n: torch.zeros((), dtype=torch.long, device=device) for n in names}
         self.totals = dict.fromkeys(names, 0)
         self.n_images = 0
@@ -70,7 +74,7 @@ class SparsityCounter:
         self.n_images += n_images
 
     def result(self) -> Sparsity:
-        return Sparsity({k: int(v) for k, v in self.zeros.items()}, self.totals, self.n_images)
+        return Sparsity({k: int(v) for k, v in self.zeros.items()}, self.totals, self.n_images, self.kinds)
 
 
 def sparsity_layers(probe: Probe, layers: str | Iterable[str] | None, include_fc: bool) -> list:

@@ -31,7 +31,7 @@ class SparsityChart(ipw.VBox):
                     value = sparsity(probe, images, progress=False)
                 self.data[label] = value
                 names = list(value)
-                kinds = ["pool" if n.startswith("p") or "pool" in n else "conv" for n in names]
+                kinds = [value.kinds.get(n, "conv") for n in names]
                 xs = [j / max(1, len(names) - 1) for j in range(len(names))]
                 ys = [float(value[n]) for n in names]
                 color = self.COLORS[i % len(self.COLORS)]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import traitlets
 
-from ..errors import CnnvizError, ImageError
+from ..errors import CnnvizError, ImageError, UnsupportedModelError
 from ..images import to_display
 from ..imageset import load_images
 from ._base import CnnvizWidget, as_probe, esm, png_bytes
@@ -84,7 +84,10 @@ class DeconvExplorer(CnnvizWidget):
         recs = probe.deconvnet(x, layers=self._layers)
         self.progress = 0.8
         pngs = [png_bytes(to_display(recs[n][0])) for n in self._layers]
-        preds = probe.predict(x, k=5) if probe.labels is not None or probe._num_outputs else [[]]
+        try:
+            preds = probe.predict(x, k=5)
+        except UnsupportedModelError:  # a backbone without class scores: everything else still works
+            preds = [[]]
         self._x = x
         with self.hold_sync():
             self.input_png = png_bytes(probe.to_image(x)[0])
