@@ -89,6 +89,7 @@ def test_box_follows_the_contract():
     assert rf.square_box(2, 5) == rf.box(2, 5)
     assert (rf.size, rf.stride, rf.offset) == (32, 4, -14)
     assert "size=32" in repr(rf)
+    assert cv.ReceptiveField(size=32, stride=4, offset=-14) == rf  # DESIGN's form
 
 
 def test_fully_connected_layers_see_the_whole_input(vgg_probe):

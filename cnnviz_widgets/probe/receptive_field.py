@@ -21,19 +21,30 @@ from torch.overrides import TorchFunctionMode
 from .rectifiers import rectifier_spec
 
 
-@dataclass(frozen=True)
+def _axes(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+@dataclass(frozen=True, init=False)
 class ReceptiveField:
     """Receptive field of a layer's units, per axis (rows, columns), plus the square crop view.
 
-    ``size``, ``stride`` and ``offset`` describe the square crop of side ``size`` that covers
-    the field; they equal the per-axis values when the field is square (every layer of VGG and
-    AlexNet). ``is_global`` marks layers whose units see the whole input (fully connected).
+    Built as ``ReceptiveField(size=32, stride=4, offset=-14)`` (square) or with (rows, columns)
+    pairs. ``size``, ``stride`` and ``offset`` describe the square crop of side ``size`` that
+    covers the field; they equal the per-axis values when the field is square (every layer of VGG
+    and AlexNet). ``is_global`` marks layers whose units see the whole input (fully connected).
     """
 
     size_yx: tuple[int, int]
     stride_yx: tuple[int, int]
     offset_yx: tuple[int, int]
     is_global: bool = False
+
+    def __init__(self, size, stride, offset=0, is_global: bool = False) -> None:
+        object.__setattr__(self, "size_yx", _axes(size))
+        object.__setattr__(self, "stride_yx", _axes(stride))
+        object.__setattr__(self, "offset_yx", _axes(offset))
+        object.__setattr__(self, "is_global", bool(is_global))
 
     @property
     def size(self) -> int:
