@@ -24,6 +24,10 @@ from .widgets import (
 
 __version__ = "0.1.0"
 
+from ._ipython import install as _install_ipython_errors  # noqa: E402
+
+_install_ipython_errors()
+
 __all__ = [
     "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "TopPatches",

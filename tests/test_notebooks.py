@@ -41,3 +41,20 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
     print(f"\n{path.name}: peak kernel memory {peak:.2f} GiB")
     if path.name == "00_tour.ipynb":
         assert peak < 2.0, f"the tour needs {peak:.2f} GiB; Binder gives 2 GiB"
+
+
+def test_a_typo_in_a_notebook_shows_the_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import cnnviz_widgets as cv\nprobe = cv.Probe(cv.load_model('alexnet_paper', weights=None))"),
+        nbformat.v4.new_code_cell("probe.deconvnet(probe.preprocess(cv.sample_images()[0][1]), layers='c33')"),
+        nbformat.v4.new_code_cell("cv.load_model('vgg61')"),
+        nbformat.v4.new_code_cell("1 / 0"),
+    ]
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True).execute()
+    typo, model, other = (c.outputs[0] for c in nb.cells[1:])
+    assert typo.output_type == "error" and typo.ename == "LayerNotFoundError"
+    assert len(typo.traceback) == 2 and "No layer 'c33'" in typo.traceback[0] and "Valid names: c1" in typo.traceback[0]
+    assert model.ename == "UnknownModelError" and len(model.traceback) == 2
+    assert len(other.traceback) > 2  # other exceptions keep IPython's full traceback
