@@ -116,7 +116,7 @@ def picture_to_tensor(img: Any, name: str = "picture") -> torch.Tensor:
         raise ImageError(f"{name}: the picture is empty ({_describe(img)}).")
     if not torch.isfinite(t).all():
         raise ImageError(f"{name}: the picture contains NaN or infinite values; clean it first.")
-    if t.dtype.is_floating_point and (t.min() < -1e-3 or t.max() > 1 + 1e-3) and not _is_integer(img):
+    if t.min() < -1e-3 or t.max() > 1 + 1e-3:  # integer pictures are scaled to [0, 1] already
         raise ImageError(
             f"{name}: float pictures must lie in [0, 1], this one spans [{float(t.min()):.3g}, {float(t.max()):.3g}]. "
             f"Divide by 255 for 0-255 data; normalized model input goes to probe.deconvnet directly."
@@ -129,24 +129,25 @@ def picture_to_tensor(img: Any, name: str = "picture") -> torch.Tensor:
     return t.contiguous().float()
 
 
-def _is_integer(img: Any) -> bool:
-    dtype = getattr(img, "dtype", None)
-    if isinstance(dtype, torch.dtype):
-        return not dtype.is_floating_point
-    return dtype is not None and np.issubdtype(dtype, np.integer)
-
-
-def as_picture_list(images: Any) -> list[Any]:
-    """Split a batch (list, NxCxHxW tensor, NxHxWxC array, (name, picture) pairs) into pictures."""
-    if isinstance(images, torch.Tensor) and images.ndim == 4:
-        return list(images)
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return list(images)
-    if isinstance(images, (list, tuple)):
-        if len(images) == 2 and isinstance(images[0], str) and not isinstance(images[1], str):
-            return [images[1]]
-        return [im[1] if isinstance(im, tuple) and len(im) == 2 and isinstance(im[0], str) else im for im in images]
-    return [images]
+def split_pictures(images: Any) -> list[tuple[str, Any]]:
+    """A batch as (name, picture) pairs: a list, an NxCxHxW tensor, an NxHxWxC array, (name, picture)
+    pairs (what ``sample_images()`` returns), or one picture. Paths are named by their file name."""
+    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
+        items = list(images)
+    elif isinstance(images, (list, tuple)):
+        single_pair = len(images) == 2 and isinstance(images[0], str) and not isinstance(images[1], str)
+        items = [images] if single_pair else list(images)
+    else:
+        items = [images]
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and not isinstance(item[1], str):
+            out.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            out.append((os.path.basename(os.fspath(item)), item))
+        else:
+            out.append((f"image {i}", item))
+    return out
 
 
 def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarray:

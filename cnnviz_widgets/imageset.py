@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import ImageError
-from .images import picture_to_tensor
+from .images import picture_to_tensor, split_pictures
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
@@ -89,8 +89,8 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
                 skipped.append(f"{p} (not a picture file type)")
                 continue
             try:
-                with Image.open(p) as im:  # reads the header only
-                    im.size
+                with Image.open(p):  # reads the header only
+                    pass
             except Exception as exc:  # noqa: BLE001 - any reader failure means: skip with a warning
                 skipped.append(f"{p} ({type(exc).__name__})")
                 continue
@@ -122,30 +122,13 @@ def load_images(source: Any) -> ImageSet:
                                  f"(looked for {', '.join(sorted(PICTURE_SUFFIXES))}).")
             return ImageSet(paths, names)
         return ImageSet([str(path)], [path.name])
-    if isinstance(source, torch.Tensor) and source.ndim == 4:
-        items = list(source)
-        names = [f"image {i}" for i in range(len(items))]
-    elif isinstance(source, np.ndarray) and source.ndim == 4:
-        items = list(source)
-        names = [f"image {i}" for i in range(len(items))]
-    elif isinstance(source, (torch.Tensor, np.ndarray)) or type(source).__module__.startswith("PIL"):
-        items, names = [source], ["image 0"]
-    elif isinstance(source, (list, tuple)):
-        if len(source) == 2 and isinstance(source[0], str) and not isinstance(source[1], str):
-            source = [source]  # one (name, picture) pair
-        items, names = [], []
-        for i, item in enumerate(source):
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and not isinstance(item[1], str):
-                names.append(item[0])
-                items.append(item[1])
-            elif isinstance(item, (str, os.PathLike)):
-                if not Path(item).expanduser().is_file():
-                    raise ImageError(f"load_images: picture file {str(item)!r} (item {i}) does not exist.")
-                names.append(Path(item).name)
-                items.append(str(Path(item).expanduser()))
-            else:
-                names.append(f"image {i}")
-                items.append(item)
+    if isinstance(source, (list, tuple, torch.Tensor, np.ndarray)) or type(source).__module__.startswith("PIL"):
+        pairs = split_pictures(source)
+        for i, (_, item) in enumerate(pairs):
+            if isinstance(item, (str, os.PathLike)) and not Path(item).expanduser().is_file():
+                raise ImageError(f"load_images: picture file {str(item)!r} (item {i}) does not exist.")
+        names = [name for name, _ in pairs]
+        items = [str(Path(item).expanduser()) if isinstance(item, (str, os.PathLike)) else item for _, item in pairs]
     elif hasattr(source, "__len__") and hasattr(source, "__getitem__"):
         return ImageSet(source, [f"image {i}" for i in range(len(source))])
     else:

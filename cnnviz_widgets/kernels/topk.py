@@ -148,8 +148,13 @@ class TopPatches:
 
     def reconstruction(self, c: int, i: int) -> torch.Tensor:
         """Deconvnet of filter c's i-th unit alone, cropped to its receptive field: (3, S, S)."""
+        from .deconvnet import unit_reconstructions
+
         self._check(c, i)
-        return self.reconstructions(c)[i]
+        y, x = self.yx[c, i].tolist()
+        rec = unit_reconstructions(self._probe, self._source.model_input([int(self.image_index[c, i])]), self.layer,
+                                   torch.tensor([[c, y, x]]))
+        return crop_reconstruction(rec[0], self._probe.receptive_field(self.layer).square_box(y, x))
 
 
 def _from_flat(layer, values, flat, grid_hw, probe, images, source) -> TopPatches:

@@ -18,7 +18,7 @@ from ..errors import (
     UnsupportedModelError,
     list_names,
 )
-from ..images import as_picture_list, picture_to_tensor, resize_center_crop
+from ..images import picture_to_tensor, resize_center_crop, split_pictures
 from .hooks import eval_mode, forward_hooks, grad_enabled
 from .layers import Layer, layer_kind, paper_names
 from .receptive_field import (
@@ -270,7 +270,7 @@ class Probe:
         Each picture is resized so its shorter side is ``input_size`` and centre-cropped square;
         ``to_image`` shows exactly that crop.
         """
-        pictures = as_picture_list(images)
+        pictures = [picture for _, picture in split_pictures(images)]
         if len(pictures) == 0:
             raise ImageError("No images given: pass at least one picture (try cv.sample_images()).")
         batch = []

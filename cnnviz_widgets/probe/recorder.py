@@ -23,7 +23,7 @@ _INPLACE_DUNDERS = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloo
                     "__setitem__"}
 
 
-class _StopForward(Exception):
+class StopForward(Exception):
     """Raised inside the forward once every wanted activation is final, to skip the rest."""
 
 
@@ -90,7 +90,7 @@ class ForwardRecorder(TorchFunctionMode):
         self.order.append(("layer", layer, id(output)))
         self._held[id(output)] = ("module_out", layer)
         if layer in self.final_at_module:
-            self._finalize(layer)
+            self._finalize()
         else:
             self._pending[id(output)] = (layer, output)
 
@@ -138,7 +138,7 @@ class ForwardRecorder(TorchFunctionMode):
                 self.captured[layer] = result
                 self.rectified.add(layer)
                 self._held[id(result)] = ("captured", layer)
-                self._finalize(layer)
+                self._finalize()
             elif name in PASS_THROUGH:
                 self._pending[id(result)] = (layer, result)
         return result
@@ -154,11 +154,11 @@ class ForwardRecorder(TorchFunctionMode):
         if table.get(layer) is target:
             table[layer] = target.clone()
 
-    def _finalize(self, layer: str) -> None:
+    def _finalize(self) -> None:
         if self.stop_early and self.wanted and all(
             w in self.captured or (w in self.final_at_module and w in self.module_out) for w in self.wanted
         ):
-            raise _StopForward
+            raise StopForward
 
     def activations(self) -> dict[str, torch.Tensor]:
         """Each wanted layer's activation: the rectifier output if one followed, else the module output."""
@@ -167,5 +167,3 @@ class ForwardRecorder(TorchFunctionMode):
             out[layer] = self.captured.get(layer, self.module_out[layer])
         return out
 
-
-StopForward = _StopForward

@@ -1,6 +1,7 @@
 """SparsityChart (paper Fig. 6): per-layer sparsity, one series per model, in bqplot."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import bqplot as bq
@@ -45,15 +46,10 @@ class SparsityChart(ipw.VBox):
                                                 scales={"x": x_sc, "y": y_sc},
                                                 tooltip=bq.Tooltip(fields=["name", "y"], formats=["", ".3f"])))
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not as a traceback
-            self.error.value = f"<b>Could not compute sparsity:</b> {_escape(str(exc))}"
+            self.error.value = f"<b>Could not compute sparsity:</b> {html.escape(str(exc))}"
         axes = [bq.Axis(scale=x_sc, label="relative depth (input to last pool)", tick_format=".1f"),
                 bq.Axis(scale=y_sc, orientation="vertical", label="sparsity", tick_format=".1f")]
         self.figure = bq.Figure(marks=marks, axes=axes, title=title, legend_location="top-left",
                                 layout=ipw.Layout(width="100%", height="380px"))
         super().__init__([self.error, self.figure])
 
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
