@@ -42,6 +42,10 @@ CELLS = [
 ]
 
 
+# JupyterLab restores the notebooks a workspace had open as hidden tabs; each page starts a fresh one
+RESET = {"/lab/tree/": "?reset"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,8 +124,8 @@ def baseline_errors(browser, server: str, prefix: str) -> set[str]:
     """What the UI itself reports on an empty notebook (Notebook 7 raises one of its own)."""
     page = browser.new_page()
     errors = collect_errors(page)
-    page.goto(server + prefix + "empty.ipynb")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.goto(server + prefix + "empty.ipynb" + RESET.get(prefix, ""))
+    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
     page.wait_for_timeout(4000)
     page.close()
     return {e.split(" for comm id")[0] for e in errors}
@@ -134,8 +138,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     known = baseline_errors(browser, server, prefix)
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     errors = collect_errors(page)
-    page.goto(server + prefix + "widgets.ipynb")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.goto(server + prefix + "widgets.ipynb" + RESET.get(prefix, ""))
+    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
     page.wait_for_timeout(1500)  # the kernel starts
     run_all(page, "lab" if ui == "lab" else "nb")
     news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "get news?" toast
@@ -259,8 +263,8 @@ def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1500})
     errors = collect_errors(page)
     known = baseline_errors(browser, server, "/lab/tree/")
-    page.goto(server + "/lab/tree/00_tour.ipynb")
-    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.goto(server + "/lab/tree/00_tour.ipynb" + RESET["/lab/tree/"])
+    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
     page.wait_for_timeout(1500)
     run_all(page, "lab")
     news = page.get_by_role("button", name="No", exact=True)
