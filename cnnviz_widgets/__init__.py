@@ -5,6 +5,7 @@ from .errors import (
     ImageError,
     IndexOutOfRangeError,
     LayerNotFoundError,
+    StoppedError,
     UnknownModelError,
     UnsupportedModelError,
     WeightsFileError,
@@ -30,7 +31,7 @@ _install_ipython_errors()
 
 __all__ = [
     "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
-    "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "TopPatches",
+    "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",
     "top_patches",

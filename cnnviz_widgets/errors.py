@@ -43,6 +43,10 @@ class ImageError(CnnvizError, ValueError):
     """A picture that cannot be used as input: wrong shape, dtype, NaN, or unreadable."""
 
 
+class StoppedError(CnnvizError):
+    """Work was stopped: by a widget's Stop control, by ``widget.stop()``, or by a newer request."""
+
+
 def list_names(names: Iterable[str], limit: int = 60) -> str:
     """Join names for an error message, eliding the middle of very long lists."""
     names = list(names)

@@ -30,6 +30,10 @@ const CNNVIZ_CSS = `
 .cnnviz-compare-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: nowrap; overflow-x: auto; margin: 4px 0; }
 .cnnviz-compare-row img { width: 112px; height: 112px; border: 1px solid var(--jp-border-color2, #ddd); }
 .cnnviz button { font: inherit; }
+.cnnviz-stop { display: none; }
+.cnnviz[aria-busy="true"] .cnnviz-stop { display: inline-block; }
+.cnnviz-notice { color: var(--jp-ui-font-color2, #666); font-style: italic; }
+.cnnviz-stale { opacity: 0.35; transition: opacity 0.15s; }
 `;
 
 function h(tag, props = {}, children = []) {
@@ -72,21 +76,36 @@ function cnnvizRoot(el, label) {
   return root;
 }
 
-// the error banner and busy line every widget shows, kept in sync with the model
+// the error banner, the busy line with its Stop control, and the notice line every widget shows
 function statusParts(model, root) {
   const error = h("div", { class: "cnnviz-error", role: "alert" });
-  const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" });
+  const label = h("span");
+  const stop = h("button", { class: "cnnviz-stop", text: "■ stop", title: "Stop this computation (the previous result stays)",
+                             "aria-label": "Stop the computation" });
+  const notice = h("span", { class: "cnnviz-notice", "aria-live": "polite" });
+  const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" }, [label, stop, notice]);
+  stop.addEventListener("click", () => model.send({ event: "stop" }));
   const render = () => {
     const e = model.get("error");
     error.textContent = e;
     error.style.display = e ? "block" : "none";
     root.dataset.error = e ? "1" : "";
-    busy.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}%` : "";
+    label.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}% ` : "";
+    notice.textContent = model.get("busy") ? "" : (model.get("notice") || "");
     root.setAttribute("aria-busy", model.get("busy") ? "true" : "false");
   };
-  for (const t of ["error", "busy", "progress"]) model.on(`change:${t}`, render);
+  for (const t of ["error", "busy", "progress", "notice"]) model.on(`change:${t}`, render);
   render();
   return { error, busy };
+}
+
+// Dim ``nodes`` while what they show does not answer the current input (a newer request is on its way):
+// a result that arrives for an input the user has left is never presented as current.
+function staleMark(root, nodes, isStale) {
+  const s = !!isStale();
+  nodes.forEach((n) => n.classList.toggle("cnnviz-stale", s));
+  root.dataset.stale = s ? "1" : "";
+  return s;
 }
 
 function predictionList(items) {

@@ -35,10 +35,12 @@ export default {
       picker.replaceChildren(...(model.get("image_names") || []).map((n, i) => h("option", { value: String(i), text: n })));
       picker.value = String(model.get("image_index"));
     }
-    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); });
+    const markStale = () => staleMark(root, [table], () => model.get("shown_image") !== model.get("image_index"));
+    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     for (const t of ["rows", "input_png", "predictions", "note"]) model.on(`change:${t}`, render);
     for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
-    renderPicker(); render();
+    for (const t of ["image_index", "shown_image"]) model.on(`change:${t}`, markStale);
+    renderPicker(); render(); markStale();
     return () => imgs.forEach((i) => i.release());
   },
 };

@@ -37,27 +37,31 @@ export default {
     let thumbs = [];
 
     const names = () => model.get("layer_names") || [];
+    const mainRow = root.querySelector(".cnnviz-main");
+    // pictures belong to shown_image; while the picker is on another image they are dimmed, not passed off as its
+    const markStale = () => {
+      const s = staleMark(root, [mainRow, strip], () => model.get("shown_image") !== model.get("image_index"));
+      bigCaption.textContent = s ? `computing image ${model.get("image_index")}…` : `layer ${names()[Number(slider.value)] || ""}`;
+    };
     function showLayer(i, sync) {
       const n = names();
       if (!n.length) return;
       i = Math.max(0, Math.min(n.length - 1, i));
       slider.value = String(i);
       layerLabel.textContent = n[i];
-      bigCaption.textContent = `layer ${n[i]}`;
+      markStale();
       if (urls[i]) bigImg.src = urls[i];
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", j === i); });
       root.dataset.shownLayer = n[i];
       if (sync && model.get("layer") !== n[i]) { model.set("layer", n[i]); model.save_changes(); }
     }
     function renderImages() {
-      urls.forEach((u) => URL.revokeObjectURL(u));
+      const old = urls;  // revoked once their own pre-decoding has settled (no fetch of a revoked URL)
+      decoded.then(() => old.forEach((u) => URL.revokeObjectURL(u)));
       urls = (model.get("recs") || []).map(pngURL);
       // decode every layer's picture now, so a slider move only swaps an already-decoded image
       decoded = Promise.all(urls.map((u) => { const im = new Image(); im.src = u; return im.decode().catch(() => null); }))
         .then(() => { root.dataset.decoded = "1"; });
-      if (inputURL) URL.revokeObjectURL(inputURL);
-      inputURL = pngURL(model.get("input_png"));
-      inputImg.src = inputURL;
       strip.replaceChildren();
       thumbs = names().map((name, i) => {
         const t = h("div", { class: "cnnviz-thumb", role: "option" }, [h("img", { src: urls[i] || "", alt: name }), h("span", { text: name })]);
@@ -69,6 +73,11 @@ export default {
       showLayer(Math.max(0, names().indexOf(model.get("layer"))), false);
       const ready = () => { root.dataset.ready = "1"; };
       if (bigImg.complete && bigImg.naturalWidth > 0) ready(); else bigImg.onload = ready;
+    }
+    function renderInput() {
+      if (inputURL) URL.revokeObjectURL(inputURL);
+      inputURL = pngURL(model.get("input_png"));
+      inputImg.src = inputURL || EMPTY_IMAGE;
     }
     function renderPicker() {
       picker.replaceChildren(...(model.get("image_names") || []).map((n, i) => h("option", { value: String(i), text: n })));
@@ -92,7 +101,7 @@ export default {
       model.set("channel_request", { layer: names()[Number(slider.value)], channel: Number(filterBox.value), t: Date.now() });
       model.save_changes();
     });
-    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); });
+    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     root.addEventListener("keydown", (ev) => {
       if (ev.target === picker) return;
       const i = Number(slider.value);
@@ -108,14 +117,15 @@ export default {
     });
 
     model.on("change:recs", renderImages);
-    model.on("change:input_png", renderImages);
+    model.on("change:input_png", renderInput);
     model.on("change:layer", () => { const i = names().indexOf(model.get("layer")); if (i >= 0 && String(i) !== slider.value) showLayer(i, false); });
     model.on("change:image_names", renderPicker);
-    model.on("change:image_index", renderPicker);
+    model.on("change:image_index", () => { renderPicker(); markStale(); });
+    model.on("change:shown_image", markStale);
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);
-    renderPicker(); renderImages(); renderUnit(); renderPreds();
+    renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); markStale();
 
     return () => {
       urls.forEach((u) => URL.revokeObjectURL(u));

@@ -66,10 +66,18 @@ export default {
       if (f === undefined) return;
       model.set("selected", { layer: model.get("layer"), filter: f });
       model.save_changes();
+      markStale();
     });
+    // the sheet answers sheet_for and the detail answers detail_for: dimmed while a newer view is on its way
+    const markStale = () => {
+      const f = model.get("sheet_for") || {}, d = model.get("detail_for") || {}, s = model.get("selected") || {};
+      staleMark(root, [sheet], () => f.layer !== model.get("layer") || f.page !== model.get("page"));
+      detailImg.classList.toggle("cnnviz-stale", s.filter !== undefined && (d.filter !== s.filter || d.layer !== s.layer));
+    };
     for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer"]) model.on(`change:${t}`, renderSheet);
     for (const t of ["detail", "selected"]) model.on(`change:${t}`, renderDetail);
-    renderSheet(); renderDetail();
+    for (const t of ["sheet_for", "detail_for", "layer", "page", "selected"]) model.on(`change:${t}`, markStale);
+    renderSheet(); renderDetail(); markStale();
     return () => { sheetImg.release(); detailImg.release(); };
   },
 };

@@ -8,7 +8,7 @@ the signal to their switches, and every other op applies its ordinary linear bac
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -26,8 +26,13 @@ def deconvnet(
     layers: str | Iterable[str] | None = None,
     channel: int | None = None,
     unit: tuple[int, int, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device."""
+    """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device.
+
+    ``progress(done, total)`` is called after the forward pass and after each layer's backward
+    pass; an exception it raises (a widget's Stop) ends the work there, freeing the graph.
+    """
     x = probe.check_input(x)
     chosen = probe.select(layers)
     if channel is not None and unit is not None:
@@ -37,6 +42,8 @@ def deconvnet(
     with grad_enabled():
         xi = x.detach().clone().requires_grad_(True)
         acts = probe.forward(xi, chosen, deconv=True)
+        if progress is not None:
+            progress(1, len(chosen) + 1)
         out: dict[str, torch.Tensor] = {}
         for i, l in enumerate(chosen):
             act = acts[l.name]
@@ -51,6 +58,8 @@ def deconvnet(
                     f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
                 )
             out[l.name] = g.detach()
+            if progress is not None:
+                progress(i + 2, len(chosen) + 1)
     return out
 
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,6 +94,9 @@ class Probe:
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._labels = list(labels) if labels is not None else None
         self._warned: set[str] = set()
+        # hooks and eval flags are set on the shared model for the length of a forward pass: one at
+        # a time, so a widget's background job and a cell never interleave their passes
+        self._lock = threading.RLock()
         self._measured: dict[str, ReceptiveField | None] = {}
         self._discover()
 
@@ -319,7 +323,7 @@ class Probe:
         rec = ForwardRecorder(wanted=wanted, final_at_module=self._final_at_module, deconv=deconv, stop_early=True)
         modules = {p: self._module_of[p] for p in wanted}
         try:
-            with eval_mode(self.model), forward_hooks(self._hooks(rec, modules)), rec:
+            with self._lock, eval_mode(self.model), forward_hooks(self._hooks(rec, modules)), rec:
                 self.model(x)
         except StopForward:
             pass
@@ -349,6 +353,7 @@ class Probe:
         layers: str | Iterable[str] | None = None,
         channel: int | None = None,
         unit: tuple[int, int, int] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Zeiler & Fergus deconvnet: layer name -> reconstruction in input space, shaped like x.
 
@@ -357,14 +362,14 @@ class Probe:
         """
         from ..kernels.deconvnet import deconvnet
 
-        return deconvnet(self, x, layers=layers, channel=channel, unit=unit)
+        return deconvnet(self, x, layers=layers, channel=channel, unit=unit, progress=progress)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
         x = self.check_input(x)
         if int(k) < 1:
             raise IndexOutOfRangeError(f"k must be at least 1, got {k!r}.")
-        with torch.no_grad(), eval_mode(self.model):
+        with self._lock, torch.no_grad(), eval_mode(self.model):
             logits = self.model(x)
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
             raise UnsupportedModelError(

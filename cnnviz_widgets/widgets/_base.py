@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import traitlets
 
 from ..errors import CnnvizError
+from .jobs import Job, running_loop, submit
 
 log = logging.getLogger("cnnviz_widgets")
 
@@ -67,32 +68,140 @@ def sprite(tiles: list[np.ndarray], columns: int, cell: int, pad: int = 2, fill:
 
 
 class CnnvizWidget(anywidget.AnyWidget):
-    """Base of every cnnviz widget: ``error`` (shown in the widget), ``busy`` and ``progress``."""
+    """Base of every cnnviz widget: ``error`` (shown in the widget), ``busy``, ``progress``, ``notice``,
+    and the job machinery that keeps browser-started work stoppable and never stale (see :mod:`.jobs`)."""
 
     error = traitlets.Unicode("").tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)
     progress = traitlets.Float(0.0).tag(sync=True)  # 0..1 while busy
+    notice = traitlets.Unicode("").tag(sync=True)  # a calm status line, e.g. "stopped"
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._jobs: dict[int, Job] = {}
+        self._latest: dict[str, int] = {}  # lane -> id of its newest request
+        self._from_frontend = False
+        super().__init__(**kwargs)
+        self.on_msg(self._on_custom_msg)
+
+    # ------------------------------------------------------------------ errors and progress
+    def _show_error(self, what: str, exc: BaseException) -> None:
+        if isinstance(exc, CnnvizError):
+            log.info("%s failed: %s", what, exc, exc_info=exc)
+            self.error = str(exc)
+        else:  # a widget must never put a traceback in the cell
+            log.error("%s failed", what, exc_info=exc)
+            self.error = f"{what} failed: {type(exc).__name__}: {exc}"
+
+    def _idle(self) -> None:
+        if not self._jobs:
+            self.busy = False
+            self.progress = 0.0
 
     @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
-        """Run kernel work: busy while it runs; an error becomes ``self.error``, its traceback a log entry."""
+        """Run kernel work inline: busy while it runs; an error becomes ``self.error``, its traceback a
+        log entry; an interrupt leaves the widget as it was, says so, and goes on up."""
         self.busy = True
+        self.error = ""
         try:
             yield
-            self.error = ""
-        except CnnvizError as exc:
-            log.info("%s failed: %s", what, exc, exc_info=True)
-            self.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a widget must never put a traceback in the cell
-            log.exception("%s failed", what)
-            self.error = f"{what} failed: {type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:
+            self.notice = f"{what}: interrupted; the previous result is still shown."
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._show_error(what, exc)
         finally:
-            self.busy = False
-            self.progress = 0.0
+            self._idle()
 
     def report(self, done: int, total: int) -> None:
         """Progress callback for the kernels: feeds the ``progress`` trait (a bar in the widget)."""
         self.progress = done / total if total else 0.0
+
+    # ------------------------------------------------------------------ jobs
+    def set_state(self, sync_data: dict) -> None:
+        """State from the browser: observers started by it run their kernel work as background jobs."""
+        self._from_frontend = True
+        try:
+            super().set_state(sync_data)
+        finally:
+            self._from_frontend = False
+
+    def run_job(self, what: str, lane: str, compute: Callable[[Job], Any], apply: Callable[[Any], None],
+                supersedes: tuple[str, ...] = ()) -> Job:
+        """Start a request: ``compute(job)`` does the kernel work (calling ``job.report`` between steps,
+        touching no trait), ``apply(result)`` shows it. Earlier requests of the same lane, and of the
+        lanes in ``supersedes``, are cancelled; a result that is no longer the newest is dropped.
+
+        Browser-started requests run on the background worker; Python-started ones run inline.
+        """
+        for old in list(self._jobs.values()):
+            if old.lane == lane or old.lane in supersedes:
+                old.cancel()
+        for other in supersedes:
+            self._latest[other] = -1
+        loop = running_loop() if self._from_frontend else None
+        job = Job(lane, what, self._job_progress(loop))
+        self._latest[lane] = job.id
+        self.notice = ""
+        if loop is None:
+            with self.guard(what):
+                apply(compute(job))
+            return job
+        self._jobs[job.id] = job
+        self.busy = True
+        self.progress = 0.0
+        submit(job, compute, self._job_done(apply), loop)
+        return job
+
+    def _job_progress(self, loop) -> Callable[[Job, float], None]:
+        def inline(job: Job, value: float) -> None:
+            self.progress = value
+
+        def threaded(job: Job, value: float) -> None:  # on the worker: hand the value to the event loop
+            loop.call_soon_threadsafe(lambda: self._jobs.get(job.id) and setattr(self, "progress", value))
+
+        return inline if loop is None else threaded
+
+    def _job_done(self, apply: Callable[[Any], None]) -> Callable[[Job, Any, BaseException | None], None]:
+        def done(job: Job, result: Any, exc: BaseException | None) -> None:
+            self._jobs.pop(job.id, None)
+            try:
+                if job.cancelled or self._latest.get(job.lane) != job.id:
+                    log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
+                    if job.stopped_by_user:
+                        self.notice = f"{job.what}: stopped; the previous result is still shown."
+                        self.on_stopped(job)
+                elif exc is not None:
+                    self._show_error(job.what, exc)
+                else:
+                    try:
+                        apply(result)
+                        self.error = ""
+                    except Exception as e:  # noqa: BLE001
+                        self._show_error(job.what, e)
+            finally:
+                self._idle()
+
+        return done
+
+    def cancel_lane(self, lane: str) -> None:
+        """Drop every request of ``lane`` in flight (its input went back to what is shown)."""
+        for job in list(self._jobs.values()):
+            if job.lane == lane:
+                job.cancel()
+        self._latest[lane] = -1
+
+    def stop(self) -> None:
+        """Stop every request of this widget in flight (what the Stop control does)."""
+        for job in list(self._jobs.values()):
+            job.cancel(by_user=True)
+
+    def on_stopped(self, job: Job) -> None:
+        """Hook: put inputs back to what the shown result answers after the user stopped ``job``."""
+
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "stop":
+            self.stop()
 
 
 def as_probe(model_or_probe: Any, **kwargs: Any):

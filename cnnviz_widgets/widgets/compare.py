@@ -34,6 +34,7 @@ class CompareModels(CnnvizWidget):
     rows = traitlets.List(traitlets.List(traitlets.Bytes())).tag(sync=True)  # PNGs per model
     predictions = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
+    shown_image = traitlets.Int(-1).tag(sync=True)  # the image the rows now shown belong to
 
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
                  names: tuple[str, str] | None = None, **kwargs: Any) -> None:
@@ -58,28 +59,41 @@ class CompareModels(CnnvizWidget):
                 self.columns = [matching_layers(p, depths) for p in self._probes]
                 self.image_names = list(self._images.names)
                 self.note = "; ".join(n for n in notes if n)
-            self._compute()
+            self._request(self.image_index)
 
     @traitlets.observe("image_index")
     def _on_image(self, change: dict) -> None:
-        if self._probes and self._images is not None and change["old"] != change["new"]:
-            with self.guard("Comparing the models"):
-                self._compute()
+        if not self._probes or self._images is None or change["old"] == change["new"]:
+            return
+        if change["new"] == self.shown_image:
+            self.cancel_lane("image")
+            return
+        self._request(change["new"])
 
-    def _compute(self) -> None:
-        if not 0 <= self.image_index < len(self._images):
-            raise ImageError(f"image_index={self.image_index} is out of range: there are {len(self._images)} images.")
-        picture = self._images.tensor(self.image_index)
+    def _request(self, index: int) -> None:
+        self.run_job("Comparing the models", "image", lambda job: self._compare(index, job), self._show)
+
+    def on_stopped(self, job) -> None:
+        if self.shown_image >= 0:
+            self.image_index = self.shown_image
+
+    def _compare(self, index: int, job) -> dict:
+        if not 0 <= index < len(self._images):
+            raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
+        picture = self._images.tensor(index)
         rows, preds = [], []
         for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
             x = probe.preprocess(picture)
-            recs = probe.deconvnet(x, layers=cols)
+            recs = probe.deconvnet(x, layers=cols, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
             rows.append([png_bytes(to_display(recs[c][0])) for c in cols])
             preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
             if j == 0:
                 first = probe.to_image(x)[0]
-            self.progress = (j + 1) / 2
+        return {"index": index, "input_png": png_bytes(first), "rows": rows, "predictions": preds}
+
+    def _show(self, r: dict) -> None:
         with self.hold_sync():
-            self.input_png = png_bytes(first)
-            self.rows = rows
-            self.predictions = preds
+            self.input_png = r["input_png"]
+            self.rows = r["rows"]
+            self.predictions = r["predictions"]
+            self.shown_image = r["index"]

@@ -39,11 +39,13 @@ class FilterGrid(CnnvizWidget):
     selected = traitlets.Dict().tag(sync=True)  # {"layer", "filter"}; shared
     detail = traitlets.Bytes(b"").tag(sync=True)  # patches (top row) and reconstructions (bottom row)
     detail_values = traitlets.List(traitlets.Float()).tag(sync=True)
+    sheet_for = traitlets.Dict().tag(sync=True)  # {"layer", "page"} the sheet now shown answers
+    detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter"} the detail now shown answers
 
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 48,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probe, self._top, self._images = None, {}, None
+        self._probe, self._top, self._images, self._shown_view = None, {}, None, None
         with self.guard("Finding the top patches"):
             from ..images import sample_images
 
@@ -67,61 +69,89 @@ class FilterGrid(CnnvizWidget):
         """The TopPatches of the current layer."""
         return self._top.get(self.layer)
 
-    def _order(self) -> list[int]:
-        top = self.top
-        if self.filters:
-            bad = [f for f in self.filters if not 0 <= f < top.channels]
-            if bad:
-                raise IndexOutOfRangeError(f"filters {bad} are out of range: {self.layer!r} has {top.channels} (0 to {top.channels - 1}).")
-            return list(self.filters)
-        return [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")]
+    def _view(self) -> dict:
+        return {"layer": self.layer, "filters": list(self.filters), "page": int(self.page), "page_size": int(self.page_size)}
 
     def _render(self) -> None:
-        if self.layer not in self._top:  # a linked slider moved to a layer not mined yet (a pool, an fc)
-            name = self._probe.layer(self.layer).name
-            self._top.update(mine(self._probe, self._images, top_layers=[name], k=self.k, sparsity=False,
-                                  progress=self.report).top)
-            if name != self.layer:
-                self._top[self.layer] = self._top[name]
-            self.layer_names = [n for n in self._probe.layer_names if n in self._top]
-        top = self.top
-        order = self._order()
-        n_pages = max(1, math.ceil(len(order) / self.page_size))
-        page = min(max(self.page, 0), n_pages - 1)
-        shown = order[page * self.page_size : (page + 1) * self.page_size]
+        """Draw the current view (mining its layer first if needed), as a job: stoppable, never stale."""
+        view = self._view()
+        self.run_job("Drawing the filters", "view", lambda job: self._draw(view, job), self._show_sheet)
+
+    def _draw(self, view: dict, job) -> dict:
+        """The sheet of ``view``; mines the layer first when a linked slider moved to one not mined yet."""
+        mined = {}
+        top = self._top.get(view["layer"])
+        if top is None:  # a pool, an fc: mine it now
+            name = self._probe.layer(view["layer"]).name
+            top = self._top.get(name) or mine(self._probe, self._images, top_layers=[name], k=self.k, sparsity=False,
+                                             progress=job.report).top[name]
+            mined = {name: top, view["layer"]: top}
+        if view["filters"]:
+            bad = [f for f in view["filters"] if not 0 <= f < top.channels]
+            if bad:
+                raise IndexOutOfRangeError(f"filters {bad} are out of range: {view['layer']!r} has {top.channels} (0 to {top.channels - 1}).")
+            order = list(view["filters"])
+        else:
+            order = [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")]
+        size = max(1, view["page_size"])
+        n_pages = max(1, math.ceil(len(order) / size))
+        page = min(max(view["page"], 0), n_pages - 1)
+        shown = order[page * size : (page + 1) * size]
         tiles = []
         for c in shown:
+            job.check()
             patches = [top.patch(c, i) if int(top.image_index[c, i]) >= 0 else np.full((4, 4, 3), 255, np.uint8)
                        for i in range(top.k)]
             tiles.append(sprite(patches, self.per_row, self.cell, pad=1))
         sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.full((8, 8, 3), 255, np.uint8)
+        return {"mined": mined, "view": {**view, "page": page}, "n_pages": n_pages, "shown": shown, "sheet": png_bytes(sheet)}
+
+    def _show_sheet(self, r: dict) -> None:
+        if r["mined"]:
+            self._top.update(r["mined"])
+            self.layer_names = [n for n in self._probe.layer_names if n in self._top]
+        self._shown_view = r["view"]
         with self.hold_sync():
-            self.n_pages, self.page = n_pages, page
-            self.sheet_filters = shown
-            self.sheet = png_bytes(sheet)
+            self.n_pages, self.page = r["n_pages"], r["view"]["page"]
+            self.sheet_filters = r["shown"]
+            self.sheet = r["sheet"]
+            self.sheet_for = {"layer": r["view"]["layer"], "page": r["view"]["page"]}
 
     @traitlets.observe("layer", "filters", "page", "page_size")
     def _on_view(self, change: dict) -> None:
         if self._probe is None or not self._top or change["old"] == change["new"]:
             return
-        with self.guard("Drawing the filters"):
-            if change["name"] in ("layer", "filters") and self.page != 0:
-                self.page = 0  # re-renders through this observer
-                return
-            self._render()
+        if change["name"] in ("layer", "filters") and self.page != 0:
+            self.page = 0  # re-renders through this observer
+            return
+        if self._view() == self._shown_view:  # back to what is on screen (or the page clamp of a result)
+            self.cancel_lane("view")
+            return
+        self._render()
 
     @traitlets.observe("selected")
     def _on_select(self, change: dict) -> None:
         sel = change["new"]
-        if not sel or self._probe is None or sel.get("layer", self.layer) not in self._top:
+        if not sel or self._probe is None:
             return
-        with self.guard("Reconstructing the filter's patches"):
-            top = self._top[sel.get("layer", self.layer)]
+        name = sel.get("layer", self.layer)
+        top = self._top.get(name)
+        if top is None:
+            return
+
+        def compute(job) -> dict:
             c = int(sel["filter"])
             if not 0 <= c < top.channels:
                 raise IndexOutOfRangeError(f"filter {c} is out of range: 0 to {top.channels - 1}.")
             patches = [top.patch(c, i) for i in range(top.k) if int(top.image_index[c, i]) >= 0]
             recs = [to_display(r) for r in top.reconstructions(c)]
+            return {"png": png_bytes(sprite(patches + recs, len(patches), 64, pad=2)),
+                    "values": [round(float(v), 4) for v in top.values[c, : len(patches)]], "for": {"layer": name, "filter": c}}
+
+        def apply(r: dict) -> None:
             with self.hold_sync():
-                self.detail = png_bytes(sprite(patches + recs, len(patches), 64, pad=2))
-                self.detail_values = [round(float(v), 4) for v in top.values[c, : len(patches)]]
+                self.detail = r["png"]
+                self.detail_values = r["values"]
+                self.detail_for = r["for"]
+
+        self.run_job("Reconstructing the filter's patches", "detail", compute, apply)

@@ -41,6 +41,22 @@ CELLS = [
     "cv.CompareModels(cv.Probe(cv.load_model('alexnet', weights=None)), probe, photos, depths=4, names=('torchvision AlexNet', 'paper AlexNet'))",
 ]
 
+# the soak: a VGG16-size explorer (random weights), whose image changes take the kernel a second or two
+SOAK_CELLS = [
+    "import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
+    "soak = cv.DeconvExplorer(cv.Probe(cv.load_model('vgg16', weights=None, seed=0)), cv.sample_images()[:6])\nsoak",
+]
+
+# counts object URLs made and revoked by the page: live ones must not pile up on a long session
+COUNT_URLS = """
+(() => {
+  const made = URL.createObjectURL.bind(URL), revoke = URL.revokeObjectURL.bind(URL);
+  const live = new Set();
+  window.__cnnvizURLs = live;
+  URL.createObjectURL = (b) => { const u = made(b); live.add(u); return u; };
+  URL.revokeObjectURL = (u) => { live.delete(u); return revoke(u); };
+})();
+"""
 
 # JupyterLab restores the notebooks a workspace had open as hidden tabs; each page starts a fresh one
 RESET = {"/lab/tree/": "?reset"}
@@ -63,6 +79,10 @@ def server(tmp_path_factory):
     empty.cells = [nbformat.v4.new_code_cell("1 + 1")]
     empty.metadata["kernelspec"] = nb.metadata["kernelspec"]
     nbformat.write(empty, root / "empty.ipynb")
+    soak = nbformat.v4.new_notebook()
+    soak.cells = [nbformat.v4.new_code_cell(c) for c in SOAK_CELLS]
+    soak.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    nbformat.write(soak, root / "soak.ipynb")
     shutil.copy(Path(__file__).resolve().parents[2] / "notebooks" / "00_tour.ipynb", root / "00_tour.ipynb")
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
@@ -285,6 +305,88 @@ def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
     }""")
     page.wait_for_timeout(700)
     page.screenshot(path=str(ARTIFACTS / "tour.png"))  # docs/tour.png in the README is a copy of this
+    bad = [e for e in errors if e.split(" for comm id")[0] not in known]
+    assert not bad, bad
+    page.close()
+
+
+def test_browser_soak_stale_results_and_stop(server, browser):
+    """500 slider moves and image changes: object URLs revoked, JS heap bounded; a pending image is
+    shown as stale, never passed off as the new one; Stop leaves the previous result and a usable widget."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.add_init_script(COUNT_URLS)
+    errors = collect_errors(page)
+    known = baseline_errors(browser, server, "/lab/tree/")
+    page.goto(server + "/lab/tree/soak.ipynb" + RESET["/lab/tree/"])
+    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
+    page.wait_for_timeout(1500)
+    run_all(page, "lab")
+    news = page.get_by_role("button", name="No", exact=True)
+    if news.count():
+        news.first.click()
+    w = page.locator("[aria-label='Deconvnet explorer'][data-ready='1']").first
+    w.wait_for(timeout=300_000)
+    cdp = page.context.new_cdp_session(page)
+    picker = w.locator("select")
+
+    def heap_mb() -> float:
+        cdp.send("HeapProfiler.collectGarbage")
+        cdp.send("HeapProfiler.collectGarbage")
+        return cdp.send("Runtime.getHeapUsage")["usedSize"] / 2**20
+
+    def choose(i: int) -> None:  # pick an image and wait until its pictures are the ones shown
+        picker.select_option(str(i))
+        page.wait_for_function(f"() => document.querySelector(\"[aria-label='Deconvnet explorer']\").dataset.stale === ''",
+                               timeout=120_000)
+        page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer']\").getAttribute('aria-busy') === 'false'",
+                               timeout=120_000)
+
+    def slide(moves: int) -> None:
+        w.evaluate("""(root, moves) => new Promise(resolve => {
+            let n = 0;
+            const step = () => {
+                root.dispatchEvent(new KeyboardEvent('keydown', {key: (n % 40) < 20 ? 'ArrowRight' : 'ArrowLeft', bubbles: true}));
+                if (++n < moves) requestAnimationFrame(step); else resolve();
+            };
+            step();
+        })""", moves)
+
+    # a pending image is marked stale at once, in the same turn as the pick, and clears with its result
+    stale_now = w.evaluate("""root => { const s = root.querySelector('select'); s.value = '1';
+        s.dispatchEvent(new Event('change')); return root.dataset.stale; }""")
+    assert stale_now == "1"
+    assert "computing image 1" in w.locator(".cnnviz-figure span").nth(1).inner_text()
+    choose(1)
+
+    # warm-up, then the soak: 500 slider moves and 10 image changes
+    slide(50)
+    choose(2)
+    choose(1)
+    urls_before, heap_before = page.evaluate("() => window.__cnnvizURLs.size"), heap_mb()
+    for i in range(10):
+        slide(50)
+        choose((i % 4) + 2 if i < 9 else 1)
+    urls_after, heap_after = page.evaluate("() => window.__cnnvizURLs.size"), heap_mb()
+    print(f"\nbrowser soak: 500 slider moves + 10 image changes: live object URLs {urls_before} -> {urls_after}, "
+          f"JS heap {heap_before:.1f} -> {heap_after:.1f} MiB ({heap_after - heap_before:+.1f})")
+    assert urls_after == urls_before, "object URLs are leaking"
+    assert heap_after - heap_before < 8, f"JS heap grew {heap_after - heap_before:.1f} MiB"
+
+    # Stop: pick another image, press Stop while the kernel works on it
+    shown = w.evaluate("r => r.querySelector('select').value")
+    picker.select_option("4")
+    stop = w.get_by_role("button", name="Stop the computation")
+    stop.wait_for(state="visible", timeout=30_000)
+    stop.click()
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer']\").getAttribute('aria-busy') === 'false'",
+                           timeout=60_000)
+    assert "stopped" in w.locator(".cnnviz-notice").inner_text()
+    page.wait_for_function(f"() => document.querySelector(\"[aria-label='Deconvnet explorer'] select\").value === '{shown}'",
+                           timeout=30_000)
+    assert w.evaluate("r => r.dataset.stale") == ""
+    w.screenshot(path=str(ARTIFACTS / "explorer_after_stop.png"))
+    choose(4)  # still usable: the same request now completes
+    assert w.locator(".cnnviz-notice").inner_text() == ""
     bad = [e for e in errors if e.split(" for comm id")[0] not in known]
     assert not bad, bad
     page.close()

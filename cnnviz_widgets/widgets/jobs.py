@@ -1,0 +1,80 @@
+"""Kernel work started from the browser: run off the kernel's main thread, stoppable, never stale.
+
+A request from the browser (a new image, a click, a page) becomes a :class:`Job` with an id. It
+runs on one background thread shared by all widgets (kernels already use every core, and one
+thread means two widgets never drive the same model at once), so the kernel keeps reading
+messages: a Stop press or a newer request cancels it between batches or layers. Its result is
+applied back on the kernel's event loop only if it is still the newest request of its lane; a
+result for an input the user has left is dropped. Work asked for from Python (a cell setting a
+trait) runs inline instead, so scripts and notebooks see the result on the next line and the
+notebook's interrupt button stops it.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import StoppedError
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-job")
+_IDS = itertools.count(1)
+
+
+class Job:
+    """One request: its id, its lane, and the flag that stops it at the next check."""
+
+    def __init__(self, lane: str, what: str, on_progress: Callable[[Job, float], None] | None = None) -> None:
+        self.id = next(_IDS)
+        self.lane = lane
+        self.what = what
+        self.stopped_by_user = False
+        self._cancelled = threading.Event()
+        self._on_progress = on_progress
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self, by_user: bool = False) -> None:
+        self.stopped_by_user = self.stopped_by_user or by_user
+        self._cancelled.set()
+
+    def check(self) -> None:
+        """Raise StoppedError if the job was cancelled (kernels call it through ``report``)."""
+        if self._cancelled.is_set():
+            raise StoppedError(f"{self.what}: stopped.")
+
+    def report(self, done: int, total: int) -> None:
+        """Progress callback for the kernels: stops the job if cancelled, else passes the fraction on."""
+        self.check()
+        if self._on_progress is not None:
+            self._on_progress(self, done / total if total else 0.0)
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread (the kernel's, inside Jupyter), or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def submit(job: Job, compute: Callable[[Job], Any], done: Callable[[Job, Any, BaseException | None], None],
+           loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``compute(job)`` on the worker thread; ``done(job, result, error)`` then runs on ``loop``."""
+
+    def work() -> Any:
+        job.check()  # cancelled while it waited behind another job: skip it
+        return compute(job)
+
+    future = loop.run_in_executor(_EXECUTOR, work)
+
+    def finished(f: asyncio.Future) -> None:
+        exc = f.exception()
+        done(job, None if exc else f.result(), exc)
+
+    future.add_done_callback(finished)

@@ -1,0 +1,250 @@
+"""Browser-started work (issue 6): background jobs that a Stop or a newer request cancels, and whose
+stale results are dropped, never shown for the wrong input.
+
+The browser is simulated the way ipywidgets delivers its messages: ``set_state`` (a trait change)
+and a custom ``{"event": "stop"}`` message, inside a running event loop as in a kernel.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import cnnviz_widgets as cv
+from cnnviz_widgets.images import to_display
+from cnnviz_widgets.probe.hooks import hook_count
+from cnnviz_widgets.widgets._base import png_bytes
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), input_size=96)
+
+
+async def settle(w, timeout: float = 60.0) -> None:
+    """Wait until the widget has no job in flight (the kernel's event loop keeps turning meanwhile)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while w.busy or w._jobs:
+        assert loop.time() < end, "a job never finished"
+        await asyncio.sleep(0.01)
+
+
+def gate(widget, method: str):
+    """Make ``widget.method`` wait on an event the test releases: a slow computation on demand."""
+    release, started = threading.Event(), threading.Event()
+    original = getattr(widget, method)
+
+    def slow(*args, **kwargs):
+        started.set()
+        assert release.wait(30)
+        return original(*args, **kwargs)
+
+    setattr(widget, method, slow)
+    return started, release
+
+
+def expected_recs(probe, photos, index):
+    x = probe.preprocess(cv.load_images(photos).tensor(index))
+    recs = probe.deconvnet(x, layers=list(probe.layer_names))
+    return [png_bytes(to_display(recs[n][0])) for n in probe.layer_names]
+
+
+def test_a_newer_image_drops_the_stale_result(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:4])
+    shown = []
+    w.observe(lambda c: shown.append(c["new"]), "shown_image")
+
+    async def scenario():
+        started, release = gate(w, "_reconstruct")
+        w.set_state({"image_index": 1})  # the browser asks for image 1 ...
+        assert w.busy  # ... the handler returned at once: the kernel stays responsive
+        await asyncio.to_thread(started.wait, 10)
+        w.set_state({"image_index": 2})  # ... and moves on before image 1 is done
+        release.set()
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert shown == [2], f"results shown for images {shown}; image 1's was stale and must be dropped"
+    assert w.image_index == w.shown_image == 2 and w.error == "" and not w.busy
+    assert w.recs == expected_recs(probe, photos[:4], 2)
+
+
+def test_a_result_already_computed_for_a_left_input_is_dropped(probe, photos):
+    """The race the ids exist for: image 1's result is complete and on its way when image 2 is asked."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    shown = []
+    w.observe(lambda c: shown.append(c["new"]), "shown_image")
+    finished = threading.Event()
+    original = w._reconstruct
+
+    def reconstruct(index, job):
+        r = original(index, job)
+        finished.set()
+        return r
+
+    w._reconstruct = reconstruct
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        assert finished.wait(30)  # blocking on purpose: image 1's result is queued, not yet applied
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert shown == [2], f"results shown for images {shown}"
+    assert w.recs == expected_recs(probe, photos[:4], 2)
+
+
+def test_stop_keeps_the_previous_result_and_the_widget_usable(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:4])
+    before = list(w.recs)
+    hooks = hook_count(probe.model)
+
+    async def scenario():
+        started, release = gate(w, "_reconstruct")
+        w.set_state({"image_index": 3})
+        await asyncio.to_thread(started.wait, 10)
+        w._on_custom_msg(w, {"event": "stop"}, [])  # the Stop control
+        release.set()
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert "stopped" in w.notice and w.error == "" and not w.busy and w.progress == 0
+    assert w.image_index == w.shown_image == 0, "the picker goes back to the image still shown"
+    assert w.recs == before
+    assert hook_count(probe.model) == hooks and not probe.model.training and torch._C._len_torch_function_stack() == 0
+
+    async def again():
+        w.set_state({"image_index": 3})
+        await settle(w)
+
+    asyncio.run(again())  # usable after the stop: the same request now completes
+    assert w.shown_image == 3 and w.notice == "" and w.recs == expected_recs(probe, photos[:4], 3)
+
+
+def test_stop_cancels_inside_the_kernel_between_layers(probe, photos):
+    """Stop is honoured mid-computation (between layers), not only before the job starts."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    layers_done = []
+    original = probe.deconvnet
+
+    def spy(x, layers=None, channel=None, unit=None, progress=None):
+        def report(d, t):
+            layers_done.append(d)
+            if d == 2:
+                w.stop()  # pressed while layer 1 is being reversed
+            progress(d, t)
+        return original(x, layers=layers, channel=channel, unit=unit, progress=report)
+
+    async def scenario():
+        probe.deconvnet = spy
+        try:
+            w.set_state({"image_index": 1})
+            await settle(w)
+        finally:
+            del probe.deconvnet
+
+    asyncio.run(scenario())
+    assert layers_done == [1, 2], f"work went on after Stop: progress {layers_done}"
+    assert w.shown_image == 0 and "stopped" in w.notice
+
+
+def test_a_unit_click_for_an_image_left_behind_is_dropped(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:4])
+
+    async def scenario():
+        w.set_state({"click": {"layer": w.layer_names[2], "x": 40, "y": 40, "t": 1}})
+        w.set_state({"image_index": 2})  # a new image supersedes the click on the old one
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == 2 and w.unit_png == b"" and w.selected == {}
+
+    async def click():
+        w.set_state({"click": {"layer": w.layer_names[2], "x": 40, "y": 40, "t": 2}})
+        await settle(w)
+
+    asyncio.run(click())
+    assert w.selected["layer"] == w.layer_names[2] and w.unit_png and w.error == ""
+
+
+def test_errors_of_background_jobs_reach_the_widget(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:4])
+
+    async def scenario():
+        w.set_state({"image_index": 9})
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert "image_index=9 is out of range: there are 4 images" in w.error and not w.busy
+    assert w.shown_image == 0  # the pictures still say which image they are
+
+
+def test_python_assignments_stay_synchronous(probe, photos):
+    """A cell that sets a trait sees the result on its next line, even inside a running loop."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+
+    async def scenario():
+        w.image_index = 2
+        assert w.shown_image == 2 and not w.busy
+
+    asyncio.run(scenario())
+
+
+def test_filter_grid_view_and_detail_are_never_stale(probe, photos):
+    g = cv.FilterGrid(probe, photos[:4], layer="c3", k=4, page_size=8)
+    sheets = []
+    g.observe(lambda c: sheets.append(dict(c["new"])), "sheet_for")
+
+    async def scenario():
+        started, release = gate(g, "_draw")
+        g.set_state({"page": 1})
+        await asyncio.to_thread(started.wait, 10)
+        g.set_state({"layer": "c5"})  # resets the page to 0: a newer view
+        release.set()
+        await settle(g)
+        g.set_state({"selected": {"layer": "c5", "filter": 1}})
+        g.set_state({"selected": {"layer": "c5", "filter": 2}})
+        await settle(g)
+
+    asyncio.run(scenario())
+    assert sheets == [{"layer": "c5", "page": 0}], sheets
+    assert g.detail_for == {"layer": "c5", "filter": 2} and g.error == ""
+    assert g.sheet_filters[: len(g.sheet_filters)] == [int(c) for c in np.argsort(-g.top.values[:, 0].numpy(), kind="stable")][: g.page_size]
+
+
+def test_compare_drops_stale_images(photos):
+    a = cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), input_size=96)
+    b = cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=1), input_size=96)
+    w = cv.CompareModels(a, b, photos[:3], depths=2)
+    shown = []
+    w.observe(lambda c: shown.append(c["new"]), "shown_image")
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert shown == [2] and w.error == ""
+
+
+def test_probe_serialises_a_background_job_and_a_cell(probe, photos):
+    """A cell that uses the probe while a widget job runs gets its own, correct activations."""
+    x = probe.preprocess(cv.load_images(photos[:2]).tensor(0))
+    want = probe.activations(x, ["c2"])["c2"]
+    w = cv.DeconvExplorer(probe, photos[:4])
+
+    async def scenario():
+        for i in (1, 2, 3, 1, 2):
+            w.set_state({"image_index": i})
+            got = await asyncio.to_thread(lambda: probe.activations(x, ["c2"])["c2"])
+            assert torch.equal(got, want)
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == 2 and hook_count(probe.model) == 0
