@@ -38,3 +38,25 @@ def test_cli_reports_user_errors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cnnviz_widgets.mine_cli", "--model", "vgg61", "--out", "x.pt"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "Unknown model 'vgg61'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_readmes_scale_out_commands_are_valid():
+    """The torchrun lines the README gives for several GPUs and machines parse, for torchrun and the CLI."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from torch.distributed.run import get_args_parser
+
+    from cnnviz_widgets.mine_cli import parse
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    commands = [re.sub(r"\\\n\s*", "", m) for m in re.findall(r"^torchrun (?:.*\\\n)*.*$", readme, flags=re.M)]
+    assert len(commands) >= 2, "the README shows the single-machine and the multi-machine command"
+    for command in commands:
+        words = shlex.split(command.split("#")[0])[1:]
+        split = words.index("-m")
+        launcher = get_args_parser().parse_args(words[: split + 2] + ["--"])
+        assert launcher.module and words[split + 1] == "cnnviz_widgets.mine_cli"
+        cli = parse(words[split + 2 :])
+        assert cli.model == "vgg16" and cli.weights == "imagenet" and cli.out == "mined.pt"

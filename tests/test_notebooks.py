@@ -17,18 +17,27 @@ def test_there_are_notebooks():
             "02_bring_your_own_model.ipynb"} <= names
 
 
+def run_measuring_peak(path: Path) -> tuple[nbformat.NotebookNode, float]:
+    """Run a notebook in a fresh kernel; return it with its outputs and the kernel's peak memory (GiB).
+
+    VmHWM is the kernel's own high-water mark (ru_maxrss would carry over the size of the process
+    that forked it, here pytest, through fork and exec).
+    """
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "print('PEAK_RSS_KIB', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"))
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb, int(nb.cells[-1].outputs[0]["text"].split()[1]) / 2**20
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs_offline(path, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    nb = nbformat.read(path, as_version=4)
-    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
-    assert "widgets" not in nb.metadata, "commit notebooks without widget state"
-    # the kernel's own peak: VmHWM is its address space's high-water mark (ru_maxrss would carry over
-    # the size of the process that forked it, here pytest, through fork and exec)
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "print('PEAK_RSS_KIB', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"))
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    raw = nbformat.read(path, as_version=4)
+    assert not any(c.get("outputs") for c in raw.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    assert "widgets" not in raw.metadata, "commit notebooks without widget state"
+    nb, peak = run_measuring_peak(path)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
@@ -37,10 +46,35 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
     errors_in_widgets = [o for o in outputs if "error" in str(o.get("data", {}).get("text/plain", "")).lower()
                          and "Widget" in str(o.get("data", {}).get("text/plain", ""))]
     assert not errors_in_widgets
-    peak = int(nb.cells[-1].outputs[0]["text"].split()[1]) / 2**20  # GiB
     print(f"\n{path.name}: peak kernel memory {peak:.2f} GiB")
     if path.name == "00_tour.ipynb":
         assert peak < 2.0, f"the tour needs {peak:.2f} GiB; Binder gives 2 GiB"
+
+
+def test_tour_fits_binder_with_vgg16_weights_loaded_from_the_cache(tmp_path, monkeypatch):
+    """Binder budget (issue 6) on the real loading path: a VGG16-size checkpoint (random values, 528 MB)
+    sits in TORCH_HOME where a download would have put it, so the tour reads it like ImageNet weights."""
+    import torch
+    from torchvision.models import VGG16_Weights
+
+    import cnnviz_widgets as cv
+    from cnnviz_widgets.models.weights import checkpoint_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    target = checkpoint_path(VGG16_Weights.IMAGENET1K_V1.url)
+    target.parent.mkdir(parents=True)
+    state = cv.load_model("vgg16", weights=None, seed=1).state_dict()
+    torch.save(state, target)
+    size_mb = target.stat().st_size / 1e6
+    del state
+    nb, peak = run_measuring_peak(NOTEBOOKS[[p.name for p in NOTEBOOKS].index("00_tour.ipynb")])
+    texts = str([o.get("data", {}).get("text/markdown", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs])
+    assert "ImageNet weights loaded" in texts, "the tour did not take the cached weights"
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    print(f"\ntour with a {size_mb:.0f} MB VGG16 checkpoint read from the cache: peak kernel memory {peak:.2f} GiB")
+    assert 500 < size_mb < 560
+    assert peak < 2.0, f"the tour needs {peak:.2f} GiB with VGG16 weights loaded; Binder gives 2 GiB"
 
 
 def test_a_typo_in_a_notebook_shows_the_message_not_a_traceback(tmp_path, monkeypatch):
