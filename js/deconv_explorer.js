@@ -41,7 +41,9 @@ export default {
     // pictures belong to shown_image; while the picker is on another image they are dimmed, not passed off as its
     const markStale = () => {
       const s = staleMark(root, [mainRow, strip], () => model.get("shown_image") !== model.get("image_index"));
-      bigCaption.textContent = s ? `computing image ${model.get("image_index")}…` : `layer ${names()[Number(slider.value)] || ""}`;
+      const layer = `layer ${names()[Number(slider.value)] || ""}`;
+      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing image ${model.get("image_index")}…`
+        : `${layer}, still of image ${model.get("shown_image")}`;
     };
     function showLayer(i, sync) {
       const n = names();
@@ -121,7 +123,7 @@ export default {
     model.on("change:layer", () => { const i = names().indexOf(model.get("layer")); if (i >= 0 && String(i) !== slider.value) showLayer(i, false); });
     model.on("change:image_names", renderPicker);
     model.on("change:image_index", () => { renderPicker(); markStale(); });
-    model.on("change:shown_image", markStale);
+    for (const t of ["shown_image", "busy", "error"]) model.on(`change:${t}`, markStale);
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);

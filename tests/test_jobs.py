@@ -248,3 +248,132 @@ def test_probe_serialises_a_background_job_and_a_cell(probe, photos):
 
     asyncio.run(scenario())
     assert w.shown_image == 2 and hook_count(probe.model) == 0
+
+
+def test_an_interrupted_request_puts_the_picker_back(probe, photos):
+    """Ctrl-C (the notebook's interrupt) mid-way returns the picker to the image on screen, says so,
+    and leaves the widget usable. (A failed request keeps its input and shows the error instead, so
+    that linked widgets stay linked.)"""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    w.image_index = 7
+    assert "image_index=7 is out of range" in w.error and w.image_index == 7 and w.shown_image == 0
+    w.image_index = 0  # back to the image on screen: nothing to compute, the message goes
+    assert w.error == "" and w.shown_image == 0
+
+    original = probe.deconvnet
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    probe.deconvnet = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            w.image_index = 2
+    finally:
+        del probe.deconvnet
+    assert probe.deconvnet.__func__ is original.__func__
+    assert w.image_index == w.shown_image == 0 and "interrupted" in w.notice and not w.busy
+    w.image_index = 2  # and it works again
+    assert w.shown_image == 2 and w.error == ""
+
+
+def test_stopping_the_filter_grid_restores_its_view_and_detail(probe, photos):
+    g = cv.FilterGrid(probe, photos[:4], layer="c3", k=4, page_size=8)
+    g.selected = {"layer": "c3", "filter": 1}
+    shown_sheet, shown_detail = g.sheet, g.detail
+
+    async def scenario():
+        started, release = gate(g, "_draw")
+        g.set_state({"layer": "p2"})  # not mined yet: a long job
+        await asyncio.to_thread(started.wait, 10)
+        g.stop()
+        release.set()
+        await settle(g)
+
+    asyncio.run(scenario())
+    assert g.layer == "c3" and g.sheet_for == {"layer": "c3", "page": 0} and g.sheet == shown_sheet
+    assert "stopped" in g.notice and not g.busy
+
+    async def detail():
+        top = g.top
+        release = threading.Event()
+        original = type(top).reconstructions
+
+        def slow(self, c, *a, **k):
+            assert release.wait(30)
+            return original(self, c, *a, **k)
+
+        type(top).reconstructions = slow
+        try:
+            g.set_state({"selected": {"layer": "c3", "filter": 5}})
+            await asyncio.sleep(0.05)
+            g._on_custom_msg(g, {"event": "stop"}, [])
+            release.set()
+            await settle(g)
+        finally:
+            type(top).reconstructions = original
+
+    asyncio.run(detail())
+    assert g.selected == {"layer": "c3", "filter": 1} == g.detail_for and g.detail == shown_detail
+
+
+def test_the_notebooks_interrupt_stops_background_jobs(probe, photos):
+    """An idle kernel ignores SIGINT; while a widget's job runs, the interrupt button stops it instead,
+    and the kernel's own setting comes back when the job ends."""
+    import os
+    import signal
+
+    w = cv.DeconvExplorer(probe, photos[:4])
+    kernel_setting = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what ipykernel does when idle
+    try:
+        async def scenario():
+            started, release = gate(w, "_reconstruct")
+            w.set_state({"image_index": 2})
+            await asyncio.to_thread(started.wait, 10)
+            await asyncio.sleep(0.05)  # the hook goes in once the submitting handler has returned
+            assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # the interrupt button
+            await asyncio.sleep(0.05)
+            release.set()
+            await settle(w)
+
+        asyncio.run(scenario())
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "the kernel's own SIGINT setting is back"
+    finally:
+        signal.signal(signal.SIGINT, kernel_setting)
+    assert "stopped" in w.notice and w.image_index == w.shown_image == 0 and not w.busy
+
+
+def test_the_interrupt_reaches_jobs_whose_messages_arrive_on_another_thread(probe, photos):
+    """ipykernel 7 handles widget messages on a subshell thread with its own event loop: the hook
+    for the interrupt must still go in on the main thread (the only one that may set it)."""
+    import os
+    import signal
+
+    kernel_setting = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        async def main_thread():
+            w = cv.DeconvExplorer(probe, photos[:4])  # made in a cell: the main loop is noted
+            started, release = gate(w, "_reconstruct")
+            subshell_loop = asyncio.new_event_loop()
+            subshell = threading.Thread(target=subshell_loop.run_forever, daemon=True)
+            subshell.start()
+            subshell_loop.call_soon_threadsafe(w.set_state, {"image_index": 3})  # the browser's pick
+            await asyncio.to_thread(started.wait, 10)
+            for _ in range(100):  # the main loop installs the hook
+                if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+                    break
+                await asyncio.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+            await asyncio.sleep(0.05)
+            release.set()
+            await settle(w)
+            subshell_loop.call_soon_threadsafe(subshell_loop.stop)
+            subshell.join(5)
+            return w
+
+        w = asyncio.run(main_thread())
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, kernel_setting)
+    assert "stopped" in w.notice and w.shown_image == 0 and not w.busy

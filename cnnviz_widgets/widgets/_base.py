@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 import traitlets
 
 from ..errors import CnnvizError
-from .jobs import Job, running_loop, submit
+from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
 log = logging.getLogger("cnnviz_widgets")
 
@@ -79,7 +80,8 @@ class CnnvizWidget(anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         self._jobs: dict[int, Job] = {}
         self._latest: dict[str, int] = {}  # lane -> id of its newest request
-        self._from_frontend = False
+        self._frontend_thread: int | None = None  # the thread applying browser state, while it does
+        remember_main_loop()  # widgets are made in a cell, on the kernel's main thread
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_msg)
 
@@ -120,11 +122,11 @@ class CnnvizWidget(anywidget.AnyWidget):
     # ------------------------------------------------------------------ jobs
     def set_state(self, sync_data: dict) -> None:
         """State from the browser: observers started by it run their kernel work as background jobs."""
-        self._from_frontend = True
+        self._frontend_thread = threading.get_ident()
         try:
             super().set_state(sync_data)
         finally:
-            self._from_frontend = False
+            self._frontend_thread = None
 
     def run_job(self, what: str, lane: str, compute: Callable[[Job], Any], apply: Callable[[Any], None],
                 supersedes: tuple[str, ...] = ()) -> Job:
@@ -139,13 +141,17 @@ class CnnvizWidget(anywidget.AnyWidget):
                 old.cancel()
         for other in supersedes:
             self._latest[other] = -1
-        loop = running_loop() if self._from_frontend else None
+        loop = running_loop() if self._frontend_thread == threading.get_ident() else None
         job = Job(lane, what, self._job_progress(loop))
         self._latest[lane] = job.id
         self.notice = ""
         if loop is None:
-            with self.guard(what):
-                apply(compute(job))
+            try:
+                with self.guard(what):
+                    apply(compute(job))
+            except KeyboardInterrupt:  # the notebook's interrupt: the inputs go back to what is shown
+                self.restore_inputs(job)
+                raise
             return job
         self._jobs[job.id] = job
         self.busy = True
@@ -157,8 +163,13 @@ class CnnvizWidget(anywidget.AnyWidget):
         def inline(job: Job, value: float) -> None:
             self.progress = value
 
+        def on_loop(job: Job, value: float) -> None:
+            if job.id in self._jobs:
+                self.progress = value
+            hook_interrupt()
+
         def threaded(job: Job, value: float) -> None:  # on the worker: hand the value to the event loop
-            loop.call_soon_threadsafe(lambda: self._jobs.get(job.id) and setattr(self, "progress", value))
+            loop.call_soon_threadsafe(on_loop, job, value)
 
         return inline if loop is None else threaded
 
@@ -170,7 +181,7 @@ class CnnvizWidget(anywidget.AnyWidget):
                     log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
                     if job.stopped_by_user:
                         self.notice = f"{job.what}: stopped; the previous result is still shown."
-                        self.on_stopped(job)
+                        self.restore_inputs(job)
                 elif exc is not None:
                     self._show_error(job.what, exc)
                 else:
@@ -196,8 +207,10 @@ class CnnvizWidget(anywidget.AnyWidget):
         for job in list(self._jobs.values()):
             job.cancel(by_user=True)
 
-    def on_stopped(self, job: Job) -> None:
-        """Hook: put inputs back to what the shown result answers after the user stopped ``job``."""
+    def restore_inputs(self, job: Job) -> None:
+        """Hook: the user stopped ``job`` (Stop, or the notebook's interrupt), so put its lane's inputs (a
+        picker, a page) back to what the result on screen answers. A failed request keeps its input and
+        shows the error, while the browser labels the pictures as still those of the previous input."""
 
     def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "stop":

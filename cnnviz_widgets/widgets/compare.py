@@ -67,13 +67,14 @@ class CompareModels(CnnvizWidget):
             return
         if change["new"] == self.shown_image:
             self.cancel_lane("image")
+            self.error = ""  # whatever failed on the way is no longer asked for
             return
         self._request(change["new"])
 
     def _request(self, index: int) -> None:
         self.run_job("Comparing the models", "image", lambda job: self._compare(index, job), self._show)
 
-    def on_stopped(self, job) -> None:
+    def restore_inputs(self, job) -> None:
         if self.shown_image >= 0:
             self.image_index = self.shown_image
 

@@ -75,6 +75,7 @@ class DeconvExplorer(CnnvizWidget):
             return
         if change["new"] == self.shown_image:  # back to the image on screen: nothing to compute
             self.cancel_lane("image")
+            self.error = ""  # whatever failed on the way is no longer asked for
             return
         self._request_image(change["new"])
 
@@ -108,7 +109,7 @@ class DeconvExplorer(CnnvizWidget):
             self.unit_png = b""
             self.shown_image = r["index"]
 
-    def on_stopped(self, job) -> None:
+    def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
             self.image_index = self.shown_image  # the picker goes back to the image still shown
 

@@ -45,7 +45,7 @@ class FilterGrid(CnnvizWidget):
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 48,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probe, self._top, self._images, self._shown_view = None, {}, None, None
+        self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
         with self.guard("Finding the top patches"):
             from ..images import sample_images
 
@@ -117,22 +117,35 @@ class FilterGrid(CnnvizWidget):
             self.sheet = r["sheet"]
             self.sheet_for = {"layer": r["view"]["layer"], "page": r["view"]["page"]}
 
+    def restore_inputs(self, job) -> None:
+        if job.lane == "view" and self._shown_view is not None:
+            self._restoring = True
+            try:
+                v = self._shown_view
+                self.layer, self.filters, self.page, self.page_size = v["layer"], v["filters"], v["page"], v["page_size"]
+            finally:
+                self._restoring = False
+            self.cancel_lane("view")
+        elif job.lane == "detail":
+            self.selected = dict(self.detail_for)
+
     @traitlets.observe("layer", "filters", "page", "page_size")
     def _on_view(self, change: dict) -> None:
-        if self._probe is None or not self._top or change["old"] == change["new"]:
+        if self._probe is None or not self._top or change["old"] == change["new"] or self._restoring:
             return
         if change["name"] in ("layer", "filters") and self.page != 0:
             self.page = 0  # re-renders through this observer
             return
         if self._view() == self._shown_view:  # back to what is on screen (or the page clamp of a result)
             self.cancel_lane("view")
+            self.error = ""
             return
         self._render()
 
     @traitlets.observe("selected")
     def _on_select(self, change: dict) -> None:
         sel = change["new"]
-        if not sel or self._probe is None:
+        if not sel or self._probe is None or sel == self.detail_for:  # empty, or what the detail shows
             return
         name = sel.get("layer", self.layer)
         top = self._top.get(name)

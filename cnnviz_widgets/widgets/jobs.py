@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from ..errors import StoppedError
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-job")
 _IDS = itertools.count(1)
+_ACTIVE: set[Job] = set()  # background jobs in flight, of every widget
+_MAIN_LOOP: asyncio.AbstractEventLoop | None = None
 
 
 class Job:
@@ -63,6 +66,55 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _on_sigint(signum: int, frame: Any) -> None:
+    """The notebook's interrupt reaching an idle kernel while background jobs run: stop them."""
+    for job in list(_ACTIVE):
+        job.cancel(by_user=True)
+
+
+def remember_main_loop() -> None:
+    """Note the main thread's event loop (the kernel's). Widget messages may be handled on another
+    thread (ipykernel 7 routes them to a subshell), and only the main thread may set signal handlers."""
+    global _MAIN_LOOP
+    if threading.current_thread() is threading.main_thread():
+        loop = running_loop()
+        if loop is not None:
+            _MAIN_LOOP = loop
+
+
+def _on_main_thread(fn: Callable[[], None]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        fn()
+    elif _MAIN_LOOP is not None and not _MAIN_LOOP.is_closed():
+        _MAIN_LOOP.call_soon_threadsafe(fn)
+
+
+def _install() -> None:
+    if _ACTIVE and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _uninstall() -> None:
+    if not _ACTIVE and signal.getsignal(signal.SIGINT) is _on_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def hook_interrupt() -> None:
+    """While jobs run, let SIGINT stop them where the kernel would ignore it (an idle ipykernel sets
+    SIG_IGN and installs its KeyboardInterrupt handler only around each message it handles).
+
+    Called after each submit and on each progress report, so a message handler that restores
+    SIG_IGN on its way out cannot leave the jobs unstoppable. Anything other than SIG_IGN (a
+    running cell's handler, a script's default) is left alone.
+    """
+    if _ACTIVE:
+        _on_main_thread(_install)
+
+
+def _unhook_interrupt() -> None:
+    _on_main_thread(_uninstall)
+
+
 def submit(job: Job, compute: Callable[[Job], Any], done: Callable[[Job, Any, BaseException | None], None],
            loop: asyncio.AbstractEventLoop) -> None:
     """Run ``compute(job)`` on the worker thread; ``done(job, result, error)`` then runs on ``loop``."""
@@ -71,9 +123,14 @@ def submit(job: Job, compute: Callable[[Job], Any], done: Callable[[Job, Any, Ba
         job.check()  # cancelled while it waited behind another job: skip it
         return compute(job)
 
+    _ACTIVE.add(job)
     future = loop.run_in_executor(_EXECUTOR, work)
+    # after the message handler that submitted the job has put the kernel's own SIGINT setting back
+    loop.call_soon(hook_interrupt)
 
     def finished(f: asyncio.Future) -> None:
+        _ACTIVE.discard(job)
+        _unhook_interrupt()
         exc = f.exception()
         done(job, None if exc else f.result(), exc)
 

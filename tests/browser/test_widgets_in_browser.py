@@ -312,7 +312,8 @@ def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
 
 def test_browser_soak_stale_results_and_stop(server, browser):
     """500 slider moves and image changes: object URLs revoked, JS heap bounded; a pending image is
-    shown as stale, never passed off as the new one; Stop leaves the previous result and a usable widget."""
+    shown as stale, never passed off as the new one; Stop, and the notebook's interrupt button, leave
+    the previous result and a usable widget."""
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.add_init_script(COUNT_URLS)
     errors = collect_errors(page)
@@ -387,6 +388,16 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     w.screenshot(path=str(ARTIFACTS / "explorer_after_stop.png"))
     choose(4)  # still usable: the same request now completes
     assert w.locator(".cnnviz-notice").inner_text() == ""
+
+    # the notebook's own interrupt button stops a widget's work too (the kernel is idle meanwhile)
+    picker.select_option("5")
+    stop.wait_for(state="visible", timeout=30_000)
+    page.locator("[data-command='notebook:interrupt-kernel']").first.click()
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer']\").getAttribute('aria-busy') === 'false'",
+                           timeout=60_000)
+    assert "stopped" in w.locator(".cnnviz-notice").inner_text()
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer'] select\").value === '4'", timeout=30_000)
+    choose(5)
     bad = [e for e in errors if e.split(" for comm id")[0] not in known]
     assert not bad, bad
     page.close()
