@@ -14,7 +14,8 @@ export default {
     const hover = h("canvas", { class: "cnnviz-hover", width: "160", height: "160", "aria-label": "patch under the pointer" });
     const chosen = blobImage({ class: "cnnviz-hover", alt: "the selected patch" });
     const info = h("span", { "aria-live": "polite" });
-    root.append(error, h("div", { class: "cnnviz-row" }, [title, back, busy]),
+    const pending = h("span", { class: "cnnviz-notice" });
+    root.append(error, h("div", { class: "cnnviz-row" }, [title, back, pending, busy]),
                 h("div", { class: "cnnviz-main" }, [sheet, h("div", { class: "cnnviz-figure" }, [hover, h("span", { text: "under the pointer" }), chosen, info])]));
     band.style.display = "none";
 
@@ -29,8 +30,14 @@ export default {
       mosaic.setPNG(model.get("mosaic"));
       const done = () => { mosaic.style.width = `${Math.max(360, Math.min(720, size()))}px`; root.dataset.ready = "1"; root.dataset.region = model.get("region").map((v) => v.toFixed(3)).join(","); placeMark(); };
       if (mosaic.complete && mosaic.naturalWidth) done(); else mosaic.onload = done;
-      title.textContent = `${model.get("layer")}: ${model.get("grid")}×${model.get("grid")} patches` + (model.get("depth") ? ` (zoom ${model.get("depth")})` : "");
+      title.textContent = `${model.get("shown_layer")}: ${model.get("grid")}×${model.get("grid")} patches` + (model.get("depth") ? ` (zoom ${model.get("depth")})` : "");
+      markStale();
       back.disabled = !model.get("depth");
+    }
+    // the mosaic belongs to shown_layer: while a linked slider has moved on, it is dimmed and labelled
+    function markStale() {
+      const s = staleMark(root, [sheet], () => model.get("shown_layer") !== model.get("layer"));
+      pending.textContent = s ? (model.get("busy") ? `embedding ${model.get("layer")}…` : `still ${model.get("shown_layer")}`) : "";
     }
     function placeMark() {
       const s = model.get("selected") || {};
@@ -57,7 +64,7 @@ export default {
                                     width: `${Math.abs(ev.clientX - drag.x)}px`, height: `${Math.abs(ev.clientY - drag.y)}px` });
       }
     });
-    window.addEventListener("mouseup", (ev) => {
+    const onMouseUp = (ev) => {
       if (!drag) return;
       const start = drag; drag = null; band.style.display = "none";
       const end = cellAt(ev);
@@ -67,11 +74,13 @@ export default {
         model.set("zoom", { x0: start.fx, y0: start.fy, x1: end.fx, y1: end.fy, t: Date.now() });
       }
       model.save_changes();
-    });
+    };
+    window.addEventListener("mouseup", onMouseUp);
     back.addEventListener("click", () => { model.set("back", model.get("back") + 1); model.save_changes(); });
     for (const t of ["mosaic", "region", "depth", "grid"]) model.on(`change:${t}`, renderMosaic);
     for (const t of ["patch_png", "selected", "filters"]) model.on(`change:${t}`, renderSelected);
+    for (const t of ["layer", "shown_layer", "busy"]) model.on(`change:${t}`, markStale);
     renderMosaic(); renderSelected();
-    return () => { mosaic.release(); chosen.release(); };
+    return () => { mosaic.release(); chosen.release(); window.removeEventListener("mouseup", onMouseUp); };
   },
 };

@@ -377,3 +377,42 @@ def test_the_interrupt_reaches_jobs_whose_messages_arrive_on_another_thread(prob
     finally:
         signal.signal(signal.SIGINT, kernel_setting)
     assert "stopped" in w.notice and w.shown_image == 0 and not w.busy
+
+
+def test_embedding_map_follows_a_linked_layer_slider(probe, photos):
+    import traitlets
+
+    e = cv.EmbeddingMap(probe, photos[:3], layer="c3", n_patches=150, grid=8, cell=8)
+    x = cv.DeconvExplorer(probe, photos[:3])
+    traitlets.link((x, "layer"), (e, "layer"))
+    x.layer = "c4"  # from Python: inline
+    want = cv.representation_space(probe, photos[:3], "c4", n_patches=150, grid=8, progress=False)
+    assert e.shown_layer == "c4" and e.space.layer == "c4" and e.error == ""
+    assert np.array_equal(e.space.grid_index, want.grid_index) and e.mosaic == png_bytes(want.mosaic(cell=8))
+    shown = []
+    e.observe(lambda c: shown.append(c["new"]), "shown_layer")
+
+    async def scenario():
+        e.set_state({"layer": "c2"})
+        e.set_state({"layer": "c5"})  # the slider moved on before c2 was embedded
+        await settle(e)
+
+    asyncio.run(scenario())
+    assert shown == ["c5"] and e.layer == e.shown_layer == "c5" and e.depth == 0
+
+
+def test_stop_reaches_inside_the_tsne(probe, photos):
+    """The t-SNE half of representation_space reports progress and stops at the next report."""
+    seen = []
+
+    def progress(done, total):
+        seen.append(done / total)
+        if done / total > 0.7:
+            raise cv.StoppedError("stopped")
+
+    with pytest.raises(cv.StoppedError):
+        cv.representation_space(probe, photos[:3], "c3", n_patches=300, grid=8, progress=progress)
+    assert seen == sorted(seen) and 0.5 < seen[-1] < 0.8, seen  # stopped within the t-SNE, at its first report past 70%
+    whole = []
+    cv.representation_space(probe, photos[:3], "c3", n_patches=300, grid=8, progress=lambda d, t: whole.append(d / t))
+    assert whole[-1] == 1.0 and len([f for f in whole if f > 0.5]) == 15  # every 25 of the 375 iterations

@@ -47,8 +47,13 @@ def grid_fill(points: np.ndarray, grid: int, region: tuple[float, float, float, 
     return nearest.reshape(grid, grid)
 
 
-def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n_jobs: int = 2) -> np.ndarray:
-    """PCA to at most 50 dimensions, then 2-D t-SNE (openTSNE Barnes-Hut); deterministic for a seed."""
+def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n_jobs: int = 2,
+          progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """PCA to at most 50 dimensions, then 2-D t-SNE (openTSNE Barnes-Hut); deterministic for a seed.
+
+    ``progress(fraction)`` is called every 25 t-SNE iterations; an exception it raises (a widget's
+    Stop) ends the optimisation there.
+    """
     from sklearn.decomposition import PCA
 
     n, d = features.shape
@@ -64,6 +69,16 @@ def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n
     params = dict(TSNE_DEFAULTS)
     params.update(tsne or {})
     params["perplexity"] = min(params["perplexity"], (n - 1) / 3.0)
+    if progress is not None:
+        total = params["early_exaggeration_iter"] + params["n_iter"]
+        done = [0]
+
+        def tick(iteration: int, error: float, embedding: Any) -> bool:
+            done[0] += 25  # openTSNE counts each phase's iterations from 1
+            progress(min(1.0, done[0] / total))
+            return False
+
+        params.update(callbacks=[tick], callbacks_every_iters=25)
     return np.asarray(openTSNE.TSNE(n_components=2, random_state=seed, n_jobs=n_jobs, verbose=False, **params).fit(z),
                       dtype=np.float32)
 
@@ -174,7 +189,9 @@ def representation_space(
     for i in needed:
         by_image[i] = np.nonzero(units[:, 0] == i)[0]
     features = torch.empty((len(units), l.channels), dtype=torch.float32)
-    for index, acts in stream_activations(probe, imageset, [l], batch_size, needed, progress, num_workers,
+    # a callable progress sees (done, 1000): the data pass is the first half of the work, t-SNE the second
+    stream_progress = (lambda d, t: progress(round(500 * d / t), 1000)) if callable(progress) else progress
+    for index, acts in stream_activations(probe, imageset, [l], batch_size, needed, stream_progress, num_workers,
                                           desc=f"representation {l.name}", max_batch_bytes=max_batch_bytes):
         act = acts[l.name]
         for row, img in enumerate(index.tolist()):
@@ -184,7 +201,9 @@ def representation_space(
             features[torch.as_tensor(rows)] = act[row][:, ys, xs].T.float().cpu()
         del index, acts, act  # free this batch before the next forward
     n_jobs = max(1, torch.get_num_threads())
-    xy = embed(features.numpy(), seed, tsne, n_jobs=n_jobs)
+    report = progress if callable(progress) else None
+    xy = embed(features.numpy(), seed, tsne, n_jobs=n_jobs,
+               progress=None if report is None else lambda f: report(500 + round(500 * f), 1000))
     grid_index = grid_fill(unit_scale(xy), grid)
     return RepresentationSpace(l.name, torch.as_tensor(units), features, xy, grid_index,
                                _probe=probe, _source=PatchSource(probe, imageset))

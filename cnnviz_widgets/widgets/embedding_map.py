@@ -34,10 +34,12 @@ class EmbeddingMap(CnnvizWidget):
     filters = traitlets.List(traitlets.Int()).tag(sync=True)  # strongest filters at the selected unit; link to FilterGrid
     patch_png = traitlets.Bytes(b"").tag(sync=True)
 
+    shown_layer = traitlets.Unicode("").tag(sync=True)  # the layer the mosaic now shown belongs to
+
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, n_patches: int = 2000,
                  grid: int = 30, cell: int = 20, n_filters: int = 6, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._space, self._stack, self._n_filters = None, [], int(n_filters)
+        self._space, self._stack, self._n_filters, self._probe = None, [], int(n_filters), None
         with self.guard("Embedding the representation space"):
             from ..images import sample_images
 
@@ -45,11 +47,40 @@ class EmbeddingMap(CnnvizWidget):
             images = load_images(sample_images() if images is None else images)
             convs = [l.name for l in probe.layers if l.kind == "conv"]
             name = probe.layer(layer).name if layer else convs[len(convs) // 2]
-            self._space = representation_space(probe, images, name, n_patches=n_patches, grid=grid, seed=seed,
-                                               progress=self.report)
+            self._options = {"images": images, "n_patches": n_patches, "grid": grid, "seed": seed}
+            space = representation_space(probe, images, name, n_patches=n_patches, grid=grid, seed=seed,
+                                         progress=self.report)
             with self.hold_sync():
                 self.layer, self.grid, self.cell = name, int(grid), int(cell)
-                self._show(self._space)
+                self._show_new(space)
+            self._probe = probe
+
+    @traitlets.observe("layer")
+    def _on_layer(self, change: dict) -> None:
+        """A linked layer slider moved: embed that layer (a job: stoppable, dropped if the slider moves on)."""
+        if self._probe is None or change["old"] == change["new"]:
+            return
+        if change["new"] == self.shown_layer:
+            self.cancel_lane("view")
+            self.error = ""
+            return
+        name, o = change["new"], self._options
+        self.run_job("Embedding the representation space", "view",
+                     lambda job: representation_space(self._probe, o["images"], name, n_patches=o["n_patches"],
+                                                      grid=o["grid"], seed=o["seed"], progress=job.report),
+                     self._show_new)
+
+    def restore_inputs(self, job) -> None:
+        if job.lane == "view" and self.shown_layer:
+            self.layer = self.shown_layer
+
+    def _show_new(self, space) -> None:
+        """A freshly embedded layer: the zoom history starts over."""
+        self._stack = []
+        with self.hold_sync():
+            self._show(space)
+            self.shown_layer = space.layer
+            self.selected, self.filters, self.patch_png = {}, [], b""
 
     @property
     def space(self):
@@ -99,7 +130,7 @@ class EmbeddingMap(CnnvizWidget):
             with self.hold_sync():
                 self.patch_png = png_bytes(self._space.patch(i))
                 self.filters = self._space.top_filters(i, k=self._n_filters)
-                self.selected = {"layer": self.layer, "unit": i, "image": img, "y": y, "x": x, "cell": [row, col]}
+                self.selected = {"layer": self._space.layer, "unit": i, "image": img, "y": y, "x": x, "cell": [row, col]}
 
     @traitlets.observe("selected")
     def _on_selected(self, change: dict) -> None:

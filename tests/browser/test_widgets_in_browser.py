@@ -151,6 +151,23 @@ def baseline_errors(browser, server: str, prefix: str) -> set[str]:
     return {e.split(" for comm id")[0] for e in errors}
 
 
+def open_and_run(browser, server: str, notebook: str, viewport: dict, init_script: str | None = None):
+    """A fresh JupyterLab page on ``notebook`` with every cell run; its error log and the UI's own errors."""
+    known = baseline_errors(browser, server, "/lab/tree/")
+    page = browser.new_page(viewport=viewport)
+    if init_script:
+        page.add_init_script(init_script)
+    errors = collect_errors(page)
+    page.goto(server + "/lab/tree/" + notebook + RESET["/lab/tree/"])
+    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
+    page.wait_for_timeout(1500)  # the kernel starts
+    run_all(page, "lab")
+    news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "get news?" toast
+    if news.count():
+        news.first.click()
+    return page, errors, known
+
+
 @pytest.mark.parametrize("ui", ["lab", "notebook7"])
 def test_widgets_render_and_respond(server, browser, ui):
     ARTIFACTS.mkdir(exist_ok=True)
@@ -280,16 +297,7 @@ def test_widgets_render_and_respond(server, browser, ui):
 def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
     """The README's main experience: the tour, run top to bottom in JupyterLab; its screenshot is docs/tour.png."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1300, "height": 1500})
-    errors = collect_errors(page)
-    known = baseline_errors(browser, server, "/lab/tree/")
-    page.goto(server + "/lab/tree/00_tour.ipynb" + RESET["/lab/tree/"])
-    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
-    page.wait_for_timeout(1500)
-    run_all(page, "lab")
-    news = page.get_by_role("button", name="No", exact=True)
-    if news.count():
-        news.first.click()
+    page, errors, known = open_and_run(browser, server, "00_tour.ipynb", {"width": 1300, "height": 1500})
     for label in ("Deconvnet explorer", "Representation space", "Filters by their top patches", "Compare two networks"):
         page.locator(f"[aria-label='{label}'][data-ready='1']").first.wait_for(timeout=300_000)
     assert page.locator(".cnnviz[data-error='1']").count() == 0
@@ -314,17 +322,7 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     """500 slider moves and image changes: object URLs revoked, JS heap bounded; a pending image is
     shown as stale, never passed off as the new one; Stop, and the notebook's interrupt button, leave
     the previous result and a usable widget."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.add_init_script(COUNT_URLS)
-    errors = collect_errors(page)
-    known = baseline_errors(browser, server, "/lab/tree/")
-    page.goto(server + "/lab/tree/soak.ipynb" + RESET["/lab/tree/"])
-    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
-    page.wait_for_timeout(1500)
-    run_all(page, "lab")
-    news = page.get_by_role("button", name="No", exact=True)
-    if news.count():
-        news.first.click()
+    page, errors, known = open_and_run(browser, server, "soak.ipynb", {"width": 1400, "height": 1100}, COUNT_URLS)
     w = page.locator("[aria-label='Deconvnet explorer'][data-ready='1']").first
     w.wait_for(timeout=300_000)
     cdp = page.context.new_cdp_session(page)
