@@ -7,7 +7,10 @@
     recorder, no hooks and the ordinary ReLU backward (which costs the same as the deconvnet's).
     Its expected cost in forward passes is also printed from the layers' multiply-adds.
 
-Run: python benchmarks/bench_deconvnet.py [--threads 2] [--repeats 3] [--device cpu]
+With --variants it also times the GPU options: all layers' backward passes as one batch
+(``batched=True``) and autocast bf16/fp16, each with its largest relative error against float32.
+
+Run: python benchmarks/bench_deconvnet.py [--threads 2] [--repeats 3] [--device cpu|cuda] [--variants]
 """
 from __future__ import annotations
 
@@ -115,6 +118,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--variants", action="store_true", help="also time batched=True and autocast (GPU options)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -152,6 +156,19 @@ def main() -> None:
     print(f"RATIO speed-up vs Captum loop:            {t_captum / t_ours:5.2f}x  (target >= 2.5x)")
     print(f"RATIO time vs measured floor:             {t_ours / t_floor:5.2f}x  (target <= 1.3x)")
     print(f"RATIO time vs MAC floor ({expected:.1f} forwards): {t_ours / (expected * t_fwd):5.2f}x  (target <= 1.3x)")
+    if args.variants:
+        # the GPU options: all layers' backward passes as one batch, and reduced precision (error vs float32)
+        print("variants of cnnviz-widgets (vs its default layer-by-layer float32 run above):")
+        for label, kw in (("batched backward", {"batched": True}), ("autocast bf16", {"autocast": "bf16"}),
+                          ("autocast fp16", {"autocast": "fp16"}), ("batched + bf16", {"batched": True, "autocast": "bf16"})):
+            try:
+                out = probe.deconvnet(x, **kw)
+            except (RuntimeError, cv.CnnvizError) as exc:
+                print(f"  {label:22s} not available here ({type(exc).__name__})")
+                continue
+            err = max(float((out[n] - ours[n]).norm() / ours[n].norm()) for n in ours)
+            t = timed(lambda kw=kw: probe.deconvnet(x, **kw), args.repeats, device)
+            print(f"  {label:22s} {t * 1e3:9.1f} ms  RATIO {t_ours / t:5.2f}x faster, max relative error vs float32 {err:.1e}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Both read the same pictures through the same DataLoader; the plain loop only runs model(x).
 Run: python benchmarks/bench_mining.py [--model vgg16] [--images N] [--input-size 224] [--threads 2]
+     [--device cuda] [--channels-last] [--autocast bf16]   (the plain loop stays float32, NCHW)
 """
 from __future__ import annotations
 
@@ -49,13 +50,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--channels-last", action="store_true", help="mine with channels_last input (a GPU option)")
+    ap.add_argument("--autocast", default=None, help="mine under autocast: bf16 or fp16 (a GPU option)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     model = cv.load_model(args.model, weights=None).eval()
     probe = cv.Probe(model, device=args.device, input_size=args.input_size)
     images = load_images(Generated(args.images))
-    mine = lambda: cv.mine(probe, images, top_layers=None, k=9, batch_size=args.batch_size, progress=False, num_workers=0)
+    options = {"channels_last": args.channels_last, "autocast": args.autocast}
+    mine = lambda: cv.mine(probe, images, top_layers=None, k=9, batch_size=args.batch_size, progress=False, num_workers=0,
+                           **options)
     plain = lambda: plain_loop(probe, images, args.batch_size)
     mine(), plain()
     t_mine, t_plain = [], []
@@ -71,7 +76,8 @@ def main() -> None:
     a, b = statistics.median(t_plain), statistics.median(t_mine)
     n_top = sum(l.kind == "conv" for l in probe.layers)
     n_sp = sum(l.kind in ("conv", "pool") for l in probe.layers)
-    print(f"{args.model} at {args.input_size}px, {args.images} pictures, batch {args.batch_size}, device={probe.device}, threads={args.threads}")
+    print(f"{args.model} at {args.input_size}px, {args.images} pictures, batch {args.batch_size}, device={probe.device}, "
+          f"threads={args.threads}, channels_last={args.channels_last}, autocast={args.autocast}")
     print(f"  plain forward loop                        {a:7.2f} s  {args.images / a:7.1f} img/s")
     print(f"  mine: top-9 of {n_top} conv layers + sparsity of {n_sp}   {b:7.2f} s  {args.images / b:7.1f} img/s")
     print(f"RATIO mining / plain forward: {b / a:.3f}x  (target <= 1.15x)")

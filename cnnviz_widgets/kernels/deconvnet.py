@@ -8,16 +8,34 @@ the signal to their switches, and every other op applies its ordinary linear bac
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import IndexOutOfRangeError, UnsupportedModelError
+from ..errors import CnnvizError, IndexOutOfRangeError, UnsupportedModelError
 from ..probe.hooks import grad_enabled
 from ..probe.layers import Layer
 from ..probe.probe import Probe, from_nchw, to_nchw
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+
+
+def autocast_dtype(autocast: str | torch.dtype | None) -> torch.dtype | None:
+    """'bf16' / 'fp16' / a torch dtype / None -> the dtype for torch.autocast (None: full float32)."""
+    if autocast is None or isinstance(autocast, torch.dtype) and autocast in (torch.bfloat16, torch.float16):
+        return autocast
+    if isinstance(autocast, str) and autocast.lower() in AUTOCAST_DTYPES:
+        return AUTOCAST_DTYPES[autocast.lower()]
+    raise CnnvizError(f"autocast={autocast!r} is not a reduced precision: use 'bf16', 'fp16' or None (float32).")
+
+
+def precision(device: torch.device, dtype: torch.dtype | None):
+    """torch.autocast for ``dtype`` on ``device``, or nothing when dtype is None."""
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def deconvnet(
@@ -27,40 +45,88 @@ def deconvnet(
     channel: int | None = None,
     unit: tuple[int, int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    batched: bool = False,
+    autocast: str | torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device.
+    """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device (float32).
 
     ``progress(done, total)`` is called after the forward pass and after each layer's backward
     pass; an exception it raises (a widget's Stop) ends the work there, freeing the graph.
+
+    ``batched=True`` runs all layers' backward passes as one: the input is repeated once per layer
+    and copy j is seeded at layer j only, so one forward and one backward over a bigger batch give
+    every reconstruction (the same numbers; more arithmetic, fewer and larger kernels: for GPUs).
+    ``autocast='bf16'`` or ``'fp16'`` runs forward and backward under torch.autocast.
     """
     x = probe.check_input(x)
     chosen = probe.select(layers)
+    dtype = autocast_dtype(autocast)
     if channel is not None and unit is not None:
         raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
     for layer in chosen:
         check_selector(layer, channel, unit)
-    with grad_enabled():
-        xi = x.detach().clone().requires_grad_(True)
-        acts = probe.forward(xi, chosen, deconv=True)
+    with grad_enabled(), precision(x.device, dtype):
+        if batched and len(chosen) > 1:
+            out = _all_layers_at_once(probe, x, chosen, channel, unit, progress)
+        else:
+            out = _layer_by_layer(probe, x, chosen, channel, unit, progress)
+    return {name: g.float() for name, g in out.items()}
+
+
+def _not_connected(l: Layer) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"Layer {l.name!r} is not connected to the input by differentiable operations "
+        f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
+    )
+
+
+def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], channel: int | None, unit: Any,
+                    progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+    """One forward, then one partial backward per layer, keeping the graph until the last."""
+    xi = x.detach().clone().requires_grad_(True)
+    acts = probe.forward(xi, chosen, deconv=True)
+    if progress is not None:
+        progress(1, len(chosen) + 1)
+    out: dict[str, torch.Tensor] = {}
+    for i, l in enumerate(chosen):
+        act = acts[l.name]
+        seed = from_nchw(make_seed(to_nchw(act.detach(), l.layout), channel, unit), l.layout)
+        g = None
+        if act.requires_grad:
+            (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
+                                       allow_unused=True)
+        if g is None:
+            raise _not_connected(l)
+        out[l.name] = g.detach()
         if progress is not None:
-            progress(1, len(chosen) + 1)
-        out: dict[str, torch.Tensor] = {}
-        for i, l in enumerate(chosen):
-            act = acts[l.name]
-            seed = from_nchw(make_seed(to_nchw(act.detach(), l.layout), channel, unit), l.layout)
-            g = None
-            if act.requires_grad:
-                (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
-                                           allow_unused=True)
-            if g is None:
-                raise UnsupportedModelError(
-                    f"Layer {l.name!r} is not connected to the input by differentiable operations "
-                    f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
-                )
-            out[l.name] = g.detach()
-            if progress is not None:
-                progress(i + 2, len(chosen) + 1)
+            progress(i + 2, len(chosen) + 1)
     return out
+
+
+def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], channel: int | None, unit: Any,
+                        progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+    """Copy j of the input (rows j*n to (j+1)*n) is seeded at layer j only; one backward for all."""
+    n, count = x.shape[0], len(chosen)
+    xi = x.detach().repeat(count, *([1] * (x.dim() - 1))).requires_grad_(True)
+    acts = probe.forward(xi, chosen, deconv=True)
+    if progress is not None:
+        progress(1, 2)
+    outputs, seeds = [], []
+    for j, l in enumerate(chosen):
+        act = acts[l.name]
+        if not act.requires_grad:
+            raise _not_connected(l)
+        rows = slice(j * n, (j + 1) * n)
+        seed = torch.zeros_like(act)
+        seed[rows] = from_nchw(make_seed(to_nchw(act.detach()[rows], l.layout), channel, unit), l.layout)
+        outputs.append(act)
+        seeds.append(seed)
+    (g,) = torch.autograd.grad(outputs, xi, grad_outputs=seeds, allow_unused=True)
+    if g is None:
+        raise _not_connected(chosen[0])
+    if progress is not None:
+        progress(2, 2)
+    return {l.name: g[j * n : (j + 1) * n].detach() for j, l in enumerate(chosen)}
 
 
 def check_selector(layer: Layer, channel: int | None, unit: Any) -> None:

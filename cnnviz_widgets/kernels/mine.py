@@ -42,10 +42,13 @@ def mine(
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
     max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    channels_last: bool = False,
+    autocast: str | None = None,
 ) -> Mined:
     """Top-k of every filter of ``top_layers`` (None: every conv layer) and sparsity, in one pass.
 
     ``sparsity``: True for conv and pool layers (fc too with ``include_fc``), False for none, or names.
+    ``channels_last`` and ``autocast`` ('bf16', 'fp16'): GPU speed-ups, see :func:`stream_activations`.
     """
     k = check_k(k)
     imageset = load_images(images)
@@ -66,7 +69,8 @@ def mine(
     layers = sorted(needed.values(), key=lambda l: depth[l.name])
     desc = "mining" if top and sp_layers else ("sparsity" if sp_layers else f"top patches {top[0].name}" if len(top) == 1 else "top patches")
     for index, acts in stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers,
-                                          desc=desc, max_batch_bytes=max_batch_bytes):
+                                          desc=desc, max_batch_bytes=max_batch_bytes, channels_last=channels_last,
+                                          autocast=autocast):
         for name, miner in miners.items():
             miner.add(acts[name], index)
         if counter is not None:

@@ -94,6 +94,8 @@ def stream_activations(
     num_workers: int | None = None,
     desc: str = "images",
     max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    channels_last: bool = False,
+    autocast: str | torch.dtype | None = None,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
 
@@ -105,10 +107,15 @@ def stream_activations(
     image, one image a batch by default; its c5_3 alone 26 MB, five); None lifts the cap. Consumers
     should ``del`` each batch before the loop asks for the next: otherwise two batches of
     activations are alive during the next forward pass, which is measurably slower (page faults).
+    ``channels_last`` hands the batch to the model in NHWC memory order (the model itself is not
+    touched); ``autocast`` ('bf16', 'fp16') runs the forward under torch.autocast, activations
+    returned as float32. Both are for GPUs (tensor cores); values may differ in the last bits.
     """
+    from .deconvnet import autocast_dtype, precision
     from tqdm.auto import tqdm
 
     imageset = load_images(images)
+    dtype = autocast_dtype(autocast)
     batch_size = effective_batch(check_batch_size(batch_size), per_image_bytes(probe, layers), max_batch_bytes)
     order = range(len(imageset)) if indices is None else [int(i) for i in indices]
     for i in order:
@@ -130,7 +137,14 @@ def stream_activations(
                 warnings.warn(f"skipping a picture that cannot be read: {msg}", stacklevel=3)
             if len(index):
                 x = (batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std
-                yield index.to(probe.device), probe.activations(x, names)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with precision(probe.device, dtype):
+                    acts = probe.activations(x, names)
+                if dtype is not None:
+                    acts = {n: a.float() for n, a in acts.items()}
+                yield index.to(probe.device), acts
+                del acts
             bar.update(len(index) + len(bad))
             done += len(index) + len(bad)
             if report is not None:

@@ -354,15 +354,18 @@ class Probe:
         channel: int | None = None,
         unit: tuple[int, int, int] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        batched: bool = False,
+        autocast: str | torch.dtype | None = None,
     ) -> dict[str, torch.Tensor]:
         """Zeiler & Fergus deconvnet: layer name -> reconstruction in input space, shaped like x.
 
-        Whole layer, one feature map (``channel``) or one ``unit=(channel, y, x)``; see
-        :func:`cnnviz_widgets.kernels.deconvnet.deconvnet`.
+        Whole layer, one feature map (``channel``) or one ``unit=(channel, y, x)``; ``batched`` and
+        ``autocast`` ('bf16', 'fp16') are for GPUs; see :func:`cnnviz_widgets.kernels.deconvnet.deconvnet`.
         """
         from ..kernels.deconvnet import deconvnet
 
-        return deconvnet(self, x, layers=layers, channel=channel, unit=unit, progress=progress)
+        return deconvnet(self, x, layers=layers, channel=channel, unit=unit, progress=progress, batched=batched,
+                         autocast=autocast)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
