@@ -24,15 +24,27 @@ def main() -> None:
     ap.add_argument("--layer", default="c4_1")
     ap.add_argument("--grid", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--images", type=int, default=0, help="use this many shifted copies of the sample photos "
+                    "(enough distinct units for --patches 50000: 64 or more)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-reference", action="store_true", help="time cv.representation_space alone "
+                    "(scikit-learn's t-SNE and the O(n^2) trustworthiness do not scale to 50,000 points)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
-    probe = cv.Probe(cv.load_model("vgg16", weights=None), device="cpu")
+    probe = cv.Probe(cv.load_model("vgg16", weights=None), device=args.device)
     photos = cv.sample_images()
+    if args.images:
+        base = [np.asarray(img) for _, img in photos]
+        photos = [np.ascontiguousarray(np.roll(base[i % len(base)], 17 * i, axis=1)) for i in range(args.images)]
 
     t = time.perf_counter()
     rs = cv.representation_space(probe, photos, args.layer, n_patches=args.patches, grid=args.grid, progress=False)
     t_ours = time.perf_counter() - t
+    if args.no_reference:
+        print(f"VGG16 {args.layer}: {len(rs.units)} patches from {len(photos)} pictures, grid {args.grid}, "
+              f"device={probe.device}, threads={args.threads}: cv.representation_space, whole call {t_ours:.1f} s")
+        return
 
     feats = rs.features.numpy()
     z = PCA(min(50, feats.shape[1]), random_state=0).fit_transform(feats).astype(np.float32)
