@@ -4,10 +4,12 @@ A request from the browser (a new image, a click, a page) becomes a :class:`Job`
 runs on one background thread shared by all widgets (kernels already use every core, and one
 thread means two widgets never drive the same model at once), so the kernel keeps reading
 messages: a Stop press or a newer request cancels it between batches or layers. Its result is
-applied back on the kernel's event loop only if it is still the newest request of its lane; a
-result for an input the user has left is dropped. Work asked for from Python (a cell setting a
-trait) runs inline instead, so scripts and notebooks see the result on the next line and the
-notebook's interrupt button stops it.
+applied back on the event loop that received the request (the kernel's main loop, or the thread
+ipykernel 7 gives widget messages) only if it is still the newest request of its lane; a result
+for an input the user has left is dropped. Work asked for from Python (a cell setting a trait)
+runs inline instead, so scripts and notebooks see the result on the next line and the notebook's
+interrupt button stops it. While background jobs run, that button (SIGINT, which an idle kernel
+ignores) stops them too.
 """
 from __future__ import annotations
 
