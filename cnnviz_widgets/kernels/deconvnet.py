@@ -73,8 +73,22 @@ def deconvnet(
     return {name: g.float() for name, g in out.items()}
 
 
-def _not_connected(l: Layer) -> UnsupportedModelError:
-    return UnsupportedModelError(
+def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
+    """Raise UnsupportedModelError unless autograd's graph leads from ``act`` back to the input ``xi``.
+
+    Checked per layer before any backward pass: a layer cut off from the input (the model detaches
+    on the way) would otherwise reverse to silent zeros when all layers go back in one pass.
+    """
+    seen, stack = set(), [act.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if getattr(fn, "variable", None) is xi:
+            return
+        stack.extend(f for f, _ in fn.next_functions)
+    raise UnsupportedModelError(
         f"Layer {l.name!r} is not connected to the input by differentiable operations "
         f"(the model detaches or leaves PyTorch on the way), so it cannot be reversed."
     )
@@ -90,13 +104,9 @@ def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], channel:
     out: dict[str, torch.Tensor] = {}
     for i, l in enumerate(chosen):
         act = acts[l.name]
+        check_connected(l, act, xi)
         seed = from_nchw(make_seed(to_nchw(act.detach(), l.layout), channel, unit), l.layout)
-        g = None
-        if act.requires_grad:
-            (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen),
-                                       allow_unused=True)
-        if g is None:
-            raise _not_connected(l)
+        (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen))
         out[l.name] = g.detach()
         if progress is not None:
             progress(i + 2, len(chosen) + 1)
@@ -114,16 +124,13 @@ def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], chan
     outputs, seeds = [], []
     for j, l in enumerate(chosen):
         act = acts[l.name]
-        if not act.requires_grad:
-            raise _not_connected(l)
+        check_connected(l, act, xi)
         rows = slice(j * n, (j + 1) * n)
         seed = torch.zeros_like(act)
         seed[rows] = from_nchw(make_seed(to_nchw(act.detach()[rows], l.layout), channel, unit), l.layout)
         outputs.append(act)
         seeds.append(seed)
-    (g,) = torch.autograd.grad(outputs, xi, grad_outputs=seeds, allow_unused=True)
-    if g is None:
-        raise _not_connected(chosen[0])
+    (g,) = torch.autograd.grad(outputs, xi, grad_outputs=seeds)
     if progress is not None:
         progress(2, 2)
     return {l.name: g[j * n : (j + 1) * n].detach() for j, l in enumerate(chosen)}
@@ -181,12 +188,11 @@ def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch
     with grad_enabled():
         xi = x.detach().clone().requires_grad_(True)
         act = probe.forward(xi, [l], deconv=True)[l.name]
+        check_connected(l, act, xi)
         nchw = to_nchw(act.detach(), l.layout)
         seed = torch.zeros_like(nchw)
         n = torch.arange(len(units), device=nchw.device)
         c, y, xx = (units[:, j].to(nchw.device) for j in range(3))
         seed[n, c, y, xx] = nchw[n, c, y, xx]
-        if not act.requires_grad:
-            raise UnsupportedModelError(f"Layer {l.name!r} is not connected to the input, so it cannot be reversed.")
         (g,) = torch.autograd.grad(act, xi, grad_outputs=from_nchw(seed, l.layout))
     return g.detach()
