@@ -43,7 +43,7 @@ def mine(
     num_workers: int | None = None,
     max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
     channels_last: bool = False,
-    autocast: str | None = None,
+    autocast: str | torch.dtype | None = None,
 ) -> Mined:
     """Top-k of every filter of ``top_layers`` (None: every conv layer) and sparsity, in one pass.
 

@@ -16,6 +16,7 @@ from ..images import resize_center_crop
 from ..imageset import ImageSet, load_images
 from ..probe.layers import Layer
 from ..probe.probe import Probe
+from .precision import autocast_dtype, precision
 
 
 class PreparedPictures(Dataset):
@@ -111,7 +112,6 @@ def stream_activations(
     touched); ``autocast`` ('bf16', 'fp16') runs the forward under torch.autocast, activations
     returned as float32. Both are for GPUs (tensor cores); values may differ in the last bits.
     """
-    from .deconvnet import autocast_dtype, precision
     from tqdm.auto import tqdm
 
     imageset = load_images(images)
