@@ -195,12 +195,14 @@ class CnnvizWidget(anywidget.AnyWidget):
 
         return done
 
-    def cancel_lane(self, lane: str) -> None:
-        """Drop every request of ``lane`` in flight (its input went back to what is shown)."""
+    def back_to_shown(self, lane: str) -> None:
+        """The lane's input is back to what the result on screen answers: drop its requests in flight,
+        and any error about the input that was left."""
         for job in list(self._jobs.values()):
             if job.lane == lane:
                 job.cancel()
         self._latest[lane] = -1
+        self.error = ""
 
     def stop(self) -> None:
         """Stop every request of this widget in flight (what the Stop control does)."""

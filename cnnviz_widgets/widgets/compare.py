@@ -66,8 +66,7 @@ class CompareModels(CnnvizWidget):
         if not self._probes or self._images is None or change["old"] == change["new"]:
             return
         if change["new"] == self.shown_image:
-            self.cancel_lane("image")
-            self.error = ""  # whatever failed on the way is no longer asked for
+            self.back_to_shown("image")
             return
         self._request(change["new"])
 

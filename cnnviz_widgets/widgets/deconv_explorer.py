@@ -74,8 +74,7 @@ class DeconvExplorer(CnnvizWidget):
         if self._probe is None or self._images is None or change["old"] == change["new"]:
             return
         if change["new"] == self.shown_image:  # back to the image on screen: nothing to compute
-            self.cancel_lane("image")
-            self.error = ""  # whatever failed on the way is no longer asked for
+            self.back_to_shown("image")
             return
         self._request_image(change["new"])
 

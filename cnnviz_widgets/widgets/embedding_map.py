@@ -61,8 +61,7 @@ class EmbeddingMap(CnnvizWidget):
         if self._probe is None or change["old"] == change["new"]:
             return
         if change["new"] == self.shown_layer:
-            self.cancel_lane("view")
-            self.error = ""
+            self.back_to_shown("view")
             return
         name, o = change["new"], self._options
         self.run_job("Embedding the representation space", "view",

@@ -125,7 +125,6 @@ class FilterGrid(CnnvizWidget):
                 self.layer, self.filters, self.page, self.page_size = v["layer"], v["filters"], v["page"], v["page_size"]
             finally:
                 self._restoring = False
-            self.cancel_lane("view")
         elif job.lane == "detail":
             self.selected = dict(self.detail_for)
 
@@ -137,8 +136,7 @@ class FilterGrid(CnnvizWidget):
             self.page = 0  # re-renders through this observer
             return
         if self._view() == self._shown_view:  # back to what is on screen (or the page clamp of a result)
-            self.cancel_lane("view")
-            self.error = ""
+            self.back_to_shown("view")
             return
         self._render()
 
