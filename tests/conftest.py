@@ -1,5 +1,8 @@
-"""Shared fixtures: two CPU threads (as CI has), seeded models, real sample photos."""
+"""Shared fixtures: two CPU threads (as CI has), seeded models, real sample photos, the big-folder benchmark."""
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,3 +60,14 @@ class TinyNet(nn.Module):
 def tiny() -> nn.Module:
     torch.manual_seed(0)
     return TinyNet().eval()
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """benchmarks/bench_big_folder.py as a module: its folder maker, measurement and peak-memory sampler
+    serve the scale tests, so the tests run the benchmark's own code."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_big_folder.py"
+    spec = importlib.util.spec_from_file_location("bench_big_folder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,23 +3,9 @@ processes keep peak memory flat as the folder grows tenfold (the benchmark's own
 benchmarks/bench_big_folder.py runs it at 1,000 and 10,000 pictures and 224 px)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-import pytest
 import torch
 
 import cnnviz_widgets as cv
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_big_folder.py"
-
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_big_folder", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_peak_memory_is_flat_from_200_to_2000_jpegs(bench, tmp_path):

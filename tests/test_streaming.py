@@ -1,11 +1,7 @@
 """Streaming over many pictures: memory stays flat, Ctrl-C stops cleanly and a rerun gives the same result."""
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
-import psutil
 import pytest
 import torch
 
@@ -27,39 +23,20 @@ class Generated:
         return rng.integers(0, 256, (self.size, self.size + 16, 3), dtype=np.uint8)
 
 
-def peak_rss_during(fn) -> tuple[int, object]:
-    """Highest resident memory of this process while ``fn`` runs (sampled every 5 ms)."""
-    proc, peak, done = psutil.Process(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.005)
-
-    t = threading.Thread(target=sample)
-    t.start()
-    try:
-        out = fn()
-    finally:
-        done.set()
-        t.join()
-    return peak[0], out
-
-
 @pytest.fixture(scope="module")
 def probe():
     return cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), input_size=96)
 
 
-def test_peak_memory_is_flat_from_500_to_2000_pictures(probe):
+def test_peak_memory_is_flat_from_500_to_2000_pictures(probe, bench):
     def run(n):
         return cv.mine(probe, Generated(n), top_layers=["c2", "c5"], k=9, batch_size=50, progress=False)
 
     run(100)  # warm-up: allocator pools, lazy imports
-    peak_500, small = peak_rss_during(lambda: run(500))
-    peak_2000, big = peak_rss_during(lambda: run(2000))
-    growth_mb = (peak_2000 - peak_500) / 2**20
-    print(f"\npeak RSS: {peak_500 / 2**20:.0f} MiB at 500 pictures, {peak_2000 / 2**20:.0f} MiB at 2000 (+{growth_mb:.1f} MiB)")
+    (peak_500, _), small = bench.peak_memory(lambda: run(500), every=0.005)  # MiB of this process
+    (peak_2000, _), big = bench.peak_memory(lambda: run(2000), every=0.005)
+    growth_mb = peak_2000 - peak_500
+    print(f"\npeak RSS: {peak_500:.0f} MiB at 500 pictures, {peak_2000:.0f} MiB at 2000 (+{growth_mb:.1f} MiB)")
     assert growth_mb < 40, f"peak memory grew by {growth_mb:.1f} MiB from 500 to 2000 pictures"
     assert big.sparsity.n_images == 2000 and small.sparsity.n_images == 500
     assert big.top["c5"].values.shape == (256, 9)
