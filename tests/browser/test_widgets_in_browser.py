@@ -333,12 +333,14 @@ def test_browser_soak_stale_results_and_stop(server, browser):
         cdp.send("HeapProfiler.collectGarbage")
         return cdp.send("Runtime.getHeapUsage")["usedSize"] / 2**20
 
+    def until(condition: str, timeout: int = 120_000) -> None:  # a JS condition on the explorer's root `r`
+        page.wait_for_function(f"() => (r => {condition})(document.querySelector(\"[aria-label='Deconvnet explorer']\"))",
+                               timeout=timeout)
+
     def choose(i: int) -> None:  # pick an image and wait until its pictures are the ones shown
         picker.select_option(str(i))
-        page.wait_for_function(f"() => document.querySelector(\"[aria-label='Deconvnet explorer']\").dataset.stale === ''",
-                               timeout=120_000)
-        page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer']\").getAttribute('aria-busy') === 'false'",
-                               timeout=120_000)
+        until("r.dataset.stale === ''")
+        until("r.getAttribute('aria-busy') === 'false'")
 
     def slide(moves: int) -> None:
         w.evaluate("""(root, moves) => new Promise(resolve => {
@@ -377,11 +379,9 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     stop = w.get_by_role("button", name="Stop the computation")
     stop.wait_for(state="visible", timeout=30_000)
     stop.click()
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer']\").getAttribute('aria-busy') === 'false'",
-                           timeout=60_000)
+    until("r.getAttribute('aria-busy') === 'false'", 60_000)
     assert "stopped" in w.locator(".cnnviz-notice").inner_text()
-    page.wait_for_function(f"() => document.querySelector(\"[aria-label='Deconvnet explorer'] select\").value === '{shown}'",
-                           timeout=30_000)
+    until(f"r.querySelector('select').value === '{shown}'", 30_000)
     assert w.evaluate("r => r.dataset.stale") == ""
     w.screenshot(path=str(ARTIFACTS / "explorer_after_stop.png"))
     choose(4)  # still usable: the same request now completes
@@ -391,10 +391,9 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     picker.select_option("5")
     stop.wait_for(state="visible", timeout=30_000)
     page.locator("[data-command='notebook:interrupt-kernel']").first.click()
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer']\").getAttribute('aria-busy') === 'false'",
-                           timeout=60_000)
+    until("r.getAttribute('aria-busy') === 'false'", 60_000)
     assert "stopped" in w.locator(".cnnviz-notice").inner_text()
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Deconvnet explorer'] select\").value === '4'", timeout=30_000)
+    until("r.querySelector('select').value === '4'", 30_000)
     choose(5)
     bad = [e for e in errors if e.split(" for comm id")[0] not in known]
     assert not bad, bad
