@@ -1,4 +1,6 @@
 """cnnviz-widgets: look inside convolutional networks in Jupyter (Yu et al., Zeiler & Fergus)."""
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     CnnvizError,
     DeviceUnavailableError,
@@ -19,9 +21,30 @@ from .kernels.sparsity import Sparsity, sparsity
 from .kernels.topk import TopPatches, top_patches
 from .models import banner, load_model, load_model_or_random
 from .probe import Layer, Probe, ReceptiveField
-from .widgets import (
-    CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
-)
+
+if TYPE_CHECKING:
+    from .widgets import (
+        CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
+    )
+
+# The widgets are re-exported on first use (PEP 562): the kernels, mine_cli on a cluster's ranks and
+# scripts on a GPU node then import neither the notebook stack (anywidget, ipywidgets, IPython) nor
+# bqplot, which together cost 0.8 s of the import and are often not installed there.
+_WIDGETS = ("CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "PatchGallery", "ReceptiveFieldTable",
+            "SparsityChart")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'cnnviz_widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WIDGETS))
+
 
 __version__ = "0.1.0"
 

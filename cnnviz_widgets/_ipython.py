@@ -5,6 +5,7 @@ bad value and the fix; pages of library frames around it would only hide that.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .errors import CnnvizError
@@ -23,11 +24,10 @@ def _show_message(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
 
 def install() -> bool:
     """Register the handler in the running IPython shell, if any. True when installed."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    ipython = sys.modules.get("IPython")  # a running shell has imported it; a script need not pay for it
+    if ipython is None:
         return False
-    shell = get_ipython()
+    shell = ipython.get_ipython()
     if shell is None or not hasattr(shell, "set_custom_exc"):
         return False
     global _IPYTHON_SHOWS_RESULT

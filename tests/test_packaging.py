@@ -31,3 +31,24 @@ def test_every_widget_module_is_joined_with_the_shared_helpers():
         assert "function h(" in source and "export default" in source
         assert "innerHTML" not in source  # text from data goes through textContent only
         assert "import " not in source.split("export default")[0].replace("// ", "")  # no relative imports
+
+
+NOTEBOOK_STACK = ("anywidget", "ipywidgets", "IPython", "bqplot", "traitlets")
+
+
+def test_kernels_and_the_cli_import_without_the_notebook_stack():
+    """Scripts, torchrun ranks and GPU nodes use the kernels without Jupyter: importing the package (or
+    mine_cli) loads no widget library; the widgets still come out of ``cv`` on first use."""
+    code = (
+        "import sys, cnnviz_widgets as cv, cnnviz_widgets.mine_cli\n"
+        f"print(sorted(m for m in {NOTEBOOK_STACK!r} if m in sys.modules))\n"
+        "assert {'DeconvExplorer', 'PatchGallery', 'SparsityChart'} <= set(dir(cv)) and set(cv.__all__) <= set(dir(cv))\n"
+        "from cnnviz_widgets import PatchGallery\n"
+        "assert PatchGallery is cv.FilterGrid and cv.DeconvExplorer.__module__ == 'cnnviz_widgets.widgets.deconv_explorer'\n"
+        "try:\n    cv.DeconvExplorr\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded, missing = proc.stdout.splitlines()
+    assert loaded == "[]", f"importing cnnviz_widgets loaded {loaded}"
+    assert missing == "module 'cnnviz_widgets' has no attribute 'DeconvExplorr'"
