@@ -89,3 +89,37 @@ def test_batches_are_capped_by_the_memory_they_need():
     assert effective_batch(32, deep, 128 * 2**20) == 5  # 26 MB each
     assert per_image_bytes(vgg, [vgg.layer("c5_3")], keep_graph=True) > deep
     assert effective_batch(32, deep, None) == 32 and effective_batch(32, deep, 1) == 1
+
+
+def test_the_batch_budget_follows_the_device(monkeypatch):
+    """'auto' keeps CPU batches small (Binder's 2 GB) and lets a GPU take a quarter of its free memory, so
+    mining VGG16's 18 layers runs at the asked batch size there instead of one picture at a time."""
+    from cnnviz_widgets.kernels.stream import CPU_BATCH_BYTES, batch_budget, effective_batch, per_image_bytes
+
+    assert batch_budget(torch.device("cpu")) == CPU_BATCH_BYTES == 128 * 2**20
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: asked.append(device) or (40 * 2**30, 80 * 2**30))
+    gpu = torch.device("cuda", 1)
+    assert batch_budget(gpu, "auto") == 10 * 2**30 and asked == [gpu]  # the probe's own GPU is asked
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**20, 80 * 2**30))
+    assert batch_budget(gpu) == CPU_BATCH_BYTES  # a nearly full GPU still gets the CPU's budget, not zero
+    assert batch_budget(gpu, None) is None and batch_budget(gpu, 5000) == 5000  # given values win everywhere
+
+    vgg = cv.Probe(cv.load_model("vgg16", weights=None))
+    every = per_image_bytes(vgg, [l for l in vgg.layers if l.kind != "fc"])
+    assert effective_batch(32, every, batch_budget(torch.device("cpu"))) == 1
+    assert effective_batch(32, every, 10 * 2**30) == 32
+
+
+@pytest.mark.parametrize("bad", ["big", 0, -1, 1.5, True])
+def test_a_bad_batch_budget_is_named(probe, bad):
+    with pytest.raises(cv.CnnvizError, match=r"max_batch_bytes must be 'auto', None \(no cap\) or a positive"):
+        cv.sparsity(probe, Generated(3), progress=False, max_batch_bytes=bad)
+
+
+def test_the_budget_changes_batches_not_results(probe):
+    tight = cv.mine(probe, Generated(12), top_layers=["c2"], k=3, batch_size=6, progress=False, max_batch_bytes=1)
+    free = cv.mine(probe, Generated(12), top_layers=["c2"], k=3, batch_size=6, progress=False, max_batch_bytes=None)
+    assert tight.sparsity.zeros == free.sparsity.zeros
+    assert torch.equal(tight.top["c2"].image_index, free.top["c2"].image_index)
+    assert torch.allclose(tight.top["c2"].values, free.top["c2"].values, rtol=1e-5)

@@ -18,7 +18,7 @@ from ..errors import CnnvizError
 from ..imageset import ImageSet, load_images
 from ..probe.probe import Probe
 from .patches import PatchSource
-from .stream import DEFAULT_BATCH_BYTES, stream_activations
+from .stream import stream_activations
 
 TSNE_DEFAULTS = dict(perplexity=30.0, early_exaggeration_iter=125, n_iter=250, theta=0.8,
                      negative_gradient_method="bh", initialization="pca")
@@ -176,7 +176,7 @@ def representation_space(
     progress: bool | Callable[[int, int], None] = True,
     tsne: dict[str, Any] | None = None,
     num_workers: int | None = None,
-    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    max_batch_bytes: int | str | None = "auto",
 ) -> RepresentationSpace:
     """Sample units of ``layer``, embed their activation vectors in 2-D, lay patches on a grid."""
     n_patches = _positive_int("n_patches", n_patches)

@@ -14,7 +14,7 @@ import torch
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
-from .stream import DEFAULT_BATCH_BYTES, stream_activations
+from .stream import stream_activations
 from .topk import TopKMiner, TopPatches, check_k
 
 
@@ -42,7 +42,7 @@ def mine(
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
-    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    max_batch_bytes: int | str | None = "auto",
     channels_last: bool = False,
     autocast: str | torch.dtype | None = None,
 ) -> Mined:

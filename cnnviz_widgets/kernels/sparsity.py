@@ -8,7 +8,6 @@ import torch
 
 from ..errors import CnnvizError
 from ..probe.probe import Probe
-from .stream import DEFAULT_BATCH_BYTES
 
 
 class Sparsity(dict):
@@ -92,7 +91,7 @@ def sparsity(
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
-    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    max_batch_bytes: int | str | None = "auto",
 ) -> Sparsity:
     """Fraction of zero activations per layer over ``images`` in one streaming pass.
 

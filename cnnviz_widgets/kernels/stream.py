@@ -54,7 +54,24 @@ def default_workers(images: ImageSet) -> int:
     return max(0, min(4, (os.cpu_count() or 1)))
 
 
-DEFAULT_BATCH_BYTES = 128 * 2**20
+CPU_BATCH_BYTES = 128 * 2**20  # one batch's estimated memory on the CPU: the tour then fits Binder's 2 GB
+
+
+def batch_budget(device: torch.device, max_batch_bytes: int | str | None = "auto") -> int | None:
+    """The bytes one batch may take: a number as given, None for no cap, and "auto": 128 MiB on the CPU
+    (Binder's 2 GB), a quarter of the GPU's free memory on CUDA, where batch-1 work would leave it idle."""
+    if isinstance(max_batch_bytes, str) and max_batch_bytes == "auto":
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            return max(CPU_BATCH_BYTES, free // 4)
+        return CPU_BATCH_BYTES
+    if max_batch_bytes is None:
+        return None
+    if isinstance(max_batch_bytes, bool) or not isinstance(max_batch_bytes, int) or max_batch_bytes < 1:
+        raise CnnvizError(
+            f"max_batch_bytes must be 'auto', None (no cap) or a positive number of bytes, got {max_batch_bytes!r}."
+        )
+    return max_batch_bytes
 
 
 def per_image_bytes(probe: Probe, layers: Sequence[Layer], keep_graph: bool = False) -> int:
@@ -74,7 +91,7 @@ def per_image_bytes(probe: Probe, layers: Sequence[Layer], keep_graph: bool = Fa
 
 def effective_batch(batch_size: int, per_image: int, max_batch_bytes: int | None) -> int:
     """``batch_size``, lowered so one batch's estimated memory (``per_image`` each) fits the budget."""
-    if not max_batch_bytes:
+    if max_batch_bytes is None:
         return batch_size
     return max(1, min(batch_size, int(max_batch_bytes) // max(1, per_image)))
 
@@ -94,7 +111,7 @@ def stream_activations(
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
     desc: str = "images",
-    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    max_batch_bytes: int | str | None = "auto",
     channels_last: bool = False,
     autocast: str | torch.dtype | None = None,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
@@ -105,7 +122,8 @@ def stream_activations(
     True for a tqdm bar, False for none, or a callable ``(done, total)`` (widgets feed their
     ``progress`` trait with it). ``max_batch_bytes`` caps the batch so its estimated memory stays
     under that size (:func:`per_image_bytes`: all 18 conv/pool layers of VGG16 need about 86 MB an
-    image, one image a batch by default; its c5_3 alone 26 MB, five); None lifts the cap. Consumers
+    image, one image a batch on the CPU by default; its c5_3 alone 26 MB, five); "auto" is
+    :func:`batch_budget`'s choice for the device, None lifts the cap. Consumers
     should ``del`` each batch before the loop asks for the next: otherwise two batches of
     activations are alive during the next forward pass, which is measurably slower (page faults).
     ``channels_last`` hands the batch to the model in NHWC memory order (the model itself is not
@@ -116,7 +134,8 @@ def stream_activations(
 
     imageset = load_images(images)
     dtype = autocast_dtype(autocast)
-    batch_size = effective_batch(check_batch_size(batch_size), per_image_bytes(probe, layers), max_batch_bytes)
+    budget = batch_budget(probe.device, max_batch_bytes)
+    batch_size = effective_batch(check_batch_size(batch_size), per_image_bytes(probe, layers), budget)
     order = range(len(imageset)) if indices is None else [int(i) for i in indices]
     for i in order:
         if not 0 <= i < len(imageset):

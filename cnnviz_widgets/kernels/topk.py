@@ -16,7 +16,7 @@ import torch
 from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
-from .stream import DEFAULT_BATCH_BYTES, effective_batch, per_image_bytes
+from .stream import batch_budget, effective_batch, per_image_bytes
 from .patches import PatchSource, crop_reconstruction
 
 
@@ -140,7 +140,8 @@ class TopPatches:
         images = [int(self.image_index[c, i]) for i in valid]
         units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
         layer = self._probe.layer(self.layer)
-        chunk = effective_batch(len(valid), per_image_bytes(self._probe, [layer], keep_graph=True), DEFAULT_BATCH_BYTES)
+        chunk = effective_batch(len(valid), per_image_bytes(self._probe, [layer], keep_graph=True),
+                                batch_budget(self._probe.device))
         rec = torch.cat([unit_reconstructions(self._probe, self._source.model_input(images[j : j + chunk]), self.layer,
                                               units[j : j + chunk]) for j in range(0, len(valid), chunk)])
         rf = self._probe.receptive_field(self.layer)
@@ -210,7 +211,7 @@ def top_patches(
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
-    max_batch_bytes: int | None = DEFAULT_BATCH_BYTES,
+    max_batch_bytes: int | str | None = "auto",
 ) -> TopPatches:
     """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.
 
