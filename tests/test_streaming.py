@@ -104,6 +104,7 @@ def test_the_batch_budget_follows_the_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * 2**20, 80 * 2**30))
     assert batch_budget(gpu) == CPU_BATCH_BYTES  # a nearly full GPU still gets the CPU's budget, not zero
     assert batch_budget(gpu, None) is None and batch_budget(gpu, 5000) == 5000  # given values win everywhere
+    assert batch_budget(torch.device("cpu"), np.int64(5000)) == 5000  # a byte count computed with numpy
 
     vgg = cv.Probe(cv.load_model("vgg16", weights=None))
     every = per_image_bytes(vgg, [l for l in vgg.layers if l.kind != "fc"])

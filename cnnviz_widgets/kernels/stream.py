@@ -3,6 +3,7 @@ probe's device does the rest; a progress bar shows it and nothing holds all imag
 """
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -67,11 +68,11 @@ def batch_budget(device: torch.device, max_batch_bytes: int | str | None = "auto
         return CPU_BATCH_BYTES
     if max_batch_bytes is None:
         return None
-    if isinstance(max_batch_bytes, bool) or not isinstance(max_batch_bytes, int) or max_batch_bytes < 1:
+    if isinstance(max_batch_bytes, bool) or not isinstance(max_batch_bytes, numbers.Integral) or max_batch_bytes < 1:
         raise CnnvizError(
             f"max_batch_bytes must be 'auto', None (no cap) or a positive number of bytes, got {max_batch_bytes!r}."
         )
-    return max_batch_bytes
+    return int(max_batch_bytes)
 
 
 def per_image_bytes(probe: Probe, layers: Sequence[Layer], keep_graph: bool = False) -> int:
