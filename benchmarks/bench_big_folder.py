@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 import cnnviz_widgets as cv
 from cnnviz_widgets.kernels.stream import (
-    PreparedPictures, _collate, batch_budget, default_workers, effective_batch, per_image_bytes,
+    PreparedPictures, _collate, default_workers, device_batch,
 )
 
 PER_FOLDER = 1000
@@ -109,7 +109,7 @@ def measure(probe: cv.Probe, source: Path | list[str], k: int = 9, batch_size: i
     convs = [l.name for l in probe.layers if l.kind == "conv"]
     workers = default_workers(images)
     sparse = [l for l in probe.layers if l.kind in ("conv", "pool")]
-    batch = effective_batch(batch_size, per_image_bytes(probe, sparse), batch_budget(probe.device))
+    batch = device_batch(probe, sparse, batch_size)
 
     t = time.perf_counter()
     mem_mine, mined = peak_memory(lambda: cv.mine(probe, images, top_layers=convs, k=k, batch_size=batch_size,

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 import cnnviz_widgets as cv
 from cnnviz_widgets.imageset import load_images
-from cnnviz_widgets.kernels.stream import PreparedPictures, _collate, batch_budget, effective_batch, per_image_bytes
+from cnnviz_widgets.kernels.stream import PreparedPictures, _collate, device_batch
 
 
 class Generated:
@@ -65,7 +65,7 @@ def main() -> None:
     mine = lambda: cv.mine(probe, images, top_layers=None, k=9, batch_size=args.batch_size, progress=False,
                            num_workers=args.workers, **options)
     mined_layers = [l for l in probe.layers if l.kind in ("conv", "pool")]
-    batch = effective_batch(args.batch_size, per_image_bytes(probe, mined_layers), batch_budget(probe.device))
+    batch = device_batch(probe, mined_layers, args.batch_size)
     plain = lambda: plain_loop(probe, images, batch, args.workers)
     mine(), plain()
     t_mine, t_plain = [], []

@@ -97,6 +97,12 @@ def effective_batch(batch_size: int, per_image: int, max_batch_bytes: int | None
     return max(1, min(batch_size, int(max_batch_bytes) // max(1, per_image)))
 
 
+def device_batch(probe: Probe, layers: Sequence[Layer], batch_size: int, max_batch_bytes: int | str | None = "auto",
+                 keep_graph: bool = False) -> int:
+    """The batch size to use for ``layers`` on the probe's device: ``batch_size`` within the memory budget."""
+    return effective_batch(batch_size, per_image_bytes(probe, layers, keep_graph), batch_budget(probe.device, max_batch_bytes))
+
+
 def check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CnnvizError(f"batch_size must be a positive whole number, got {batch_size!r}.")
@@ -135,8 +141,7 @@ def stream_activations(
 
     imageset = load_images(images)
     dtype = autocast_dtype(autocast)
-    budget = batch_budget(probe.device, max_batch_bytes)
-    batch_size = effective_batch(check_batch_size(batch_size), per_image_bytes(probe, layers), budget)
+    batch_size = device_batch(probe, layers, check_batch_size(batch_size), max_batch_bytes)
     order = range(len(imageset)) if indices is None else [int(i) for i in indices]
     for i in order:
         if not 0 <= i < len(imageset):

@@ -16,7 +16,7 @@ import torch
 from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
-from .stream import batch_budget, effective_batch, per_image_bytes
+from .stream import device_batch
 from .patches import PatchSource, crop_reconstruction
 
 
@@ -140,8 +140,7 @@ class TopPatches:
         images = [int(self.image_index[c, i]) for i in valid]
         units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
         layer = self._probe.layer(self.layer)
-        chunk = effective_batch(len(valid), per_image_bytes(self._probe, [layer], keep_graph=True),
-                                batch_budget(self._probe.device))
+        chunk = device_batch(self._probe, [layer], len(valid), keep_graph=True)
         rec = torch.cat([unit_reconstructions(self._probe, self._source.model_input(images[j : j + chunk]), self.layer,
                                               units[j : j + chunk]) for j in range(0, len(valid), chunk)])
         rf = self._probe.receptive_field(self.layer)
