@@ -35,6 +35,13 @@ class IndexOutOfRangeError(CnnvizError, IndexError):
     """A channel, unit or image index outside the valid range, which the message states."""
 
 
+class LabelNotFoundError(CnnvizError, KeyError):
+    """A class name that the probe's labels do not have; the message lists the closest ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class DeviceUnavailableError(CnnvizError):
     """A device was asked for that this machine does not have."""
 

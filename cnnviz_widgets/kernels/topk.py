@@ -133,7 +133,7 @@ class TopPatches:
 
     def reconstructions(self, c: int) -> torch.Tensor:
         """Deconvnet of each of filter c's top units, cropped to its receptive field: (k, 3, S, S)."""
-        from .deconvnet import unit_reconstructions
+        from .reconstruct import unit_reconstructions
 
         self._check(c, 0)
         valid = [i for i in range(self.k) if int(self.image_index[c, i]) >= 0]
@@ -148,7 +148,7 @@ class TopPatches:
 
     def reconstruction(self, c: int, i: int) -> torch.Tensor:
         """Deconvnet of filter c's i-th unit alone, cropped to its receptive field: (3, S, S)."""
-        from .deconvnet import unit_reconstructions
+        from .reconstruct import unit_reconstructions
 
         self._check(c, i)
         y, x = self.yx[c, i].tolist()

@@ -24,6 +24,8 @@ class Layer:
     size; layout: "nchw", "nc" (fully connected) or "nhwc" (a Linear on a channels-last map).
     rf: receptive field, or None where it could not be traced (see Probe.receptive_field).
     rectified: whether its activation is the output of the rectifier that follows it.
+    switches: whether max-pools lie between the input and this layer's output. Their switches are all
+    the deconvnet takes from the picture, so without them it shows the same thing for every image.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Layer:
     shape: tuple[int, int, int] = (0, 1, 1)
     layout: str = "nchw"
     rectified: bool = False
+    switches: bool = False
 
 
 def layer_kind(module: nn.Module) -> str | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +16,7 @@ from ..errors import (
     DeviceUnavailableError,
     ImageError,
     IndexOutOfRangeError,
+    LabelNotFoundError,
     LayerNotFoundError,
     UnsupportedModelError,
     list_names,
@@ -33,6 +35,7 @@ from .receptive_field import (
     support_mode,
 )
 from .recorder import ForwardRecorder, StopForward
+from .rules import ReverseRule, resolve_rule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -153,8 +156,12 @@ class Probe:
                 rf = global_field((self.input_size, self.input_size))
             else:
                 rf = None
-            layers.append(Layer(names[path], kinds[path], path, shape[0], rf, shape, layout, path in rec.rectified))
+            layers.append(Layer(names[path], kinds[path], path, shape[0], rf, shape, layout, path in rec.rectified,
+                                rec.switches.get(path, 0) > 0))
         self.layers: tuple[Layer, ...] = tuple(layers)
+        last = layers[-1] if layers else None
+        self._output_layer = last if (last is not None and last.kind == "fc" and not last.rectified
+                                      and last.channels == self._num_outputs) else None
         self._by_name = {l.name: l for l in layers}
         self._by_name.update({l.module_path: l for l in layers})
         self._final_at_module = {l.module_path for l in layers if not l.rectified}
@@ -213,22 +220,17 @@ class Probe:
         return sorted(dict.fromkeys(chosen), key=lambda l: depth[l.name])
 
     # ------------------------------------------------------------------ receptive fields
-    def receptive_field(self, name: str) -> ReceptiveField:
-        """Size, stride and offset of the units of a layer (analytic; measured where untraceable)."""
-        layer = self.layer(name)
-        if layer.rf is not None:
-            return layer.rf
-        rf = self.measure_receptive_fields([layer.name])[layer.name]
-        if rf is None:
-            raise UnsupportedModelError(
-                f"The receptive field of {layer.name!r} could not be traced or measured in {type(self.model).__name__}."
-            )
-        return rf
+    def receptive_field(self, name: str) -> ReceptiveField | None:
+        """Size, stride and offset of the units of a layer, traced analytically through the forward pass;
+        None where an op the tracer cannot follow lies below the layer (then only what needs the field,
+        such as its patches, is unavailable)."""
+        return self.layer(name).rf
 
     def measure_receptive_fields(
         self, layers: Iterable[str] | None = None, max_side: int = 1024
     ) -> dict[str, ReceptiveField | None]:
-        """Receptive fields measured by the gradient support of single units (the empirical check).
+        """Receptive fields measured by the gradient support of single units: the tests' oracle for the
+        analytic fields, never a run-time path (it takes minutes on deep networks).
 
         Uses a float64 copy with positive weights, max-pools as average pools and global-pooling
         gates detached; the input grows (to ``max_side`` pixels) until the fields are not clipped
@@ -317,10 +319,13 @@ class Probe:
         return x.to(self.device, torch.float32)
 
     # ------------------------------------------------------------------ forward passes
-    def forward(self, x: torch.Tensor, layers: list[Layer], deconv: bool) -> dict[str, torch.Tensor]:
-        """One forward pass; each layer's activation in its native layout (deconv: rectifiers reversed)."""
+    def forward(self, x: torch.Tensor, layers: list[Layer], rule: str | ReverseRule | None = None
+                ) -> dict[str, torch.Tensor]:
+        """One forward pass; each layer's activation in its native layout, with the rectifiers ready to be
+        reversed by ``rule`` (None: a plain forward, for activations)."""
         wanted = {l.module_path for l in layers}
-        rec = ForwardRecorder(wanted=wanted, final_at_module=self._final_at_module, deconv=deconv, stop_early=True)
+        reverse = resolve_rule(rule) if rule is not None else None
+        rec = ForwardRecorder(wanted=wanted, final_at_module=self._final_at_module, rule=reverse, stop_early=True)
         modules = {p: self._module_of[p] for p in wanted}
         try:
             with self._lock, eval_mode(self.model), forward_hooks(self._hooks(rec, modules)), rec:
@@ -328,12 +333,12 @@ class Probe:
         except StopForward:
             pass
         new = rec.rectifier_labels - self._warned
-        if deconv and new:
+        if rec.rule is not None and new:
             self._warned |= new
             warnings.warn(
-                f"{type(self.model).__name__} uses {', '.join(sorted(new))}: the deconvnet reverses "
-                f"{'it' if len(new) == 1 else 'them'} like ReLU (relu of the signal going back), as Zeiler & Fergus "
-                f"do for ReLU; read the reconstructions as approximate.",
+                f"{type(self.model).__name__} uses {', '.join(sorted(new))}: the {rec.rule.name} rule reverses "
+                f"{'it' if len(new) == 1 else 'them'} as it does ReLU ({rec.rule.title.split(': ', 1)[-1]}); "
+                f"read the reconstructions as approximate.",
                 stacklevel=3,
             )
         acts = rec.activations()
@@ -344,28 +349,77 @@ class Probe:
         x = self.check_input(x)
         chosen = self.select(layers)
         with torch.no_grad():
-            acts = self.forward(x, chosen, deconv=False)
+            acts = self.forward(x, chosen)
         return {l.name: to_nchw(acts[l.name], l.layout) for l in chosen}
+
+    def reconstruct(
+        self,
+        x: torch.Tensor,
+        layers: str | Iterable[str] | None = None,
+        channel: int | str | None = None,
+        unit: tuple[int, int, int] | None = None,
+        rule: str | ReverseRule = "deconvnet",
+        **options: Any,
+    ) -> dict[str, torch.Tensor]:
+        """Layer name -> reconstruction in input space, shaped like x, by a reverse rule.
+
+        ``rule``: "deconvnet" (Zeiler & Fergus, the paper), "guided" (guided backprop) or "gradient"
+        (saliency). Whole layer, one feature map (``channel``; on the output layer a class index or
+        label such as ``"espresso"``) or one ``unit=(channel, y, x)``. ``options``: ``targets``,
+        ``progress``, ``batched``, ``autocast``; see :func:`cnnviz_widgets.kernels.reconstruct.reconstruct`.
+        """
+        from ..kernels.reconstruct import reconstruct
+
+        return reconstruct(self, x, layers=layers, channel=channel, unit=unit, rule=rule, **options)
 
     def deconvnet(
         self,
         x: torch.Tensor,
         layers: str | Iterable[str] | None = None,
-        channel: int | None = None,
+        channel: int | str | None = None,
         unit: tuple[int, int, int] | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        batched: bool = False,
-        autocast: str | torch.dtype | None = None,
+        **options: Any,
     ) -> dict[str, torch.Tensor]:
-        """Zeiler & Fergus deconvnet: layer name -> reconstruction in input space, shaped like x.
+        """Zeiler & Fergus deconvnet: ``reconstruct(..., rule="deconvnet")``."""
+        return self.reconstruct(x, layers=layers, channel=channel, unit=unit, rule="deconvnet", **options)
 
-        Whole layer, one feature map (``channel``) or one ``unit=(channel, y, x)``; ``batched`` and
-        ``autocast`` ('bf16', 'fp16') are for GPUs; see :func:`cnnviz_widgets.kernels.deconvnet.deconvnet`.
-        """
-        from ..kernels.deconvnet import deconvnet
+    # ------------------------------------------------------------------ classes
+    @property
+    def output_layer(self) -> Layer | None:
+        """The layer whose output is the network's class scores (fc8 of VGG16), or None."""
+        return self._output_layer
 
-        return deconvnet(self, x, layers=layers, channel=channel, unit=unit, progress=progress, batched=batched,
-                         autocast=autocast)
+    def class_index(self, label: str | int, layer: str | Layer | None = None) -> int:
+        """The index of a class given by label (exact, then case-insensitive) or index; a CnnvizError names
+        the closest labels for an unknown one."""
+        out = self.output_layer
+        if layer is not None and self.layer(layer) is not out:
+            raise IndexOutOfRangeError(
+                f"A class name ({label!r}) picks a class of the output layer"
+                f"{f' {out.name!r}' if out is not None else ''}, not a filter of {self.layer(layer).name!r}; "
+                f"give a filter number there."
+            )
+        if out is None:
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} does not end in class scores, so {label!r} names no class."
+            )
+        if not isinstance(label, str):
+            return int(label)
+        labels = self.labels
+        if not labels:
+            raise IndexOutOfRangeError(
+                f"This probe has no class names, so {label!r} names no class: pass labels= to Probe, or a class "
+                f"index 0 to {out.channels - 1}."
+            )
+        if label in labels:
+            return labels.index(label)
+        folded = [l.casefold() for l in labels]
+        if label.casefold() in folded:
+            return folded.index(label.casefold())
+        near = difflib.get_close_matches(label, labels, n=5, cutoff=0.6)
+        near += [l for l in labels if label.casefold() in l.casefold() and l not in near][: 8 - len(near)]
+        hint = f" Close matches: {', '.join(repr(n) for n in near)}." if near else ""
+        raise LabelNotFoundError(f"No class is called {label!r}.{hint} probe.labels lists all {len(labels)}.")
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""

@@ -10,8 +10,10 @@ measures the gradient support of single units in a positive-weight float64 copy 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -21,8 +23,17 @@ from torch.overrides import TorchFunctionMode
 from .rectifiers import rectifier_spec
 
 
-def _axes(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+Number = int | Fraction
+
+
+def _num(v: Any) -> Number:
+    """An int, or a Fraction where the value is not whole (strides after upsampling or transposed convs)."""
+    f = Fraction(v) if not isinstance(v, Fraction) else v
+    return int(f) if f.denominator == 1 else f
+
+
+def _axes(v: Any) -> tuple[Number, Number]:
+    return (_num(v[0]), _num(v[1])) if isinstance(v, (tuple, list)) else (_num(v), _num(v))
 
 
 @dataclass(frozen=True, init=False)
@@ -33,11 +44,13 @@ class ReceptiveField:
     pairs. ``size``, ``stride`` and ``offset`` describe the square crop of side ``size`` that
     covers the field; they equal the per-axis values when the field is square (every layer of VGG
     and AlexNet). ``is_global`` marks layers whose units see the whole input (fully connected).
+    After upsampling or a transposed convolution a layer has more units than pixels: its stride
+    (and offset, size) are then Fractions, and :meth:`box` rounds outwards to whole pixels.
     """
 
-    size_yx: tuple[int, int]
-    stride_yx: tuple[int, int]
-    offset_yx: tuple[int, int]
+    size_yx: tuple[Number, Number]
+    stride_yx: tuple[Number, Number]
+    offset_yx: tuple[Number, Number]
     is_global: bool = False
 
     def __init__(self, size, stride, offset=0, is_global: bool = False) -> None:
@@ -45,17 +58,27 @@ class ReceptiveField:
         object.__setattr__(self, "stride_yx", _axes(stride))
         object.__setattr__(self, "offset_yx", _axes(offset))
         object.__setattr__(self, "is_global", bool(is_global))
+        if min(self.stride_yx) <= 0 or min(self.size_yx) <= 0:
+            raise ValueError(f"A receptive field needs a positive size and stride, got {self.size_yx}, {self.stride_yx}.")
+
+    @property
+    def is_whole(self) -> bool:
+        """Whether every unit's field starts and ends on whole pixels (no upsampling below the layer)."""
+        return all(isinstance(v, int) for v in self.size_yx + self.stride_yx + self.offset_yx)
 
     @property
     def size(self) -> int:
-        return max(self.size_yx)
+        """Side of the square crop that holds any unit's field (whole pixels)."""
+        t, l, b, r = self.box(0, 0)
+        extra = 0 if self.is_whole else 1  # rounding outwards can add a pixel, depending on the unit
+        return max(b - t, r - l) + extra
 
     @property
-    def stride(self) -> int:
+    def stride(self) -> Number:
         return self.stride_yx[0]
 
     @property
-    def offset(self) -> int:
+    def offset(self) -> Number:
         """Offset of the square crop: centred on the field when the two axes differ."""
         axis = 0 if self.size_yx[0] >= self.size_yx[1] else 1
         return self.offset_yx[axis]
@@ -68,7 +91,7 @@ class ReceptiveField:
         """Input rows and columns ``(top, left, bottom, right)`` (exclusive ends) of unit (y, x)."""
         top = self.offset_yx[0] + y * self.stride_yx[0]
         left = self.offset_yx[1] + x * self.stride_yx[1]
-        return top, left, top + self.size_yx[0], left + self.size_yx[1]
+        return (math.floor(top), math.floor(left), math.ceil(top + self.size_yx[0]), math.ceil(left + self.size_yx[1]))
 
     def square_box(self, y: int, x: int) -> tuple[int, int, int, int]:
         """The ``size x size`` crop centred on unit (y, x)'s field (equal to box() when square)."""
@@ -78,10 +101,23 @@ class ReceptiveField:
         left -= (s - (right - left)) // 2
         return top, left, top + s, left + s
 
+    def centre(self, y: int, x: int) -> tuple[float, float]:
+        """The input position (row, column) at the centre of unit (y, x)'s field."""
+        return tuple(float(self.offset_yx[a] + (y, x)[a] * self.stride_yx[a] + Fraction(self.size_yx[a] - 1, 2))
+                     for a in range(2))
+
+    def unit_at(self, row: float, col: float, grid_hw: tuple[int, int]) -> tuple[int, int]:
+        """The unit (y, x) of a ``grid_hw`` map whose field is centred nearest input position (row, col)."""
+        out = []
+        for a, v in enumerate((row, col)):
+            g = (float(v) - float(self.offset_yx[a]) - float(self.size_yx[a] - 1) / 2) / float(self.stride_yx[a])
+            out.append(int(min(max(round(g), 0), grid_hw[a] - 1)))
+        return out[0], out[1]
+
     def __repr__(self) -> str:
         if self.is_square:
             g = ", global" if self.is_global else ""
-            return f"ReceptiveField(size={self.size}, stride={self.stride}, offset={self.offset}{g})"
+            return f"ReceptiveField(size={self.size_yx[0]}, stride={self.stride}, offset={self.offset}{g})"
         return (
             f"ReceptiveField(size_yx={self.size_yx}, stride_yx={self.stride_yx}, "
             f"offset_yx={self.offset_yx})"
@@ -97,25 +133,31 @@ def global_field(input_hw: tuple[int, int]) -> ReceptiveField:
 
 @dataclass(frozen=True)
 class Geometry:
-    """Geometry of a tensor: which dims are (rows, columns), and the field of one of its cells."""
+    """Geometry of a tensor: which dims are (rows, columns), and the field of one of its cells (exact
+    Fractions, so upsampling then striding back gives whole numbers again)."""
 
     dims: tuple[int, int]
-    size: tuple[int, int]
-    stride: tuple[int, int]
-    offset: tuple[int, int]
+    size: tuple[Fraction, Fraction]
+    stride: tuple[Fraction, Fraction]
+    offset: tuple[Fraction, Fraction]
 
     def field(self) -> ReceptiveField:
         return ReceptiveField(self.size, self.stride, self.offset)
 
 
 GLOBAL = "global"   # sees the whole input: after global pooling, flatten, fully connected
-UNKNOWN = "unknown"  # an op this tracer cannot follow; such layers fall back to the empirical field
+UNKNOWN = "unknown"  # an op this tracer cannot follow: such layers have no receptive field (None)
 
 _CONV = {"conv2d"}
+_CONV_T = {"conv_transpose2d"}
 _MAXPOOL = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
 _AVGPOOL = {"avg_pool2d", "lp_pool2d"}
 _ADAPTIVE = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices"}
 _REDUCE = {"mean", "amax", "sum", "max", "amin", "min", "std", "var"}
+_WINDOWED = _CONV | _CONV_T | _MAXPOOL | _AVGPOOL | _ADAPTIVE | {"linear", "pad", "interpolate"}
+# how many input cells beyond floor(source position) each interpolation mode reads: (before, after)
+_INTERP_REACH = {"nearest": (0, 0), "nearest-exact": (0, 0), "bilinear": (0, 1), "linear": (0, 1),
+                 "bicubic": (1, 2), "area": (0, 1)}
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -130,6 +172,11 @@ def _arg(args: Sequence[Any], kwargs: dict[str, Any], pos: int, name: str, defau
     return args[pos] if len(args) > pos else default
 
 
+def _geometry(dims, size, stride, offset) -> Geometry:
+    return Geometry(tuple(dims), tuple(Fraction(v) for v in size), tuple(Fraction(v) for v in stride),
+                    tuple(Fraction(v) for v in offset))
+
+
 def _grow(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> Geometry:
     """Geometry after a sliding window (conv or pool) over a tensor of geometry ``g``."""
     size, strd, off = [], [], []
@@ -138,7 +185,86 @@ def _grow(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> 
         size.append(g.size[a] + (k_eff - 1) * g.stride[a])
         strd.append(g.stride[a] * stride[a])
         off.append(g.offset[a] - padding[a] * g.stride[a])
-    return Geometry((out.ndim - 2, out.ndim - 1), tuple(size), tuple(strd), tuple(off))
+    return _geometry((out.ndim - 2, out.ndim - 1), size, strd, off)
+
+
+def _spread(g: Geometry, a: int, scale: Fraction, shift: Fraction, before: Fraction, after: Fraction) -> tuple:
+    """Axis ``a`` after an op whose output cell j reads input cells ``scale*j + shift - before ... + after``
+    (fractional bounds rounded inwards by the op): the affine field that holds every output cell's."""
+    return (g.size[a] + (before + after) * g.stride[a], g.stride[a] * scale, g.offset[a] + (shift - before) * g.stride[a])
+
+
+def _transposed(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> Geometry:
+    """Output cell j of a transposed conv reads input cells i with i*s = j + p - k*d for taps k."""
+    parts = [_spread(g, a, Fraction(1, stride[a]), Fraction(padding[a], stride[a]),
+                     Fraction(dilation[a] * (kernel[a] - 1), stride[a]), Fraction(0)) for a in range(2)]
+    return _geometry((out.ndim - 2, out.ndim - 1), *zip(*parts))
+
+
+def _interpolated(g: Geometry, first_t: torch.Tensor, out: torch.Tensor, args, kwargs) -> Geometry | str:
+    """F.interpolate: output cell j reads input cells around floor(scale*j + shift) (torch's conventions)."""
+    mode = _arg(args, kwargs, 3, "mode", "nearest")
+    align = bool(_arg(args, kwargs, 4, "align_corners", False))
+    shrinks = any(out.shape[2 + a] < first_t.shape[2 + a] for a in range(2))
+    if mode not in _INTERP_REACH or first_t.ndim != 4 or g.dims != (2, 3) or (shrinks and _arg(args, kwargs, 6, "antialias", False)):
+        return UNKNOWN  # an antialiased downsampling reads a wider, scale-dependent window
+    factor = _arg(args, kwargs, 2, "scale_factor", None)
+    recompute = _arg(args, kwargs, 5, "recompute_scale_factor", None)
+    parts = []
+    for a in range(2):
+        n_in, n_out = first_t.shape[2 + a], out.shape[2 + a]
+        if factor is not None and not recompute:  # torch then uses 1 / scale_factor, not in/out
+            f = factor[a] if isinstance(factor, (tuple, list)) else factor
+            scale = 1 / Fraction(float(f)).limit_denominator(1 << 16)
+        else:
+            scale = Fraction(n_in, n_out)
+        if mode == "area":  # adaptive average pooling
+            if n_in % n_out:
+                return UNKNOWN
+            k = n_in // n_out
+            parts.append((g.size[a] + (k - 1) * g.stride[a], g.stride[a] * k, g.offset[a]))
+            continue
+        if align and mode not in ("nearest", "nearest-exact"):
+            scale, shift = (Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)), Fraction(0)
+        elif mode == "nearest":
+            shift = Fraction(0)
+        else:  # half-pixel centres
+            shift = (scale - 1) / 2 if mode != "nearest-exact" else scale / 2
+        lo, hi = _INTERP_REACH[mode]
+        # floor(v) >= v - (q - 1)/q for v with denominator q
+        q = math.lcm(scale.denominator, shift.denominator)
+        parts.append(_spread(g, a, scale, shift, lo + Fraction(q - 1, q), Fraction(hi)))
+    return _geometry(g.dims, *zip(*parts))
+
+
+def _padded(g: Geometry, first_t: torch.Tensor, args, kwargs) -> Geometry | str:
+    """F.pad: (left, right, top, bottom, ...) from the last dim back; a negative pad crops."""
+    pad = list(_arg(args, kwargs, 1, "pad", ()))
+    before = {first_t.ndim - 1 - i // 2: int(pad[i]) for i in range(0, len(pad), 2)}
+    off = list(g.offset)
+    for a in range(2):
+        off[a] -= before.get(g.dims[a], 0) * g.stride[a]
+    return Geometry(g.dims, g.size, g.stride, tuple(off))
+
+
+def _sliced(g: Geometry, t: torch.Tensor, index: Any) -> Geometry | str | None:
+    """``t[index]`` with plain slices on the spatial dims (crops and strided subsampling); None: not a slice."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if not all(isinstance(i, slice) or i is Ellipsis for i in index) or sum(i is Ellipsis for i in index) > 1:
+        return None
+    if Ellipsis in index:
+        e = index.index(Ellipsis)
+        index = index[:e] + (slice(None),) * (t.ndim - len(index) + 1) + index[e + 1 :]
+    index = index + (slice(None),) * (t.ndim - len(index))
+    size, stride, off = list(g.size), list(g.stride), list(g.offset)
+    for a in range(2):
+        start, _, step = index[g.dims[a]].indices(t.shape[g.dims[a]])
+        if step < 1:
+            return UNKNOWN
+        off[a] += start * stride[a]
+        stride[a] *= step
+    return Geometry(g.dims, tuple(size), tuple(stride), tuple(off))
 
 
 def _union(geoms: list[Geometry], dims: tuple[int, int]) -> Geometry | str:
@@ -154,40 +280,65 @@ def _spatial(t: torch.Tensor, g: Geometry) -> tuple[int, int]:
 
 
 class GeometryTracer:
-    """Carries Geometry along the tensors of one forward pass (fed by the ForwardRecorder)."""
+    """Carries Geometry along the tensors of one forward pass (fed by the ForwardRecorder).
+
+    Each tensor also carries a tag: the layer whose output it derives from. Two spatial tensors of
+    different tags meeting in one op (a residual add, a concatenation) make the network a non-chain;
+    ``x * sigmoid(x)`` does not.
+    """
 
     def __init__(self) -> None:
-        self.geo: dict[int, tuple[torch.Tensor, Geometry | str]] = {}
-        self.merges = 0  # ops that joined two spatial tensors: the network is not a plain chain
+        self.geo: dict[int, tuple[torch.Tensor, Geometry | str, Any]] = {}
+        self.merges = 0  # ops that joined spatial tensors of different layers: not a plain chain
+        self.lost: list[str] = []  # ops that made a spatial tensor UNKNOWN, first one first
+        self._ops = 0
 
     def start(self, x: torch.Tensor) -> None:
-        self.geo[id(x)] = (x, Geometry((x.ndim - 2, x.ndim - 1), (1, 1), (1, 1), (0, 0)))
+        self.geo[id(x)] = (x, _geometry((x.ndim - 2, x.ndim - 1), (1, 1), (1, 1), (0, 0)), "input")
 
     def get(self, t: Any) -> Geometry | str | None:
         entry = self.geo.get(id(t)) if isinstance(t, torch.Tensor) else None
         return entry[1] if entry is not None and entry[0] is t else None
 
+    def tag(self, t: Any, layer: str) -> None:
+        """``t`` is the output of ``layer``: what derives from it carries that layer's tag."""
+        entry = self.geo.get(id(t)) if isinstance(t, torch.Tensor) else None
+        if entry is not None and entry[0] is t:
+            self.geo[id(t)] = (t, entry[1], layer)
+
     def update(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], result: Any) -> None:
-        ins = [(t, g) for t in _tensors(args, kwargs) if (g := self.get(t)) is not None]
+        ins = [(t, e[1], e[2]) for t in _tensors(args, kwargs) if (e := self.geo.get(id(t))) is not None and e[0] is t]
         outs = [r for r in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(r, torch.Tensor)]
         if not ins or not outs:
             return
         name = getattr(func, "__name__", "")
-        g = self._rule(name, args, kwargs, ins, outs[0])
+        tags = {tag for _, g, tag in ins if g != GLOBAL}
+        tag = next(iter(tags)) if len(tags) == 1 else ins[0][2]
+        if len(tags) > 1 and name not in _WINDOWED:
+            self.merges += 1
+            self._ops += 1
+            tag = ("merge", self._ops)
+        g = self._rule(name, args, kwargs, [(t, gi) for t, gi, _ in ins], outs[0])
+        if g == UNKNOWN and any(isinstance(gi, Geometry) for _, gi, _ in ins):
+            self.lost.append(name)
         for o in outs[:1] if name in _MAXPOOL | _ADAPTIVE else outs:
-            self.geo[id(o)] = (o, g)
+            self.geo[id(o)] = (o, g, tag)
 
     def _rule(self, name, args, kwargs, ins, out) -> Geometry | str:
         first_t, first = ins[0]
-        if name in _CONV | _MAXPOOL | _AVGPOOL | _ADAPTIVE or name == "linear":
+        if name in _WINDOWED:
             if args and args[0] is not first_t:
                 return UNKNOWN
             if not isinstance(first, Geometry):
                 return first
-            if name in _CONV:
+            if name in _CONV | _CONV_T:
                 weight = _arg(args, kwargs, 1, "weight", None)
                 kernel = tuple(weight.shape[-2:])
                 stride = _pair(_arg(args, kwargs, 3, "stride", 1))
+                if name in _CONV_T:  # conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation)
+                    padding = _pair(_arg(args, kwargs, 4, "padding", 0))
+                    dilation = _pair(_arg(args, kwargs, 7, "dilation", 1))
+                    return _transposed(first, kernel, stride, padding, dilation, out)
                 dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
                 padding = _arg(args, kwargs, 4, "padding", 0)
                 if isinstance(padding, str):
@@ -203,6 +354,10 @@ class GeometryTracer:
                 padding = (0, 0) if name == "lp_pool2d" else _pair(_arg(args, kwargs, 3, "padding", 0))
                 dilation = _pair(_arg(args, kwargs, 4, "dilation", 1)) if name in _MAXPOOL else (1, 1)
                 return _grow(first, kernel, stride, padding, dilation, out)
+            if name == "pad":
+                return _padded(first, first_t, args, kwargs)
+            if name == "interpolate":
+                return _interpolated(first, first_t, out, args, kwargs)
             if name in _ADAPTIVE:
                 hin, win = _spatial(first_t, first)
                 hout, wout = out.shape[-2], out.shape[-1]
@@ -219,6 +374,10 @@ class GeometryTracer:
                 return first
             return GLOBAL if first_t.ndim == 2 else UNKNOWN
 
+        if name == "__getitem__" and isinstance(first, Geometry) and len(args) > 1 and args[0] is first_t:
+            sliced = _sliced(first, first_t, args[1])
+            if sliced is not None:
+                return sliced
         geoms = [g for _, g in ins]
         if UNKNOWN in geoms:
             return UNKNOWN
@@ -243,8 +402,6 @@ class GeometryTracer:
             if name in _REDUCE and out.numel() * hw[0] * hw[1] <= ref_t.numel():
                 return GLOBAL
             return UNKNOWN
-        if len(spatial) > 1:
-            self.merges += 1
         return _union([g for _, g in spatial], dims)
 
 
@@ -344,6 +501,8 @@ def measure_field(
         if inside and same:
             (t0, l0, b0, r0), (t1, l1, _, _) = boxes
             stride = (t1 - t0, l1 - l0)
+            if min(stride) < 1:  # neighbours read the same pixels (upsampling): no whole-pixel stride to measure
+                return None
             size = (b0 - t0, r0 - l0)
             offset = (t0 - units[0][0] * stride[0], l0 - units[0][1] * stride[1])
             return ReceptiveField(size, stride, offset)

@@ -1,4 +1,4 @@
-"""One forward pass that captures layer activations and, for the deconvnet, swaps rectifier backwards.
+"""One forward pass that captures layer activations and, for a reverse rule, swaps rectifier backwards.
 
 A layer's activation is its module's output, or, for convolutions and fully connected layers, the
 output of the rectifier applied to it (directly or after batch-norm), whether the network calls
@@ -14,7 +14,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .receptive_field import GeometryTracer
-from .rectifiers import Rectifier, ReverseRectify, ReverseRectifyInplace, rectifier_spec
+from .rectifiers import Rectifier, rectifier_spec
+from .rules import Rectify, ReverseRule
 
 
 PASS_THROUGH = {"batch_norm"}  # per-channel affine ops between a layer and its rectifier
@@ -53,25 +54,25 @@ def _out_of_place_call(func, args, kwargs, spec: Rectifier):
 
 
 class ForwardRecorder(TorchFunctionMode):
-    """Active during one forward: captures activations of ``wanted`` layers, optionally deconv-ready.
+    """Active during one forward: captures activations of ``wanted`` layers, optionally ready to reverse.
 
-    ``layer_of`` maps each layer module to its name; the probe's forward hooks call
-    :meth:`module_output`. With ``deconv=True`` every rectifier gets the deconvnet backward.
-    With a ``tracer`` the receptive-field geometry of every tensor is traced too.
+    The probe's forward hooks call :meth:`module_output` with each layer module's path. With a
+    ``rule`` that intercepts rectifiers, every rectifier gets that rule's backward (see
+    :mod:`.rules`). With a ``tracer`` the receptive-field geometry of every tensor is traced too.
     """
 
     def __init__(
         self,
         wanted: set[str],
         final_at_module: set[str] = frozenset(),
-        deconv: bool = False,
+        rule: ReverseRule | None = None,
         tracer: GeometryTracer | None = None,
         stop_early: bool = False,
     ) -> None:
         super().__init__()
         self.wanted = wanted
         self.final_at_module = final_at_module  # layers whose module output is their activation
-        self.deconv = deconv
+        self.rule = rule if rule is not None and rule.intercepts else None
         self.tracer = tracer
         self.stop_early = stop_early
         self.captured: dict[str, torch.Tensor] = {}
@@ -79,6 +80,8 @@ class ForwardRecorder(TorchFunctionMode):
         self.module_out: dict[str, torch.Tensor] = {}
         self.order: list[tuple[str, str | None, int]] = []  # (kind, layer name, id of output), in order
         self.rectifier_labels: set[str] = set()
+        self.maxpools = 0  # max-pools run so far: their switches are what the deconvnet takes from the input
+        self.switches: dict[str, int] = {}  # layer -> max-pools run up to its output
         self._pending: dict[int, tuple[str, torch.Tensor]] = {}
         self._held: dict[int, tuple[str, str]] = {}  # id -> (store, layer) of tensors we keep
 
@@ -87,6 +90,9 @@ class ForwardRecorder(TorchFunctionMode):
         if not isinstance(output, torch.Tensor) or layer in self.module_out:
             return  # a module called twice keeps its first call
         self.module_out[layer] = output
+        self.switches[layer] = self.maxpools
+        if self.tracer is not None:
+            self.tracer.tag(output, layer)
         self.order.append(("layer", layer, id(output)))
         self._held[id(output)] = ("module_out", layer)
         if layer in self.final_at_module:
@@ -117,12 +123,9 @@ class ForwardRecorder(TorchFunctionMode):
         if spec is not None:
             if spec.label != "ReLU":
                 self.rectifier_labels.add(spec.label)
-            if self.deconv and torch.is_grad_enabled() and target.requires_grad:
+            if self.rule is not None and torch.is_grad_enabled() and target.requires_grad:
                 compute = _out_of_place_call(func, args, kwargs, spec)
-                if inplace and not target.is_leaf:
-                    result = ReverseRectifyInplace.apply(target, compute)
-                else:
-                    result = ReverseRectify.apply(target, compute)
+                result = Rectify.apply(target, compute, self.rule, inplace and not target.is_leaf)
             else:
                 result = func(*args, **kwargs)
         else:
@@ -130,6 +133,8 @@ class ForwardRecorder(TorchFunctionMode):
 
         if self.tracer is not None:
             self.tracer.update(func, args, kwargs, result)
+        if name in ("max_pool2d", "_max_pool2d", "max_pool2d_with_indices"):
+            self.maxpools += 1
         if name in ("max_pool2d", "_max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
             self.order.append(("pool", None, id(result[0] if isinstance(result, tuple) else result)))
         if pending is not None and isinstance(result, torch.Tensor):

@@ -1,4 +1,7 @@
-"""Rectifier-like activations as the network may call them: name, in-place argument, out-of-place twin."""
+"""Rectifier-like activations as the network may call them: name, in-place argument, out-of-place twin.
+
+How each reverse rule crosses them is in :mod:`.rules`.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -45,28 +48,3 @@ def rectifier_spec(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Re
         if lo != 0:
             return None
     return spec
-
-
-class ReverseRectify(torch.autograd.Function):
-    """The true rectifier forward; backward is relu(signal) (Zeiler & Fergus), no forward mask."""
-
-    @staticmethod
-    def forward(ctx, x, compute):  # noqa: D102
-        return compute(x)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        return grad.clamp_min(0), None
-
-
-class ReverseRectifyInplace(torch.autograd.Function):
-    """In-place twin of ReverseRectify, for ``relu_`` / ``inplace=True`` callers."""
-
-    @staticmethod
-    def forward(ctx, x, compute):  # noqa: D102
-        ctx.mark_dirty(x)
-        return x.copy_(compute(x))
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        return grad.clamp_min(0), None

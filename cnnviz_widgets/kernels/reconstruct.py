@@ -1,14 +1,16 @@
-"""Deconvnet kernel (Zeiler & Fergus; Yu et al. section 4.2): every layer from one forward pass.
+"""Reconstructions (Yu et al. section 4.2): every layer from one forward pass, by a reverse rule.
 
-One forward pass records the max-pool switches and swaps each rectifier's backward for
-relu(signal) (see probe.rectifiers); then each requested layer is seeded with its own activations,
-one feature map, or one unit, and taken to the input by one partial backward pass, gradients with
-respect to the input only. Conv and fc layers thus apply their transposed filters, max-pools route
-the signal to their switches, and every other op applies its ordinary linear backward.
+One forward pass records the max-pool switches and gives each rectifier the rule's backward (see
+probe.rules: the paper's deconvnet, guided backprop, the gradient); then each requested layer is
+seeded with its own activations, one feature map, or one unit, and taken to the input by one partial
+backward pass, gradients with respect to the input only. Conv and fc layers thus apply their
+transposed filters, max-pools route the signal to their switches, and every other op applies its
+ordinary linear backward. A class of the output layer (by index or label) is seeded with 1: class
+scores are signed, and a negative score seeded as it is would reconstruct the evidence against it.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,20 +20,29 @@ from ..errors import IndexOutOfRangeError, UnsupportedModelError
 from ..probe.hooks import grad_enabled
 from ..probe.layers import Layer
 from ..probe.probe import Probe, from_nchw, to_nchw
+from ..probe.rules import ReverseRule, resolve_rule
 from .precision import autocast_dtype, precision
 
+Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
 
-def deconvnet(
+
+def reconstruct(
     probe: Probe,
     x: torch.Tensor,
     layers: str | Iterable[str] | None = None,
-    channel: int | None = None,
+    channel: int | str | None = None,
     unit: tuple[int, int, int] | None = None,
+    rule: str | ReverseRule = "deconvnet",
+    targets: Mapping[str, int | str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     batched: bool = False,
     autocast: str | torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
     """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device (float32).
+
+    ``rule``: "deconvnet" (the paper's), "guided" or "gradient" (see :mod:`cnnviz_widgets.probe.rules`).
+    ``channel`` may be a class label on the output layer (``channel="espresso"``). ``targets`` gives some
+    layers their own channel (``{"fc8": 967}``), the others follow ``channel``/``unit``.
 
     ``progress(done, total)`` is called after the forward pass and after each layer's backward
     pass; an exception it raises (a widget's Stop) ends the work there, freeing the graph.
@@ -42,18 +53,28 @@ def deconvnet(
     ``autocast='bf16'`` or ``'fp16'`` runs forward and backward under torch.autocast.
     """
     x = probe.check_input(x)
+    reverse = resolve_rule(rule)
     chosen = probe.select(layers)
     dtype = autocast_dtype(autocast)
     if channel is not None and unit is not None:
         raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
+    own = {probe.layer(name).name: c for name, c in (targets or {}).items()}
+    selectors: dict[str, Selector] = {}
     for layer in chosen:
-        check_selector(layer, channel, unit)
+        sel = (own[layer.name], None) if layer.name in own else (channel, unit)
+        selectors[layer.name] = check_selector(probe, layer, *sel)
     with grad_enabled(), precision(x.device, dtype):
         if batched and len(chosen) > 1:
-            out = _all_layers_at_once(probe, x, chosen, channel, unit, progress)
+            out = _all_layers_at_once(probe, x, chosen, selectors, reverse, progress)
         else:
-            out = _layer_by_layer(probe, x, chosen, channel, unit, progress)
+            out = _layer_by_layer(probe, x, chosen, selectors, reverse, progress)
     return {name: g.float() for name, g in out.items()}
+
+
+def deconvnet(probe: Probe, x: torch.Tensor, layers: str | Iterable[str] | None = None, channel: int | str | None = None,
+              unit: tuple[int, int, int] | None = None, **options: Any) -> dict[str, torch.Tensor]:
+    """Zeiler & Fergus deconvnet: :func:`reconstruct` with ``rule="deconvnet"``."""
+    return reconstruct(probe, x, layers=layers, channel=channel, unit=unit, rule="deconvnet", **options)
 
 
 def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
@@ -77,18 +98,18 @@ def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
     )
 
 
-def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], channel: int | None, unit: Any,
-                    progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
+                    rule: ReverseRule, progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
     """One forward, then one partial backward per layer, keeping the graph until the last."""
     xi = x.detach().clone().requires_grad_(True)
-    acts = probe.forward(xi, chosen, deconv=True)
+    acts = probe.forward(xi, chosen, rule)
     if progress is not None:
         progress(1, len(chosen) + 1)
     out: dict[str, torch.Tensor] = {}
     for i, l in enumerate(chosen):
         act = acts[l.name]
         check_connected(l, act, xi)
-        seed = from_nchw(make_seed(to_nchw(act.detach(), l.layout), channel, unit), l.layout)
+        seed = from_nchw(make_seed(probe, l, to_nchw(act.detach(), l.layout), *selectors[l.name]), l.layout)
         (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen))
         out[l.name] = g.detach()
         if progress is not None:
@@ -96,12 +117,12 @@ def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], channel:
     return out
 
 
-def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], channel: int | None, unit: Any,
-                        progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
+                        rule: ReverseRule, progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
     """Copy j of the input (rows j*n to (j+1)*n) is seeded at layer j only; one backward for all."""
     n, count = x.shape[0], len(chosen)
     xi = x.detach().repeat(count, *([1] * (x.dim() - 1))).requires_grad_(True)
-    acts = probe.forward(xi, chosen, deconv=True)
+    acts = probe.forward(xi, chosen, rule)
     if progress is not None:
         progress(1, 2)
     outputs, seeds = [], []
@@ -110,7 +131,7 @@ def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], chan
         check_connected(l, act, xi)
         rows = slice(j * n, (j + 1) * n)
         seed = torch.zeros_like(act)
-        seed[rows] = from_nchw(make_seed(to_nchw(act.detach()[rows], l.layout), channel, unit), l.layout)
+        seed[rows] = from_nchw(make_seed(probe, l, to_nchw(act.detach()[rows], l.layout), *selectors[l.name]), l.layout)
         outputs.append(act)
         seeds.append(seed)
     (g,) = torch.autograd.grad(outputs, xi, grad_outputs=seeds)
@@ -119,14 +140,18 @@ def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], chan
     return {l.name: g[j * n : (j + 1) * n].detach() for j, l in enumerate(chosen)}
 
 
-def check_selector(layer: Layer, channel: int | None, unit: Any) -> None:
-    """Raise IndexOutOfRangeError, naming the range, for a channel or unit the layer does not have."""
+def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selector:
+    """(channel, unit) with a class label turned into its index; IndexOutOfRangeError naming the range
+    for a channel or unit the layer does not have."""
     c, h, w = layer.shape
+    if isinstance(channel, str):
+        channel = probe.class_index(channel, layer)
     if channel is not None:
         if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < c:
             raise IndexOutOfRangeError(
                 f"channel={channel!r} is out of range for layer {layer.name!r}: it has {c} channels, 0 to {c - 1}."
             )
+        channel = int(channel)
     if unit is not None:
         if not isinstance(unit, (tuple, list)) or len(unit) != 3:
             raise IndexOutOfRangeError(f"unit must be (channel, y, x), got {unit!r}.")
@@ -136,46 +161,54 @@ def check_selector(layer: Layer, channel: int | None, unit: Any) -> None:
                     f"unit={tuple(unit)!r} is out of range for layer {layer.name!r} of shape (C, H, W) = "
                     f"{layer.shape}: {what} must be 0 to {n - 1}."
                 )
+        unit = tuple(int(v) for v in unit)
+    return channel, unit
 
 
-def make_seed(act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
-    """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere."""
+def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
+    """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere.
+
+    A class of the output layer is seeded with 1 (the gradient of its score), not with its signed score.
+    """
     if channel is None and unit is None:
         return act
     seed = torch.zeros_like(act)
+    is_class = layer is probe.output_layer
     if channel is not None:
-        seed[:, channel] = act[:, channel]
+        seed[:, channel] = 1.0 if is_class else act[:, channel]
     else:
-        k, y, x = (int(v) for v in unit)
+        k, y, x = unit
         if y >= act.shape[2] or x >= act.shape[3]:
             raise IndexOutOfRangeError(
                 f"unit={tuple(unit)!r} is outside this input's map of {tuple(act.shape[2:])} positions."
             )
-        seed[:, k, y, x] = act[:, k, y, x]
+        seed[:, k, y, x] = 1.0 if is_class else act[:, k, y, x]
     return seed
 
 
-def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch.Tensor) -> torch.Tensor:
-    """Deconvnet of one unit per image: image n seeded at ``units[n] = (channel, y, x)`` only.
+def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch.Tensor,
+                         rule: str | ReverseRule = "deconvnet") -> torch.Tensor:
+    """Reconstruction of one unit per image by ``rule``: image n seeded at ``units[n] = (channel, y, x)`` only.
 
     One forward and one backward for the whole batch; (N, 3, H, W) in input space. This is what a
     gallery of top patches shows next to each crop (Zeiler & Fergus, Fig. 2).
     """
     x = probe.check_input(x)
+    reverse = resolve_rule(rule)
     (l,) = probe.select(layer)
     units = torch.as_tensor(units, dtype=torch.long).reshape(-1, 3)
     if len(units) != len(x):
         raise IndexOutOfRangeError(f"units has {len(units)} rows for {len(x)} images; give one (channel, y, x) per image.")
     for u in units.tolist():
-        check_selector(l, None, tuple(u))
+        check_selector(probe, l, None, tuple(u))
     with grad_enabled():
         xi = x.detach().clone().requires_grad_(True)
-        act = probe.forward(xi, [l], deconv=True)[l.name]
+        act = probe.forward(xi, [l], reverse)[l.name]
         check_connected(l, act, xi)
         nchw = to_nchw(act.detach(), l.layout)
         seed = torch.zeros_like(nchw)
         n = torch.arange(len(units), device=nchw.device)
         c, y, xx = (units[:, j].to(nchw.device) for j in range(3))
-        seed[n, c, y, xx] = nchw[n, c, y, xx]
+        seed[n, c, y, xx] = 1.0 if l is probe.output_layer else nchw[n, c, y, xx]
         (g,) = torch.autograd.grad(act, xi, grad_outputs=from_nchw(seed, l.layout))
     return g.detach()
