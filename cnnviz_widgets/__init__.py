@@ -13,7 +13,8 @@ from .errors import (
     WeightsFileError,
     WeightsUnavailableError,
 )
-from .images import sample_images, to_display
+from .display import to_display
+from .images import sample_images
 from .imageset import ImageSet, load_images
 from .kernels.embedding import RepresentationSpace, representation_space
 from .kernels.mine import Mined, mine

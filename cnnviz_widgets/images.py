@@ -1,4 +1,4 @@
-"""Pictures in, pictures out: the bundled sample photos, any picture as float RGB, and to_display.
+"""Pictures in: the bundled sample photos, any picture as float RGB, resizing (pictures out: display.py).
 
 Conventions: numpy pictures are (H, W[, C]); torch pictures are (C, H, W) or batches (N, C, H, W).
 Integer pictures are scaled by their dtype's maximum, floats must lie in [0, 1].
@@ -148,36 +148,6 @@ def split_pictures(images: Any) -> list[tuple[str, Any]]:
         else:
             out.append((f"image {i}", item))
     return out
-
-
-def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarray:
-    """A reconstruction (3,H,W) or (N,3,H,W) as uint8 HxWx3 (or N,H,W,3) for showing.
-
-    "signed" (default) maps 0 to mid-gray and scales by the largest absolute value per image, so
-    an empty reconstruction is gray as in the paper's figures; "minmax" stretches each image to
-    the full range.
-    """
-    if mode not in ("signed", "minmax"):
-        raise ImageError(f"to_display: mode must be 'signed' or 'minmax', not {mode!r}.")
-    t = torch.as_tensor(rec).detach().to("cpu", torch.float64)
-    single = t.ndim == 3
-    if single:
-        t = t[None]
-    if t.ndim != 4 or t.shape[1] not in (1, 3):
-        raise ImageError(f"to_display: expected (3, H, W) or (N, 3, H, W), got shape {tuple(t.shape)}.")
-    if mode == "signed":
-        scale = t.abs().amax(dim=(1, 2, 3), keepdim=True)
-        out = 0.5 + 0.5 * t / torch.where(scale > 0, scale, torch.ones_like(scale))
-    else:
-        lo = t.amin(dim=(1, 2, 3), keepdim=True)
-        hi = t.amax(dim=(1, 2, 3), keepdim=True)
-        span = hi - lo
-        out = torch.where(span > 0, (t - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.full_like(t, 0.5))
-    img = (out.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
-    if img.shape[-1] == 1:
-        img = img.expand(-1, -1, -1, 3)
-    img = img.contiguous().numpy()
-    return img[0] if single else img
 
 
 def resize_center_crop(t: torch.Tensor, size: int) -> torch.Tensor:

@@ -22,6 +22,10 @@ const CNNVIZ_CSS = `
 .cnnviz-preds { margin: 0; padding-left: 0; list-style: none; min-width: 180px; }
 .cnnviz-preds li { display: flex; gap: 6px; align-items: center; }
 .cnnviz-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); }
+.cnnviz-pred { display: flex; gap: 6px; align-items: center; border: 1px solid transparent; background: none; color: inherit;
+  padding: 1px 3px; cursor: pointer; text-align: left; }
+.cnnviz-pred:hover, .cnnviz-pred.active { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnviz-note { color: var(--jp-ui-font-color2, #666); font-size: 12px; max-width: 820px; }
 .cnnviz-sheet { position: relative; display: inline-block; line-height: 0; }
 .cnnviz-sheet img { image-rendering: pixelated; }
 .cnnviz-mark { position: absolute; border: 2px solid var(--jp-brand-color1, #1976d2); pointer-events: none; }
@@ -108,8 +112,30 @@ function staleMark(root, nodes, isStale) {
   return s;
 }
 
-function predictionList(items) {
-  return (items || []).map(([label, p]) => h("li", {}, [
-    h("span", { class: "cnnviz-bar", style: `width:${Math.round(80 * p) + 2}px` }),
-    h("span", { text: `${label} ${(100 * p).toFixed(1)}%` })]));
+// the top-5 as bars; with ``onPick(classIndex, label)`` each one is a button (reconstruct that class)
+function predictionList(items, onPick) {
+  return (items || []).map(([label, p, index]) => {
+    const parts = [h("span", { class: "cnnviz-bar", style: `width:${Math.round(80 * p) + 2}px` }),
+                   h("span", { text: `${label} ${(100 * p).toFixed(1)}%` })];
+    if (!onPick || index === undefined || index < 0) return h("li", {}, parts);
+    const b = h("button", { class: "cnnviz-pred", title: `reconstruct the class ${label}`, "data-class": String(index) }, parts);
+    b.addEventListener("click", () => onPick(index, label));
+    return h("li", {}, [b]);
+  });
+}
+
+// the reverse-rule selector, bound to the synced ``rule`` trait (options and titles from ``rule_options``)
+function ruleControl(model) {
+  const select = h("select", { "aria-label": "Reverse rule", class: "cnnviz-rule" });
+  const render = () => {
+    select.replaceChildren(...(model.get("rule_options") || []).map(([name, title]) => h("option", { value: name, text: name, title })));
+    select.value = model.get("rule");
+    const opt = (model.get("rule_options") || []).find(([name]) => name === model.get("rule"));
+    select.title = opt ? opt[1] : "";
+  };
+  select.addEventListener("change", () => { model.set("rule", select.value); model.save_changes(); });
+  model.on("change:rule", render);
+  model.on("change:rule_options", render);
+  render();
+  return h("label", { text: "rule " }, [select]);
 }

@@ -6,8 +6,10 @@ export default {
     const { error, busy } = statusParts(model, root);
     const picker = h("select", { "aria-label": "Image" });
     const note = h("span", { class: "cnnviz-busy" });
+    const display = h("div", { class: "cnnviz-note" });
     const table = h("div");
-    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), busy, note]), table);
+    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), ruleControl(model), busy, note]),
+                display, table);
     let imgs = [];
     function render() {
       imgs.forEach((i) => i.release());
@@ -29,17 +31,19 @@ export default {
         table.appendChild(h("div", { class: "cnnviz-compare-row" }, cells));
       });
       note.textContent = model.get("note");
+      display.textContent = model.get("display");
       if (imgs.length > 1) root.dataset.ready = "1";
     }
     function renderPicker() {
       picker.replaceChildren(...(model.get("image_names") || []).map((n, i) => h("option", { value: String(i), text: n })));
       picker.value = String(model.get("image_index"));
     }
-    const markStale = () => staleMark(root, [table], () => model.get("shown_image") !== model.get("image_index"));
+    const markStale = () => staleMark(root, [table], () => model.get("shown_image") !== model.get("image_index")
+                                                      || model.get("shown_rule") !== model.get("rule"));
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
-    for (const t of ["rows", "input_png", "predictions", "note"]) model.on(`change:${t}`, render);
+    for (const t of ["rows", "input_png", "predictions", "note", "display"]) model.on(`change:${t}`, render);
     for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
-    for (const t of ["image_index", "shown_image"]) model.on(`change:${t}`, markStale);
+    for (const t of ["image_index", "shown_image", "rule", "shown_rule"]) model.on(`change:${t}`, markStale);
     renderPicker(); render(); markStale();
     return () => imgs.forEach((i) => i.release());
   },

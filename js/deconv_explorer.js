@@ -1,4 +1,4 @@
-// DeconvExplorer: input image, a strip of per-layer deconvnet reconstructions, a layer slider.
+// DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
 // Joined after _shared.js. All reconstructions arrive once as PNG buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
 
@@ -16,16 +16,20 @@ export default {
     const unitCaption = h("span", { text: "click the reconstruction to see one unit" });
     const filterBox = h("input", { type: "number", min: "0", step: "1", placeholder: "filter #", "aria-label": "Reconstruct one filter of this layer", style: "width:7em" });
     const preds = h("ol", { class: "cnnviz-preds", "aria-label": "Top-5 predictions" });
+    const predsBox = h("div", { class: "cnnviz-predbox" }, [h("strong", { text: "top-5 predictions" }),
+      h("div", { class: "cnnviz-note", text: "click one to reconstruct that class" }), preds]);
     const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers" });
+    const note = h("div", { class: "cnnviz-note", "aria-live": "polite" });
     root.append(
       error,
       h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]),
-        h("label", { text: "layer " }, [slider]), layerLabel, h("label", { text: "one filter " }, [filterBox]), busy]),
+        h("label", { text: "layer " }, [slider]), layerLabel, ruleControl(model), h("label", { text: "one filter " }, [filterBox]), busy]),
+      note,
       h("div", { class: "cnnviz-main" }, [
         h("div", { class: "cnnviz-figure" }, [inputImg, h("span", { text: "input" })]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
-        preds,
+        predsBox,
       ]),
       strip,
     );
@@ -39,12 +43,25 @@ export default {
     const names = () => model.get("layer_names") || [];
     const mainRow = root.querySelector(".cnnviz-main");
     // pictures belong to shown_image; while the picker is on another image they are dimmed, not passed off as its
+    const stale = () => model.get("shown_image") !== model.get("image_index") || model.get("shown_rule") !== model.get("rule");
     const markStale = () => {
-      const s = staleMark(root, [mainRow, strip], () => model.get("shown_image") !== model.get("image_index"));
-      const layer = `layer ${names()[Number(slider.value)] || ""}`;
-      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing image ${model.get("image_index")}…`
-        : `${layer}, still of image ${model.get("shown_image")}`;
+      const s = staleMark(root, [mainRow, strip], stale);
+      const i = Number(slider.value);
+      const caption = (model.get("captions") || [])[i];
+      const layer = `layer ${names()[i] || ""}${caption ? `: ${caption}` : ""}`;
+      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${model.get("rule")} for image ${model.get("image_index")}…`
+        : `${layer}, still of image ${model.get("shown_image")} by ${model.get("shown_rule")}`;
+      renderNote();
     };
+    // one line under the controls: the display used, and why a deconvnet without switches looks alike for every image
+    function renderNote() {
+      const i = Number(slider.value);
+      const noSwitch = model.get("shown_rule") === "deconvnet" && (model.get("switches") || [])[i] === false;
+      const parts = [model.get("display") || ""];
+      if (noSwitch) parts.push(`No max-pool lies below ${names()[i]}: the deconvnet takes nothing from the picture here (it has no switches), so it looks alike for every image; the guided rule follows the image.`);
+      note.textContent = parts.filter(Boolean).join(" · ");
+      root.dataset.noSwitches = noSwitch ? "1" : "";
+    }
     function showLayer(i, sync) {
       const n = names();
       if (!n.length) return;
@@ -92,10 +109,16 @@ export default {
       unitImg.classList.toggle("cnnviz-empty", !unitURL);
       const s = model.get("selected") || {};
       unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]} at (${s.unit[1]}, ${s.unit[2]})`
+        : s.label !== undefined ? `${s.layer}: class ${s.label}`
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
+      preds.querySelectorAll(".cnnviz-pred").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
     }
-    function renderPreds() { preds.replaceChildren(...predictionList(model.get("predictions"))); }
+    function renderPreds() {
+      const items = model.get("predictions") || [];
+      preds.replaceChildren(...predictionList(items, (index) => model.send({ event: "class", index })));
+      predsBox.style.display = items.length ? "" : "none";
+    }
 
     slider.addEventListener("input", () => showLayer(Number(slider.value), true));
     filterBox.addEventListener("change", () => {
@@ -105,7 +128,7 @@ export default {
     });
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     root.addEventListener("keydown", (ev) => {
-      if (ev.target === picker) return;
+      if (ev.target.tagName === "SELECT" || ev.target === filterBox) return;  // their own arrow keys
       const i = Number(slider.value);
       if (ev.key === "ArrowRight" || ev.key === "ArrowUp") { showLayer(i + 1, true); ev.preventDefault(); ev.stopPropagation(); }
       if (ev.key === "ArrowLeft" || ev.key === "ArrowDown") { showLayer(i - 1, true); ev.preventDefault(); ev.stopPropagation(); }
@@ -123,7 +146,7 @@ export default {
     model.on("change:layer", () => { const i = names().indexOf(model.get("layer")); if (i >= 0 && String(i) !== slider.value) showLayer(i, false); });
     model.on("change:image_names", renderPicker);
     model.on("change:image_index", () => { renderPicker(); markStale(); });
-    for (const t of ["shown_image", "busy", "error"]) model.on(`change:${t}`, markStale);
+    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "display"]) model.on(`change:${t}`, markStale);
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);

@@ -15,8 +15,11 @@ export default {
     const sheet = h("div", { class: "cnnviz-sheet" }, [sheetImg, mark]);
     const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions" });
     const detailLabel = h("span");
-    root.append(error, h("div", { class: "cnnviz-row" }, [title, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]), busy]),
-                sheet, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
+    const note = h("div", { class: "cnnviz-note" });
+    root.append(error, h("div", { class: "cnnviz-row" }, [title, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
+                                                          ruleControl(model), busy]),
+                note, sheet, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
+    const renderNote = () => { note.textContent = [model.get("note"), model.get("display")].filter(Boolean).join(" · "); };
 
     const geometry = () => {
       const tile = model.get("per_row") * (model.get("cell") + 1) - 1;
@@ -43,7 +46,8 @@ export default {
     function renderDetail() {
       detailImg.setPNG(model.get("detail"));
       const s = model.get("selected") || {};
-      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their deconvnet (below)` : "click a filter";
+      const d = model.get("detail_for") || {};
+      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their ${d.rule || model.get("rule")} reconstructions (below)` : "click a filter";
       root.dataset.selected = s.filter !== undefined ? String(s.filter) : "";
       place();
     }
@@ -72,12 +76,13 @@ export default {
     const markStale = () => {
       const f = model.get("sheet_for") || {}, d = model.get("detail_for") || {}, s = model.get("selected") || {};
       staleMark(root, [sheet], () => f.layer !== model.get("layer") || f.page !== model.get("page"));
-      detailImg.classList.toggle("cnnviz-stale", s.filter !== undefined && (d.filter !== s.filter || d.layer !== s.layer));
+      detailImg.classList.toggle("cnnviz-stale", s.filter !== undefined && (d.filter !== s.filter || d.layer !== s.layer || d.rule !== model.get("rule")));
     };
     for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer"]) model.on(`change:${t}`, renderSheet);
-    for (const t of ["detail", "selected"]) model.on(`change:${t}`, renderDetail);
-    for (const t of ["sheet_for", "detail_for", "layer", "page", "selected"]) model.on(`change:${t}`, markStale);
-    renderSheet(); renderDetail(); markStale();
+    for (const t of ["detail", "selected", "detail_for"]) model.on(`change:${t}`, renderDetail);
+    for (const t of ["sheet_for", "detail_for", "layer", "page", "selected", "rule"]) model.on(`change:${t}`, markStale);
+    for (const t of ["note", "display"]) model.on(`change:${t}`, renderNote);
+    renderSheet(); renderDetail(); markStale(); renderNote();
     return () => { sheetImg.release(); detailImg.release(); };
   },
 };

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.images import to_display
+from cnnviz_widgets.display import to_display
 from cnnviz_widgets.probe.hooks import hook_count
 from cnnviz_widgets.widgets._base import png_bytes
 
@@ -49,7 +49,9 @@ def gate(widget, method: str):
 
 def expected_recs(probe, photos, index):
     x = probe.preprocess(cv.load_images(photos).tensor(index))
-    recs = probe.deconvnet(x, layers=list(probe.layer_names))
+    out = probe.output_layer  # the explorer shows the top-1 class there (the paper's last column)
+    targets = {out.name: probe.classify(x, k=1)[0][0][0]} if out is not None else {}
+    recs = probe.deconvnet(x, layers=list(probe.layer_names), targets=targets)
     return [png_bytes(to_display(recs[n][0])) for n in probe.layer_names]
 
 
@@ -81,8 +83,8 @@ def test_a_result_already_computed_for_a_left_input_is_dropped(probe, photos):
     finished = threading.Event()
     original = w._reconstruct
 
-    def reconstruct(index, job):
-        r = original(index, job)
+    def reconstruct(*args):
+        r = original(*args)
         finished.set()
         return r
 
@@ -130,23 +132,23 @@ def test_stop_cancels_inside_the_kernel_between_layers(probe, photos):
     """Stop is honoured mid-computation (between layers), not only before the job starts."""
     w = cv.DeconvExplorer(probe, photos[:4])
     layers_done = []
-    original = probe.deconvnet
+    original = probe.reconstruct
 
-    def spy(x, layers=None, channel=None, unit=None, progress=None):
+    def spy(x, progress=None, **options):
         def report(d, t):
             layers_done.append(d)
             if d == 2:
                 w.stop()  # pressed while layer 1 is being reversed
             progress(d, t)
-        return original(x, layers=layers, channel=channel, unit=unit, progress=report)
+        return original(x, progress=report, **options)
 
     async def scenario():
-        probe.deconvnet = spy
+        probe.reconstruct = spy
         try:
             w.set_state({"image_index": 1})
             await settle(w)
         finally:
-            del probe.deconvnet
+            del probe.reconstruct
 
     asyncio.run(scenario())
     assert layers_done == [1, 2], f"work went on after Stop: progress {layers_done}"
@@ -213,7 +215,7 @@ def test_filter_grid_view_and_detail_are_never_stale(probe, photos):
 
     asyncio.run(scenario())
     assert sheets == [{"layer": "c5", "page": 0}], sheets
-    assert g.detail_for == {"layer": "c5", "filter": 2} and g.error == ""
+    assert g.detail_for == {"layer": "c5", "filter": 2, "rule": "deconvnet"} and g.error == ""
     strongest_first = [int(c) for c in np.argsort(-g.top.values[:, 0].numpy(), kind="stable")]
     assert g.sheet_filters == strongest_first[: g.page_size]  # page 0 of c5, not page 1 of c3
 
@@ -261,18 +263,18 @@ def test_an_interrupted_request_puts_the_picker_back(probe, photos):
     w.image_index = 0  # back to the image on screen: nothing to compute, the message goes
     assert w.error == "" and w.shown_image == 0
 
-    original = probe.deconvnet
+    original = probe.reconstruct
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    probe.deconvnet = interrupted
+    probe.reconstruct = interrupted
     try:
         with pytest.raises(KeyboardInterrupt):
             w.image_index = 2
     finally:
-        del probe.deconvnet
-    assert probe.deconvnet.__func__ is original.__func__
+        del probe.reconstruct
+    assert probe.reconstruct.__func__ is original.__func__
     assert w.image_index == w.shown_image == 0 and "interrupted" in w.notice and not w.busy
     w.image_index = 2  # and it works again
     assert w.shown_image == 2 and w.error == ""
@@ -315,7 +317,8 @@ def test_stopping_the_filter_grid_restores_its_view_and_detail(probe, photos):
             type(top).reconstructions = original
 
     asyncio.run(detail())
-    assert g.selected == {"layer": "c3", "filter": 1} == g.detail_for and g.detail == shown_detail
+    assert g.selected == {"layer": "c3", "filter": 1} and g.detail == shown_detail
+    assert g.detail_for == {"layer": "c3", "filter": 1, "rule": "deconvnet"}
 
 
 def test_the_notebooks_interrupt_stops_background_jobs(probe, photos):

@@ -134,7 +134,7 @@ def test_reconstructions_are_the_units_deconvnet_cropped(alex_small, pictures):
         outside[:, max(t, 0):b, max(l, 0):r] = 0
         assert outside.abs().max() == 0  # the reconstruction lives inside the field
         assert torch.allclose(recs[i][:, max(t, 0) - t : b - t, max(l, 0) - l : r - l], full[:, max(t, 0):b, max(l, 0):r], atol=1e-6)
-    assert torch.equal(top.reconstruction(5, 1), recs[1])
+    assert torch.allclose(top.reconstruction(5, 1), recs[1], rtol=1e-5, atol=1e-9)  # batch of 1 vs 3: last bits differ
 
 
 def test_sharded_then_merged_equals_one_pass(alex_small, pictures):
@@ -148,7 +148,9 @@ def test_sharded_then_merged_equals_one_pass(alex_small, pictures):
     assert merged_s.zeros == whole_s.zeros and merged_s.totals == whole_s.totals
     assert dict(merged_s) == dict(whole_s) and merged_s.n_images == n
     for merged in (parts_t[0].merge(parts_t[1]).merge(parts_t[2]), parts_t[2].merge(parts_t[0].merge(parts_t[1]))):
-        assert torch.equal(merged.values, whole_t.values)
+        # shards run in other batches than the one pass, and oneDNN's conv results depend on the batch in
+        # the last bits on some CPUs (seen on AMD EPYC): equal to float32 rounding, same units
+        assert torch.allclose(merged.values, whole_t.values, rtol=1e-5, atol=1e-7)
         assert torch.equal(merged.image_index, whole_t.image_index) and torch.equal(merged.yx, whole_t.yx)
     assert np.array_equal(merged.patch(3, 0), whole_t.patch(3, 0))
 

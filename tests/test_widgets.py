@@ -29,12 +29,18 @@ def test_explorer_traits_hold_the_kernels_results(explorer, alex_probe, photos):
     x = alex_probe.preprocess(photos[0][1])
     assert np.array_equal(decode(explorer.input_png), alex_probe.to_image(x)[0])
     recs = alex_probe.deconvnet(x)
+    (top1, label, _), *_ = alex_probe.classify(x, k=1)[0]
+    recs["fc8"] = alex_probe.deconvnet(x, layers="fc8", channel=top1)["fc8"]  # the paper's last column
+    assert explorer.display == "display: zero = grey, scaled to the largest value (the paper's)"
     for name, png in zip(explorer.layer_names, explorer.recs):
         assert np.array_equal(decode(png), cv.to_display(recs[name][0])), name
+    assert explorer.captions[-1] == f"the top-1 class, {label}" and explorer.captions[:-1] == [""] * 10
     assert explorer.rf[explorer.layer_names.index("c2")] == [47, 8, alex_probe.receptive_field("c2").offset]
     assert explorer.grid[explorer.layer_names.index("p5")] == [6, 6]
-    preds = alex_probe.predict(x, k=5)[0]
-    assert [p[0] for p in explorer.predictions] == [p[0] for p in preds]
+    assert explorer.switches == [False] + [True] * 10  # c1 lies below the first max-pool
+    preds = alex_probe.classify(x, k=5)[0]
+    assert explorer.predictions == [[l, round(p, 4), c] for c, l, p in preds]
+    assert explorer.rule == explorer.shown_rule == "deconvnet"
 
 
 def test_state_travels_as_binary_buffers_not_base64(explorer):

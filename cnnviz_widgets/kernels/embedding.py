@@ -126,7 +126,7 @@ class RepresentationSpace:
     def patch(self, i: int) -> np.ndarray:
         """uint8 (S, S, 3) receptive-field crop of sampled unit ``i``."""
         img, y, x = self._unit(i)
-        return self._source.patch(img, y, x, self._probe.receptive_field(self.layer))
+        return self._source.patch(img, y, x, self._probe.field_or_error(self.layer))
 
     def top_filters(self, i: int, k: int = 6) -> list[int]:
         """The k channels with the highest activation at unit ``i``, highest first (ties: lower channel)."""

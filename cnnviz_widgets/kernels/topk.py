@@ -16,6 +16,7 @@ import torch
 from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
+from ..probe.receptive_field import ReceptiveField
 from .stream import device_batch
 from .patches import PatchSource, crop_reconstruction
 
@@ -129,10 +130,11 @@ class TopPatches:
         """uint8 (S, S, 3) crop of what the network saw at the receptive field of filter c's i-th unit."""
         self._check(c, i)
         y, x = self.yx[c, i].tolist()
-        return self._source.patch(int(self.image_index[c, i]), y, x, self._probe.receptive_field(self.layer))
+        return self._source.patch(int(self.image_index[c, i]), y, x, self.receptive_field())
 
-    def reconstructions(self, c: int) -> torch.Tensor:
-        """Deconvnet of each of filter c's top units, cropped to its receptive field: (k, 3, S, S)."""
+    def reconstructions(self, c: int, rule: str = "deconvnet") -> torch.Tensor:
+        """Reconstruction (by ``rule``: deconvnet, guided, gradient) of each of filter c's top units,
+        cropped to its receptive field: (k, 3, S, S)."""
         from .reconstruct import unit_reconstructions
 
         self._check(c, 0)
@@ -141,20 +143,25 @@ class TopPatches:
         units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
         layer = self._probe.layer(self.layer)
         chunk = device_batch(self._probe, [layer], len(valid), keep_graph=True)
+        rf = self.receptive_field()
         rec = torch.cat([unit_reconstructions(self._probe, self._source.model_input(images[j : j + chunk]), self.layer,
-                                              units[j : j + chunk]) for j in range(0, len(valid), chunk)])
-        rf = self._probe.receptive_field(self.layer)
+                                              units[j : j + chunk], rule) for j in range(0, len(valid), chunk)])
         return torch.stack([crop_reconstruction(rec[j], rf.square_box(*units[j, 1:].tolist())) for j in range(len(valid))])
 
-    def reconstruction(self, c: int, i: int) -> torch.Tensor:
-        """Deconvnet of filter c's i-th unit alone, cropped to its receptive field: (3, S, S)."""
+    def reconstruction(self, c: int, i: int, rule: str = "deconvnet") -> torch.Tensor:
+        """Reconstruction (by ``rule``) of filter c's i-th unit alone, cropped to its receptive field: (3, S, S)."""
         from .reconstruct import unit_reconstructions
 
         self._check(c, i)
+        rf = self.receptive_field()
         y, x = self.yx[c, i].tolist()
         rec = unit_reconstructions(self._probe, self._source.model_input([int(self.image_index[c, i])]), self.layer,
-                                   torch.tensor([[c, y, x]]))
-        return crop_reconstruction(rec[0], self._probe.receptive_field(self.layer).square_box(y, x))
+                                   torch.tensor([[c, y, x]]), rule)
+        return crop_reconstruction(rec[0], rf.square_box(y, x))
+
+    def receptive_field(self) -> ReceptiveField:
+        """The layer's receptive field, or an UnsupportedModelError saying why patches cannot be cropped."""
+        return self._probe.field_or_error(self.layer)
 
 
 def _from_flat(layer, values, flat, grid_hw, probe, images, source) -> TopPatches:

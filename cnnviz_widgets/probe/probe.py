@@ -142,6 +142,7 @@ class Probe:
         chain = tracer.merges == 0
         names = paper_names(events) if chain else {p: p for p in order}
         self.is_chain = chain
+        self._untraced = tuple(tracer.lost)
         layers = []
         for path in order:
             act = acts[path]
@@ -225,6 +226,20 @@ class Probe:
         None where an op the tracer cannot follow lies below the layer (then only what needs the field,
         such as its patches, is unavailable)."""
         return self.layer(name).rf
+
+    def field_or_error(self, name: str) -> ReceptiveField:
+        """The layer's receptive field, or an UnsupportedModelError naming the op that hides it (for what
+        cannot do without one: cropping patches)."""
+        rf = self.receptive_field(name)
+        if rf is None:
+            layer = self.layer(name)
+            ops = ", ".join(dict.fromkeys(self._untraced)) or "an op it does not know"
+            raise UnsupportedModelError(
+                f"Layer {layer.name!r} has no receptive field: below it {type(self.model).__name__} uses {ops}, which the "
+                f"field tracer cannot follow, so its patches cannot be cropped. Its activations and reconstructions "
+                f"still work; patches of the layers above that op do too."
+            )
+        return rf
 
     def measure_receptive_fields(
         self, layers: Iterable[str] | None = None, max_side: int = 1024
@@ -421,8 +436,8 @@ class Probe:
         hint = f" Close matches: {', '.join(repr(n) for n in near)}." if near else ""
         raise LabelNotFoundError(f"No class is called {label!r}.{hint} probe.labels lists all {len(labels)}.")
 
-    def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
+    def classify(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """Per image, the top-k (class index, label, probability) of the softmax of the network's output."""
         x = self.check_input(x)
         if int(k) < 1:
             raise IndexOutOfRangeError(f"k must be at least 1, got {k!r}.")
@@ -437,9 +452,13 @@ class Probe:
         values, index = probs.topk(k, dim=1)
         labels = self.labels
         return [
-            [(labels[j] if labels and j < len(labels) else f"class {j}", float(v)) for v, j in zip(vs.tolist(), ix.tolist())]
+            [(j, labels[j] if labels and j < len(labels) else f"class {j}", float(v)) for v, j in zip(vs.tolist(), ix.tolist())]
             for vs, ix in zip(values.cpu(), index.cpu())
         ]
+
+    def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+        """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
+        return [[(label, p) for _, label, p in row] for row in self.classify(x, k)]
 
     @property
     def labels(self) -> list[str] | None:

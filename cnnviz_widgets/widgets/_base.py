@@ -17,7 +17,9 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..display import DISPLAYS, choose_display, to_display
 from ..errors import CnnvizError
+from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
 log = logging.getLogger("cnnviz_widgets")
@@ -120,13 +122,19 @@ class CnnvizWidget(anywidget.AnyWidget):
         self.progress = done / total if total else 0.0
 
     # ------------------------------------------------------------------ jobs
-    def set_state(self, sync_data: dict) -> None:
-        """State from the browser: observers started by it run their kernel work as background jobs."""
+    @contextlib.contextmanager
+    def from_browser(self) -> Iterator[None]:
+        """What runs inside was asked for by the browser: its kernel work runs as background jobs."""
         self._frontend_thread = threading.get_ident()
         try:
-            super().set_state(sync_data)
+            yield
         finally:
             self._frontend_thread = None
+
+    def set_state(self, sync_data: dict) -> None:
+        """State from the browser: observers started by it run their kernel work as background jobs."""
+        with self.from_browser():
+            super().set_state(sync_data)
 
     def run_job(self, what: str, lane: str, compute: Callable[[Job], Any], apply: Callable[[Any], None],
                 supersedes: tuple[str, ...] = ()) -> Job:
@@ -217,6 +225,61 @@ class CnnvizWidget(anywidget.AnyWidget):
     def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "stop":
             self.stop()
+
+
+class ReversingWidget(CnnvizWidget):
+    """A widget that shows reconstructions: a synced reverse ``rule`` with its selector, and the display
+    (see :mod:`cnnviz_widgets.display`) its pictures use, described for the reader."""
+
+    rule = traitlets.Unicode(DEFAULT_RULE).tag(sync=True)  # "deconvnet", "guided" or "gradient"
+    rule_options = traitlets.List(traitlets.List(traitlets.Unicode()),
+                                  [[r.name, r.title] for r in RULES.values()]).tag(sync=True)
+    display = traitlets.Unicode("").tag(sync=True)  # how the pictures shown map values to grey levels
+
+    def _set_rule(self, rule: Any) -> None:
+        """The constructor's ``rule=``, checked (a CnnvizError names the rules)."""
+        self._rule_ready = False
+        self.rule = resolve_rule(rule).name
+        self._rule_ready = True
+
+    @traitlets.observe("rule")
+    def _on_rule(self, change: dict) -> None:
+        if not getattr(self, "_rule_ready", False) or change["old"] == change["new"]:
+            return
+        try:
+            name = resolve_rule(change["new"]).name
+        except CnnvizError as exc:  # a bad value from the browser or a cell: say so, keep the old rule
+            self._show_error("Changing the rule", exc)
+            self._rule_ready = False
+            try:
+                self.rule = change["old"]
+            finally:
+                self._rule_ready = True
+            return
+        if name != change["new"]:  # "Guided" -> "guided"
+            self.rule = name
+            return
+        self.rule_changed()
+
+    def restore_rule(self, name: str) -> None:
+        """Put the selector back to the rule of the pictures shown (after a Stop), computing nothing."""
+        if name and name != self.rule:
+            self._rule_ready = False
+            try:
+                self.rule = name
+            finally:
+                self._rule_ready = True
+
+    def rule_changed(self) -> None:
+        """Hook: recompute what the widget shows with ``self.rule``."""
+
+    def displayed(self, recs: list[Any]) -> tuple[list[np.ndarray], str]:
+        """The reconstructions as pictures, one display chosen for all of them (a strip looks alike)."""
+        mode = choose_display(recs)
+        return [to_display(r, mode) for r in recs], mode
+
+    def show_display(self, mode: str) -> None:
+        self.display = f"display: {DISPLAYS[mode]}"
 
 
 def as_probe(model_or_probe: Any, **kwargs: Any):

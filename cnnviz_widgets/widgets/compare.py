@@ -7,10 +7,10 @@ from typing import Any
 import traitlets
 
 from ..errors import ImageError
-from ..images import to_display
 from ..imageset import load_images
+from ..display import DISPLAYS
 from ..models import load_model_or_random
-from ._base import CnnvizWidget, as_probe, esm, png_bytes
+from ._base import ReversingWidget, as_probe, esm, png_bytes
 
 
 def matching_layers(probe, n: int) -> list[str]:
@@ -21,8 +21,9 @@ def matching_layers(probe, n: int) -> list[str]:
     return [convs[math.ceil((i + 1) * len(convs) / n) - 1] for i in range(n)]
 
 
-class CompareModels(CnnvizWidget):
-    """Two rows per image: each model's reconstructions at matching depths and its top-5 predictions."""
+class CompareModels(ReversingWidget):
+    """Two rows per image: each model's reconstructions at matching depths (by the synced ``rule``) and
+    its top-5 predictions."""
 
     _esm = esm("compare.js")
 
@@ -35,12 +36,14 @@ class CompareModels(CnnvizWidget):
     predictions = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the rows now shown belong to
+    shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
-                 names: tuple[str, str] | None = None, **kwargs: Any) -> None:
+                 names: tuple[str, str] | None = None, rule: str = "deconvnet", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probes, self._images = [], None
         with self.guard("Comparing the models"):
+            self._set_rule(rule)
             from ..images import sample_images
 
             notes = []
@@ -71,29 +74,40 @@ class CompareModels(CnnvizWidget):
         self._request(change["new"])
 
     def _request(self, index: int) -> None:
-        self.run_job("Comparing the models", "image", lambda job: self._compare(index, job), self._show)
+        rule = self.rule
+        self.run_job("Comparing the models", "image", lambda job: self._compare(index, rule, job), self._show)
+
+    def rule_changed(self) -> None:
+        if self._probes and self._images is not None:
+            self._request(self.image_index)
 
     def restore_inputs(self, job) -> None:
         if self.shown_image >= 0:
             self.image_index = self.shown_image
+            self.restore_rule(self.shown_rule)
 
-    def _compare(self, index: int, job) -> dict:
+    def _compare(self, index: int, rule: str, job) -> dict:
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         picture = self._images.tensor(index)
-        rows, preds = [], []
+        rows, preds, modes = [], [], []
         for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
             x = probe.preprocess(picture)
-            recs = probe.deconvnet(x, layers=cols, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
-            rows.append([png_bytes(to_display(recs[c][0])) for c in cols])
+            recs = probe.reconstruct(x, layers=cols, rule=rule, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
+            pictures, mode = self.displayed([recs[c][0] for c in cols])
+            rows.append([png_bytes(p) for p in pictures])
+            modes.append(mode)
             preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
             if j == 0:
                 first = probe.to_image(x)[0]
-        return {"index": index, "input_png": png_bytes(first), "rows": rows, "predictions": preds}
+        return {"index": index, "input_png": png_bytes(first), "rows": rows, "predictions": preds, "modes": modes,
+                "rule": rule}
 
     def _show(self, r: dict) -> None:
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.rows = r["rows"]
             self.predictions = r["predictions"]
+            self.display = "; ".join(f"{name}: {DISPLAYS[m]}" for name, m in zip(self.model_names, r["modes"]))
+            self.shown_rule = r["rule"]
             self.shown_image = r["index"]

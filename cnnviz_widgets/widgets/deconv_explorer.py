@@ -1,9 +1,11 @@
-"""DeconvExplorer (paper Fig. 4): an image, the deconvnet of every layer as a strip, a layer slider.
+"""DeconvExplorer (paper Fig. 4): an image, every layer's reconstruction as a strip, a layer slider.
 
 All reconstructions of an image are computed in one call and sent once as PNG buffers, so the
 slider and the arrow keys change the big view in the browser without a kernel round-trip. A click
 on the big view reconstructs the unit under the pointer (the strongest filter at that position);
-a filter number reconstructs that filter's whole feature map.
+a filter number reconstructs that filter's whole feature map; a click on a top-5 bar reconstructs
+that class. The output layer's picture in the strip is its top-1 class (the paper's last column).
+The reverse rule (deconvnet, guided, gradient) is a synced trait with a selector.
 """
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ import numpy as np
 import torch
 import traitlets
 
+from ..display import to_display
 from ..errors import ImageError, UnsupportedModelError
-from ..images import to_display
 from ..imageset import load_images
-from ._base import CnnvizWidget, as_probe, esm, png_bytes
+from ._base import ReversingWidget, as_probe, esm, png_bytes
 
 
-class DeconvExplorer(CnnvizWidget):
+class DeconvExplorer(ReversingWidget):
     """Pick an image; see what every layer keeps; slide through the layers; click for one unit."""
 
     _esm = esm("deconv_explorer.js")
@@ -30,23 +32,29 @@ class DeconvExplorer(CnnvizWidget):
     image_index = traitlets.Int(0).tag(sync=True)  # shared
     input_png = traitlets.Bytes(b"").tag(sync=True)
     recs = traitlets.List(traitlets.Bytes()).tag(sync=True)  # one PNG per layer, in layer_names order
-    rf = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (size, stride, offset) per layer
+    rf = traitlets.List(traitlets.List(traitlets.Float())).tag(sync=True)  # (size, stride, offset) per layer; [] if none
+    switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer: max-pools below it (the deconvnet's only input)
+    captions = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per layer: what its picture shows, when not the whole layer
     grid = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (H, W) of each layer's map
     input_size = traitlets.Int(224).tag(sync=True)
     click = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "x", "y"} in input pixels
     channel_request = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "channel"}
     selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit": [c, y, x]} once reconstructed; shared
     unit_png = traitlets.Bytes(b"").tag(sync=True)
-    predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability], ...]
+    predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index], ...]
 
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the pictures now shown belong to
+    shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
-    def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0, **kwargs: Any) -> None:
+    def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
+                 rule: str = "deconvnet", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probe = None
         self._images = None
         self._x = None
+        self._mode = "signed"
         with self.guard("Setting up the explorer"):
+            self._set_rule(rule)
             self._probe = as_probe(probe)
             from ..images import sample_images
 
@@ -57,7 +65,8 @@ class DeconvExplorer(CnnvizWidget):
             with self.hold_sync():
                 self.input_size = self._probe.input_size
                 self.layer_names = self._layers
-                self.rf = [[r.size, r.stride, r.offset] for r in rfs]
+                self.rf = [[float(r.size), float(r.stride), float(r.offset)] if r is not None else [] for r in rfs]
+                self.switches = [l.switches for l in chosen]
                 self.grid = [[l.shape[1], l.shape[2]] for l in chosen]
                 self.image_names = list(images.names)
                 self.layer = self._layers[len(self._layers) // 2]
@@ -79,31 +88,49 @@ class DeconvExplorer(CnnvizWidget):
         self._request_image(change["new"])
 
     def _request_image(self, index: int) -> None:
-        self.run_job("Reconstructing the image", "image", lambda job: self._reconstruct(index, job), self._show_image,
-                     supersedes=("unit",))
+        rule = self.rule
+        self.run_job("Reconstructing the image", "image", lambda job: self._reconstruct(index, rule, job),
+                     self._show_image, supersedes=("unit",))
 
-    def _reconstruct(self, index: int, job) -> dict:
+    def rule_changed(self) -> None:
+        if self._probe is not None and self._images is not None:
+            self._request_image(self.image_index)
+
+    def _reconstruct(self, index: int, rule: str, job) -> dict:
         """One forward pass, one backward per layer; everything the slider needs, encoded once."""
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
         x = probe.preprocess(self._images.tensor(index))
-        recs = probe.deconvnet(x, layers=self._layers, progress=lambda d, t: job.report(0.8 * d, t))
-        pngs = [png_bytes(to_display(recs[n][0])) for n in self._layers]
-        job.check()
         try:
-            preds = probe.predict(x, k=5)
+            preds = probe.classify(x, k=5)[0]
         except UnsupportedModelError:  # a backbone without class scores: everything else still works
-            preds = [[]]
-        return {"index": index, "x": x, "input_png": png_bytes(probe.to_image(x)[0]), "recs": pngs,
-                "predictions": [[label, round(p, 4)] for label, p in preds[0]]}
+            preds = []
+        out = probe.output_layer
+        targets, captions = {}, [""] * len(self._layers)
+        if out is not None and out.name in self._layers and preds:
+            top1, label, _ = preds[0]
+            targets[out.name] = top1
+            captions[self._layers.index(out.name)] = f"the top-1 class, {label}"
+        recs = probe.reconstruct(x, layers=self._layers, rule=rule, targets=targets,
+                           progress=lambda d, t: job.report(0.8 * d, t))
+        pictures, mode = self.displayed([recs[n][0] for n in self._layers])
+        pngs = [png_bytes(p) for p in pictures]
+        job.check()
+        return {"index": index, "x": x, "input_png": png_bytes(probe.to_image(x)[0]), "recs": pngs, "mode": mode,
+                "captions": captions, "rule": rule,
+                "predictions": [[label, round(p, 4), c] for c, label, p in preds]}
 
     def _show_image(self, r: dict) -> None:
         self._x = r["x"]
+        self._mode = r["mode"]
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.recs = r["recs"]
+            self.captions = r["captions"]
             self.predictions = r["predictions"]
+            self.show_display(r["mode"])
+            self.shown_rule = r["rule"]
             self.selected = {}
             self.unit_png = b""
             self.shown_image = r["index"]
@@ -111,13 +138,14 @@ class DeconvExplorer(CnnvizWidget):
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
             self.image_index = self.shown_image  # the picker goes back to the image still shown
+            self.restore_rule(self.shown_rule)
 
     def _request_unit(self, what: str, compute) -> None:
         """A click or filter request on the image now shown; dropped if the image changes meanwhile."""
         if self._x is None:
             self.error = "No image is loaded."
             return
-        x = self._x
+        x, rule, mode = self._x, self.rule, self._mode
 
         def apply(r: dict) -> None:
             if self._x is x:
@@ -125,7 +153,12 @@ class DeconvExplorer(CnnvizWidget):
                     self.unit_png = r["png"]
                     self.selected = r["selected"]
 
-        self.run_job(what, "unit", lambda job: compute(x, job), apply)
+        self.run_job(what, "unit", lambda job: compute(x, rule, mode, job), apply)
+
+    def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> bytes:
+        """One reconstruction as PNG, in the display of the strip it belongs to."""
+        rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
+        return png_bytes(to_display(rec, mode))
 
     @traitlets.observe("click")
     def _on_click(self, change: dict) -> None:
@@ -133,43 +166,73 @@ class DeconvExplorer(CnnvizWidget):
         if not c or self._probe is None or self._x is None:
             return
 
-        def compute(x, job) -> dict:
+        def compute(x, rule, mode, job) -> dict:
             layer = self._probe.layer(c.get("layer", self.layer))
-            rf = self._probe.receptive_field(layer.name)
-            h, w = layer.shape[1:]
-            gy = int(np.clip(round((float(c["y"]) - rf.offset - (rf.size - 1) / 2) / rf.stride), 0, h - 1))
-            gx = int(np.clip(round((float(c["x"]) - rf.offset - (rf.size - 1) / 2) / rf.stride), 0, w - 1))
+            gy, gx = self.unit_under(layer, float(c["y"]), float(c["x"]))
             act = self._probe.activations(x, [layer.name])[layer.name][0, :, gy, gx]
             channel = int(torch.argmax(act))
             job.check()
-            rec = self._probe.deconvnet(x, layers=layer.name, unit=(channel, gy, gx))[layer.name][0]
-            return {"png": png_bytes(to_display(rec)), "selected": {
+            return {"png": self._one(x, rule, mode, layer.name, unit=(channel, gy, gx)), "selected": {
                 "layer": layer.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4)}}
 
         self._request_unit("Reconstructing the unit", compute)
+
+    def unit_under(self, layer, row: float, col: float) -> tuple[int, int]:
+        """The unit of ``layer`` whose receptive field is centred nearest input pixel (row, col); where the
+        layer has no receptive field, the unit at the same relative place of its map."""
+        h, w = layer.shape[1:]
+        if layer.rf is not None and not layer.rf.is_global:
+            return layer.rf.unit_at(row, col, (h, w))
+        s = self._probe.input_size
+        return (int(np.clip(row / s * h, 0, h - 1)), int(np.clip(col / s * w, 0, w - 1)))
 
     @traitlets.observe("channel_request")
     def _on_channel(self, change: dict) -> None:
         r = change["new"]
         if r and self._probe is not None:
-            self.show_filter(r.get("layer", self.layer), int(r["channel"]))
+            with self.guard("Reading the filter number"):
+                channel = int(r["channel"])
+                self.show_filter(r.get("layer", self.layer), channel)
 
-    def show_filter(self, layer: str, channel: int) -> None:
-        """Reconstruct one filter's whole feature map of ``layer`` for the current image."""
+    def show_filter(self, layer: str, channel: int | str) -> None:
+        """Reconstruct one filter's whole feature map of ``layer`` (on the output layer: one class, by
+        index or label) for the current image."""
 
-        def compute(x, job) -> dict:
-            name = self._probe.layer(layer).name
-            rec = self._probe.deconvnet(x, layers=name, channel=channel)[name][0]
-            return {"png": png_bytes(to_display(rec)), "selected": {"layer": name, "channel": int(channel)}}
+        def compute(x, rule, mode, job) -> dict:
+            l = self._probe.layer(layer)
+            c = self._probe.class_index(channel, l) if isinstance(channel, str) else channel
+            selected = {"layer": l.name, "channel": int(c) if isinstance(c, (int, np.integer)) else c}
+            if l is self._probe.output_layer and self._probe.labels and isinstance(c, (int, np.integer)) \
+                    and 0 <= c < len(self._probe.labels):
+                selected["label"] = self._probe.labels[int(c)]
+            return {"png": self._one(x, rule, mode, l.name, channel=c), "selected": selected}
 
-        self._request_unit("Reconstructing the filter", compute)
+        self._request_unit("Reconstructing the class" if isinstance(channel, str) else "Reconstructing the filter", compute)
+
+    def show_class(self, label: str | int) -> None:
+        """Reconstruct one class of the output layer (by label or index) for the current image: the top-5
+        bars do this when clicked."""
+        out = self._probe.output_layer if self._probe is not None else None
+        if out is None:
+            with self.guard("Reconstructing the class"):
+                raise UnsupportedModelError(
+                    f"{type(self._probe.model).__name__ if self._probe else 'This model'} does not end in class "
+                    f"scores, so there is no class to reconstruct.")
+            return
+        self.show_filter(out.name, label)
 
     def show_unit(self, layer: str, unit: tuple[int, int, int]) -> None:
         """Reconstruct one unit (channel, y, x) of ``layer`` for the current image, from Python."""
 
-        def compute(x, job) -> dict:
+        def compute(x, rule, mode, job) -> dict:
             name = self._probe.layer(layer).name
-            rec = self._probe.deconvnet(x, layers=name, unit=tuple(unit))[name][0]
-            return {"png": png_bytes(to_display(rec)), "selected": {"layer": name, "unit": [int(v) for v in unit]}}
+            return {"png": self._one(x, rule, mode, name, unit=tuple(unit)),
+                    "selected": {"layer": name, "unit": [int(v) for v in unit]}}
 
         self._request_unit("Reconstructing the unit", compute)
+
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        super()._on_custom_msg(widget, content, buffers)
+        if isinstance(content, dict) and content.get("event") == "class":
+            with self.from_browser(), self.guard("Reconstructing the class"):
+                self.show_class(int(content["index"]))

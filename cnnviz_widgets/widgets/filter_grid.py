@@ -2,7 +2,8 @@
 
 One mining pass finds the top-k patches of every conv layer; a page of filters travels as one
 sprite sheet, so paging and zooming are cheap. Selecting a filter adds its patches large with the
-deconvnet reconstruction of each (computed for that filter only).
+reconstruction of each by the synced ``rule`` (computed for that filter only). Layers without a
+receptive field (an op below them the tracer cannot follow) have no patches and are left out, with a note.
 """
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from ..errors import IndexOutOfRangeError
-from ..images import to_display
+from ..errors import IndexOutOfRangeError, UnsupportedModelError
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ._base import CnnvizWidget, as_probe, esm, png_bytes, sprite
+from ._base import ReversingWidget, as_probe, esm, png_bytes, sprite
 
 
-class FilterGrid(CnnvizWidget):
+class FilterGrid(ReversingWidget):
     """Filters of one layer as tiles of their top patches; paged, zoomable, selectable, linkable."""
 
     _esm = esm("filter_grid.js")
@@ -40,19 +40,33 @@ class FilterGrid(CnnvizWidget):
     detail = traitlets.Bytes(b"").tag(sync=True)  # patches (top row) and reconstructions (bottom row)
     detail_values = traitlets.List(traitlets.Float()).tag(sync=True)
     sheet_for = traitlets.Dict().tag(sync=True)  # {"layer", "page"} the sheet now shown answers
-    detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter"} the detail now shown answers
+    detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter", "rule"} the detail now shown answers
+    note = traitlets.Unicode("").tag(sync=True)  # e.g. which layers have no patches, and why
 
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 48,
-                 **kwargs: Any) -> None:
+                 rule: str = "deconvnet", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
         with self.guard("Finding the top patches"):
             from ..images import sample_images
 
+            self._set_rule(rule)
             self._probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
-            convs = [l.name for l in self._probe.layers if l.kind == "conv"]
-            name = self._probe.layer(layer).name if layer else convs[len(convs) // 2]
+            convs = [l.name for l in self._probe.layers if l.kind == "conv" and l.rf is not None]
+            blind = [l.name for l in self._probe.layers if l.rf is None]
+            if blind:
+                self.note = (f"{len(blind)} layer(s) have no receptive field, so no patches: "
+                             f"{', '.join(blind[:3])}{', ...' if len(blind) > 3 else ''}")
+            if layer:
+                name = self._probe.layer(layer).name
+                self._probe.field_or_error(name)  # says why a layer without a field has no patches
+            elif convs:
+                name = convs[len(convs) // 2]
+            else:
+                raise UnsupportedModelError(
+                    f"No conv layer of {type(self._probe.model).__name__} has a receptive field, so no patches can be "
+                    f"cropped; DeconvExplorer still shows what each layer keeps.")
             if name not in convs:
                 convs.append(name)
             self._images = images
@@ -126,7 +140,9 @@ class FilterGrid(CnnvizWidget):
             finally:
                 self._restoring = False
         elif job.lane == "detail":
-            self.selected = dict(self.detail_for)
+            shown = dict(self.detail_for)
+            self.restore_rule(shown.pop("rule", ""))
+            self.selected = shown
 
     @traitlets.observe("layer", "filters", "page", "page_size")
     def _on_view(self, change: dict) -> None:
@@ -140,29 +156,39 @@ class FilterGrid(CnnvizWidget):
             return
         self._render()
 
+    def rule_changed(self) -> None:
+        if self.selected and self._probe is not None:
+            self._request_detail(dict(self.selected))
+
     @traitlets.observe("selected")
     def _on_select(self, change: dict) -> None:
         sel = change["new"]
-        if not sel or self._probe is None or sel == self.detail_for:  # empty, or what the detail shows
+        if not sel or self._probe is None or {**sel, "rule": self.rule} == self.detail_for:  # what the detail shows
             return
+        self._request_detail(sel)
+
+    def _request_detail(self, sel: dict) -> None:
         name = sel.get("layer", self.layer)
         top = self._top.get(name)
         if top is None:
             return
+        rule = self.rule
 
         def compute(job) -> dict:
             c = int(sel["filter"])
             if not 0 <= c < top.channels:
                 raise IndexOutOfRangeError(f"filter {c} is out of range: 0 to {top.channels - 1}.")
             patches = [top.patch(c, i) for i in range(top.k) if int(top.image_index[c, i]) >= 0]
-            recs = [to_display(r) for r in top.reconstructions(c)]
-            return {"png": png_bytes(sprite(patches + recs, len(patches), 64, pad=2)),
-                    "values": [round(float(v), 4) for v in top.values[c, : len(patches)]], "for": {"layer": name, "filter": c}}
+            recs, mode = self.displayed(list(top.reconstructions(c, rule=rule)))
+            return {"png": png_bytes(sprite(patches + recs, len(patches), 64, pad=2)), "mode": mode,
+                    "values": [round(float(v), 4) for v in top.values[c, : len(patches)]],
+                    "for": {"layer": name, "filter": c, "rule": rule}}
 
         def apply(r: dict) -> None:
             with self.hold_sync():
                 self.detail = r["png"]
                 self.detail_values = r["values"]
+                self.show_display(r["mode"])
                 self.detail_for = r["for"]
 
         self.run_job("Reconstructing the filter's patches", "detail", compute, apply)
