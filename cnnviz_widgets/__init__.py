@@ -6,6 +6,7 @@ from .errors import (
     DeviceUnavailableError,
     ImageError,
     IndexOutOfRangeError,
+    LabelNotFoundError,
     LayerNotFoundError,
     StoppedError,
     UnknownModelError,
@@ -54,7 +55,7 @@ from ._ipython import install as _install_ipython_errors  # noqa: E402
 _install_ipython_errors()
 
 __all__ = [
-    "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "Layer",
+    "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",

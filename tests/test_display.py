@@ -32,3 +32,32 @@ def test_bad_display_input():
         cv.to_display(torch.zeros(3, 2, 2), mode="log")
     with pytest.raises(cv.ImageError, match=r"\(3, H, W\)"):
         cv.to_display(torch.zeros(2, 2))
+
+
+def test_contrast_centres_each_channel_at_its_median_and_clips_at_the_995th_percentile():
+    torch.manual_seed(0)
+    rec = torch.randn(3, 40, 50) + torch.tensor([5.0, -3.0, 0.0]).view(3, 1, 1)  # per-channel offsets: a tint
+    rec[0, 0, 0] = 1000.0  # one hot pixel
+    img = cv.to_display(rec, mode="contrast").astype(float)
+    centred = rec - rec.flatten(1).median(dim=1).values.view(3, 1, 1)
+    scale = torch.quantile(centred.abs().flatten(), 0.995)
+    expected = ((0.5 + 0.5 * centred / scale).clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    assert np.array_equal(img, expected)
+    assert abs(img[..., 0].mean() - 128) < 3 and abs(img[..., 1].mean() - 128) < 3  # no tint
+    assert img[0, 0, 0] == 255 and img.std() > 30  # the hot pixel clips instead of greying out the rest
+    signed = cv.to_display(rec).astype(float)
+    assert signed.std() < 3  # what the signed display makes of it: flat
+
+
+def test_auto_picks_contrast_only_where_the_signed_display_is_faint():
+    from cnnviz_widgets.display import choose_display, flatness
+
+    torch.manual_seed(0)
+    spread = torch.randn(3, 32, 32)  # 99.5th percentile near its peak: the signed display is readable
+    faint = torch.randn(3, 32, 32) * 0.05
+    faint[:, 16, 16] = 5.0  # a few hot pixels set the scale
+    assert flatness(spread)[1][0] > 0.6 and flatness(faint)[1][0] < 0.1
+    assert choose_display([spread, spread, faint]) == "signed" and choose_display([faint, faint, spread]) == "contrast"
+    both = torch.stack([spread, faint])
+    assert np.array_equal(cv.to_display(both, mode="auto"), np.stack([cv.to_display(spread), cv.to_display(faint, "contrast")]))
+    assert (cv.to_display(torch.zeros(3, 4, 4), mode="contrast") == 128).all()  # blank stays grey in every mode

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import torchvision
 
 import cnnviz_widgets as cv
@@ -65,3 +66,37 @@ def test_paper_names_rules():
     two_pools = [("conv", "a"), ("pool", "p"), ("pool", "q"), ("conv", "b"), ("pool", "r")]
     names = paper_names(two_pools)
     assert len(set(names.values())) == len(names)
+
+
+def test_a_for_loop_with_skip_additions_is_not_a_plain_chain():
+    """Residual blocks written as a loop over modules: paths, not cN names (nobody could find 'c7' in the code)."""
+    from torch import nn
+
+    class Loop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.blocks = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=1) for _ in range(3))
+            self.head = nn.Linear(8, 4)
+
+        def forward(self, x):
+            x = self.stem(x).relu()
+            for block in self.blocks:
+                x = x + block(x).relu()  # a skip addition
+            return self.head(x.mean((2, 3)))
+
+    probe = cv.Probe(Loop().eval(), input_size=16)
+    assert not probe.is_chain and probe.layer_names == ("stem", "blocks.0", "blocks.1", "blocks.2", "head")
+
+
+def test_swish_written_out_is_still_a_chain():
+    """x * sigmoid(x) joins two tensors of the same layer: no branch, the paper's names stay."""
+    from torch import nn
+
+    class Swish(nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), Swish(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3), Swish(), nn.MaxPool2d(2))
+    probe = cv.Probe(net.eval(), input_size=24)
+    assert probe.is_chain and probe.layer_names == ("c1", "p1", "c2", "p2")

@@ -1,13 +1,17 @@
 """Receptive fields: the paper's Tables 1 and 2 exactly, and gradient support everywhere else."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.probe.receptive_field import ReceptiveField
+from cnnviz_widgets.probe.receptive_field import ReceptiveField, positive_copy, support_box, support_mode
 
 TABLE1_VGG = {  # Yu et al., Table 1: layer -> (size, stride)
     "c1_1": (3, 1), "c1_2": (5, 1), "p1": (6, 2), "c2_1": (10, 2), "c2_2": (14, 2), "p2": (16, 4),
@@ -105,3 +109,161 @@ def test_dilated_and_strided_convs():
     assert probe.receptive_field("c1").size == 5
     for layer in probe.layers:
         assert _same(layer.rf, measured[layer.name]), layer.name
+
+
+# ---------------------------------------------------------------- padding, upsampling, transposed convs, slicing
+
+def unit_supports(net: nn.Module, layer_path: str, side: int, every: int = 1):
+    """(y, x) -> the exact gradient support box of that unit of ``layer_path``'s output, by brute force
+    (a float64 positive-weight copy, so no support cancels; the measurement's own support mode), over a grid of units."""
+    twin = positive_copy(net)
+    seen = {}
+    handle = twin.get_submodule(layer_path).register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
+    x = torch.ones(1, 3, side, side, dtype=torch.float64, requires_grad=True)
+    try:
+        with support_mode():  # rectifiers as identities: a saturated ReLU6 would hide the support
+            twin(x)
+    finally:
+        handle.remove()
+    out = seen["o"]
+    boxes = {}
+    for y in range(0, out.shape[-2], every):
+        for xx in range(0, out.shape[-1], every):
+            (g,) = torch.autograd.grad(out[0, :, y, xx].sum(), x, retain_graph=True)
+            boxes[(y, xx)] = support_box(g[0].abs().sum(0))
+    return boxes
+
+
+def clipped(box, side):
+    t, l, b, r = box
+    return max(t, 0), max(l, 0), min(b, side), min(r, side)
+
+
+class SamePadding(nn.Module):
+    """TensorFlow-style 'same' convs: ZeroPad2d modules, F.pad, negative padding (a crop) and slicing."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, stride=2)
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.c2 = nn.Conv2d(4, 4, 5, stride=2)
+        self.c3 = nn.Conv2d(4, 4, 3)
+        self.c4 = nn.Conv2d(4, 4, 3, stride=2)
+        self.c5 = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        x = F.relu6(self.c1(self.pad(x)))
+        x = F.relu(self.c2(F.pad(x, (2, 2, 1, 3))))
+        x = self.c3(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+        x = self.c4(F.pad(x, (-1, 0, -1, 0)))  # a crop
+        return self.c5(x[:, :, 1:, ::2])  # rows from 1, every other column
+
+
+def test_padding_and_slicing_are_traced_exactly():
+    torch.manual_seed(0)
+    net = SamePadding().eval()
+    probe = cv.Probe(net, input_size=96)
+    assert all(l.rf is not None for l in probe.layers)
+    assert probe.receptive_field("c5").stride_yx == (8, 16)
+    measured = probe.measure_receptive_fields()
+    for layer in probe.layers:
+        assert _same(layer.rf, measured[layer.name]), (layer.name, layer.rf, measured[layer.name])
+    side = 96
+    for layer in probe.layers:  # and every unit's support, not only two central ones (reflect pads differ at borders)
+        for (y, x), support in unit_supports(net, layer.module_path, side, every=2).items():
+            box = clipped(layer.rf.box(y, x), side)
+            if layer.rf.box(y, x) == box:
+                assert support == box, (layer.name, y, x)
+
+
+class Decoder(nn.Module):
+    """Down, then up again: transposed convs and every interpolation mode, so strides go below one pixel."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        self.up1 = nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1)
+        self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
+        self.c3 = nn.Conv2d(4, 4, 3, padding=1)
+        self.up3 = nn.ConvTranspose2d(4, 4, 3, stride=3, dilation=2)
+        self.c4 = nn.Conv2d(4, 4, 3, padding=1)
+        self.c5 = nn.Conv2d(4, 4, 3, stride=2)
+        self.c6 = nn.Conv2d(4, 4, 3, padding=1)
+        self.c7 = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        x = F.relu(self.c2(F.relu(self.c1(x))))
+        x = self.c3(self.up2(F.relu(self.up1(x))))
+        x = self.c4(F.interpolate(self.up3(x), scale_factor=0.5, mode="bilinear", align_corners=False))
+        x = self.c5(x)
+        x = self.c6(F.interpolate(x, size=(x.shape[-2] * 3, x.shape[-1] * 3), mode="bicubic"))
+        return self.c7(F.interpolate(x, scale_factor=1.5, mode="nearest-exact"))
+
+
+def test_upsampling_and_transposed_convs_hold_every_units_support():
+    torch.manual_seed(0)
+    net = Decoder().eval()
+    side = 48
+    probe = cv.Probe(net, input_size=side)
+    strides = {l.name: l.rf.stride for l in probe.layers}
+    assert strides == {"c1": 2, "c2": 4, "c3": 1, "c4": Fraction(2, 3), "c5": Fraction(4, 3), "c6": Fraction(4, 9),
+                       "c7": Fraction(8, 27)}, strides
+    for layer in probe.layers:
+        rf = layer.rf
+        assert min(rf.stride_yx) > 0 and rf.size >= 3
+        supports = unit_supports(net, layer.module_path, side, every=max(1, layer.shape[1] // 9))
+        for (y, x), support in supports.items():
+            box = clipped(rf.box(y, x), side)
+            assert box[0] <= support[0] and box[1] <= support[1] and support[2] <= box[2] and support[3] <= box[3], \
+                (layer.name, (y, x), support, rf.box(y, x))
+        # no wider than it must be: within one input cell of the widest unit's support
+        widest = max(s[2] - s[0] for (y, x), s in supports.items() if clipped(rf.box(y, x), side) == rf.box(y, x))
+        assert rf.size <= widest + 2 * max(1, math.ceil(rf.stride)) + 4, (layer.name, rf, widest)
+
+
+def test_an_op_the_tracer_cannot_follow_leaves_only_those_fields_out(photos):
+    class Rolled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.c3 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3)
+            self.fc = nn.Linear(4, 5)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.c1(x)), 2)
+            x = torch.roll(F.relu(self.c2(x)), 3, dims=-1)  # moves values between positions
+            return self.fc(F.adaptive_avg_pool2d(F.relu(self.c3(x)), 1).flatten(1))
+
+    torch.manual_seed(0)
+    probe = cv.Probe(Rolled().eval(), input_size=32)
+    assert probe.receptive_field("c1") is not None and probe.receptive_field("c2") is not None
+    assert probe.receptive_field("c3") is None  # not a wrong field: none
+    assert probe.receptive_field("fc4").is_global
+    with pytest.raises(cv.UnsupportedModelError, match="Layer 'c3' has no receptive field: below it Rolled uses roll"):
+        cv.top_patches(probe, photos[:2], "c3", k=2, progress=False).patch(0, 0)
+    assert cv.top_patches(probe, photos[:2], "c2", k=2, progress=False).patch(0, 0).shape == (8, 8, 3)
+    rec = probe.reconstruct(probe.preprocess(photos[0][1]), layers="c3", rule="guided")["c3"]
+    assert rec.abs().sum() > 0  # reconstructions need no field
+    explorer = cv.DeconvExplorer(probe, photos[:2])
+    assert explorer.error == "" and explorer.rf[2] == [] and len(explorer.recs) == 4
+    explorer.click = {"layer": "c3", "x": 31.0, "y": 0.0}  # no field: the unit at the same place of the map
+    assert explorer.selected["unit"][1:] == [0, 13] and explorer.error == ""
+    grid = cv.FilterGrid(probe, photos[:2], k=2)
+    assert grid.error == "" and grid.layer == "c2" and "c3" not in grid.layer_names
+    assert grid.note == "1 layer(s) have no receptive field, so no patches: c3"
+    grid_c3 = cv.FilterGrid(probe, photos[:2], layer="c3", k=2)
+    assert "Layer 'c3' has no receptive field" in grid_c3.error
+    emap = cv.EmbeddingMap(probe, photos[:2], layer="c3", n_patches=50, grid=4)
+    assert "Layer 'c3' has no receptive field" in emap.error
+    table = cv.ReceptiveFieldTable({"rolled": probe})
+    assert table.error == "" and table.rows[0][2] == ["c3", "conv", "?", "?"]
+
+
+def test_transposed_conv_strides_are_never_zero():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 4, 2, stride=2), nn.Conv2d(4, 4, 3)).eval()
+    probe = cv.Probe(net, input_size=20)
+    rf = probe.receptive_field(probe.layer_names[-1])
+    assert rf.stride == Fraction(1, 2) and rf.size_yx == (Fraction(9, 2),) * 2 and rf.offset == Fraction(-1, 2)
+    assert rf.box(0, 0) == (-1, -1, 4, 4) and rf.box(1, 1) == (0, 0, 5, 5)  # half-pixel steps, rounded outwards
+    assert rf.size == 6  # the square crop that holds any unit's box, whichever way it rounds
+    assert repr(rf) == "ReceptiveField(size=9/2, stride=1/2, offset=-1/2)"

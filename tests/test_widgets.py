@@ -234,3 +234,50 @@ def test_explorer_on_a_backbone_without_class_scores(photos):
     backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.ReLU())
     w = cv.DeconvExplorer(cv.Probe(backbone, input_size=64), photos[:1])
     assert w.error == "" and w.predictions == [] and len(w.recs) == 3
+
+
+def test_the_rule_selector_recomputes_and_a_bad_rule_is_refused(alex_probe, photos):
+    w = cv.DeconvExplorer(alex_probe, photos[:2], rule="guided")
+    assert w.rule == w.shown_rule == "guided" and [r[0] for r in w.rule_options] == ["deconvnet", "guided", "gradient"]
+    x = alex_probe.preprocess(photos[0][1])
+    guided = alex_probe.reconstruct(x, layers="c4", rule="guided")["c4"][0]
+    assert np.array_equal(decode(w.recs[w.layer_names.index("c4")]), cv.to_display(guided))
+    w.set_state({"rule": "gradient"})  # what the selector sends; a background job in a kernel, inline here
+    assert w.shown_rule == "gradient" and w.error == ""
+    gradient = alex_probe.reconstruct(x, layers="c4", rule="gradient")["c4"][0]
+    assert np.array_equal(decode(w.recs[w.layer_names.index("c4")]), cv.to_display(gradient))
+    w.channel_request = {"layer": "c4", "channel": 11}  # a filter by the rule now chosen
+    assert np.array_equal(decode(w.unit_png), cv.to_display(alex_probe.reconstruct(x, layers="c4", channel=11,
+                                                                                    rule="gradient")["c4"][0]))
+    w.set_state({"rule": "saliency"})
+    assert w.rule == "gradient" and "rule='saliency' is not a reverse rule" in w.error
+    w.channel_request = {"layer": "c4", "channel": "twelve"}  # a malformed message: a message, not a traceback
+    assert "invalid literal for int()" in w.error
+    for make in (cv.DeconvExplorer, cv.FilterGrid, cv.CompareModels):  # rule= in the constructor: the same message
+        bad = make(alex_probe, alex_probe, photos[:1], rule="nope") if make is cv.CompareModels else make(
+            alex_probe, photos[:1], rule="nope")
+        assert "rule='nope' is not a reverse rule; use one of 'deconvnet', 'guided', 'gradient'" in bad.error
+
+
+def test_top5_bars_reconstruct_their_class(vgg_probe, photos):
+    w = cv.DeconvExplorer(vgg_probe, photos[1:2], layers=["c5_3", "fc8"])
+    label, p, index = w.predictions[2]
+    assert vgg_probe.labels[index] == label and 0 <= p <= 1
+    w._on_custom_msg(w, {"event": "class", "index": index}, [])  # what a click on the third bar sends
+    x = vgg_probe.preprocess(photos[1][1])
+    assert w.selected == {"layer": "fc8", "channel": index, "label": label} and w.error == ""
+    assert np.array_equal(decode(w.unit_png), cv.to_display(vgg_probe.deconvnet(x, layers="fc8", channel=label)["fc8"][0]))
+    w.show_class("espresso")
+    assert w.selected["channel"] == 967
+    w.show_class("espreso")
+    assert "Close matches: 'espresso'" in w.error
+    w._on_custom_msg(w, {"event": "class", "index": "x"}, [])
+    assert "invalid literal" in w.error  # malformed: a message in the widget
+
+
+def test_a_backbone_without_classes_has_no_bars_and_no_class_view(photos):
+    backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3), nn.ReLU())
+    w = cv.DeconvExplorer(backbone, photos[:1])
+    assert w.error == "" and w.predictions == [] and w.captions == ["", "", ""]
+    w.show_class(3)
+    assert "does not end in class scores" in w.error

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -431,8 +432,11 @@ class Probe:
         folded = [l.casefold() for l in labels]
         if label.casefold() in folded:
             return folded.index(label.casefold())
-        near = difflib.get_close_matches(label, labels, n=5, cutoff=0.6)
-        near += [l for l in labels if label.casefold() in l.casefold() and l not in near][: 8 - len(near)]
+        word = re.compile(rf"\b{re.escape(label.casefold())}\b")
+        near = [l for l in labels if word.search(l.casefold())]  # 'cat': 'tiger cat', 'Persian cat', ...
+        near += [l for l in labels if label.casefold() in l.casefold() and l not in near]
+        near += [l for l in difflib.get_close_matches(label, labels, n=5, cutoff=0.6) if l not in near]
+        near = near[:8]
         hint = f" Close matches: {', '.join(repr(n) for n in near)}." if near else ""
         raise LabelNotFoundError(f"No class is called {label!r}.{hint} probe.labels lists all {len(labels)}.")
 

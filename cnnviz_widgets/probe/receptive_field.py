@@ -154,6 +154,10 @@ _MAXPOOL = {"max_pool2d", "_max_pool2d", "max_pool2d_with_indices"}
 _AVGPOOL = {"avg_pool2d", "lp_pool2d"}
 _ADAPTIVE = {"adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices"}
 _REDUCE = {"mean", "amax", "sum", "max", "amin", "min", "std", "var"}
+# ops that move values between positions while keeping the shape: not element-wise, so not followed
+_REARRANGE = {"flip", "fliplr", "flipud", "roll", "rot90", "grid_sample", "gather", "take_along_dim", "index_select",
+              "scatter", "scatter_add", "index_add", "index_put", "masked_scatter", "unfold", "fold", "pixel_shuffle",
+              "pixel_unshuffle", "affine_grid", "sort", "argsort", "cumsum", "cumprod", "cummax", "cummin"}
 _WINDOWED = _CONV | _CONV_T | _MAXPOOL | _AVGPOOL | _ADAPTIVE | {"linear", "pad", "interpolate"}
 # how many input cells beyond floor(source position) each interpolation mode reads: (before, after)
 _INTERP_REACH = {"nearest": (0, 0), "nearest-exact": (0, 0), "bilinear": (0, 1), "linear": (0, 1),
@@ -188,16 +192,34 @@ def _grow(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> 
     return _geometry((out.ndim - 2, out.ndim - 1), size, strd, off)
 
 
-def _spread(g: Geometry, a: int, scale: Fraction, shift: Fraction, before: Fraction, after: Fraction) -> tuple:
-    """Axis ``a`` after an op whose output cell j reads input cells ``scale*j + shift - before ... + after``
-    (fractional bounds rounded inwards by the op): the affine field that holds every output cell's."""
-    return (g.size[a] + (before + after) * g.stride[a], g.stride[a] * scale, g.offset[a] + (shift - before) * g.stride[a])
+def _covering(g: Geometry, a: int, scale: Fraction, period: int, reads) -> tuple:
+    """Axis ``a`` after an op whose output cell j reads input cells ``reads(j) = (first, last)`` (or None:
+    none), a pattern that repeats every ``period`` cells while moving ``scale * period`` input cells. The
+    field returned is the smallest affine one (stride ``scale`` input cells) that holds every output
+    cell's field; where the cells' fields differ in size (upsampling), some are smaller than it."""
+    spans = [(r[0] - scale * j, r[1] - scale * j) for j in range(period) if (r := reads(j)) is not None]
+    if not spans:
+        return None
+    first = min(lo for lo, _ in spans)
+    last = max(hi for _, hi in spans)
+    return (g.size[a] + (last - first) * g.stride[a], g.stride[a] * scale, g.offset[a] + first * g.stride[a])
 
 
-def _transposed(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> Geometry:
-    """Output cell j of a transposed conv reads input cells i with i*s = j + p - k*d for taps k."""
-    parts = [_spread(g, a, Fraction(1, stride[a]), Fraction(padding[a], stride[a]),
-                     Fraction(dilation[a] * (kernel[a] - 1), stride[a]), Fraction(0)) for a in range(2)]
+def _transposed(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor) -> Geometry | str:
+    """Output cell j of a transposed conv reads input cells i = (j + p - t*d) / s for the taps t that make
+    that a whole number."""
+    parts = []
+    for a in range(2):
+        s, p, d, k = stride[a], padding[a], dilation[a], kernel[a]
+
+        def reads(j: int, s=s, p=p, d=d, k=k):
+            cells = [(j + p - t * d) // s for t in range(k) if (j + p - t * d) % s == 0]
+            return (min(cells), max(cells)) if cells else None
+
+        part = _covering(g, a, Fraction(1, s), s, reads)
+        if part is None:
+            return UNKNOWN
+        parts.append(part)
     return _geometry((out.ndim - 2, out.ndim - 1), *zip(*parts))
 
 
@@ -231,9 +253,11 @@ def _interpolated(g: Geometry, first_t: torch.Tensor, out: torch.Tensor, args, k
         else:  # half-pixel centres
             shift = (scale - 1) / 2 if mode != "nearest-exact" else scale / 2
         lo, hi = _INTERP_REACH[mode]
-        # floor(v) >= v - (q - 1)/q for v with denominator q
-        q = math.lcm(scale.denominator, shift.denominator)
-        parts.append(_spread(g, a, scale, shift, lo + Fraction(q - 1, q), Fraction(hi)))
+        period = math.lcm(scale.denominator, shift.denominator)
+        part = _covering(g, a, scale, period,
+                         lambda j, scale=scale, shift=shift, lo=lo, hi=hi: (math.floor(scale * j + shift) - lo,
+                                                                            math.floor(scale * j + shift) + hi))
+        parts.append(part)
     return _geometry(g.dims, *zip(*parts))
 
 
@@ -379,7 +403,7 @@ class GeometryTracer:
             if sliced is not None:
                 return sliced
         geoms = [g for _, g in ins]
-        if UNKNOWN in geoms:
+        if UNKNOWN in geoms or (name in _REARRANGE and any(isinstance(g, Geometry) for g in geoms)):
             return UNKNOWN
         spatial = [(t, g) for t, g in ins if isinstance(g, Geometry)]
         if not spatial:

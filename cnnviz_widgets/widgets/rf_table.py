@@ -15,6 +15,7 @@ class ReceptiveFieldTable(CnnvizWidget):
 
     models = traitlets.List(traitlets.Unicode()).tag(sync=True)
     rows = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)  # per model: [name, kind, size, stride]
+    # (a stride below one pixel, after upsampling, is a string such as "1/2"; "?" where there is no field)
     layer = traitlets.Unicode("").tag(sync=True)  # shared: the highlighted layer
 
     def __init__(self, probes: Any, include_fc: bool = False, **kwargs: Any) -> None:
@@ -30,8 +31,13 @@ class ReceptiveFieldTable(CnnvizWidget):
                 for l in p.layers:
                     if l.kind == "fc" and not include_fc:
                         continue
-                    rf = p.receptive_field(l.name)
-                    table.append([l.name, l.kind, rf.size, rf.stride])
+                    rf = p.receptive_field(l.name)  # None where an op below it cannot be traced: shown as "?"
+                    table.append([l.name, l.kind, *((_number(rf.size), _number(rf.stride)) if rf else ("?", "?"))])
                 rows.append(table)
             with self.hold_sync():
                 self.models, self.rows = models, rows
+
+
+def _number(v: Any) -> int | str:
+    """An int, or a Fraction as "1/2" (JSON has no fractions)."""
+    return v if isinstance(v, int) else str(v)
