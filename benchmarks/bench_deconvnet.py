@@ -1,4 +1,5 @@
-"""All-layer deconvnet of VGG16 (224x224, batch 1): cnnviz-widgets vs a Captum loop vs the FLOP floor.
+"""All-layer deconvnet of VGG16 (224x224, batch 1): cnnviz-widgets vs a Captum loop vs the FLOP floor;
+the guided and gradient strips against the deconvnet strip, and guided against a Captum GuidedBackprop loop.
 
 (a) the loop a Captum user writes: one ``captum.attr.Deconvolution`` call per layer, on a wrapper
     whose output is the layer's activations weighted by themselves (so the seed is the layer's own
@@ -6,6 +7,9 @@
 (b) the floor: one plain forward plus one plain autograd backward to the input per layer, with no
     recorder, no hooks and the ordinary ReLU backward (which costs the same as the deconvnet's).
     Its expected cost in forward passes is also printed from the layers' multiply-adds.
+
+The guided rule keeps each rectifier's forward sign for its backward; its strip should cost at most
+1.05x the deconvnet's (timed in alternation, median of --repeats pairs).
 
 With --variants it also times the GPU options: all layers' backward passes as one batch
 (``batched=True``) and autocast bf16/fp16, each with its largest relative error against float32.
@@ -89,10 +93,20 @@ class SeededLayer(nn.Module):
         return (a * a.detach()).flatten(1).sum(1, keepdim=True)
 
 
-def captum_loop(wrappers, x):
-    from captum.attr import Deconvolution
+def captum_loop(wrappers, x, method: str = "Deconvolution"):
+    import captum.attr
 
-    return [Deconvolution(w).attribute(x.clone(), target=0) for w in wrappers]
+    attribution = getattr(captum.attr, method)
+    return [attribution(w).attribute(x.clone(), target=0) for w in wrappers]
+
+
+def paired(a, b, repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median times of ``a`` and ``b`` run in alternation, so a busy machine slows both alike."""
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(timed(a, 1, device))
+        tb.append(timed(b, 1, device))
+    return statistics.median(ta), statistics.median(tb)
 
 
 def forward_equivalents(model: nn.Module, size: int) -> float:
@@ -156,6 +170,23 @@ def main() -> None:
     print(f"RATIO speed-up vs Captum loop:            {t_captum / t_ours:5.2f}x  (target >= 2.5x)")
     print(f"RATIO time vs measured floor:             {t_ours / t_floor:5.2f}x  (target <= 1.3x)")
     print(f"RATIO time vs MAC floor ({expected:.1f} forwards): {t_ours / (expected * t_fwd):5.2f}x  (target <= 1.3x)")
+
+    # the other rules: same strip, a different backward at every rectifier
+    guided = probe.reconstruct(x, rule="guided")
+    ref_guided = captum_loop(wrappers, x, "GuidedBackprop")
+    worst_g = max(float((guided[n] - r).norm() / r.norm()) for n, r in zip(probe.layer_names, ref_guided))
+    assert worst_g < 1e-3, f"Captum GuidedBackprop loop disagrees with the guided rule: relative error {worst_g:.2e}"
+    t_dec, t_gui = paired(lambda: probe.reconstruct(x), lambda: probe.reconstruct(x, rule="guided"),
+                          max(args.repeats, 5), device)
+    _, t_grad = paired(lambda: probe.reconstruct(x), lambda: probe.reconstruct(x, rule="gradient"),
+                       max(args.repeats, 5), device)
+    t_captum_g = timed(lambda: captum_loop(wrappers, x, "GuidedBackprop"), args.repeats, device)
+    print(f"  guided strip               {t_gui * 1e3:9.1f} ms  (deconvnet strip timed alongside: {t_dec * 1e3:.1f} ms)")
+    print(f"  gradient strip             {t_grad * 1e3:9.1f} ms")
+    print(f"  Captum GuidedBackprop loop {t_captum_g * 1e3:9.1f} ms  (max relative difference {worst_g:.1e})")
+    print(f"RATIO guided strip vs deconvnet strip:    {t_gui / t_dec:5.2f}x  (target <= 1.05x)")
+    print(f"RATIO gradient strip vs deconvnet strip:  {t_grad / t_dec:5.2f}x")
+    print(f"RATIO guided speed-up vs Captum loop:     {t_captum_g / t_gui:5.2f}x")
     if args.variants:
         # the GPU options: all layers' backward passes as one batch, and reduced precision (error vs float32)
         print("variants of cnnviz-widgets (vs its default layer-by-layer float32 run above):")

@@ -28,8 +28,8 @@ class ReverseRule:
     title: ClassVar[str]  # a short line for selectors and captions
     intercepts: ClassVar[bool] = True  # False: rectifiers keep their own backward
 
-    def save(self, x: torch.Tensor) -> torch.Tensor | None:
-        """What the backward needs of the rectifier's forward input (taken before an in-place write)."""
+    def save(self, out: torch.Tensor) -> torch.Tensor | None:
+        """What the backward needs of the rectifier's forward (its output; None: nothing)."""
         return None
 
     def backward(self, grad: torch.Tensor, saved: torch.Tensor | None) -> torch.Tensor:
@@ -51,11 +51,13 @@ class Guided(ReverseRule):
     name = "guided"
     title = "guided backprop (Springenberg et al.): relu of the signal where the input was positive"
 
-    def save(self, x: torch.Tensor) -> torch.Tensor:
-        return x > 0
+    def save(self, out: torch.Tensor) -> torch.Tensor:
+        # every rectifier intercepted (ReLU, ReLU6, LeakyReLU, SiLU, GELU, Hardswish, ELU, Mish) is positive
+        # exactly where its input is, so the output serves as the mask: no copy, and the next layer keeps it anyway
+        return out
 
     def backward(self, grad: torch.Tensor, saved: torch.Tensor | None) -> torch.Tensor:
-        return grad.clamp_min(0).mul_(saved)
+        return torch.ops.aten.threshold_backward(grad, saved, 0).clamp_min_(0)
 
 
 class Gradient(ReverseRule):
@@ -86,13 +88,15 @@ class Rectify(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor], rule: ReverseRule,  # noqa: D102
                 inplace: bool) -> torch.Tensor:
         ctx.rule = rule
-        saved = rule.save(x)
-        if saved is not None:
-            ctx.save_for_backward(saved)
         if inplace:
             ctx.mark_dirty(x)
-            return x.copy_(compute(x))
-        return compute(x)
+            out = x.copy_(compute(x))
+        else:
+            out = compute(x)
+        saved = rule.save(out)
+        if saved is not None:
+            ctx.save_for_backward(saved)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[Any, ...]:  # noqa: D102
