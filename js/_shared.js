@@ -24,7 +24,8 @@ const CNNVIZ_CSS = `
 .cnnviz-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); }
 .cnnviz-pred { display: flex; gap: 6px; align-items: center; border: 1px solid transparent; background: none; color: inherit;
   padding: 1px 3px; cursor: pointer; text-align: left; }
-.cnnviz-pred:hover, .cnnviz-pred.active { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnviz-pred:hover { background: var(--jp-layout-color2, #eee); }
+.cnnviz-pred.active { border-color: var(--jp-brand-color1, #1976d2); }
 .cnnviz-note { color: var(--jp-ui-font-color2, #666); font-size: 12px; max-width: 820px; }
 .cnnviz-sheet { position: relative; display: inline-block; line-height: 0; }
 .cnnviz-sheet img { image-rendering: pixelated; }

@@ -46,6 +46,7 @@ export default {
     const stale = () => model.get("shown_image") !== model.get("image_index") || model.get("shown_rule") !== model.get("rule");
     const markStale = () => {
       const s = staleMark(root, [mainRow, strip], stale);
+      root.dataset.rule = model.get("shown_rule") || "";
       const i = Number(slider.value);
       const caption = (model.get("captions") || [])[i];
       const layer = `layer ${names()[i] || ""}${caption ? `: ${caption}` : ""}`;
@@ -113,6 +114,7 @@ export default {
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
       preds.querySelectorAll(".cnnviz-pred").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
+      root.dataset.selectedClass = s.label !== undefined ? String(s.channel) : "";
     }
     function renderPreds() {
       const items = model.get("predictions") || [];

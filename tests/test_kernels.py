@@ -137,6 +137,22 @@ def test_reconstructions_are_the_units_deconvnet_cropped(alex_small, pictures):
     assert torch.allclose(top.reconstruction(5, 1), recs[1], rtol=1e-5, atol=1e-9)  # batch of 1 vs 3: last bits differ
 
 
+def test_reconstructions_take_the_rule(alex_small, pictures):
+    top = cv.top_patches(alex_small, pictures, "c4", k=2, progress=False)
+    rf = alex_small.receptive_field("c4")
+    for rule in ("guided", "gradient"):
+        recs = top.reconstructions(7, rule=rule)
+        for i in range(2):
+            img, (y, x) = int(top.image_index[7, i]), top.yx[7, i].tolist()
+            full = alex_small.reconstruct(alex_small.preprocess(pictures[img][1]), layers="c4", unit=(7, y, x), rule=rule)["c4"][0]
+            t, l, b, r = rf.square_box(y, x)
+            b, r = min(b, full.shape[-2]), min(r, full.shape[-1])  # the part of the field inside the picture
+            assert torch.allclose(recs[i][:, max(t, 0) - t : b - t, max(l, 0) - l : r - l], full[:, max(t, 0):b, max(l, 0):r],
+                                  atol=1e-6), rule
+        assert torch.allclose(top.reconstruction(7, 1, rule=rule), recs[1], rtol=1e-5, atol=1e-9)
+        assert not torch.allclose(recs, top.reconstructions(7), atol=1e-6)  # not the deconvnet's
+
+
 def test_sharded_then_merged_equals_one_pass(alex_small, pictures):
     whole_s = cv.sparsity(alex_small, pictures, progress=False)
     whole_t = cv.top_patches(alex_small, pictures, "c5", k=5, progress=False)

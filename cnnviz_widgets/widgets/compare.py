@@ -108,6 +108,8 @@ class CompareModels(ReversingWidget):
             self.input_png = r["input_png"]
             self.rows = r["rows"]
             self.predictions = r["predictions"]
-            self.display = "; ".join(f"{name}: {DISPLAYS[m]}" for name, m in zip(self.model_names, r["modes"]))
+            modes = r["modes"]
+            self.display = (f"display: {DISPLAYS[modes[0]]}" if len(set(modes)) == 1 else
+                            "display: " + "; ".join(f"{name}, {DISPLAYS[m]}" for name, m in zip(self.model_names, modes)))
             self.shown_rule = r["rule"]
             self.shown_image = r["index"]

@@ -242,6 +242,25 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.unit", timeout=60_000)
     assert len(explorer.evaluate("r => r.dataset.unit").split(",")) == 3
 
+    # the rule selector: guided backprop replaces the pictures (a kernel job), with no error
+    digest = """async root => { const big = root.querySelector('.cnnviz-big'); await big.decode();
+        const c = document.createElement('canvas'); c.width = 64; c.height = 64; const g = c.getContext('2d');
+        g.drawImage(big, 0, 0, 64, 64); return Array.from(g.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 0)); }"""
+    before_rule = explorer.evaluate(digest)
+    assert explorer.evaluate("r => r.dataset.rule") == "deconvnet"
+    explorer.locator("select.cnnviz-rule").select_option("guided")
+    page.wait_for_function("() => { const r = document.querySelector(\".cnnviz[data-ready='1']\"); return r.dataset.rule === 'guided' && r.dataset.stale === ''; }",
+                           timeout=120_000)
+    after_rule = explorer.evaluate(digest)
+    changed = sum(a != b for a, b in zip(before_rule, after_rule)) / len(after_rule)
+    assert changed > 0.2, f"only {changed:.0%} of the big picture changed with the rule"
+    assert explorer.evaluate("r => r.dataset.error") == "" and explorer.locator(".cnnviz-error").inner_text() == ""
+    explorer.screenshot(path=str(ARTIFACTS / f"deconv_explorer_guided_{ui}.png"))
+    # a top-5 bar reconstructs its class
+    explorer.locator(".cnnviz-pred").nth(1).click()
+    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.selectedClass !== ''", timeout=60_000)
+    assert "class" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
+
     # hostile class labels are text, never markup
     preds = explorer.locator(".cnnviz-preds")
     assert "<img src=x" in preds.inner_text()
