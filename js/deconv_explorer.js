@@ -50,8 +50,9 @@ export default {
       const i = Number(slider.value);
       const caption = (model.get("captions") || [])[i];
       const layer = `layer ${names()[i] || ""}${caption ? `: ${caption}` : ""}`;
-      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${model.get("rule")} for image ${model.get("image_index")}…`
-        : `${layer}, still of image ${model.get("shown_image")} by ${model.get("shown_rule")}`;
+      const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
+      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${newRule}image ${model.get("image_index")}…`
+        : `${layer}, still of image ${model.get("shown_image")}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
     };
     // one line under the controls: the display used, and why a deconvnet without switches looks alike for every image
@@ -59,7 +60,7 @@ export default {
       const i = Number(slider.value);
       const noSwitch = model.get("shown_rule") === "deconvnet" && (model.get("switches") || [])[i] === false;
       const parts = [model.get("display") || ""];
-      if (noSwitch) parts.push(`No max-pool lies below ${names()[i]}: the deconvnet takes nothing from the picture here (it has no switches), so it looks alike for every image; the guided rule follows the image.`);
+      if (noSwitch) parts.push(`No max-pool lies below ${names()[i]}: the deconvnet takes nothing from the picture but this layer's activations (it has no switches), so deep layers look alike for every image; the guided rule follows the image.`);
       note.textContent = parts.filter(Boolean).join(" · ");
       root.dataset.noSwitches = noSwitch ? "1" : "";
     }

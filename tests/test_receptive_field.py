@@ -267,3 +267,32 @@ def test_transposed_conv_strides_are_never_zero():
     assert rf.box(0, 0) == (-1, -1, 4, 4) and rf.box(1, 1) == (0, 0, 5, 5)  # half-pixel steps, rounded outwards
     assert rf.size == 6  # the square crop that holds any unit's box, whichever way it rounds
     assert repr(rf) == "ReceptiveField(size=9/2, stride=1/2, offset=-1/2)"
+
+
+def test_a_conv_output_changed_in_place_keeps_its_field():
+    """``y = conv(x); y += x`` (pre-activation ResNets): the probe keeps a copy of the conv's output, and
+    that copy has the conv's field."""
+
+    class PreAct(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2, self.c3 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3)
+
+        def forward(self, x):
+            x = self.c1(x)
+            y = self.c2(x)
+            y += x
+            return self.c3(F.relu(y))
+
+    probe = cv.Probe(PreAct().eval(), input_size=24)
+    measured = probe.measure_receptive_fields()
+    for layer in probe.layers:
+        assert layer.rf is not None and _same(layer.rf, measured[layer.name]), layer.name
+
+
+def test_the_oracle_declines_fractional_fields():
+    net = nn.Sequential(nn.Conv2d(3, 4, 4, stride=4), nn.Conv2d(4, 4, 4, stride=4), nn.ConvTranspose2d(4, 4, 3, stride=3),
+                        nn.Conv2d(4, 4, 3)).eval()
+    probe = cv.Probe(net, input_size=64)
+    assert probe.receptive_field("c3").stride == Fraction(16, 3)
+    assert probe.measure_receptive_fields(["c3"], max_side=256)["c3"] is None  # not measurable: no whole-pixel stride

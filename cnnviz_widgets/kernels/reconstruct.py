@@ -71,12 +71,6 @@ def reconstruct(
     return {name: g.float() for name, g in out.items()}
 
 
-def deconvnet(probe: Probe, x: torch.Tensor, layers: str | Iterable[str] | None = None, channel: int | str | None = None,
-              unit: tuple[int, int, int] | None = None, **options: Any) -> dict[str, torch.Tensor]:
-    """Zeiler & Fergus deconvnet: :func:`reconstruct` with ``rule="deconvnet"``."""
-    return reconstruct(probe, x, layers=layers, channel=channel, unit=unit, rule="deconvnet", **options)
-
-
 def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
     """Raise UnsupportedModelError unless autograd's graph leads from ``act`` back to the input ``xi``.
 

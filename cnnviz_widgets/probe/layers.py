@@ -24,8 +24,9 @@ class Layer:
     size; layout: "nchw", "nc" (fully connected) or "nhwc" (a Linear on a channels-last map).
     rf: receptive field, or None where it could not be traced (see Probe.receptive_field).
     rectified: whether its activation is the output of the rectifier that follows it.
-    switches: whether max-pools lie between the input and this layer's output. Their switches are all
-    the deconvnet takes from the picture, so without them it shows the same thing for every image.
+    switches: whether max-pools lie between the input and this layer's output. Their switches and the
+    seed (the layer's own activations) are all the deconvnet takes from the picture, so without them a
+    deep layer's deconvnet looks alike for every image.
     """
 
     name: str

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 import threading
 import warnings
@@ -97,7 +98,7 @@ class Probe:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._labels = list(labels) if labels is not None else None
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()  # (rule, rectifier) pairs already warned about
         # hooks and eval flags are set on the shared model for the length of a forward pass: one at
         # a time, so a widget's background job and a cell never interleave their passes
         self._lock = threading.RLock()
@@ -234,11 +235,12 @@ class Probe:
         rf = self.receptive_field(name)
         if rf is None:
             layer = self.layer(name)
-            ops = ", ".join(dict.fromkeys(self._untraced)) or "an op it does not know"
+            ops = ", ".join(dict.fromkeys(self._untraced)) or "an op"
             raise UnsupportedModelError(
-                f"Layer {layer.name!r} has no receptive field: below it {type(self.model).__name__} uses {ops}, which the "
-                f"field tracer cannot follow, so its patches cannot be cropped. Its activations and reconstructions "
-                f"still work; patches of the layers above that op do too."
+                f"Layer {layer.name!r} has no receptive field: {type(self.model).__name__} moves values between "
+                f"positions on the way to it ({ops}), which the field tracer does not follow, so its patches cannot be "
+                f"cropped. Its activations and reconstructions still work, and so do the patches of the layers "
+                f"before that op."
             )
         return rf
 
@@ -278,7 +280,7 @@ class Probe:
 
                 side = self.input_size
                 if layer.rf is not None:  # start where the traced field fits, to skip doublings
-                    side = max(side, layer.rf.size + 4 * layer.rf.stride + 2 * abs(layer.rf.offset))
+                    side = max(side, math.ceil(layer.rf.size + 4 * layer.rf.stride + 2 * abs(layer.rf.offset)))
                 with grad_enabled():
                     rf = measure_field(run, (side, side), max_side=max(max_side, side))
                 self._measured[layer.name] = rf
@@ -348,9 +350,10 @@ class Probe:
                 self.model(x)
         except StopForward:
             pass
-        new = rec.rectifier_labels - self._warned
-        if rec.rule is not None and new:
-            self._warned |= new
+        rule = rec.rule.name if rec.rule is not None else None
+        new = {label for label in rec.rectifier_labels if (rule, label) not in self._warned} if rule else set()
+        if new:
+            self._warned |= {(rule, label) for label in new}
             warnings.warn(
                 f"{type(self.model).__name__} uses {', '.join(sorted(new))}: the {rec.rule.name} rule reverses "
                 f"{'it' if len(new) == 1 else 'them'} as it does ReLU ({rec.rule.title.split(': ', 1)[-1]}); "
@@ -420,6 +423,9 @@ class Probe:
                 f"{type(self.model).__name__} does not end in class scores, so {label!r} names no class."
             )
         if not isinstance(label, str):
+            if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < out.channels:
+                raise IndexOutOfRangeError(f"class {label!r} is out of range: {out.name!r} has {out.channels} classes, "
+                                           f"0 to {out.channels - 1}.")
             return int(label)
         labels = self.labels
         if not labels:

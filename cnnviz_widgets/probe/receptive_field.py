@@ -330,6 +330,12 @@ class GeometryTracer:
         if entry is not None and entry[0] is t:
             self.geo[id(t)] = (t, entry[1], layer)
 
+    def alias(self, copy: torch.Tensor, of: torch.Tensor) -> None:
+        """``copy`` is a copy of ``of`` made outside the traced ops (before an in-place op changes ``of``)."""
+        entry = self.geo.get(id(of))
+        if entry is not None and entry[0] is of:
+            self.geo[id(copy)] = (copy, *entry[1:])
+
     def update(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], result: Any) -> None:
         ins = [(t, e[1], e[2]) for t in _tensors(args, kwargs) if (e := self.geo.get(id(t))) is not None and e[0] is t]
         outs = [r for r in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(r, torch.Tensor)]

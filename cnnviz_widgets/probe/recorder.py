@@ -158,6 +158,8 @@ class ForwardRecorder(TorchFunctionMode):
         table = self.captured if store == "captured" else self.module_out
         if table.get(layer) is target:
             table[layer] = target.clone()
+            if self.tracer is not None:  # the clone is made here, unseen by the tracer: it has the same field
+                self.tracer.alias(table[layer], target)
 
     def _finalize(self) -> None:
         if self.stop_early and self.wanted and all(

@@ -5,7 +5,8 @@ ordinary linear backward of everything else); they differ only at the rectifiers
 intercepts (ReLU as a module, functional or in place, ReLU6, LeakyReLU, SiLU, GELU, Hardswish, ...):
 
 - ``deconvnet`` (Zeiler & Fergus 2014; the paper): ``relu(signal)``. Nothing of the input but the
-  max-pool switches is used, so a network without max-pools gives the same picture for every image.
+  seed (the layer's activations) and the max-pool switches is used, so the deep layers of a network
+  without max-pools give much the same picture for every image.
 - ``guided`` (Springenberg et al. 2015, guided backpropagation): ``relu(signal) * (forward input > 0)``.
 - ``gradient`` (Simonyan et al. 2013, saliency): the ordinary backward.
 

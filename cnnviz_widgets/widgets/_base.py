@@ -18,7 +18,7 @@ import numpy as np
 import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
-from ..errors import CnnvizError
+from ..errors import CnnvizError, UnsupportedModelError
 from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
@@ -280,6 +280,21 @@ class ReversingWidget(CnnvizWidget):
 
     def show_display(self, mode: str) -> None:
         self.display = f"display: {DISPLAYS[mode]}"
+
+
+def patch_layers(probe: Any, layer: str | None) -> tuple[list[str], str]:
+    """The conv layers whose patches can be cropped (they have a receptive field), and the layer to show:
+    ``layer`` (an UnsupportedModelError says why when it has no field) or the middle one of them."""
+    convs = [l.name for l in probe.layers if l.kind == "conv" and l.rf is not None]
+    if layer:
+        name = probe.layer(layer).name
+        probe.field_or_error(name)
+        return convs, name
+    if not convs:
+        raise UnsupportedModelError(
+            f"No conv layer of {type(probe.model).__name__} has a receptive field, so no patches can be cropped; "
+            f"DeconvExplorer still shows what each layer keeps.")
+    return convs, convs[len(convs) // 2]
 
 
 def as_probe(model_or_probe: Any, **kwargs: Any):

@@ -68,7 +68,7 @@ class CompareModels(ReversingWidget):
     def _on_image(self, change: dict) -> None:
         if not self._probes or self._images is None or change["old"] == change["new"]:
             return
-        if change["new"] == self.shown_image:
+        if change["new"] == self.shown_image and self.rule == self.shown_rule:
             self.back_to_shown("image")
             return
         self._request(change["new"])

@@ -41,7 +41,7 @@ class DeconvExplorer(ReversingWidget):
     channel_request = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "channel"}
     selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit": [c, y, x]} once reconstructed; shared
     unit_png = traitlets.Bytes(b"").tag(sync=True)
-    predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index], ...]
+    predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index or -1], ...]
 
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the pictures now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
@@ -82,7 +82,7 @@ class DeconvExplorer(ReversingWidget):
     def _on_image(self, change: dict) -> None:
         if self._probe is None or self._images is None or change["old"] == change["new"]:
             return
-        if change["new"] == self.shown_image:  # back to the image on screen: nothing to compute
+        if change["new"] == self.shown_image and self.rule == self.shown_rule:  # back to the image on screen: nothing to compute
             self.back_to_shown("image")
             return
         self._request_image(change["new"])
@@ -119,7 +119,7 @@ class DeconvExplorer(ReversingWidget):
         job.check()
         return {"index": index, "x": x, "input_png": png_bytes(probe.to_image(x)[0]), "recs": pngs, "mode": mode,
                 "captions": captions, "rule": rule,
-                "predictions": [[label, round(p, 4), c] for c, label, p in preds]}
+                "predictions": [[label, round(p, 4), c if out is not None else -1] for c, label, p in preds]}
 
     def _show_image(self, r: dict) -> None:
         self._x = r["x"]

@@ -13,7 +13,7 @@ import traitlets
 from ..errors import CnnvizError
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
-from ._base import CnnvizWidget, as_probe, esm, png_bytes
+from ._base import CnnvizWidget, as_probe, esm, patch_layers, png_bytes
 
 
 class EmbeddingMap(CnnvizWidget):
@@ -45,8 +45,7 @@ class EmbeddingMap(CnnvizWidget):
 
             probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
-            convs = [l.name for l in probe.layers if l.kind == "conv"]
-            name = probe.layer(layer).name if layer else convs[len(convs) // 2]
+            _, name = patch_layers(probe, layer)
             self._options = {"images": images, "n_patches": n_patches, "grid": grid, "seed": seed}
             space = representation_space(probe, images, name, n_patches=n_patches, grid=grid, seed=seed,
                                          progress=self.report)

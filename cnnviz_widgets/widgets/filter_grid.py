@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from ..errors import IndexOutOfRangeError, UnsupportedModelError
+from ..errors import IndexOutOfRangeError
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ._base import ReversingWidget, as_probe, esm, png_bytes, sprite
+from ._base import ReversingWidget, as_probe, esm, patch_layers, png_bytes, sprite
 
 
 class FilterGrid(ReversingWidget):
@@ -53,20 +53,11 @@ class FilterGrid(ReversingWidget):
             self._set_rule(rule)
             self._probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
-            convs = [l.name for l in self._probe.layers if l.kind == "conv" and l.rf is not None]
+            convs, name = patch_layers(self._probe, layer)
             blind = [l.name for l in self._probe.layers if l.rf is None]
             if blind:
                 self.note = (f"{len(blind)} layer(s) have no receptive field, so no patches: "
                              f"{', '.join(blind[:3])}{', ...' if len(blind) > 3 else ''}")
-            if layer:
-                name = self._probe.layer(layer).name
-                self._probe.field_or_error(name)  # says why a layer without a field has no patches
-            elif convs:
-                name = convs[len(convs) // 2]
-            else:
-                raise UnsupportedModelError(
-                    f"No conv layer of {type(self._probe.model).__name__} has a receptive field, so no patches can be "
-                    f"cropped; DeconvExplorer still shows what each layer keeps.")
             if name not in convs:
                 convs.append(name)
             self._images = images

@@ -83,7 +83,10 @@ def server(tmp_path_factory):
     soak.cells = [nbformat.v4.new_code_cell(c) for c in SOAK_CELLS]
     soak.metadata["kernelspec"] = nb.metadata["kernelspec"]
     nbformat.write(soak, root / "soak.ipynb")
-    shutil.copy(Path(__file__).resolve().parents[2] / "notebooks" / "00_tour.ipynb", root / "00_tour.ipynb")
+    repo = Path(__file__).resolve().parents[2]
+    (root / "notebooks").mkdir()
+    shutil.copy(repo / "notebooks" / "00_tour.ipynb", root / "notebooks" / "00_tour.ipynb")  # as in the repository,
+    shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("*.py"))  # so ../docs/ pictures load
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
     proc = subprocess.Popen(
@@ -242,6 +245,13 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.unit", timeout=60_000)
     assert len(explorer.evaluate("r => r.dataset.unit").split(",")) == 3
 
+    # below the first max-pool the deconvnet has no switches, and the explorer says so in one line
+    shown = explorer.evaluate("""r => { for (let i = 0; i < 12; i++) r.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft', bubbles: true}));
+                                    return [r.dataset.shownLayer, r.dataset.noSwitches, r.querySelector('.cnnviz-note').textContent]; }""")
+    assert shown[0] == "c1" and shown[1] == "1" and "No max-pool lies below c1" in shown[2], shown
+    assert explorer.evaluate("""r => { r.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
+                                    return r.dataset.noSwitches; }""") == ""  # p1 has its own switches
+
     # the rule selector: guided backprop replaces the pictures (a kernel job), with no error
     digest = """async root => { const big = root.querySelector('.cnnviz-big'); await big.decode();
         const c = document.createElement('canvas'); c.width = 64; c.height = 64; const g = c.getContext('2d');
@@ -316,7 +326,7 @@ def test_widgets_render_and_respond(server, browser, ui):
 def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
     """The README's main experience: the tour, run top to bottom in JupyterLab; its screenshot is docs/tour.png."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page, errors, known = open_and_run(browser, server, "00_tour.ipynb", {"width": 1300, "height": 1500})
+    page, errors, known = open_and_run(browser, server, "notebooks/00_tour.ipynb", {"width": 1300, "height": 1500})
     for label in ("Deconvnet explorer", "Representation space", "Filters by their top patches", "Compare two networks"):
         page.locator(f"[aria-label='{label}'][data-ready='1']").first.wait_for(timeout=300_000)
     assert page.locator(".cnnviz[data-error='1']").count() == 0
@@ -324,6 +334,11 @@ def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg").count() == 0
     assert "Offline: using seeded random weights" in page.locator(".jp-RenderedMarkdown").all_inner_texts().__str__() \
         or "ImageNet weights loaded" in page.content()
+    figure = page.locator("img[src*='rules.jpg']").first  # the README's picture of the rules, in the tour
+    figure.scroll_into_view_if_needed()
+    page.wait_for_function("() => { const i = document.querySelector(\"img[src*='rules.jpg']\"); return i && i.complete && i.naturalWidth > 0; }",
+                           timeout=30_000)
+    assert figure.evaluate("i => i.naturalWidth") == 1156
     explorer = page.locator("[aria-label='Deconvnet explorer']").first
     explorer.evaluate("""e => {  // bring the explorer's cell to the top of JupyterLab's own scroller
         const scroller = e.closest('.jp-WindowedPanel-outer') || e.closest('.jp-Notebook');
@@ -345,7 +360,7 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     w = page.locator("[aria-label='Deconvnet explorer'][data-ready='1']").first
     w.wait_for(timeout=300_000)
     cdp = page.context.new_cdp_session(page)
-    picker = w.locator("select")
+    picker = w.locator("select[aria-label=Image]")
 
     def heap_mb() -> float:
         cdp.send("HeapProfiler.collectGarbage")
