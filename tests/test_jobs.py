@@ -420,3 +420,36 @@ def test_stop_reaches_inside_the_tsne(probe, photos):
     whole = []
     cv.representation_space(probe, photos[:3], "c3", n_patches=300, grid=8, progress=lambda d, t: whole.append(d / t))
     assert whole[-1] == 1.0 and len([f for f in whole if f > 0.5]) == 15  # every 25 of the 375 iterations
+
+
+def test_stopping_a_rule_change_puts_the_selector_back(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:3])
+    before = list(w.recs)
+
+    async def scenario():
+        started, release = gate(w, "_reconstruct")
+        w.set_state({"rule": "guided"})  # the selector
+        await asyncio.to_thread(started.wait, 10)
+        w._on_custom_msg(w, {"event": "stop"}, [])
+        release.set()
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.rule == w.shown_rule == "deconvnet" and w.recs == before  # nothing recomputed on the way back
+    assert w.image_index == w.shown_image == 0 and "stopped" in w.notice and not w.busy and w.error == ""
+
+
+def test_back_to_the_shown_image_under_a_new_rule_computes_it(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:3])
+
+    async def scenario():
+        w.set_state({"rule": "guided"})
+        w.set_state({"image_index": 1})
+        w.set_state({"image_index": 0})  # the image on screen, but not by this rule: not a way back
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == 0 and w.shown_rule == "guided" and w.error == ""
+    x = probe.preprocess(cv.load_images(photos[:3]).tensor(0))
+    c4 = probe.reconstruct(x, layers="c4", rule="guided")["c4"][0]
+    assert w.recs[w.layer_names.index("c4")] == png_bytes(to_display(c4))

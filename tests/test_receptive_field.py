@@ -239,7 +239,7 @@ def test_an_op_the_tracer_cannot_follow_leaves_only_those_fields_out(photos):
     assert probe.receptive_field("c1") is not None and probe.receptive_field("c2") is not None
     assert probe.receptive_field("c3") is None  # not a wrong field: none
     assert probe.receptive_field("fc4").is_global
-    with pytest.raises(cv.UnsupportedModelError, match="Layer 'c3' has no receptive field: below it Rolled uses roll"):
+    with pytest.raises(cv.UnsupportedModelError, match=r"Layer 'c3' has no receptive field: Rolled moves values between positions on the way to it \(roll\)"):
         cv.top_patches(probe, photos[:2], "c3", k=2, progress=False).patch(0, 0)
     assert cv.top_patches(probe, photos[:2], "c2", k=2, progress=False).patch(0, 0).shape == (8, 8, 3)
     rec = probe.reconstruct(probe.preprocess(photos[0][1]), layers="c3", rule="guided")["c3"]

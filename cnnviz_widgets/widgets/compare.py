@@ -83,8 +83,8 @@ class CompareModels(ReversingWidget):
 
     def restore_inputs(self, job) -> None:
         if self.shown_image >= 0:
+            self.restore_rule(self.shown_rule)  # first: the image's observer then sees nothing left to compute
             self.image_index = self.shown_image
-            self.restore_rule(self.shown_rule)
 
     def _compare(self, index: int, rule: str, job) -> dict:
         if not 0 <= index < len(self._images):

@@ -137,8 +137,8 @@ class DeconvExplorer(ReversingWidget):
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
+            self.restore_rule(self.shown_rule)  # first: the image's observer then sees nothing left to compute
             self.image_index = self.shown_image  # the picker goes back to the image still shown
-            self.restore_rule(self.shown_rule)
 
     def _request_unit(self, what: str, compute) -> None:
         """A click or filter request on the image now shown; dropped if the image changes meanwhile."""

@@ -251,6 +251,9 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert shown[0] == "c1" and shown[1] == "1" and "No max-pool lies below c1" in shown[2], shown
     assert explorer.evaluate("""r => { r.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
                                     return r.dataset.noSwitches; }""") == ""  # p1 has its own switches
+    # (at c1 and p1 the two rules agree exactly: the signal is positive where it reaches c1's rectifier)
+    assert explorer.evaluate("""r => { for (let i = 0; i < 3; i++) r.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
+                                    return r.dataset.shownLayer; }""") == "c3"
 
     # the rule selector: guided backprop replaces the pictures (a kernel job), with no error
     digest = """async root => { const big = root.querySelector('.cnnviz-big'); await big.decode();
