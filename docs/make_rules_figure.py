@@ -36,6 +36,7 @@ def lite0() -> cv.Probe:
 
 
 def mean_abs_cosine(recs: torch.Tensor) -> float:
+    """Mean |cosine| between the reconstructions of different pictures (1: the same picture for all)."""
     f = recs.flatten(1)
     f = f / f.norm(dim=1, keepdim=True)
     n = len(f)
@@ -43,7 +44,9 @@ def mean_abs_cosine(recs: torch.Tensor) -> float:
 
 
 def checkerboard_energy(recs: torch.Tensor) -> list[float]:
-    """Share of the power spectrum on the period-2 and period-4 lines (the grids strided layers stamp)."""
+    """Per picture: the share of its power spectrum (channel means removed) on the frequencies of period 2
+    and 4 pixels along either axis (f = 1/4 or 1/2 cycles per pixel), where the grids that strided layers
+    stamp on a reconstruction put their energy. Those lines are 2.7% of a 224 x 224 spectrum."""
     r = recs - recs.mean(dim=(-2, -1), keepdim=True)
     power = torch.fft.fft2(r).abs().pow(2).sum(1)
     fy = torch.fft.fftfreq(r.shape[-2]).abs()[:, None]
