@@ -113,7 +113,7 @@ class DeconvExplorer(ReversingWidget):
             targets[out.name] = top1
             captions[self._layers.index(out.name)] = f"the top-1 class, {label}"
         recs = probe.reconstruct(x, layers=self._layers, rule=rule, targets=targets,
-                           progress=lambda d, t: job.report(0.8 * d, t))
+                                 progress=lambda d, t: job.report(0.8 * d, t))
         pictures, mode = self.displayed([recs[n][0] for n in self._layers])
         pngs = [png_bytes(p) for p in pictures]
         job.check()
@@ -212,14 +212,12 @@ class DeconvExplorer(ReversingWidget):
     def show_class(self, label: str | int) -> None:
         """Reconstruct one class of the output layer (by label or index) for the current image: the top-5
         bars do this when clicked."""
-        out = self._probe.output_layer if self._probe is not None else None
-        if out is None:
-            with self.guard("Reconstructing the class"):
-                raise UnsupportedModelError(
-                    f"{type(self._probe.model).__name__ if self._probe else 'This model'} does not end in class "
-                    f"scores, so there is no class to reconstruct.")
-            return
-        self.show_filter(out.name, label)
+        with self.guard("Reconstructing the class"):
+            out = self._probe.output_layer if self._probe is not None else None
+            if out is None:
+                raise UnsupportedModelError(f"{type(getattr(self._probe, 'model', None)).__name__} does not end in "
+                                            f"class scores, so there is no class to reconstruct.")
+            self.show_filter(out.name, label)
 
     def show_unit(self, layer: str, unit: tuple[int, int, int]) -> None:
         """Reconstruct one unit (channel, y, x) of ``layer`` for the current image, from Python."""
@@ -235,4 +233,4 @@ class DeconvExplorer(ReversingWidget):
         super()._on_custom_msg(widget, content, buffers)
         if isinstance(content, dict) and content.get("event") == "class":
             with self.from_browser(), self.guard("Reconstructing the class"):
-                self.show_class(int(content["index"]))
+                self.show_class(int(content["index"]))  # int() of a malformed message fails inside the guard
