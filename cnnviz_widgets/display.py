@@ -44,22 +44,19 @@ def _batch(rec: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
     return t, single
 
 
-def flatness(rec: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per image: the share of energy in per-channel offsets, and the 99.5th percentile of |value| over its peak."""
+def faintness(rec: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per image: the 99.5th percentile of |value| over its peak (small: a few hot pixels set the signed scale)."""
     t, _ = _batch(rec)
-    means = t.mean(dim=(2, 3), keepdim=True)
-    energy = t.pow(2).sum(dim=(1, 2, 3)).clamp_min(1e-300)
-    offsets = (means.pow(2).sum(dim=(1, 2, 3)) * t.shape[2] * t.shape[3] / energy).numpy()
     a = t.abs().flatten(1)
     peak = a.amax(1)
     ratio = torch.where(peak > 0, torch.quantile(a, PERCENTILE, dim=1) / peak.clamp_min(1e-300), torch.ones_like(peak))
-    return offsets, ratio.numpy()
+    return ratio.numpy()
 
 
 def choose_display(recs: Iterable[torch.Tensor | np.ndarray]) -> str:
     """'signed' or 'contrast' for a set of reconstructions: 'contrast' where the median of their 99.5th
     percentile over peak is under PEAK_RATIO (see the module docstring for the measurement)."""
-    ratios = [q for r in recs for q in flatness(r)[1].tolist()]
+    ratios = [q for r in recs for q in faintness(r).tolist()]
     if not ratios:
         return "signed"
     return "contrast" if float(np.median(ratios)) < PEAK_RATIO else "signed"

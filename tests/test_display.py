@@ -50,13 +50,13 @@ def test_contrast_centres_each_channel_at_its_median_and_clips_at_the_995th_perc
 
 
 def test_auto_picks_contrast_only_where_the_signed_display_is_faint():
-    from cnnviz_widgets.display import choose_display, flatness
+    from cnnviz_widgets.display import choose_display, faintness
 
     torch.manual_seed(0)
     spread = torch.randn(3, 32, 32)  # 99.5th percentile near its peak: the signed display is readable
     faint = torch.randn(3, 32, 32) * 0.05
     faint[:, 16, 16] = 5.0  # a few hot pixels set the scale
-    assert flatness(spread)[1][0] > 0.6 and flatness(faint)[1][0] < 0.1
+    assert faintness(spread)[0] > 0.6 and faintness(faint)[0] < 0.1
     assert choose_display([spread, spread, faint]) == "signed" and choose_display([faint, faint, spread]) == "contrast"
     both = torch.stack([spread, faint])
     assert np.array_equal(cv.to_display(both, mode="auto"), np.stack([cv.to_display(spread), cv.to_display(faint, "contrast")]))

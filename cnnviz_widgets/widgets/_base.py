@@ -250,11 +250,7 @@ class ReversingWidget(CnnvizWidget):
             name = resolve_rule(change["new"]).name
         except CnnvizError as exc:  # a bad value from the browser or a cell: say so, keep the old rule
             self._show_error("Changing the rule", exc)
-            self._rule_ready = False
-            try:
-                self.rule = change["old"]
-            finally:
-                self._rule_ready = True
+            self.restore_rule(change["old"])
             return
         if name != change["new"]:  # "Guided" -> "guided"
             self.rule = name
@@ -262,7 +258,8 @@ class ReversingWidget(CnnvizWidget):
         self.rule_changed()
 
     def restore_rule(self, name: str) -> None:
-        """Put the selector back to the rule of the pictures shown (after a Stop), computing nothing."""
+        """Put the selector back to ``name`` (the rule of the pictures shown, after a Stop or a bad value),
+        computing nothing."""
         if name and name != self.rule:
             self._rule_ready = False
             try:
