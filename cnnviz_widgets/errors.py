@@ -61,3 +61,19 @@ def list_names(names: Iterable[str], limit: int = 60) -> str:
         head, tail = names[: limit - 10], names[-10:]
         return ", ".join(head) + f", ... ({len(names) - limit} more) ..., " + ", ".join(tail)
     return ", ".join(names)
+
+
+def short_repr(value: object, limit: int = 120) -> str:
+    """A user value as an error message quotes it: its repr, cut to ``limit`` characters, with the type
+    and length for big containers (a whole state dict in a message would be 90 KB)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    try:
+        size = f" of length {len(value)}"  # type: ignore[arg-type]
+    except TypeError:
+        size = ""
+    return f"{text[: limit - 20]}... ({type(value).__name__}{size})"

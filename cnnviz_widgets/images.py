@@ -1,10 +1,11 @@
 """Pictures in: the bundled sample photos, any picture as float RGB, resizing (pictures out: display.py).
 
 Conventions: numpy pictures are (H, W[, C]); torch pictures are (C, H, W) or batches (N, C, H, W).
-Integer pictures are scaled by their dtype's maximum, floats must lie in [0, 1].
+Integer pictures are scaled by what their values are (8 or 16 bits), floats must lie in [0, 1].
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -47,66 +48,152 @@ def _describe(obj: Any) -> str:
     return f"{type(obj).__name__}" + (f" of shape {tuple(shape)} and dtype {dtype}" if shape is not None else "")
 
 
-def _scale_integer(arr: np.ndarray | torch.Tensor) -> torch.Tensor:
+def _scale_integer(arr: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+    """Integer pictures typed by their values: uint8 and values up to 255 are 8-bit (/255), values up
+    to 65535 are 16-bit (/65535); negative or larger values are not a picture's (ImageError)."""
     t = torch.as_tensor(arr)
-    if t.dtype == torch.bool:
-        return t.float()
-    if t.dtype.is_floating_point:
+    if t.dtype == torch.bool or t.dtype.is_floating_point:
         return t.float()
     if t.dtype == torch.uint8:
         return t.float() / 255.0
-    info = np.iinfo(np.dtype(str(t.dtype).replace("torch.", "")))
-    if info.min < 0:
-        t = t.clamp_min(0)
-    return t.double().div(info.max).float()
+    if t.numel() == 0:
+        return t.float()
+    t = t.to(torch.int64)  # min/max exist for every integer type there
+    lo, hi = int(t.min()), int(t.max())
+    if lo < 0 or hi > 65535:
+        raise ImageError(
+            f"{name}: an integer picture holds 0-255 (8-bit) or 0-65535 (16-bit) values, this {t.dtype} one spans "
+            f"[{lo}, {hi}]. Clip it (np.clip(a, 0, 255)) or pass floats in [0, 1]."
+        )
+    return t.double().div(255.0 if hi <= 255 else 65535.0).float()
 
 
-def picture_to_tensor(img: Any, name: str = "picture") -> torch.Tensor:
+REDUCE_MARGIN = 4  # a big picture is first reduced (decoder draft, box filter) to no less than 4x the input size
+
+
+def _reduce_factor(shorter: int, size: int | None) -> int:
+    return 1 if size is None else max(1, shorter // (REDUCE_MARGIN * size))
+
+
+def _bomb(name: str, exc: BaseException) -> ImageError:
+    from PIL import Image
+
+    return ImageError(
+        f"{name}: {exc} Pillow refuses such pictures as a possible decompression bomb (limit "
+        f"{Image.MAX_IMAGE_PIXELS:,} pixels). If you trust the file, raise the limit first: "
+        f"PIL.Image.MAX_IMAGE_PIXELS = None."
+    )
+
+
+def _open_path(path: str, name: str, reduce_to: int | None):
+    """The picture file as a loaded PIL image, decoded at a reduced scale when it is much larger than
+    ``reduce_to`` (JPEG's draft mode: a 48-megapixel photo is never held at full size)."""
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        raise ImageError(f"{name}: the file {path!r} does not exist (or is not a file).")
+    try:
+        opened = Image.open(path)
+        try:
+            w, h = opened.size
+            f = _reduce_factor(min(w, h), reduce_to)
+            if f > 1 and opened.format == "JPEG":
+                opened.draft("RGB", (max(1, w // f), max(1, h // f)))
+            opened.load()
+        except BaseException:
+            opened.close()
+            raise
+        return opened
+    except Image.DecompressionBombError as exc:
+        raise _bomb(f"{name} ({path!r})", exc) from exc
+    except PermissionError as exc:
+        raise ImageError(f"{name}: {path!r} cannot be read: permission denied.") from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
+        raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+
+
+@functools.cache
+def _exif_turns() -> dict[int, Any]:
+    """EXIF orientation tag -> the transpose that makes the picture upright (what ImageOps.exif_transpose does)."""
+    from PIL import Image
+
+    t = Image.Transpose
+    return {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
+            7: t.TRANSVERSE, 8: t.ROTATE_90}
+
+
+def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
+    """A PIL image, turned upright by its EXIF orientation, reduced early, as a float (C, H, W) tensor."""
+    from PIL import Image
+
+    try:
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            im = img
+        else:
+            im = img if img.mode in ("RGB", "L") else img.convert("RGB")  # alpha dropped, palettes expanded
+            f = _reduce_factor(min(im.size), reduce_to)
+            if f > 1:
+                im = im.reduce(f)
+        turn = _exif_turns().get(img.getexif().get(0x0112, 1))
+        if turn is not None:
+            im = im.transpose(turn)
+        if im.mode in ("I;16", "I;16B", "I;16L"):
+            arr = np.asarray(im).astype(np.float64) / 65535.0
+            return torch.from_numpy(arr).float()[None]
+        if im.mode == "I":
+            return _scale_integer(np.asarray(im).astype(np.int64), name)[None]
+        if im.mode == "F":
+            return torch.from_numpy(np.asarray(im, dtype=np.float32).copy())[None]
+        if im.mode == "L":
+            return torch.from_numpy(np.asarray(im).copy())[None].float() / 255.0
+        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+    except Image.DecompressionBombError as exc:
+        raise _bomb(name, exc) from exc
+    except ImageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
+        raise ImageError(f"{name}: the picture cannot be decoded ({type(exc).__name__}: {exc}).") from exc
+
+
+def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
     """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a float32 (3, H, W) tensor in [0, 1].
 
-    Grayscale is repeated to three channels, alpha is dropped (composited on nothing), 16-bit and
-    other integer types are scaled by their maximum. NaN, infinities and wrong shapes raise ImageError.
+    Files and PIL images are turned upright by their EXIF orientation. Grayscale is repeated to three
+    channels, alpha is dropped, integer pictures are scaled by what their values are (see
+    ``_scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
+    picture will be resized to; a file or PIL image more than 4x larger is decoded or box-reduced to
+    about 4x first (bounded memory for camera photos; the result differs from a full-size resize by
+    less than 1/255 on average, see tests/test_pictures.py).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
         path = os.fspath(img)
-        if not os.path.isfile(path):
-            raise ImageError(f"{name}: the file {path!r} does not exist (or is not a file).")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                return picture_to_tensor(opened, name=f"{name} ({path})")
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+        opened = _open_path(path, name, reduce_to)
+        with opened:
+            return picture_to_tensor(opened, name=f"{name} ({path})", reduce_to=reduce_to)
     if isinstance(img, Image.Image):
-        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(img).astype(np.float64)
-            t = torch.from_numpy(arr / (65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0)).float()
-            t = t[None]
-        elif img.mode == "F":
-            t = torch.from_numpy(np.asarray(img, dtype=np.float32).copy())[None]
-        else:
-            t = torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+        t = _from_pil(img, name, reduce_to)
     elif isinstance(img, np.ndarray):
-        if img.dtype == object or img.ndim not in (2, 3):
-            raise ImageError(f"{name}: expected an HxW or HxWxC picture, got {_describe(img)}.")
+        if img.dtype == object or img.ndim not in (2, 3) or img.dtype.kind not in "biuf":
+            raise ImageError(f"{name}: expected an HxW or HxWxC picture of numbers, got {_describe(img)}.")
         arr = img if img.ndim == 3 else img[:, :, None]
         if arr.shape[2] not in (1, 3, 4):
             raise ImageError(
                 f"{name}: a numpy picture is HxWxC with C in 1, 3 or 4; got {_describe(img)}. "
                 f"For a channels-first array pass np.moveaxis(a, 0, -1) or a torch tensor."
             )
-        t = _scale_integer(np.array(arr, copy=True)).permute(2, 0, 1)
+        t = _scale_integer(np.array(arr, copy=True), name).permute(2, 0, 1)
     elif isinstance(img, torch.Tensor):
         x = img.detach().cpu()
         if x.ndim == 2:
             x = x[None]
-        if x.ndim != 3 or x.shape[0] not in (1, 3, 4):
+        if x.ndim != 3 or x.shape[0] not in (1, 3, 4) or x.is_complex():
             raise ImageError(
-                f"{name}: a torch picture is CxHxW with C in 1, 3 or 4 (or a batch NxCxHxW); got {_describe(img)}."
+                f"{name}: a torch picture is a real CxHxW tensor with C in 1, 3 or 4 (or a batch NxCxHxW); "
+                f"got {_describe(img)}."
             )
-        t = _scale_integer(x)
+        t = _scale_integer(x, name)
     else:
         raise ImageError(
             f"{name}: cannot read a picture from {_describe(img)}; pass a PIL image, a numpy "
@@ -127,6 +214,20 @@ def picture_to_tensor(img: Any, name: str = "picture") -> torch.Tensor:
     elif t.shape[0] == 4:
         t = t[:3]
     return t.contiguous().float()
+
+
+GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as Pillow's convert("L")
+
+
+def prepare_picture(img: Any, size: int, channels: int = 3, name: str = "picture") -> torch.Tensor:
+    """The one preprocessing definition: any picture -> what the network sees before normalising,
+    float (channels, size, size) in [0, 1]: upright, reduced early, resized so its shorter side is
+    ``size``, centre-cropped; one channel is the luma of the colour picture. Probe.preprocess, the
+    streaming readers and the patch cropper all call this."""
+    t = resize_center_crop(picture_to_tensor(img, name=name, reduce_to=size), size)
+    if channels == 1:
+        return (t * torch.tensor(GRAY).view(3, 1, 1)).sum(0, keepdim=True)
+    return t
 
 
 def split_pictures(images: Any) -> list[tuple[str, Any]]:

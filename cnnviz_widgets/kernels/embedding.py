@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import CnnvizError
 from ..imageset import ImageSet, load_images
 from ..probe.probe import Probe
@@ -119,9 +120,8 @@ class RepresentationSpace:
                                    grid_fill(self.xy_unit, self.grid, region), region, self._probe, self._source)
 
     def _unit(self, i: int) -> tuple[int, int, int]:
-        if not 0 <= int(i) < len(self.units):
-            raise CnnvizError(f"unit {i} is out of range: {len(self.units)} units were sampled (0 to {len(self.units) - 1}).")
-        return tuple(int(v) for v in self.units[int(i)])
+        i = checks.index("unit", i, len(self.units), f"{len(self.units)} units were sampled")
+        return tuple(int(v) for v in self.units[i])
 
     def patch(self, i: int) -> np.ndarray:
         """uint8 (S, S, 3) receptive-field crop of sampled unit ``i``."""
@@ -131,8 +131,7 @@ class RepresentationSpace:
     def top_filters(self, i: int, k: int = 6) -> list[int]:
         """The k channels with the highest activation at unit ``i``, highest first (ties: lower channel)."""
         self._unit(i)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise CnnvizError(f"k must be a positive whole number, got {k!r}.")
+        k = checks.positive_int("k", k)
         order = torch.argsort(self.features[int(i)], descending=True, stable=True)
         return [int(c) for c in order[: int(k)]]
 
@@ -159,12 +158,6 @@ def sample_units(n_images: int, hw: tuple[int, int], n_patches: int, seed: int) 
     return np.stack([flat // (h * w), (flat % (h * w)) // w, flat % w], 1)
 
 
-def _positive_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise CnnvizError(f"{name} must be a positive whole number, got {v!r}.")
-    return int(v)
-
-
 def representation_space(
     probe: Probe,
     images: Any,
@@ -179,8 +172,8 @@ def representation_space(
     max_batch_bytes: int | str | None = "auto",
 ) -> RepresentationSpace:
     """Sample units of ``layer``, embed their activation vectors in 2-D, lay patches on a grid."""
-    n_patches = _positive_int("n_patches", n_patches)
-    grid = _positive_int("grid", grid)
+    n_patches = checks.positive_int("n_patches", n_patches)
+    grid = checks.positive_int("grid", grid)
     l = probe.layer(layer)
     imageset: ImageSet = load_images(images)
     units = sample_units(len(imageset), l.shape[1:], n_patches, seed)
@@ -188,18 +181,27 @@ def representation_space(
     by_image: dict[int, np.ndarray] = {}
     for i in needed:
         by_image[i] = np.nonzero(units[:, 0] == i)[0]
-    features = torch.empty((len(units), l.channels), dtype=torch.float32)
+    features = torch.zeros((len(units), l.channels), dtype=torch.float32)
+    filled = torch.zeros(len(units), dtype=torch.bool)
     # a callable progress sees (done, 1000): the data pass is the first half of the work, t-SNE the second
     stream_progress = (lambda d, t: progress(round(500 * d / t), 1000)) if callable(progress) else progress
-    for index, acts in stream_activations(probe, imageset, [l], batch_size, needed, stream_progress, num_workers,
-                                          desc=f"representation {l.name}", max_batch_bytes=max_batch_bytes):
-        act = acts[l.name]
-        for row, img in enumerate(index.tolist()):
-            rows = by_image[img]
-            ys = torch.as_tensor(units[rows, 1], device=act.device)
-            xs = torch.as_tensor(units[rows, 2], device=act.device)
-            features[torch.as_tensor(rows)] = act[row][:, ys, xs].T.float().cpu()
-        del index, acts, act  # free this batch before the next forward
+    batches = stream_activations(probe, imageset, [l], batch_size, needed, stream_progress, num_workers,
+                                 desc=f"representation {l.name}", max_batch_bytes=max_batch_bytes)
+    try:
+        for index, acts in batches:
+            act = acts[l.name]
+            for row, img in enumerate(index.tolist()):
+                rows = torch.as_tensor(by_image[img])
+                ys = torch.as_tensor(units[rows, 1], device=act.device)
+                xs = torch.as_tensor(units[rows, 2], device=act.device)
+                features[rows] = act[row][:, ys, xs].T.float().cpu()
+                filled[rows] = True
+            del index, acts, act  # free this batch before the next forward
+    finally:
+        batches.close()
+    if not filled.all():  # units of pictures that could not be read (each reported by the stream) are left out
+        keep = filled.numpy()
+        units, features = units[keep], features[filled]
     n_jobs = max(1, torch.get_num_threads())
     report = progress if callable(progress) else None
     xy = embed(features.numpy(), seed, tsne, n_jobs=n_jobs,

@@ -5,17 +5,19 @@ result; ``gather_merge`` does that across torch.distributed ranks (see cnnviz_wi
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from .. import checks
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
 from .stream import stream_activations
-from .topk import TopKMiner, TopPatches, check_k
+from .topk import TopKMiner, TopPatches
 
 
 @dataclass
@@ -51,7 +53,7 @@ def mine(
     ``sparsity``: True for conv and pool layers (fc too with ``include_fc``), False for none, or names.
     ``channels_last`` and ``autocast`` ('bf16', 'fp16'): GPU speed-ups, see :func:`stream_activations`.
     """
-    k = check_k(k)
+    k = checks.positive_int("k", k, "a positive whole number of patches per filter")
     imageset = load_images(images)
     if top_layers is None:
         top = [l for l in probe.layers if l.kind == "conv"]
@@ -63,22 +65,41 @@ def mine(
         sp_layers = []
     else:
         sp_layers = probe.select(sparsity)
-    miners = {l.name: TopKMiner(l.name, l.channels, k, l.shape[1:], probe.device) for l in top}
+    indices = None if indices is None else checks.indices(indices, len(imageset))
+    n_images = len(imageset) if indices is None else len(indices)
+    miners = {}
+    for l in top:
+        miners[l.name] = TopKMiner(l.name, l.channels, capped_k(k, l, n_images), l.shape[1:], probe.device)
     counter = SparsityCounter([l.name for l in sp_layers], probe.device, {l.name: l.kind for l in sp_layers}) if sp_layers else None
     needed = {l.name: l for l in list(top) + list(sp_layers)}
     depth = {l.name: i for i, l in enumerate(probe.layers)}
     layers = sorted(needed.values(), key=lambda l: depth[l.name])
     desc = "mining" if top and sp_layers else ("sparsity" if sp_layers else f"top patches {top[0].name}" if len(top) == 1 else "top patches")
-    for index, acts in stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers,
-                                          desc=desc, max_batch_bytes=max_batch_bytes, channels_last=channels_last,
-                                          autocast=autocast):
-        for name, miner in miners.items():
-            miner.add(acts[name], index)
-        if counter is not None:
-            counter.add(acts, len(index))
-        del index, acts  # free this batch before the next forward: holding two costs a third more time
+    batches = stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers,
+                                 desc=desc, max_batch_bytes=max_batch_bytes, channels_last=channels_last,
+                                 autocast=autocast)
+    try:
+        for index, acts in batches:
+            for name, miner in miners.items():
+                miner.add(acts[name], index)
+            if counter is not None:
+                counter.add(acts, len(index))
+            del index, acts  # free this batch before the next forward: holding two costs a third more time
+    finally:
+        batches.close()  # ends the readers now, also on an interrupt
     return Mined({n: m.result(probe, imageset) for n, m in miners.items()},
                  counter.result() if counter is not None else None)
+
+
+def capped_k(k: int, layer: Any, n_images: int) -> int:
+    """``k``, or the number of units one filter of ``layer`` has over ``n_images`` pictures where that is
+    fewer (with a warning): a larger k would only hold empty places, and memory for them."""
+    units = n_images * layer.shape[1] * layer.shape[2]
+    if k <= units:
+        return k
+    warnings.warn(f"k={k} is more than the {units:,} units one filter of {layer.name!r} has over {n_images} "
+                  f"picture(s): k is capped at {units:,} for that layer.", stacklevel=3)
+    return units
 
 
 def gather_merge(result: Mined, group: Any = None) -> Mined:

@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .. import checks
 from ..errors import CnnvizError, ImageError
-from ..images import resize_center_crop
+from ..images import prepare_picture
 from ..imageset import ImageSet, load_images
 from ..probe.layers import Layer
 from ..probe.probe import Probe
@@ -21,10 +22,14 @@ from .precision import autocast_dtype, precision
 
 
 class PreparedPictures(Dataset):
-    """Pictures ``indices`` of an ImageSet, resized and cropped to the probe's input, in [0, 1]."""
+    """Pictures ``indices`` of an ImageSet as the network sees them (:func:`prepare_picture`), in [0, 1].
 
-    def __init__(self, images: ImageSet, indices: Sequence[int], size: int) -> None:
-        self.images, self.indices, self.size = images, list(indices), size
+    A picture that cannot be used comes back as its error message instead: the batch drops it and
+    the main process reports it, so nothing downstream ever sees a row without a picture.
+    """
+
+    def __init__(self, images: ImageSet, indices: Sequence[int], size: int, channels: int = 3) -> None:
+        self.images, self.indices, self.size, self.channels = images, list(indices), size, channels
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -32,11 +37,10 @@ class PreparedPictures(Dataset):
     def __getitem__(self, j: int):
         i = self.indices[j]
         try:
-            return i, resize_center_crop(self.images.tensor(i), self.size)
+            return i, prepare_picture(self.images.raw(i), self.size, self.channels,
+                                      name=f"image {i} ({self.images.names[i]})")
         except ImageError as exc:
-            if "NaN" in str(exc) or "infinite" in str(exc):
-                raise
-            return i, str(exc)  # unreadable file: skipped with a warning in the main process
+            return i, str(exc)
 
 
 def _collate(items):
@@ -103,12 +107,6 @@ def device_batch(probe: Probe, layers: Sequence[Layer], batch_size: int, max_bat
     return effective_batch(batch_size, per_image_bytes(probe, layers, keep_graph), batch_budget(probe.device, max_batch_bytes))
 
 
-def check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise CnnvizError(f"batch_size must be a positive whole number, got {batch_size!r}.")
-    return batch_size
-
-
 def stream_activations(
     probe: Probe,
     images: Any,
@@ -141,25 +139,24 @@ def stream_activations(
 
     imageset = load_images(images)
     dtype = autocast_dtype(autocast)
-    batch_size = device_batch(probe, layers, check_batch_size(batch_size), max_batch_bytes)
-    order = range(len(imageset)) if indices is None else [int(i) for i in indices]
-    for i in order:
-        if not 0 <= i < len(imageset):
-            raise ImageError(f"image index {i} is out of range: the set has {len(imageset)} pictures.")
-    workers = default_workers(imageset) if num_workers is None else int(num_workers)
+    batch_size = device_batch(probe, layers, checks.positive_int("batch_size", batch_size), max_batch_bytes)
+    order = range(len(imageset)) if indices is None else checks.indices(indices, len(imageset))
+    workers = default_workers(imageset) if num_workers is None else checks.non_negative_int("num_workers", num_workers)
     loader = DataLoader(
-        PreparedPictures(imageset, order, probe.input_size), batch_size=batch_size, shuffle=False,
+        PreparedPictures(imageset, order, probe.input_size, probe.channels), batch_size=batch_size, shuffle=False,
         num_workers=workers, collate_fn=_collate, persistent_workers=False,
         pin_memory=probe.device.type == "cuda",
     )
     names = [l.name for l in layers]
     report = progress if callable(progress) else None
     bar = tqdm(total=len(order), desc=desc, unit="img", disable=report is not None or not progress, leave=False)
-    done = 0
+    done, skipped = 0, []
+    batches = iter(loader)
     try:
-        for index, batch, bad in loader:
+        for index, batch, bad in batches:
             for msg in bad:
                 warnings.warn(f"skipping a picture that cannot be read: {msg}", stacklevel=3)
+            skipped += bad
             if len(index):
                 x = (batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std
                 if channels_last:
@@ -174,5 +171,15 @@ def stream_activations(
             done += len(index) + len(bad)
             if report is not None:
                 report(done, len(order))
+        if skipped and len(skipped) == len(order):
+            raise ImageError(
+                f"None of the {len(order)} pictures could be used, so there is nothing to compute. "
+                f"{'The first reasons' if len(skipped) > 1 else 'The reason'}: " + " | ".join(skipped[:3])
+            )
     finally:
         bar.close()
+        # reader processes end here, also when an interrupt lands while this waits on them (under
+        # IPython the traceback would otherwise keep the iterator, and its readers, alive)
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()

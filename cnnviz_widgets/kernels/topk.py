@@ -202,12 +202,6 @@ class TopKMiner:
         return _from_flat(self.layer, values.cpu(), flat.cpu(), self.grid_hw, probe, images, PatchSource(probe, images))
 
 
-def check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise CnnvizError(f"k must be a positive whole number of patches per filter, got {k!r}.")
-    return int(k)
-
-
 def top_patches(
     probe: Probe,
     images: Any,

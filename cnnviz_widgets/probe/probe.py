@@ -14,16 +14,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import checks
 from ..errors import (
-    DeviceUnavailableError,
+    CnnvizError,
     ImageError,
     IndexOutOfRangeError,
     LabelNotFoundError,
     LayerNotFoundError,
     UnsupportedModelError,
     list_names,
+    short_repr,
 )
-from ..images import picture_to_tensor, resize_center_crop, split_pictures
+from ..images import prepare_picture, split_pictures
 from .hooks import eval_mode, forward_hooks, grad_enabled
 from .layers import Layer, layer_kind, paper_names
 from .receptive_field import (
@@ -43,26 +45,30 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None: CUDA when available, else CPU. An unavailable device raises DeviceUnavailableError."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise DeviceUnavailableError(f"device={device!r} is not a device name; use 'cpu', 'cuda' or None.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(
-            f"device={device!r} asks for a GPU, but PyTorch sees none here (torch.cuda.is_available() is False). "
-            f"Use device='cpu', or device=None to pick the GPU only when there is one."
-        )
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceUnavailableError(
-            f"device={device!r}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0."
-        )
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceUnavailableError(f"device={device!r}: Apple's MPS backend is not available here; use 'cpu'.")
-    return dev
+resolve_device = checks.device  # the name earlier releases exported
+
+
+def input_channels(model: nn.Module) -> int:
+    """The channels the network takes: those of its first Conv2d (1 for MNIST-style networks, else 3)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return int(first.in_channels) if first is not None else 3
+
+
+def output_kind(out: Any, model: nn.Module) -> str:
+    """What the network's (N, classes) output holds: 'logits', 'probabilities' (it ends in a softmax or,
+    with one output, a sigmoid) or 'log_probabilities' (log-softmax), judged from the output itself."""
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or not out.dtype.is_floating_point:
+        return "logits"
+    o = out.detach().double()
+    if o.shape[1] == 1:
+        last = list(model.modules())[-1]
+        return "probabilities" if isinstance(last, nn.Sigmoid) else "logits"
+    ones = torch.ones(o.shape[0], dtype=o.dtype, device=o.device)
+    if (o >= 0).all() and torch.allclose(o.sum(1), ones, atol=1e-4):
+        return "probabilities"
+    if (o <= 0).all() and torch.allclose(o.exp().sum(1), ones, atol=1e-4):
+        return "log_probabilities"
+    return "logits"
 
 
 class Probe:
@@ -77,33 +83,71 @@ class Probe:
         model: nn.Module,
         device: str | torch.device | None = None,
         input_size: int | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         labels: Sequence[str] | None = None,
     ) -> None:
+        if isinstance(model, torch.jit.ScriptModule):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} is a TorchScript module (from torch.jit.script, trace or load): it has no "
+                f"Python layers to hook. Build the model in Python and give it the scripted weights: "
+                f"model.load_state_dict(scripted.state_dict()), then cv.Probe(model)."
+            )
         if not isinstance(model, nn.Module):
             raise UnsupportedModelError(
                 f"Probe needs a torch.nn.Module, got {type(model).__name__}. "
                 f"Load one with cv.load_model('vgg16') or torchvision.models."
             )
-        self.device = resolve_device(device)
-        params = list(model.parameters()) + list(model.buffers())
-        on_device = all(p.device == self.device for p in params) if params else True
-        self.model = model if on_device else copy.deepcopy(model).to(self.device)
+        self.device = checks.device(device)
+        self.model = self._own_copy(model)
         if input_size is None:
             input_size = 299 if type(model).__name__ == "Inception3" else 224
-        if int(input_size) < 1:
-            raise ImageError(f"input_size must be a positive number of pixels, got {input_size!r}.")
-        self.input_size = int(input_size)
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._labels = list(labels) if labels is not None else None
+        self.input_size = checks.side("input_size", input_size)
+        self.channels = input_channels(self.model)
+        if self.channels not in (1, 3):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} takes {self.channels} input channels; pictures reach a network as 3 (RGB) "
+                f"or 1 (grayscale) channels."
+            )
+        if mean is None:
+            mean = IMAGENET_MEAN if self.channels == 3 else (0.0,)
+        if std is None:
+            std = IMAGENET_STD if self.channels == 3 else (1.0,)
+        shape = (1, self.channels, 1, 1)
+        self.mean = torch.tensor(checks.per_channel("mean", mean, self.channels), device=self.device).view(shape)
+        self.std = torch.tensor(checks.per_channel("std", std, self.channels, positive=True),
+                                device=self.device).view(shape)
+        if labels is not None and (isinstance(labels, str) or not isinstance(labels, Iterable)):
+            raise CnnvizError(f"labels must be a list of class names, got {short_repr(labels)}.")
+        self._labels = [str(l) for l in labels] if labels is not None else None
         self._warned: set[tuple[str, str]] = set()  # (rule, rectifier) pairs already warned about
         # hooks and eval flags are set on the shared model for the length of a forward pass: one at
         # a time, so a widget's background job and a cell never interleave their passes
         self._lock = threading.RLock()
         self._measured: dict[str, ReceptiveField | None] = {}
         self._discover()
+        if self._labels is not None and self._num_outputs is not None and len(self._labels) != self._num_outputs:
+            raise CnnvizError(
+                f"labels has {len(self._labels)} names, but {type(model).__name__} has {self._num_outputs} outputs: "
+                f"give one name per output, in output order."
+            )
+
+    def _own_copy(self, model: nn.Module) -> nn.Module:
+        """The model itself when it is float32 on the probe's device; otherwise a float32 copy there (the
+        user's model is never moved or converted; reverse rules need float32, autocast= gives speed)."""
+        tensors = list(model.parameters()) + list(model.buffers())
+        on_device = all(t.device == self.device for t in tensors)
+        low = sorted({str(t.dtype).replace("torch.", "") for t in tensors
+                      if t.is_floating_point() and t.dtype != torch.float32})
+        if on_device and not low:
+            return model
+        if low:
+            warnings.warn(
+                f"{type(model).__name__} holds {', '.join(low)} weights: the probe works on a float32 copy (your model "
+                f"is untouched). For speed on a GPU, keep float32 weights and pass autocast='fp16' or 'bf16'.",
+                stacklevel=3,
+            )
+        return copy.deepcopy(model).to(self.device, torch.float32)
 
     # ------------------------------------------------------------------ discovery
     def _discover(self) -> None:
@@ -120,7 +164,7 @@ class Probe:
                 f"{type(model).__name__} has no torch.nn.Conv2d layer; cnnviz-widgets visualizes convolutional networks."
             )
         tracer = GeometryTracer()
-        x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
+        x = torch.zeros(1, self.channels, self.input_size, self.input_size, device=self.device)
         tracer.start(x)
         rec = ForwardRecorder(wanted=set(self._module_of), tracer=tracer)
         try:
@@ -128,10 +172,11 @@ class Probe:
                 out = model(x)
         except Exception as exc:
             raise UnsupportedModelError(
-                f"Running {type(model).__name__} on a (1, 3, {self.input_size}, {self.input_size}) input failed: "
-                f"{type(exc).__name__}: {exc}. Pass input_size= if it expects another size."
+                f"Running {type(model).__name__} on a (1, {self.channels}, {self.input_size}, {self.input_size}) input "
+                f"failed: {type(exc).__name__}: {exc}. If it expects another input size, pass input_size=."
             ) from exc
         self._num_outputs = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+        self.output_kind = output_kind(out, model)
         acts = rec.activations()
         order = [path for kind, path, _ in rec.order if kind == "layer" and path in acts]
         pool_ids = {oid for kind, _, oid in rec.order if kind == "layer"}
@@ -206,7 +251,7 @@ class Probe:
         layer = self._by_name.get(name) if isinstance(name, str) else None
         if layer is None:
             raise LayerNotFoundError(
-                f"No layer {name!r} in {type(self.model).__name__}. Valid names: {list_names(self.layer_names)}."
+                f"No layer {short_repr(name)} in {type(self.model).__name__}. Valid names: {list_names(self.layer_names)}."
             )
         return layer
 
@@ -216,6 +261,9 @@ class Probe:
             return list(self.layers)
         if isinstance(layers, (str, Layer)):
             layers = [layers]
+        if not isinstance(layers, Iterable) or isinstance(layers, bytes):
+            raise LayerNotFoundError(f"layers must be a layer name or a list of names, got {short_repr(layers)}. "
+                                     f"Valid names: {list_names(self.layer_names)}.")
         chosen = [self.layer(n) for n in layers]
         if not chosen:
             raise LayerNotFoundError(f"layers=[] names no layer. Valid names: {list_names(self.layer_names)}.")
@@ -282,52 +330,55 @@ class Probe:
                 if layer.rf is not None:  # start where the traced field fits, to skip doublings
                     side = max(side, math.ceil(layer.rf.size + 4 * layer.rf.stride + 2 * abs(layer.rf.offset)))
                 with grad_enabled():
-                    rf = measure_field(run, (side, side), max_side=max(max_side, side))
+                    rf = measure_field(run, (side, side), max_side=max(max_side, side), channels=self.channels)
                 self._measured[layer.name] = rf
                 result[layer.name] = rf
         return result
 
     # ------------------------------------------------------------------ pictures
     def preprocess(self, images: Any) -> torch.Tensor:
-        """Pictures (PIL, arrays, tensors in [0,1], paths, lists) -> normalized (N, 3, S, S) model input.
+        """Pictures (PIL, arrays, tensors in [0,1], paths, lists) -> normalized (N, C, S, S) model input.
 
-        Each picture is resized so its shorter side is ``input_size`` and centre-cropped square;
-        ``to_image`` shows exactly that crop.
+        Each picture goes through :func:`cnnviz_widgets.images.prepare_picture` (upright, shorter side
+        resized to ``input_size``, centre-cropped square, grey for one-channel networks); ``to_image``
+        shows exactly that crop.
         """
-        pictures = [picture for _, picture in split_pictures(images)]
-        if len(pictures) == 0:
+        pairs = split_pictures(images)
+        if len(pairs) == 0:
             raise ImageError("No images given: pass at least one picture (try cv.sample_images()).")
-        batch = []
-        for i, pic in enumerate(pictures):
-            t = picture_to_tensor(pic, name=f"image {i}")
-            batch.append(resize_center_crop(t, self.input_size))
+        batch = [self.prepare(pic, name) for name, pic in pairs]
         x = torch.stack(batch).to(self.device)
         return (x - self.mean) / self.std
 
+    def prepare(self, picture: Any, name: str = "picture") -> torch.Tensor:
+        """One picture as this network sees it before normalising: (C, S, S) in [0, 1] on the CPU."""
+        return prepare_picture(picture, self.input_size, self.channels, name=name)
+
     def to_image(self, x: torch.Tensor) -> np.ndarray:
-        """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw."""
+        """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw (grey as RGB)."""
         t = torch.as_tensor(x).detach().to(self.device, torch.float32)
         single = t.ndim == 3
         if single:
             t = t[None]
-        if t.ndim != 4 or t.shape[1] != 3:
-            raise ImageError(f"to_image expects model input (N, 3, H, W), got shape {tuple(t.shape)}.")
-        img = ((t * self.std + self.mean).clamp(0, 1) * 255.0).round().to(torch.uint8)
+        if t.ndim != 4 or t.shape[1] != self.channels:
+            raise ImageError(f"to_image expects model input (N, {self.channels}, H, W), got shape {tuple(t.shape)}.")
+        img = ((t * self.std + self.mean).clamp(0, 1) * 255.0).round().to(torch.uint8).expand(-1, 3, -1, -1)
         img = img.permute(0, 2, 3, 1).cpu().numpy()
         return img[0] if single else img
 
     def check_input(self, x: Any) -> torch.Tensor:
-        """Model input as a finite float (N, 3, H, W) tensor on the probe's device, or ImageError."""
+        """Model input as a finite float (N, C, H, W) tensor on the probe's device, or ImageError."""
+        c = self.channels
         if not isinstance(x, torch.Tensor):
             raise ImageError(
-                f"Expected model input (a float tensor (N, 3, H, W)), got {type(x).__name__}. "
+                f"Expected model input (a float tensor (N, {c}, H, W)), got {type(x).__name__}. "
                 f"Call probe.preprocess(images) on pictures first."
             )
         if x.ndim == 3:
             x = x[None]
-        if x.ndim != 4 or x.shape[1] != 3 or not x.dtype.is_floating_point:
+        if x.ndim != 4 or x.shape[1] != c or not x.dtype.is_floating_point:
             raise ImageError(
-                f"Expected model input as a float tensor (N, 3, H, W), got {x.dtype} of shape {tuple(x.shape)}. "
+                f"Expected model input as a float tensor (N, {c}, H, W), got {x.dtype} of shape {tuple(x.shape)}. "
                 f"Call probe.preprocess(images) on pictures first."
             )
         if x.shape[0] == 0:
@@ -449,15 +500,14 @@ class Probe:
     def classify(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
         """Per image, the top-k (class index, label, probability) of the softmax of the network's output."""
         x = self.check_input(x)
-        if int(k) < 1:
-            raise IndexOutOfRangeError(f"k must be at least 1, got {k!r}.")
+        k = checks.positive_int("k", k)
         with self._lock, torch.no_grad(), eval_mode(self.model):
             logits = self.model(x)
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} does not return class scores (N, classes), so it cannot predict."
             )
-        probs = logits.float().softmax(dim=1)
+        probs = self.probabilities(logits)
         k = min(int(k), probs.shape[1])
         values, index = probs.topk(k, dim=1)
         labels = self.labels
@@ -465,6 +515,16 @@ class Probe:
             [(j, labels[j] if labels and j < len(labels) else f"class {j}", float(v)) for v, j in zip(vs.tolist(), ix.tolist())]
             for vs, ix in zip(values.cpu(), index.cpu())
         ]
+
+    def probabilities(self, out: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from the network's output, by what it holds (``output_kind``): softmax of
+        logits, the output itself after a softmax, exp of log-probabilities; one output is a sigmoid's."""
+        out = out.float()
+        if self.output_kind == "probabilities":
+            return out
+        if self.output_kind == "log_probabilities":
+            return out.exp()
+        return out.sigmoid() if out.shape[1] == 1 else out.softmax(dim=1)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
         """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""

@@ -501,7 +501,7 @@ def support_box(grad: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 
 def measure_field(
-    run_layer, input_hw: tuple[int, int], max_side: int = 1024
+    run_layer, input_hw: tuple[int, int], max_side: int = 1024, channels: int = 3
 ) -> ReceptiveField | None:
     """Empirical receptive field from the gradient support of two neighbouring central units.
 
@@ -511,7 +511,7 @@ def measure_field(
     """
     h, w = input_hw
     while True:
-        x = torch.ones(1, 3, h, w, dtype=torch.float64, requires_grad=True)
+        x = torch.ones(1, channels, h, w, dtype=torch.float64, requires_grad=True)
         act = run_layer(x)
         if not act.requires_grad:
             return None
