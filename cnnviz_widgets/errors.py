@@ -1,7 +1,8 @@
 """Errors raised for user mistakes: each message names the bad value and says what to do."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sized
 
 
 class CnnvizError(Exception):
@@ -61,3 +62,33 @@ def list_names(names: Iterable[str], limit: int = 60) -> str:
         head, tail = names[: limit - 10], names[-10:]
         return ", ".join(head) + f", ... ({len(names) - limit} more) ..., " + ", ".join(tail)
     return ", ".join(names)
+
+
+def short_repr(value: object, limit: int = 200) -> str:
+    """How an error message quotes a user's value: at most ``limit`` characters.
+
+    Containers, tensors and modules are named by type and size (the repr of a state dict runs to
+    megabytes); long text keeps its start and its end (a path's file name is at its end).
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, (str, bytes, int, float, complex, bool, type(None))):
+        text = repr(value)
+    elif hasattr(value, "shape") and hasattr(value, "dtype"):  # torch tensors, numpy arrays
+        text = f"<{type(value).__name__} of shape {tuple(value.shape)}, {value.dtype}>"
+    elif hasattr(value, "state_dict") and hasattr(value, "parameters"):  # an nn.Module
+        text = f"<{type(value).__name__} module>"
+    elif isinstance(value, Sized):
+        size = len(value)
+        text = f"<{type(value).__name__} of {size} item{'' if size == 1 else 's'}>"
+    else:
+        text = repr(value)
+    return elide(text, limit)
+
+
+def elide(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters by dropping its middle."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 5, 2)
+    return text[: keep // 2] + " ... " + text[len(text) - (keep - keep // 2):]
