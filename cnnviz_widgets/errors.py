@@ -1,7 +1,8 @@
 """Errors raised for user mistakes: each message names the bad value and says what to do."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Sized
 
 
 class CnnvizError(Exception):
@@ -63,17 +64,32 @@ def list_names(names: Iterable[str], limit: int = 60) -> str:
     return ", ".join(names)
 
 
-def short_repr(value: object, limit: int = 120) -> str:
-    """A user value as an error message quotes it: its repr, cut to ``limit`` characters, with the type
-    and length for big containers (a whole state dict in a message would be 90 KB)."""
+def short_repr(value: object, limit: int = 200) -> str:
+    """How an error message quotes a user's value: at most ``limit`` characters.
+
+    Tensors, arrays and modules are named by type and shape; containers whose repr is too long by type
+    and size (the repr of a state dict runs to megabytes); long text keeps its start and its end (a
+    path's file name is at its end).
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:  # tensors, arrays
+        return elide(f"<{type(value).__name__} of shape {tuple(value.shape)}, {value.dtype}>", limit)
+    if hasattr(value, "state_dict") and hasattr(value, "parameters"):  # an nn.Module
+        return elide(f"<{type(value).__name__} module>", limit)
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
         text = f"<{type(value).__name__}>"
+    if len(text) > limit and isinstance(value, Sized) and not isinstance(value, (str, bytes)):
+        size = len(value)
+        text = f"<{type(value).__name__} of {size} item{'' if size == 1 else 's'}>"
+    return elide(text, limit)
+
+
+def elide(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters by dropping its middle."""
     if len(text) <= limit:
         return text
-    try:
-        size = f" of length {len(value)}"  # type: ignore[arg-type]
-    except TypeError:
-        size = ""
-    return f"{text[: limit - 20]}... ({type(value).__name__}{size})"
+    keep = max(limit - 5, 2)
+    return text[: keep // 2] + " ... " + text[len(text) - (keep - keep // 2):]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +10,9 @@ import torch
 import torchvision
 from torch import nn
 
-from ..errors import UnknownModelError, WeightsUnavailableError
+from ..errors import UnknownModelError, WeightsUnavailableError, short_repr
 from .alexnet_paper import AlexNetPaper
-from .weights import OFFLINE_HINT, apply_state_dict, imagenet_state_dict, read_state_dict
+from .weights import OFFLINE_HINT, PASSED, apply_state_dict, candidate_state_dicts, imagenet_state_dict, read_weights
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,21 @@ IMAGENET_ALIASES = {"imagenet", "imagenet1k", "default", "imagenet1k_v1"}
 
 
 def load_model(
-    name: str, weights: str | os.PathLike[str] | None = "imagenet", seed: int = 0
+    name: str, weights: str | os.PathLike[str] | Mapping[str, torch.Tensor] | None = "imagenet", seed: int = 0
 ) -> nn.Module:
-    """A model of the zoo, in eval mode on the CPU.
+    """A model of the zoo, in eval mode on the CPU, in float32.
 
-    weights: "imagenet" (torchvision's weights API, cached in TORCH_HOME), a path to a local
-    state_dict file (read with weights_only=True), or None for random weights drawn
-    deterministically from ``seed`` without touching the global random state.
+    weights: "imagenet" (torchvision's weights API, cached in TORCH_HOME); a path to a local
+    weights file, told by its content: a state_dict or a training checkpoint holding one (read
+    with weights_only=True) or a safetensors file; a state dict itself (``other.state_dict()``,
+    copied); or None for random weights drawn deterministically from ``seed`` without touching
+    the global random state. Keys saved with a wrapper's prefix ('module.', 'model.',
+    '_orig_mod.') are matched to the model's own.
     """
     key = str(name).lower()
     if key not in MODELS:
         raise UnknownModelError(
-            f"Unknown model {name!r}. Known names: {', '.join(MODELS)}. "
+            f"Unknown model {short_repr(name)}. Known names: {', '.join(MODELS)}. "
             f"Any other torch.nn.Module can be passed straight to cv.Probe(model)."
         )
     entry = MODELS[key]
@@ -62,16 +65,19 @@ def load_model(
                 f"Train it and pass the file: cv.load_model({key!r}, weights='path/to/state_dict.pth'), "
                 f"or use 'alexnet' for torchvision's ImageNet AlexNet; {OFFLINE_HINT}."
             )
-        state, source = imagenet_state_dict(key, entry.imagenet), entry.imagenet.url
+        state, source = imagenet_state_dict(key, entry.imagenet), repr(entry.imagenet.url)
     elif isinstance(weights, (str, os.PathLike)):
-        state, source = read_state_dict(weights), os.fspath(weights)
+        state, source = read_weights(weights, key), short_repr(weights, 240)
+    elif isinstance(weights, Mapping) and candidate_state_dicts(weights):
+        state, source = weights, PASSED
     else:
         raise WeightsUnavailableError(
-            f"weights={weights!r} is not understood: pass 'imagenet', a path to a state_dict file, or None."
+            f"weights={short_repr(weights)} is not understood: pass 'imagenet', a path to a weights file, "
+            f"a state dict (weights=other_model.state_dict()), or None."
         )
     with torch.device("meta"):
         model = entry.build()
-    apply_state_dict(model, state, source, key)
+    apply_state_dict(model, state, source, key, copy=isinstance(weights, Mapping))
     return model.eval()
 
 
