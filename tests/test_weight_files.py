@@ -294,7 +294,8 @@ def test_short_repr():
     long = short_repr("/data/" + "d" * 1000 + "/best.pth", 100)
     assert len(long) <= 100 and long.startswith("'/data/") and long.endswith("/best.pth'")
     assert short_repr(torch.zeros(3, 4)) == "<Tensor of shape (3, 4), torch.float32>"
-    assert short_repr({"a": 1}) == "<dict of 1 item>"
+    assert short_repr({"a": 1}) == "{'a': 1}" and short_repr([3, 3]) == "[3, 3]"  # short containers as they are
+    assert short_repr({str(i): i for i in range(1000)}) == "<dict of 1000 items>"
 
 
 # 8. files that cannot be read ----------------------------------------------------------------------
