@@ -252,7 +252,7 @@ def test_the_rule_selector_recomputes_and_a_bad_rule_is_refused(alex_probe, phot
     w.set_state({"rule": "saliency"})
     assert w.rule == "gradient" and "rule='saliency' is not a reverse rule" in w.error
     w.channel_request = {"layer": "c4", "channel": "twelve"}  # a malformed message: a message, not a traceback
-    assert "invalid literal for int()" in w.error
+    assert "A class name ('twelve') picks a class of the output layer" in w.error  # a word on a filter layer
     for make in (cv.DeconvExplorer, cv.FilterGrid, cv.CompareModels):  # rule= in the constructor: the same message
         bad = make(alex_probe, alex_probe, photos[:1], rule="nope") if make is cv.CompareModels else make(
             alex_probe, photos[:1], rule="nope")
@@ -272,7 +272,7 @@ def test_top5_bars_reconstruct_their_class(vgg_probe, photos):
     w.show_class("espreso")
     assert "Close matches: 'espresso'" in w.error
     w._on_custom_msg(w, {"event": "class", "index": "x"}, [])
-    assert "invalid literal" in w.error  # malformed: a message in the widget
+    assert "no usable 'index' (a whole number)" in w.error  # malformed: a message in the widget
 
 
 def test_a_backbone_without_classes_has_no_bars_and_no_class_view(photos):

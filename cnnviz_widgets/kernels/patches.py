@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..images import resize_center_crop
 from ..imageset import ImageSet
 from ..probe.probe import Probe
 from ..probe.receptive_field import ReceptiveField
@@ -36,7 +35,7 @@ class PatchSource:
         self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
         self._size = cache
         mean = (probe.mean.flatten().cpu().numpy() * 255.0).round()
-        self.fill = mean.astype(np.uint8)  # a zero model input: the mean colour
+        self.fill = np.resize(mean.astype(np.uint8), 3)  # a zero model input: the mean colour (grey repeated)
 
     def _input(self, i: int) -> torch.Tensor:
         """Normalized model input (3, S, S) of picture ``i``, exactly as probe.preprocess makes it."""
@@ -44,7 +43,7 @@ class PatchSource:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
-        t = resize_center_crop(self.images.tensor(i), self.probe.input_size).to(self.probe.device)
+        t = self.probe.prepare(self.images.raw(i), f"image {i} ({self.images.names[i]})").to(self.probe.device)
         x = ((t[None] - self.probe.mean) / self.probe.std)[0]
         self._cache[i] = x
         if len(self._cache) > self._size:

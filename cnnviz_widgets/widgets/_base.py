@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
-from ..errors import CnnvizError, UnsupportedModelError
+from ..errors import CnnvizError, UnsupportedModelError, short_repr
 from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
@@ -225,6 +226,20 @@ class CnnvizWidget(anywidget.AnyWidget):
     def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
         if isinstance(content, dict) and content.get("event") == "stop":
             self.stop()
+
+
+def message_field(msg: Any, key: str, kind: type = int) -> Any:
+    """Field ``key`` of a message from the browser as ``kind`` (int, float or str); a CnnvizError (shown in the
+    widget by its guard) names a malformed message instead of a KeyError or ValueError escaping set_state."""
+    value = msg.get(key) if isinstance(msg, dict) else None
+    if kind is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if kind is float or float(value).is_integer():
+            return kind(value)
+    what = {int: "a whole number", float: "a number", str: "a name"}[kind]
+    raise CnnvizError(f"The browser sent {short_repr(msg)}, which has no usable {key!r} ({what}); nothing was changed.")
 
 
 class ReversingWidget(CnnvizWidget):

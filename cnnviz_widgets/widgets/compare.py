@@ -89,7 +89,7 @@ class CompareModels(ReversingWidget):
     def _compare(self, index: int, rule: str, job) -> dict:
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
-        picture = self._images.tensor(index)
+        picture = (self._images.names[index], self._images.raw(index))  # each network decodes it at its size
         rows, preds, modes = [], [], []
         for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
             x = probe.preprocess(picture)

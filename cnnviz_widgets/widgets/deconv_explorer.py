@@ -18,7 +18,7 @@ import traitlets
 from ..display import to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
-from ._base import ReversingWidget, as_probe, esm, png_bytes
+from ._base import ReversingWidget, as_probe, esm, message_field, png_bytes
 
 
 class DeconvExplorer(ReversingWidget):
@@ -101,7 +101,7 @@ class DeconvExplorer(ReversingWidget):
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
-        x = probe.preprocess(self._images.tensor(index))
+        x = probe.preprocess((self._images.names[index], self._images.raw(index)))
         try:
             preds = probe.classify(x, k=5)[0]
         except UnsupportedModelError:  # a backbone without class scores: everything else still works
@@ -167,8 +167,8 @@ class DeconvExplorer(ReversingWidget):
             return
 
         def compute(x, rule, mode, job) -> dict:
-            layer = self._probe.layer(c.get("layer", self.layer))
-            gy, gx = self.unit_under(layer, float(c["y"]), float(c["x"]))
+            layer = self._probe.layer(message_field(c, "layer", str) if "layer" in c else self.layer)
+            gy, gx = self.unit_under(layer, message_field(c, "y", float), message_field(c, "x", float))
             act = self._probe.activations(x, [layer.name])[layer.name][0, :, gy, gx]
             channel = int(torch.argmax(act))
             job.check()
@@ -191,8 +191,9 @@ class DeconvExplorer(ReversingWidget):
         r = change["new"]
         if r and self._probe is not None:
             with self.guard("Reading the filter number"):
-                channel = int(r["channel"])
-                self.show_filter(r.get("layer", self.layer), channel)
+                channel = r.get("channel")
+                channel = channel if isinstance(channel, str) else message_field(r, "channel", int)
+                self.show_filter(message_field(r, "layer", str) if "layer" in r else self.layer, channel)
 
     def show_filter(self, layer: str, channel: int | str) -> None:
         """Reconstruct one filter's whole feature map of ``layer`` (on the output layer: one class, by
@@ -233,4 +234,4 @@ class DeconvExplorer(ReversingWidget):
         super()._on_custom_msg(widget, content, buffers)
         if isinstance(content, dict) and content.get("event") == "class":
             with self.from_browser(), self.guard("Reconstructing the class"):
-                self.show_class(int(content["index"]))  # int() of a malformed message fails inside the guard
+                self.show_class(message_field(content, "index", int))

@@ -10,10 +10,10 @@ from typing import Any
 
 import traitlets
 
-from ..errors import CnnvizError
+from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
-from ._base import CnnvizWidget, as_probe, esm, patch_layers, png_bytes
+from ._base import CnnvizWidget, as_probe, esm, message_field, patch_layers, png_bytes
 
 
 class EmbeddingMap(CnnvizWidget):
@@ -100,8 +100,8 @@ class EmbeddingMap(CnnvizWidget):
             return
         with self.guard("Zooming in"):
             x0, y0, x1, y1 = self._space.region
-            fx0, fx1 = sorted((float(z["x0"]), float(z["x1"])))
-            fy0, fy1 = sorted((float(z["y0"]), float(z["y1"])))
+            fx0, fx1 = sorted((message_field(z, "x0", float), message_field(z, "x1", float)))
+            fy0, fy1 = sorted((message_field(z, "y0", float), message_field(z, "y1", float)))
             fx0, fy0, fx1, fy1 = (min(max(v, 0.0), 1.0) for v in (fx0, fy0, fx1, fy1))
             if fx1 - fx0 < 1e-3 or fy1 - fy0 < 1e-3:
                 raise CnnvizError("Drag a rectangle (not a point) to zoom in.")
@@ -132,9 +132,17 @@ class EmbeddingMap(CnnvizWidget):
 
     @traitlets.observe("selected")
     def _on_selected(self, change: dict) -> None:
-        cell = (change["new"] or {}).get("cell")
-        if cell and change["new"].get("unit") is None:  # a click from the browser names only the cell
-            self.select(int(cell[0]), int(cell[1]))
+        new = change["new"] or {}
+        if "cell" in new and new.get("unit") is None:  # a click from the browser names only the cell
+            with self.guard("Selecting a patch"):
+                cell = new["cell"]
+                whole = isinstance(cell, (list, tuple)) and len(cell) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in cell)
+                if not whole:
+                    raise CnnvizError(f"The browser sent the cell {short_repr(cell)}; a cell is [row, column] in "
+                                      f"whole numbers. Nothing was selected.")
+            if whole:
+                self.select(*cell)
 
     def link(self, grid) -> None:
         """Make ``grid`` (a FilterGrid) follow this map: same layer, and the selected unit's strongest filters."""

@@ -16,7 +16,7 @@ import traitlets
 from ..errors import IndexOutOfRangeError
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ._base import ReversingWidget, as_probe, esm, patch_layers, png_bytes, sprite
+from ._base import ReversingWidget, as_probe, esm, message_field, patch_layers, png_bytes, sprite
 
 
 class FilterGrid(ReversingWidget):
@@ -166,7 +166,7 @@ class FilterGrid(ReversingWidget):
         rule = self.rule
 
         def compute(job) -> dict:
-            c = int(sel["filter"])
+            c = message_field(sel, "filter", int)
             if not 0 <= c < top.channels:
                 raise IndexOutOfRangeError(f"filter {c} is out of range: 0 to {top.channels - 1}.")
             patches = [top.patch(c, i) for i in range(top.k) if int(top.image_index[c, i]) >= 0]
