@@ -85,6 +85,17 @@ class CnnvizWidget(anywidget.AnyWidget):
         self._latest: dict[str, int] = {}  # lane -> id of its newest request
         self._frontend_thread: int | None = None  # the thread applying browser state, while it does
         remember_main_loop()  # widgets are made in a cell, on the kernel's main thread
+        unknown = [k for k in kwargs if not self.has_trait(k)]
+        if unknown:  # traitlets would only warn, and a typo such as layers= would change nothing
+            import difflib
+            import inspect
+
+            own = [n for n in inspect.signature(type(self).__init__).parameters if n not in ("self", "kwargs")]
+            near = difflib.get_close_matches(unknown[0], own + [n for n in self.trait_names() if not n.startswith("_")], 1)
+            raise CnnvizError(
+                f"{type(self).__name__} has no argument {unknown[0]!r}"
+                f"{f'; did you mean {near[0]!r}' if near else ''}? Its arguments: {', '.join(own)}."
+            )
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_msg)
 
