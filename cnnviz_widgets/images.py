@@ -163,7 +163,7 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
     ``_scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
     picture will be resized to; a file or PIL image more than 4x larger is decoded or box-reduced to
     about 4x first (bounded memory for camera photos; the result differs from a full-size resize by
-    less than 1/255 on average, see tests/test_pictures.py).
+    less than one 8-bit level on average: tests/test_reliability.py).
     """
     from PIL import Image
 

@@ -445,3 +445,27 @@ def test_a_huge_k_is_capped_with_a_warning(probe, photos):
     assert top.k == 768 and (top.image_index >= 0).all()  # every unit (3 pictures x 16 x 16), each once
     flat = top.image_index * 256 + top.yx[..., 0] * 16 + top.yx[..., 1]
     assert all(len(set(row.tolist())) == 768 for row in flat)
+
+
+# 14. big pictures are reduced early: bounded difference from the full-size pipeline ----------------
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "pil", "array"])
+def test_early_reduction_stays_within_a_level_of_the_full_size_pipeline(tmp_path, photos, kind, monkeypatch):
+    """A picture more than 4x the input is reduced (JPEG draft decode, or a box filter) before the
+    antialiased resize: what the network sees differs from resizing the full-size picture by less than
+    one 8-bit level on average (memory and time: test_resources.py, benchmarks/bench_pictures.py)."""
+    import cnnviz_widgets.images as images
+
+    big = np.asarray(Image.fromarray(photos[1][1]).resize((1600, 1200), Image.BICUBIC))  # chelsea, 4x
+    item = {"png": tmp_path / "big.png", "jpeg": tmp_path / "big.jpg", "pil": None, "array": big}[kind]
+    if kind in ("png", "jpeg"):
+        Image.fromarray(big).save(item, quality=95)
+        item = str(item)
+    reduced = images.prepare_picture(Image.fromarray(big) if kind == "pil" else item, 64)
+    monkeypatch.setattr(images, "REDUCE_MARGIN", 10**9)
+    full = images.prepare_picture(Image.fromarray(big) if kind == "pil" else item, 64)
+    diff = (reduced - full).abs() * 255
+    if kind == "array":  # arrays are resized at full size: exactly the old pipeline
+        assert torch.equal(reduced, full)
+    else:
+        assert 0 < float(diff.mean()) < 0.5 and float(diff.max()) < 4, (float(diff.mean()), float(diff.max()))  # 0.09, 0.7
