@@ -469,3 +469,14 @@ def test_early_reduction_stays_within_a_level_of_the_full_size_pipeline(tmp_path
         assert torch.equal(reduced, full)
     else:
         assert 0 < float(diff.mean()) < 0.5 and float(diff.max()) < 4, (float(diff.mean()), float(diff.max()))  # 0.09, 0.7
+
+
+def test_widget_and_embedding_arguments_are_checked(probe, photos):
+    w = cv.DeconvExplorer(probe, photos[:2], image_index=5)
+    assert "image_index 5 is out of range: there are 2 pictures (0 to 1)" in w.error
+    assert "k must be a positive whole number of patches per filter, got 0" in cv.FilterGrid(probe, photos[:1], k=0).error
+    assert "cell must be a positive whole number of pixels, got 'big'" in cv.EmbeddingMap(probe, photos[:1], cell="big").error
+    with pytest.raises(cv.CnnvizError, match="seed must be a whole number, 0 or more, got 'abc'"):
+        cv.representation_space(probe, photos[:2], "c3", n_patches=20, seed="abc", progress=False)
+    with pytest.raises(cv.CnnvizError, match="tsne has option\\(s\\) 'perplexty' that openTSNE.TSNE does not take"):
+        cv.representation_space(probe, photos[:2], "c3", n_patches=20, tsne={"perplexty": 5}, progress=False)

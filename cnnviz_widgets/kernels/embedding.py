@@ -7,6 +7,7 @@ whose embedding point is nearest the cell's centre.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import checks
-from ..errors import CnnvizError
+from ..errors import CnnvizError, short_repr
 from ..imageset import ImageSet, load_images
 from ..probe.probe import Probe
 from .patches import PatchSource
@@ -48,6 +49,20 @@ def grid_fill(points: np.ndarray, grid: int, region: tuple[float, float, float, 
     return nearest.reshape(grid, grid)
 
 
+def check_tsne(tsne: Any) -> None:
+    """``tsne``: None or a dict of openTSNE.TSNE options; a CnnvizError names a misspelt one before any work."""
+    if tsne is None:
+        return
+    if not isinstance(tsne, dict):
+        raise CnnvizError(f"tsne must be a dict of openTSNE.TSNE options (e.g. {{'perplexity': 50}}), got {short_repr(tsne)}.")
+    import openTSNE
+
+    unknown = sorted(set(tsne) - set(inspect.signature(openTSNE.TSNE).parameters))
+    if unknown:
+        raise CnnvizError(f"tsne has option(s) {', '.join(map(repr, unknown))} that openTSNE.TSNE does not take; "
+                          f"see help(openTSNE.TSNE) (perplexity, n_iter, theta, ...).")
+
+
 def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n_jobs: int = 2,
           progress: Callable[[float], None] | None = None) -> np.ndarray:
     """PCA to at most 50 dimensions, then 2-D t-SNE (openTSNE Barnes-Hut); deterministic for a seed.
@@ -67,6 +82,7 @@ def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n
         return np.pad(z[:, :2], ((0, 0), (0, max(0, 2 - z.shape[1]))))
     import openTSNE
 
+    check_tsne(tsne)
     params = dict(TSNE_DEFAULTS)
     params.update(tsne or {})
     params["perplexity"] = min(params["perplexity"], (n - 1) / 3.0)
@@ -174,6 +190,8 @@ def representation_space(
     """Sample units of ``layer``, embed their activation vectors in 2-D, lay patches on a grid."""
     n_patches = checks.positive_int("n_patches", n_patches)
     grid = checks.positive_int("grid", grid)
+    seed = checks.non_negative_int("seed", seed)
+    check_tsne(tsne)
     l = probe.layer(layer)
     imageset: ImageSet = load_images(images)
     units = sample_units(len(imageset), l.shape[1:], n_patches, seed)

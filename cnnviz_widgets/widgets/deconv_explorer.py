@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import traitlets
 
+from .. import checks
 from ..display import to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
@@ -59,6 +60,7 @@ class DeconvExplorer(ReversingWidget):
             from ..images import sample_images
 
             images = load_images(sample_images() if images is None else images)
+            image_index = checks.index("image_index", image_index, len(images), f"there are {len(images)} pictures")
             chosen = self._probe.select(layers)
             self._layers = [l.name for l in chosen]
             rfs = [self._probe.receptive_field(n) for n in self._layers]
@@ -70,7 +72,7 @@ class DeconvExplorer(ReversingWidget):
                 self.grid = [[l.shape[1], l.shape[2]] for l in chosen]
                 self.image_names = list(images.names)
                 self.layer = self._layers[len(self._layers) // 2]
-                self.image_index = int(image_index)
+                self.image_index = image_index
             self._images = images
             self._request_image(self.image_index)
 

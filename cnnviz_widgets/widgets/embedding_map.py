@@ -10,6 +10,7 @@ from typing import Any
 
 import traitlets
 
+from .. import checks
 from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
@@ -39,9 +40,12 @@ class EmbeddingMap(CnnvizWidget):
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, n_patches: int = 2000,
                  grid: int = 30, cell: int = 20, n_filters: int = 6, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._space, self._stack, self._n_filters, self._probe = None, [], int(n_filters), None
+        self._space, self._stack, self._n_filters, self._probe = None, [], 6, None
         with self.guard("Embedding the representation space"):
             from ..images import sample_images
+
+            self._n_filters = checks.positive_int("n_filters", n_filters)
+            cell = checks.positive_int("cell", cell, "a positive whole number of pixels")
 
             probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
@@ -50,7 +54,7 @@ class EmbeddingMap(CnnvizWidget):
             space = representation_space(probe, images, name, n_patches=n_patches, grid=grid, seed=seed,
                                          progress=self.report)
             with self.hold_sync():
-                self.layer, self.grid, self.cell = name, int(grid), int(cell)
+                self.layer, self.grid, self.cell = name, space.grid, cell
                 self._show_new(space)
             self._probe = probe
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from .. import checks
 from ..errors import IndexOutOfRangeError
 from ..imageset import load_images
 from ..kernels.mine import mine
@@ -51,6 +52,8 @@ class FilterGrid(ReversingWidget):
             from ..images import sample_images
 
             self._set_rule(rule)
+            k = checks.positive_int("k", k, "a positive whole number of patches per filter")
+            page_size = checks.positive_int("page_size", page_size, "a positive whole number of filters a page")
             self._probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
             convs, name = patch_layers(self._probe, layer)
@@ -63,7 +66,7 @@ class FilterGrid(ReversingWidget):
             self._images = images
             self._top = mine(self._probe, images, top_layers=convs, k=k, sparsity=False, progress=self.report).top
             with self.hold_sync():
-                self.k, self.page_size = int(k), int(page_size)
+                self.k, self.page_size = k, page_size
                 self.per_row = math.ceil(math.sqrt(k))
                 self.layer_names = [n for n in self._probe.layer_names if n in self._top]
                 self.layer = name
