@@ -31,6 +31,8 @@ const CNNVIZ_CSS = `
 .cnnviz-sheet img { image-rendering: pixelated; }
 .cnnviz-mark { position: absolute; border: 2px solid var(--jp-brand-color1, #1976d2); pointer-events: none; }
 .cnnviz-band { position: absolute; border: 1px dashed var(--jp-warn-color1, #f57c00); background: rgba(245,124,0,0.12); pointer-events: none; }
+.cnnviz-figure img.cnnviz-detail { width: auto; height: auto; max-width: 100%; }  /* the strip keeps its own shape */
+.cnnviz-figure img.cnnviz-detail.cnnviz-empty { width: 256px; height: 64px; }
 .cnnviz .cnnviz-hover, .cnnviz-figure img.cnnviz-hover { width: 160px; height: 160px; border: 1px solid var(--jp-border-color2, #ddd); image-rendering: pixelated; }
 .cnnviz-compare-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: nowrap; overflow-x: auto; margin: 4px 0; }
 .cnnviz-compare-row img { width: 112px; height: 112px; border: 1px solid var(--jp-border-color2, #ddd); }

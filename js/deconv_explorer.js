@@ -116,6 +116,7 @@ export default {
       preds.querySelectorAll(".cnnviz-pred").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
       root.dataset.selectedClass = s.label !== undefined ? String(s.channel) : "";
+      root.dataset.channel = s.channel !== undefined && s.label === undefined ? String(s.channel) : "";
     }
     function renderPreds() {
       const items = model.get("predictions") || [];
@@ -124,10 +125,24 @@ export default {
     }
 
     slider.addEventListener("input", () => showLayer(Number(slider.value), true));
-    filterBox.addEventListener("change", () => {
+    // Enter asks at once (JupyterLab 4 sent no "change" on Enter here); leaving the box asks too, unless
+    // Enter already asked for that very value
+    let askedByEnter = null;
+    const askFilter = () => {
       if (filterBox.value === "") return;
       model.set("channel_request", { layer: names()[Number(slider.value)], channel: Number(filterBox.value), t: Date.now() });
       model.save_changes();
+    };
+    filterBox.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Enter") return;
+      ev.preventDefault(); ev.stopPropagation();
+      askedByEnter = filterBox.value;
+      askFilter();
+    });
+    filterBox.addEventListener("input", () => { askedByEnter = null; });
+    filterBox.addEventListener("change", () => {
+      if (filterBox.value === askedByEnter) { askedByEnter = null; return; }
+      askFilter();
     });
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     root.addEventListener("keydown", (ev) => {

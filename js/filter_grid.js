@@ -13,7 +13,7 @@ export default {
     const sheetImg = blobImage({ alt: "filters of the layer, each shown by its top patches" });
     const mark = h("div", { class: "cnnviz-mark" });
     const sheet = h("div", { class: "cnnviz-sheet" }, [sheetImg, mark]);
-    const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions" });
+    const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions", class: "cnnviz-detail" });
     const detailLabel = h("span");
     const note = h("div", { class: "cnnviz-note" });
     root.append(error, h("div", { class: "cnnviz-row" }, [title, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),

@@ -85,7 +85,12 @@ def server(tmp_path_factory):
     nbformat.write(soak, root / "soak.ipynb")
     repo = Path(__file__).resolve().parents[2]
     (root / "notebooks").mkdir()
-    shutil.copy(repo / "notebooks" / "00_tour.ipynb", root / "notebooks" / "00_tour.ipynb")  # as in the repository,
+    tour = nbformat.read(repo / "notebooks" / "00_tour.ipynb", as_version=4)  # as committed, without the outputs
+    for cell in tour.cells:                                                     # a user's own Lab session saved
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    tour.metadata.pop("widgets", None)
+    nbformat.write(tour, root / "notebooks" / "00_tour.ipynb")
     shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("*.py"))  # so ../docs/ pictures load
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
@@ -274,6 +279,13 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.selectedClass !== ''", timeout=60_000)
     assert "class" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
 
+    # the "one filter" box answers Enter (in JupyterLab 4 it once answered only on leaving the box)
+    box = explorer.get_by_label("Reconstruct one filter of this layer")
+    box.fill("5")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.channel === '5'", timeout=60_000)
+    assert "filter 5, whole feature map" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
+
     # hostile class labels are text, never markup
     preds = explorer.locator(".cnnviz-preds")
     assert "<img src=x" in preds.inner_text()
@@ -291,6 +303,14 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
                            arg=before, timeout=60_000)
     assert len(fgrid.evaluate("r => r.dataset.filters").split(",")) == 6
+    # a tile click shows the filter's detail strip at its own aspect ratio (it was squashed into a square)
+    fgrid.locator(".cnnviz-sheet img").click(position={"x": 6, "y": 6})
+    page.wait_for_function("""() => { const r = document.querySelector("[aria-label='Filters by their top patches']");
+        const i = r.querySelector('img.cnnviz-detail'); return r.dataset.selected !== '' && i.naturalWidth > 1 && i.complete; }""",
+                           timeout=60_000)
+    shape = fgrid.evaluate("""r => { const i = r.querySelector('img.cnnviz-detail');
+        return [i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight]; }""")
+    assert shape[0] / shape[1] == pytest.approx(shape[2] / shape[3], rel=0.02), shape
     # dragging a rectangle zooms: the kernel re-lays the region; back returns
     box = emap.locator(".cnnviz-sheet img").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
