@@ -28,7 +28,7 @@ export default {
     }
     function renderMosaic() {
       mosaic.setPNG(model.get("mosaic"));
-      const done = () => { mosaic.style.width = `${Math.max(360, Math.min(720, size()))}px`; root.dataset.ready = "1"; root.dataset.region = model.get("region").map((v) => v.toFixed(3)).join(","); placeMark(); };
+      const done = () => { mosaic.style.width = `${Math.max(360, Math.min(720, size()))}px`; root.dataset.ready = "1"; root.dataset.region = model.get("region").map((v) => v.toFixed(3)).join(","); root.dataset.grid = String(model.get("grid")); placeMark(); };
       if (mosaic.complete && mosaic.naturalWidth) done(); else mosaic.onload = done;
       title.textContent = `${model.get("shown_layer")}: ${model.get("grid")}×${model.get("grid")} patches` + (model.get("depth") ? ` (zoom ${model.get("depth")})` : "");
       markStale();
@@ -39,11 +39,22 @@ export default {
       const s = staleMark(root, [sheet], () => model.get("shown_layer") !== model.get("layer"));
       pending.textContent = s ? (model.get("busy") ? `embedding ${model.get("layer")}…` : `still ${model.get("shown_layer")}`) : "";
     }
+    // the mark follows the selected unit, not a grid position: after a zoom it sits on the cell that now
+    // shows that unit (the clicked one if it still does), and disappears where no cell shows it
+    function markedCell() {
+      const s = model.get("selected") || {}, gi = model.get("grid_index") || [];
+      if (s.unit === undefined) return null;
+      if (s.cell && gi[s.cell[0]] && gi[s.cell[0]][s.cell[1]] === s.unit) return s.cell;
+      for (let r = 0; r < gi.length; r++) { const c = gi[r].indexOf(s.unit); if (c >= 0) return [r, c]; }
+      return null;
+    }
     function placeMark() {
-      const s = model.get("selected") || {};
-      if (!s.cell) { mark.style.display = "none"; return; }
+      const cell = markedCell(), gi = model.get("grid_index") || [];
+      root.dataset.markCell = cell ? cell.join(",") : "";
+      root.dataset.markUnit = cell ? String(gi[cell[0]][cell[1]]) : "";
+      if (!cell) { mark.style.display = "none"; return; }
       const w = mosaic.getBoundingClientRect().width || 1, g = model.get("grid"), c = w / g;
-      Object.assign(mark.style, { display: "block", left: `${s.cell[1] * c - 2}px`, top: `${s.cell[0] * c - 2}px`, width: `${c}px`, height: `${c}px` });
+      Object.assign(mark.style, { display: "block", left: `${cell[1] * c - 2}px`, top: `${cell[0] * c - 2}px`, width: `${c}px`, height: `${c}px` });
     }
     function renderSelected() {
       chosen.setPNG(model.get("patch_png"));
@@ -78,6 +89,7 @@ export default {
     window.addEventListener("mouseup", onMouseUp);
     back.addEventListener("click", () => { model.set("back", model.get("back") + 1); model.save_changes(); });
     for (const t of ["mosaic", "region", "depth", "grid"]) model.on(`change:${t}`, renderMosaic);
+    model.on("change:grid_index", placeMark);
     for (const t of ["patch_png", "selected", "filters"]) model.on(`change:${t}`, renderSelected);
     for (const t of ["layer", "shown_layer", "busy"]) model.on(`change:${t}`, markStale);
     renderMosaic(); renderSelected();

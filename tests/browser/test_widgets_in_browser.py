@@ -320,6 +320,19 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.region !== '0.000,0.000,1.000,1.000'", timeout=60_000)
     region = [float(v) for v in emap.evaluate("r => r.dataset.region").split(",")]
     assert region[0] == pytest.approx(0.1, abs=0.02) and region[3] == pytest.approx(0.6, abs=0.02)
+    # after the zoom the selection mark is on a cell that shows the selected unit, or nowhere (it once
+    # stayed on its old grid position, over another patch)
+    selected = emap.evaluate("r => r.dataset.selected")
+    assert emap.evaluate("r => r.dataset.markUnit") in ("", selected)
+    # a click in the zoomed view: the mark is on exactly the clicked cell
+    sheet_box = emap.locator(".cnnviz-sheet img").bounding_box()
+    cell_px = sheet_box["width"] / int(emap.evaluate("r => r.dataset.grid"))
+    at = {"x": cell_px * 4.5, "y": cell_px * 2.5}
+    emap.locator(".cnnviz-sheet img").click(position=at)
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.markCell === '2,4'",
+                           timeout=60_000)
+    mark_box = emap.locator(".cnnviz-mark").bounding_box()
+    assert abs(mark_box["x"] + 2 - (sheet_box["x"] + 4 * cell_px)) < 3 and abs(mark_box["y"] + 2 - (sheet_box["y"] + 2 * cell_px)) < 3
     emap.screenshot(path=str(ARTIFACTS / f"embedding_map_{ui}.png"))
     emap.get_by_role("button", name="Zoom out to the previous view").click()
     page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.region === '0.000,0.000,1.000,1.000'", timeout=60_000)
