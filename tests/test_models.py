@@ -161,3 +161,18 @@ def test_weights_of_another_architecture(tmp_path):
 def test_weights_argument_of_the_wrong_type():
     with pytest.raises(cv.CnnvizError, match="weights=42 is not understood"):
         cv.load_model("alexnet", weights=42)
+
+
+def test_offline_no_downloading_line_reads_as_an_error(tmp_path, monkeypatch, capfd):
+    """Offline, torch.hub's 'Downloading: ...' line is not printed above the banner (it read as an error)."""
+    import cnnviz_widgets.models.weights as weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, timeout=5.0):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(weights, "reach", offline)
+    model, note = cv.load_model_or_random("alexnet")
+    assert "seeded random weights are used" in note and isinstance(model, nn.Module)
+    assert "Downloading" not in capfd.readouterr().err

@@ -48,6 +48,7 @@ def imagenet_state_dict(name: str, tv_weights: Any) -> Any:
     if cached.is_file():
         return read_weights(cached, name)
     try:
+        reach(url)  # offline, fail before torch.hub prints a "Downloading: ..." line that reads as an error
         return tv_weights.get_state_dict(progress=True, check_hash=True)
     except Exception as exc:  # URLError, HTTPError, socket errors, hash mismatch ...
         raise WeightsUnavailableError(
@@ -58,6 +59,15 @@ def imagenet_state_dict(name: str, tv_weights: Any) -> Any:
             f"- or pass a local file: cv.load_model('{name}', weights='path/to/{cached.name}');\n"
             f"- or {OFFLINE_HINT}."
         ) from exc
+
+
+def reach(url: str, timeout: float = 5.0) -> None:
+    """Open (and close) a connection to ``url``'s host, or raise OSError: no internet, or no route to it."""
+    import socket
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout).close()
 
 
 def read_weights(path: str | os.PathLike[str], name: str) -> Any:
