@@ -3,6 +3,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CnnvizError,
+    CnnvizWarning,
     DeviceUnavailableError,
     ImageError,
     IndexOutOfRangeError,
@@ -55,7 +56,7 @@ from ._ipython import install as _install_ipython_errors  # noqa: E402
 _install_ipython_errors()
 
 __all__ = [
-    "CnnvizError", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
+    "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",

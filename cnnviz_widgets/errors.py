@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sized
 
 
@@ -49,6 +50,21 @@ class DeviceUnavailableError(CnnvizError):
 
 class ImageError(CnnvizError, ValueError):
     """A picture that cannot be used as input: wrong shape, dtype, NaN, or unreadable."""
+
+
+class CnnvizWarning(UserWarning):
+    """Something a user should know that does not stop the work (a picture skipped, k capped, an
+    approximate reverse rule); printed as one line, without the library's source line under it."""
+
+
+def _one_line(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+    if isinstance(category, type) and issubclass(category, CnnvizWarning):
+        return f"{category.__name__}: {message}\n"
+    return _FORMAT(message, category, filename, lineno, line)
+
+
+_FORMAT = warnings.formatwarning
+warnings.formatwarning = _one_line
 
 
 class StoppedError(CnnvizError):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ImageError
+from .errors import CnnvizWarning, ImageError
 from .images import picture_to_tensor, split_pictures
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -97,7 +97,7 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
             paths.append(str(p))
             names.append(str(p.relative_to(folder)))
     for s in skipped:
-        warnings.warn(f"load_images: skipping {s}.", stacklevel=3)
+        warnings.warn(f"load_images: skipping {s}.", CnnvizWarning, stacklevel=3)
     return paths, names
 
 

@@ -480,3 +480,15 @@ def test_widget_and_embedding_arguments_are_checked(probe, photos):
         cv.representation_space(probe, photos[:2], "c3", n_patches=20, seed="abc", progress=False)
     with pytest.raises(cv.CnnvizError, match="tsne has option\\(s\\) 'perplexty' that openTSNE.TSNE does not take"):
         cv.representation_space(probe, photos[:2], "c3", n_patches=20, tsne={"perplexty": 5}, progress=False)
+
+
+def test_our_warnings_print_as_one_line():
+    """A rectifier note, a skipped picture or a capped k is one line, without the library's source line
+    under it (it arrived as a pink block quoting internal code); other warnings keep Python's format."""
+    text = warnings.formatwarning(cv.CnnvizWarning("Net uses ReLU6: ..."), cv.CnnvizWarning, "/site/probe.py", 9)
+    assert text == "CnnvizWarning: Net uses ReLU6: ...\n"
+    assert "/site/probe.py:9" in warnings.formatwarning("other", UserWarning, "/site/probe.py", 9)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6()).eval()
+    probe = cv.Probe(net, input_size=16)
+    with pytest.warns(cv.CnnvizWarning, match="uses ReLU6"):
+        probe.reconstruct(probe.preprocess(_photo()))

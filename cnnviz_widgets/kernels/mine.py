@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .. import checks
+from ..errors import CnnvizWarning
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
@@ -98,7 +99,7 @@ def capped_k(k: int, layer: Any, n_images: int) -> int:
     if k <= units:
         return k
     warnings.warn(f"k={k} is more than the {units:,} units one filter of {layer.name!r} has over {n_images} "
-                  f"picture(s): k is capped at {units:,} for that layer.", stacklevel=3)
+                  f"picture(s): k is capped at {units:,} for that layer.", CnnvizWarning, stacklevel=3)
     return units
 
 

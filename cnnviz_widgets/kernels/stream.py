@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .. import checks
-from ..errors import CnnvizError, ImageError
+from ..errors import CnnvizError, CnnvizWarning, ImageError
 from ..images import prepare_picture
 from ..imageset import ImageSet, load_images
 from ..probe.layers import Layer
@@ -155,7 +155,7 @@ def stream_activations(
     try:
         for index, batch, bad in batches:
             for msg in bad:
-                warnings.warn(f"skipping a picture that cannot be read: {msg}", stacklevel=3)
+                warnings.warn(f"skipping a picture that cannot be read: {msg}", CnnvizWarning, stacklevel=3)
             skipped += bad
             if len(index):
                 x = (batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std

@@ -17,6 +17,7 @@ from torch import nn
 from .. import checks
 from ..errors import (
     CnnvizError,
+    CnnvizWarning,
     ImageError,
     IndexOutOfRangeError,
     LabelNotFoundError,
@@ -145,7 +146,7 @@ class Probe:
             warnings.warn(
                 f"{type(model).__name__} holds {', '.join(low)} weights: the probe works on a float32 copy (your model "
                 f"is untouched). For speed on a GPU, keep float32 weights and pass autocast='fp16' or 'bf16'.",
-                stacklevel=3,
+                CnnvizWarning, stacklevel=3,
             )
         return copy.deepcopy(model).to(self.device, torch.float32)
 
@@ -409,7 +410,7 @@ class Probe:
                 f"{type(self.model).__name__} uses {', '.join(sorted(new))}: the {rec.rule.name} rule reverses "
                 f"{'it' if len(new) == 1 else 'them'} as it does ReLU ({rec.rule.title.split(': ', 1)[-1]}); "
                 f"read the reconstructions as approximate.",
-                stacklevel=3,
+                CnnvizWarning, stacklevel=3,
             )
         acts = rec.activations()
         return {l.name: acts[l.module_path] for l in layers}
