@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import ImageError
+from .errors import CnnvizWarning, ImageError
 
 _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "hubble_deep_field")
 _SKLEARN_PHOTOS = ("china", "flower")
@@ -49,8 +50,11 @@ def _describe(obj: Any) -> str:
 
 
 def _scale_integer(arr: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    """Integer pictures typed by their values: uint8 and values up to 255 are 8-bit (/255), values up
-    to 65535 are 16-bit (/65535); negative or larger values are not a picture's (ImageError)."""
+    """Integer pictures: uint8 is 8-bit (/255) and uint16 16-bit (/65535), as their types say (a 16-bit PNG
+    read by Pillow or numpy gives the same numbers); other integer types (int32 and int64 from arithmetic,
+    torch.randint) are typed by their values: up to 255 8-bit, up to 65535 16-bit. Negative or larger
+    values are not a picture's (ImageError)."""
+    dtype = str(getattr(arr, "dtype", "")).replace("torch.", "")
     t = torch.as_tensor(arr)
     if t.dtype == torch.bool or t.dtype.is_floating_point:
         return t.float()
@@ -58,14 +62,20 @@ def _scale_integer(arr: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
         return t.float() / 255.0
     if t.numel() == 0:
         return t.float()
-    t = t.to(torch.int64)  # min/max exist for every integer type there
-    lo, hi = int(t.min()), int(t.max())
+    if dtype == "uint64":
+        t = torch.as_tensor(np.asarray(arr).astype(np.float64))  # beyond int64: compare as floats
+    t = t.to(torch.float64) if t.dtype == torch.float64 else t.to(torch.int64)  # min/max for every integer type
+    lo, hi = float(t.min()), float(t.max())
     if lo < 0 or hi > 65535:
         raise ImageError(
-            f"{name}: an integer picture holds 0-255 (8-bit) or 0-65535 (16-bit) values, this {t.dtype} one spans "
-            f"[{lo}, {hi}]. Clip it (np.clip(a, 0, 255)) or pass floats in [0, 1]."
+            f"{name}: an integer picture holds 0-255 (8-bit) or 0-65535 (16-bit) values, this {dtype} one spans "
+            f"[{lo:.0f}, {hi:.0f}]. Clip it (np.clip(a, 0, 255)) or pass floats in [0, 1]."
         )
-    return t.double().div(255.0 if hi <= 255 else 65535.0).float()
+    sixteen = dtype == "uint16" or hi > 255
+    if dtype == "uint16" and hi <= 255:
+        warnings.warn(f"{name}: this uint16 picture holds values up to {hi:.0f} only; it is read as 16-bit (/65535), so "
+                      f"it is nearly black. If it holds 8-bit data, pass a.astype(np.uint8).", CnnvizWarning, stacklevel=4)
+    return t.double().div(65535.0 if sixteen else 255.0).float()
 
 
 REDUCE_MARGIN = 4  # a big picture is first reduced (decoder draft, box filter) to no less than 4x the input size
@@ -132,8 +142,10 @@ def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
         else:
             im = img if img.mode in ("RGB", "L") else img.convert("RGB")  # alpha dropped, palettes expanded
             f = _reduce_factor(min(im.size), reduce_to)
-            if f > 1:
-                im = im.reduce(f)
+            if f > 1:  # whole f x f boxes only, the remainder trimmed evenly, so the centre stays where it was
+                w, h = im.size
+                left, top = (w % f) // 2, (h % f) // 2
+                im = im.reduce(f, box=(left, top, left + w - w % f, top + h - h % f))
         turn = _exif_turns().get(img.getexif().get(0x0112, 1))
         if turn is not None:
             im = im.transpose(turn)
@@ -175,7 +187,7 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
     if isinstance(img, Image.Image):
         t = _from_pil(img, name, reduce_to)
     elif isinstance(img, np.ndarray):
-        if img.dtype == object or img.ndim not in (2, 3) or img.dtype.kind not in "biuf":
+        if img.ndim not in (2, 3) or img.dtype.kind not in "biuf" or img.dtype.itemsize > 8:
             raise ImageError(f"{name}: expected an HxW or HxWxC picture of numbers, got {_describe(img)}.")
         arr = img if img.ndim == 3 else img[:, :, None]
         if arr.shape[2] not in (1, 3, 4):
@@ -185,6 +197,9 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
             )
         t = _scale_integer(np.array(arr, copy=True), name).permute(2, 0, 1)
     elif isinstance(img, torch.Tensor):
+        if img.is_meta or img.layout != torch.strided or img.is_quantized:
+            raise ImageError(f"{name}: a picture must be a dense tensor with values, got a {img.layout} "
+                             f"{'meta ' if img.is_meta else ''}tensor {_describe(img)}.")
         x = img.detach().cpu()
         if x.ndim == 2:
             x = x[None]

@@ -65,8 +65,11 @@ def reach(url: str, timeout: float = 5.0) -> None:
     """Open (and close) a connection to ``url``'s host, or raise OSError: no internet, or no route to it."""
     import socket
     from urllib.parse import urlparse
+    from urllib.request import getproxies
 
     parts = urlparse(url)
+    if getproxies().get(parts.scheme):  # behind a proxy only urllib (torch.hub) knows the way: let it try
+        return
     socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout).close()
 
 
@@ -126,6 +129,9 @@ def _check_file(path: Path) -> None:
         raise _unreadable(path, exc) from exc
     if is_dir:
         raise WeightsFileError(f"Weights path {_quote(path)} is a folder; pass the .pth file inside it.")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+        raise WeightsFileError(f"Weights path {_quote(path)} is not a regular file (a pipe or a device); save the "
+                               f"weights to a file and pass that.")
 
 
 def _read_head(path: Path) -> bytes:
@@ -197,8 +203,19 @@ def _is_torchscript(head: bytes, path: Path) -> bool:
     return False
 
 
+FOREIGN = {b"\x89HDF": "an HDF5 file (Keras/TensorFlow weights)", b"\x1f\x8b": "a gzip archive",
+           b"PK\x03\x04": None, b"\x08": "possibly an ONNX model (protobuf)"}
+
+
 def _torch_load(path: Path, head: bytes) -> Any:
     """``torch.load(weights_only=True)``, each failure said as what the file holds and the fix."""
+    pickle_like = head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"  # a pickle protocol byte, or torch's zip
+    if not pickle_like:
+        kind = next((what for magic, what in FOREIGN.items() if what and head.startswith(magic)), None)
+        raise WeightsFileError(
+            f"{_quote(path)} is not a PyTorch weights file{f': it looks like {kind}' if kind else ''} (it starts with "
+            f"{head[:8]!r}). Pass a file saved with torch.save(model.state_dict(), path), or a safetensors file."
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -219,7 +236,7 @@ def _torch_load(path: Path, head: bytes) -> Any:
         if isinstance(exc, PermissionError):
             raise _unreadable(path, exc) from exc
         raise _corrupt(path, exc) from exc
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
         raise _corrupt(path, exc) from exc
 
 

@@ -7,7 +7,7 @@ import math
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,19 +55,23 @@ def input_channels(model: nn.Module) -> int:
     return int(first.in_channels) if first is not None else 3
 
 
-def output_kind(out: Any, model: nn.Module) -> str:
-    """What the network's (N, classes) output holds: 'logits', 'probabilities' (it ends in a softmax or,
-    with one output, a sigmoid) or 'log_probabilities' (log-softmax), judged from the output itself."""
+OUTPUT_OPS = {"softmax": "probabilities", "_softmax": "probabilities", "log_softmax": "log_probabilities",
+              "_log_softmax": "log_probabilities", "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
+
+
+def output_kind(out: Any, last_op: str) -> str:
+    """What the network's (N, classes) output holds: 'logits', 'probabilities' (it ends in a softmax),
+    'log_probabilities' (log-softmax) or 'sigmoid' (each output its own probability), judged by the op
+    that made it in the traced pass, module or functional, or failing that by the values themselves."""
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or not out.dtype.is_floating_point:
         return "logits"
+    if last_op in OUTPUT_OPS:
+        return OUTPUT_OPS[last_op]
     o = out.detach().double()
-    if o.shape[1] == 1:
-        last = list(model.modules())[-1]
-        return "probabilities" if isinstance(last, nn.Sigmoid) else "logits"
     ones = torch.ones(o.shape[0], dtype=o.dtype, device=o.device)
-    if (o >= 0).all() and torch.allclose(o.sum(1), ones, atol=1e-4):
+    if o.shape[1] > 1 and (o >= 0).all() and torch.allclose(o.sum(1), ones, atol=1e-4):
         return "probabilities"
-    if (o <= 0).all() and torch.allclose(o.exp().sum(1), ones, atol=1e-4):
+    if o.shape[1] > 1 and (o <= 0).all() and torch.allclose(o.exp().sum(1), ones, atol=1e-4):
         return "log_probabilities"
     return "logits"
 
@@ -104,7 +108,31 @@ class Probe:
         if input_size is None:
             input_size = 299 if type(model).__name__ == "Inception3" else 224
         self.input_size = checks.side("input_size", input_size)
-        self.channels = input_channels(self.model)
+        if isinstance(labels, Mapping):
+            raise CnnvizError("labels must be a list of class names in output order, got a dict; for {index: name} "
+                              "pass [names[i] for i in range(len(names))].")
+        if hasattr(labels, "tolist"):  # a numpy array or tensor of names or numbers
+            labels = labels.tolist()
+        if labels is not None and (isinstance(labels, str) or not isinstance(labels, Iterable)):
+            raise CnnvizError(f"labels must be a list of class names, got {short_repr(labels)}.")
+        self._labels = [str(l) for l in labels] if labels is not None else None
+        self._warned: set[tuple[str, str]] = set()  # (rule, rectifier) pairs already warned about
+        # hooks and eval flags are set on the shared model for the length of a forward pass: one at
+        # a time, so a widget's background job and a cell never interleave their passes
+        self._lock = threading.RLock()
+        self._measured: dict[str, ReceptiveField | None] = {}
+        # the input channels are those of the first conv that runs: its registration order says which one
+        # most often; where it does not (a head registered before the stem), 3 and then 1 are tried
+        failures = []
+        for channels in dict.fromkeys((input_channels(self.model), 3, 1)):
+            self.channels = channels
+            try:
+                self._discover()
+                break
+            except UnsupportedModelError as exc:
+                failures.append(exc)
+        else:
+            raise failures[0]
         if self.channels not in (1, 3):
             raise UnsupportedModelError(
                 f"{type(model).__name__} takes {self.channels} input channels; pictures reach a network as 3 (RGB) "
@@ -118,15 +146,6 @@ class Probe:
         self.mean = torch.tensor(checks.per_channel("mean", mean, self.channels), device=self.device).view(shape)
         self.std = torch.tensor(checks.per_channel("std", std, self.channels, positive=True),
                                 device=self.device).view(shape)
-        if labels is not None and (isinstance(labels, str) or not isinstance(labels, Iterable)):
-            raise CnnvizError(f"labels must be a list of class names, got {short_repr(labels)}.")
-        self._labels = [str(l) for l in labels] if labels is not None else None
-        self._warned: set[tuple[str, str]] = set()  # (rule, rectifier) pairs already warned about
-        # hooks and eval flags are set on the shared model for the length of a forward pass: one at
-        # a time, so a widget's background job and a cell never interleave their passes
-        self._lock = threading.RLock()
-        self._measured: dict[str, ReceptiveField | None] = {}
-        self._discover()
         if self._labels is not None and self._num_outputs is not None and len(self._labels) != self._num_outputs:
             raise CnnvizError(
                 f"labels has {len(self._labels)} names, but {type(model).__name__} has {self._num_outputs} outputs: "
@@ -137,6 +156,12 @@ class Probe:
         """The model itself when it is float32 on the probe's device; otherwise a float32 copy there (the
         user's model is never moved or converted; reverse rules need float32, autocast= gives speed)."""
         tensors = list(model.parameters()) + list(model.buffers())
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all()):
+                raise UnsupportedModelError(
+                    f"{type(model).__name__}'s {name} holds NaN or infinite values (a training run that diverged?), so "
+                    f"every result would be NaN: load weights saved before it went wrong."
+                )
         on_device = all(t.device == self.device for t in tensors)
         low = sorted({str(t.dtype).replace("torch.", "") for t in tensors
                       if t.is_floating_point() and t.dtype != torch.float32})
@@ -177,7 +202,7 @@ class Probe:
                 f"failed: {type(exc).__name__}: {exc}. If it expects another input size, pass input_size=."
             ) from exc
         self._num_outputs = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
-        self.output_kind = output_kind(out, model)
+        self.output_kind = output_kind(out, tracer.made_by(out))
         acts = rec.activations()
         order = [path for kind, path, _ in rec.order if kind == "layer" and path in acts]
         pool_ids = {oid for kind, _, oid in rec.order if kind == "layer"}
@@ -355,6 +380,11 @@ class Probe:
         """One picture as this network sees it before normalising: (C, S, S) in [0, 1] on the CPU."""
         return prepare_picture(picture, self.input_size, self.channels, name=name)
 
+    def model_input(self, picture: Any, name: str = "picture") -> torch.Tensor:
+        """One picture (a path, PIL, array or tensor; never a list) as normalized model input (1, C, S, S)
+        on the probe's device; ``name`` is what an error calls it."""
+        return (self.prepare(picture, name)[None].to(self.device) - self.mean) / self.std
+
     def to_image(self, x: torch.Tensor) -> np.ndarray:
         """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw (grey as RGB)."""
         t = torch.as_tensor(x).detach().to(self.device, torch.float32)
@@ -499,7 +529,7 @@ class Probe:
         raise LabelNotFoundError(f"No class is called {label!r}.{hint} probe.labels lists all {len(labels)}.")
 
     def classify(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
-        """Per image, the top-k (class index, label, probability) of the softmax of the network's output."""
+        """Per image, the top-k (class index, label, probability) by :meth:`probabilities` of the network's output."""
         x = self.check_input(x)
         k = checks.positive_int("k", k)
         with self._lock, torch.no_grad(), eval_mode(self.model):
@@ -519,16 +549,17 @@ class Probe:
 
     def probabilities(self, out: torch.Tensor) -> torch.Tensor:
         """Class probabilities from the network's output, by what it holds (``output_kind``): softmax of
-        logits, the output itself after a softmax, exp of log-probabilities; one output is a sigmoid's."""
+        logits, the output itself after a softmax or a sigmoid (multi-label: each its own probability), exp of
+        log-probabilities; a single logit goes through a sigmoid."""
         out = out.float()
-        if self.output_kind == "probabilities":
+        if self.output_kind in ("probabilities", "sigmoid"):
             return out
         if self.output_kind == "log_probabilities":
             return out.exp()
         return out.sigmoid() if out.shape[1] == 1 else out.softmax(dim=1)
 
     def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Per image, the top-k (label, probability) pairs of the softmax of the network's output."""
+        """Per image, the top-k (label, probability) pairs by :meth:`probabilities` of the network's output."""
         return [[(label, p) for _, label, p in row] for row in self.classify(x, k)]
 
     @property

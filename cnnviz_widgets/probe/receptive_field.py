@@ -316,6 +316,12 @@ class GeometryTracer:
         self.merges = 0  # ops that joined spatial tensors of different layers: not a plain chain
         self.lost: list[str] = []  # ops that made a spatial tensor UNKNOWN, first one first
         self._ops = 0
+        self._made_by: dict[int, tuple[torch.Tensor, str]] = {}  # tensor id -> (tensor, the op that made it)
+
+    def made_by(self, t: Any) -> str:
+        """The name of the op that produced ``t`` in the traced pass ('softmax', 'sigmoid', ...), or ''."""
+        entry = self._made_by.get(id(t)) if isinstance(t, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0] is t else ""
 
     def start(self, x: torch.Tensor) -> None:
         self.geo[id(x)] = (x, _geometry((x.ndim - 2, x.ndim - 1), (1, 1), (1, 1), (0, 0)), "input")
@@ -339,9 +345,11 @@ class GeometryTracer:
     def update(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], result: Any) -> None:
         ins = [(t, e[1], e[2]) for t in _tensors(args, kwargs) if (e := self.geo.get(id(t))) is not None and e[0] is t]
         outs = [r for r in (result if isinstance(result, (tuple, list)) else (result,)) if isinstance(r, torch.Tensor)]
+        name = getattr(func, "__name__", "")
+        for o in outs:
+            self._made_by[id(o)] = (o, name)
         if not ins or not outs:
             return
-        name = getattr(func, "__name__", "")
         tags = {tag for _, g, tag in ins if g != GLOBAL}
         tag = next(iter(tags)) if len(tags) == 1 else ins[0][2]
         if len(tags) > 1 and name not in _WINDOWED:

@@ -89,10 +89,10 @@ class CompareModels(ReversingWidget):
     def _compare(self, index: int, rule: str, job) -> dict:
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
-        picture = (self._images.names[index], self._images.raw(index))  # each network decodes it at its size
+        picture, name = self._images.raw(index), self._images.names[index]  # each network decodes it at its size
         rows, preds, modes = [], [], []
         for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
-            x = probe.preprocess(picture)
+            x = probe.model_input(picture, name)
             recs = probe.reconstruct(x, layers=cols, rule=rule, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
             pictures, mode = self.displayed([recs[c][0] for c in cols])
             rows.append([png_bytes(p) for p in pictures])

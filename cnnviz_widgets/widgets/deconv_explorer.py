@@ -103,7 +103,7 @@ class DeconvExplorer(ReversingWidget):
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
-        x = probe.preprocess((self._images.names[index], self._images.raw(index)))
+        x = probe.model_input(self._images.raw(index), self._images.names[index])
         try:
             preds = probe.classify(x, k=5)[0]
         except UnsupportedModelError:  # a backbone without class scores: everything else still works
