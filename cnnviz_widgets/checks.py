@@ -85,12 +85,14 @@ def per_channel(name: str, values: Any, channels: int, positive: bool = False) -
     ``positive``: every value must be above 0 (a standard deviation divides).
     """
     try:
+        if isinstance(values, (str, bytes)):
+            raise TypeError
         flat = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
     except (TypeError, ValueError):
         flat = None
-    if flat is None or flat.ndim > 1 or flat.size == 0:
+    if flat is None or flat.size == 0 or (flat.ndim > 1 and flat.size not in (1, channels)):
         raise CnnvizError(f"{name} must be {channels} number(s), one per input channel, got {short_repr(values)}.")
-    flat = flat.reshape(-1)
+    flat = flat.reshape(-1)  # a probe's own (1, C, 1, 1) mean is C numbers too
     if flat.size == 1:
         flat = np.repeat(flat, channels)
     if flat.size != channels:
@@ -100,7 +102,7 @@ def per_channel(name: str, values: Any, channels: int, positive: bool = False) -
         )
     if not np.isfinite(flat).all():
         raise CnnvizError(f"{name} must be finite numbers, got {short_repr(values)}.")
-    if positive and not (flat > 0).all():
+    if positive and not (flat.astype(np.float32) > 0).all():  # in float32, where pictures are divided by it
         raise CnnvizError(f"{name} must be above 0 for every channel (pictures are divided by it), "
                           f"got {short_repr(values)}.")
     return tuple(float(v) for v in flat)

@@ -243,7 +243,7 @@ def test_one_output_is_a_probability_not_always_one():
     with torch.no_grad():
         assert p == pytest.approx(float(torch.sigmoid(net(x))[0, 0]), abs=1e-6) and p < 1.0
     sig = cv.Probe(nn.Sequential(net, nn.Sigmoid()).eval(), input_size=16)
-    assert sig.output_kind == "probabilities" and sig.classify(x)[0][0][2] == pytest.approx(p, abs=1e-6)
+    assert sig.output_kind == "sigmoid" and sig.classify(x)[0][0][2] == pytest.approx(p, abs=1e-6)
 
 
 # 7. transposed convolutions -----------------------------------------------------------------------
@@ -562,3 +562,67 @@ def test_damaged_weight_files_are_always_a_weights_file_error(tmp_path, monkeypa
     os.mkfifo(tmp_path / "pipe.pth")
     with pytest.raises(cv.WeightsFileError, match="is not a regular file"):
         cv.load_model("tiny", weights=tmp_path / "pipe.pth")
+
+
+def test_multi_label_and_functional_sigmoids_are_read_as_probabilities():
+    body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):
+            return torch.sigmoid(self.body(x))
+
+    for net in (nn.Sequential(body, nn.Sigmoid()).eval(), Functional().eval()):
+        probe = cv.Probe(net, input_size=16)
+        x = probe.preprocess(_photo())
+        with torch.no_grad():
+            want = net(x)[0]
+        assert probe.output_kind == "sigmoid"
+        top = probe.classify(x, k=5)[0]
+        assert [p for _, _, p in top] == pytest.approx(sorted(want.tolist(), reverse=True), abs=1e-6)
+
+
+def test_the_first_conv_to_run_sets_the_channels():
+    class HeadFirst(nn.Module):  # the head is registered before the stem (a review's case)
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Conv2d(8, 5, 1)
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.stem(x))).mean((2, 3))
+
+    probe = cv.Probe(HeadFirst().eval(), input_size=32)
+    assert probe.channels == 3 and probe.layer("c1").module_path == "stem"
+
+
+def test_nan_weights_and_a_probes_own_mean():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    with torch.no_grad():
+        net[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(cv.UnsupportedModelError, match="0.weight holds NaN or infinite values"):
+        cv.Probe(net)
+    good = cv.Probe(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), input_size=16)
+    twin = cv.Probe(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), input_size=16, mean=good.mean, std=good.std)
+    assert torch.equal(twin.mean, good.mean)  # a (1, 3, 1, 1) tensor is three numbers too
+    with pytest.raises(cv.CnnvizError, match="std must be above 0 for every channel"):
+        cv.Probe(nn.Sequential(nn.Conv2d(3, 4, 3)).eval(), input_size=16, std=1e-46)  # 0 in float32
+    with pytest.raises(cv.CnnvizError, match="mean must be 3 number"):
+        cv.Probe(nn.Sequential(nn.Conv2d(3, 4, 3)).eval(), input_size=16, mean="0.5")
+
+
+def test_capped_k_keeps_shards_mergeable(probe, photos):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = cv.top_patches(probe, photos[:2], "c3", k=600, progress=False)
+        parts = [cv.top_patches(probe, photos[:2], "c3", k=600, indices=[i], progress=False) for i in (0, 1)]
+    merged = parts[0].merge(parts[1])
+    assert whole.k == merged.k == 512 and torch.equal(whole.image_index, merged.image_index)
+    assert torch.equal(whole.yx, merged.yx)
+    with pytest.raises(cv.IndexOutOfRangeError, match="rank 300 of filter 0 is an empty place: only 256 units"):
+        parts[0].patch(0, 300)
+    with pytest.raises(cv.CnnvizError, match="mine has nothing to compute"):
+        cv.mine(probe, photos[:1], top_layers=[], sparsity=False, progress=False)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from .. import checks
-from ..errors import CnnvizWarning
+from ..errors import CnnvizError, CnnvizWarning
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
@@ -59,7 +59,7 @@ def mine(
     if top_layers is None:
         top = [l for l in probe.layers if l.kind == "conv"]
     else:
-        top = probe.select(top_layers) if (isinstance(top_layers, str) or list(top_layers)) else []
+        top = [] if isinstance(top_layers, (list, tuple)) and not top_layers else probe.select(top_layers)
     if sparsity is True:
         sp_layers = sparsity_layers(probe, None, include_fc)
     elif sparsity is False or sparsity is None:
@@ -67,7 +67,10 @@ def mine(
     else:
         sp_layers = probe.select(sparsity)
     indices = None if indices is None else checks.indices(indices, len(imageset))
-    n_images = len(imageset) if indices is None else len(indices)
+    n_images = len(imageset)  # the whole set, also for a shard: every shard caps k alike, so shards still merge
+    if not top and not sp_layers:
+        raise CnnvizError("mine has nothing to compute: top_layers=[] and sparsity=False; ask for top patches "
+                          "(top_layers=None: every conv layer) or sparsity.")
     miners = {}
     for l in top:
         miners[l.name] = TopKMiner(l.name, l.channels, capped_k(k, l, n_images), l.shape[1:], probe.device)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
@@ -119,10 +120,12 @@ class TopPatches:
                           self._probe, self._images, self._source)
 
     def _check(self, c: int, i: int) -> None:
-        if not 0 <= int(c) < self.channels:
-            raise IndexOutOfRangeError(f"filter {c} is out of range: layer {self.layer!r} has {self.channels} (0 to {self.channels - 1}).")
-        if not 0 <= int(i) < self.k or int(self.image_index[c, i]) < 0:
-            raise IndexOutOfRangeError(f"rank {i} is out of range: 0 to {self.k - 1} were kept.")
+        c = checks.index("filter", c, self.channels, f"layer {self.layer!r} has {self.channels}")
+        i = checks.index("rank", i, self.k, f"{self.k} were kept")
+        if int(self.image_index[c, i]) < 0:
+            found = int((self.image_index[c] >= 0).sum())
+            raise IndexOutOfRangeError(f"rank {i} of filter {c} is an empty place: only {found} units were found "
+                                       f"(pictures that could not be read leave their places empty).")
         if self._source is None:
             raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
 
