@@ -626,3 +626,23 @@ def test_capped_k_keeps_shards_mergeable(probe, photos):
         parts[0].patch(0, 300)
     with pytest.raises(cv.CnnvizError, match="mine has nothing to compute"):
         cv.mine(probe, photos[:1], top_layers=[], sparsity=False, progress=False)
+
+
+def test_browser_values_that_traits_refuse_are_messages(probe, photos):
+    """None for a dict, a list for a layer name, 0 for a page size, a number too big for a float: the
+    widget says so and keeps what it had (each escaped set_state or showed a Python error before)."""
+    w = cv.DeconvExplorer(probe, photos[:2])
+    for trait in ("click", "channel_request", "selected"):
+        for bad in (None, [], "x", 5):
+            w.set_state({trait: bad})
+            assert "The browser sent" in w.error and "nothing was changed" in w.error, (trait, bad)
+    g = cv.FilterGrid(probe, photos[:2], layer="c3")
+    g.set_state({"selected": {"layer": ["c3"], "filter": 0}})
+    assert "whose 'layer' is not a layer name" in g.error
+    g.set_state({"page_size": 0})
+    assert "page_size must be 1 or more" in g.error and g.page_size == 48
+    m = cv.EmbeddingMap(probe, photos[:2], layer="c3", n_patches=60, grid=3, cell=8)
+    m.set_state({"zoom": {"x0": 10**400, "x1": 0, "y0": 0, "y1": 1}})
+    assert "no usable 'x0' (a number)" in m.error
+    m.set_state({"cell": 0})
+    assert "cell must be 1 or more" in m.error and m.cell == 8

@@ -100,7 +100,7 @@ def test_one_layer_slider_drives_several_widgets(alex_probe, photos):
     (lambda p, ph: cv.DeconvExplorer(p, []), "no images given"),
     (lambda p, ph: cv.DeconvExplorer(p, ph[:1], layers=["c9"]), "No layer 'c9'"),
     (lambda p, ph: cv.DeconvExplorer(nn.Sequential(nn.Flatten(), nn.Linear(3, 2)), ph[:1]), "no torch.nn.Conv2d"),
-    (lambda p, ph: cv.DeconvExplorer(p, ph[:1], image_index=5), "image_index=5 is out of range"),
+    (lambda p, ph: cv.DeconvExplorer(p, ph[:1], image_index=5), "image_index 5 is out of range: there is 1 picture"),
     (lambda p, ph: cv.ReceptiveFieldTable({"x": "not a model"}), "needs a torch.nn.Module"),
 ])
 def test_bad_input_sets_the_error_instead_of_raising(alex_probe, photos, make, match):

@@ -144,9 +144,15 @@ class CnnvizWidget(anywidget.AnyWidget):
             self._frontend_thread = None
 
     def set_state(self, sync_data: dict) -> None:
-        """State from the browser: observers started by it run their kernel work as background jobs."""
+        """State from the browser: observers started by it run their kernel work as background jobs. A value
+        a trait refuses (None for a dict, a page size of 0) is said in the widget, and nothing changes."""
         with self.from_browser():
-            super().set_state(sync_data)
+            try:
+                super().set_state(sync_data)
+            except traitlets.TraitError as exc:
+                self._show_error("Reading the browser's message", CnnvizError(
+                    f"The browser sent {short_repr(sync_data)}, which this widget cannot take ({exc}); nothing was "
+                    f"changed."))
 
     def run_job(self, what: str, lane: str, compute: Callable[[Job], Any], apply: Callable[[Any], None],
                 supersedes: tuple[str, ...] = ()) -> Job:
@@ -246,9 +252,10 @@ def message_field(msg: Any, key: str, kind: type = int) -> Any:
     if kind is str:
         if isinstance(value, str):
             return value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        if kind is float or float(value).is_integer():
-            return kind(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and (kind is int or abs(value) < 2**53):
+        return kind(value)
+    elif isinstance(value, float) and math.isfinite(value) and (kind is float or value.is_integer()):
+        return kind(value)
     what = {int: "a whole number", float: "a number", str: "a name"}[kind]
     raise CnnvizError(f"The browser sent {short_repr(msg)}, which has no usable {key!r} ({what}); nothing was changed.")
 

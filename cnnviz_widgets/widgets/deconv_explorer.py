@@ -60,7 +60,8 @@ class DeconvExplorer(ReversingWidget):
             from ..images import sample_images
 
             images = load_images(sample_images() if images is None else images)
-            image_index = checks.index("image_index", image_index, len(images), f"there are {len(images)} pictures")
+            image_index = checks.index("image_index", image_index, len(images),
+                                       f"there {'is 1 picture' if len(images) == 1 else f'are {len(images)} pictures'}")
             chosen = self._probe.select(layers)
             self._layers = [l.name for l in chosen]
             rfs = [self._probe.receptive_field(n) for n in self._layers]

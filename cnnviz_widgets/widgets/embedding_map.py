@@ -97,6 +97,12 @@ class EmbeddingMap(CnnvizWidget):
             self.region = list(space.region)
             self.depth = len(self._stack)
 
+    @traitlets.validate("grid", "cell")
+    def _at_least_one(self, proposal: dict) -> int:
+        if proposal["value"] < 1:
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be 1 or more, got {proposal['value']}")
+        return proposal["value"]
+
     @traitlets.observe("zoom")
     def _on_zoom(self, change: dict) -> None:
         z = change["new"]

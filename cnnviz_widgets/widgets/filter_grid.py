@@ -14,7 +14,7 @@ import numpy as np
 import traitlets
 
 from .. import checks
-from ..errors import IndexOutOfRangeError
+from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..imageset import load_images
 from ..kernels.mine import mine
 from ._base import ReversingWidget, as_probe, esm, message_field, patch_layers, png_bytes, sprite
@@ -138,6 +138,18 @@ class FilterGrid(ReversingWidget):
             self.restore_rule(shown.pop("rule", ""))
             self.selected = shown
 
+    @traitlets.validate("page_size", "cell", "per_row", "k")
+    def _at_least_one(self, proposal: dict) -> int:
+        if proposal["value"] < 1:
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be 1 or more, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("page")
+    def _not_negative(self, proposal: dict) -> int:
+        if proposal["value"] < 0:
+            raise traitlets.TraitError(f"page must be 0 or more, got {proposal['value']}")
+        return proposal["value"]
+
     @traitlets.observe("layer", "filters", "page", "page_size")
     def _on_view(self, change: dict) -> None:
         if self._probe is None or not self._top or change["old"] == change["new"] or self._restoring:
@@ -163,6 +175,10 @@ class FilterGrid(ReversingWidget):
 
     def _request_detail(self, sel: dict) -> None:
         name = sel.get("layer", self.layer)
+        if not isinstance(name, str):
+            self._show_error("Selecting a filter", CnnvizError(
+                f"The browser sent {short_repr(sel)}, whose 'layer' is not a layer name; nothing was changed."))
+            return
         top = self._top.get(name)
         if top is None:
             return
