@@ -41,7 +41,14 @@ def side(name: str, value: Any) -> int:
                           f"got {short_repr(value)}.")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return positive_int(name, value, "a whole number of pixels, 1 or more (e.g. 224)")
+    value = positive_int(name, value, "a whole number of pixels, 1 or more (e.g. 224)")
+    if value > MAX_SIDE:
+        raise CnnvizError(f"{name} must be at most {MAX_SIDE} pixels (one picture that size is already "
+                          f"{3 * 4 * MAX_SIDE ** 2 / 2**30:.0f} GiB as float32), got {value}.")
+    return value
+
+
+MAX_SIDE = 8192
 
 
 def device(value: Any) -> torch.device:
@@ -110,6 +117,8 @@ def per_channel(name: str, values: Any, channels: int, positive: bool = False) -
 
 def indices(values: Any, n: int, what: str = "indices") -> list[int]:
     """Picture indices into a set of ``n``: whole numbers 0..n-1, at least one, none repeated."""
+    if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim != 1:
+        raise CnnvizError(f"{what} must be a flat list of picture numbers, got {short_repr(values)}.")
     if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, torch.Tensor, range)):
         raise CnnvizError(f"{what} must be a list of picture numbers, got {short_repr(values)}.")
     out = []

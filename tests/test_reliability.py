@@ -646,3 +646,19 @@ def test_browser_values_that_traits_refuse_are_messages(probe, photos):
     assert "no usable 'x0' (a number)" in m.error
     m.set_state({"cell": 0})
     assert "cell must be 1 or more" in m.error and m.cell == 8
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p, im: cv.Probe(p.model, input_size=10**9), "input_size must be at most 8192 pixels"),
+    (lambda p, im: cv.top_patches(p, im, "c3", indices=torch.tensor(1), progress=False), "indices must be a flat list"),
+    (lambda p, im: cv.representation_space(p, im, "c3", seed=2**40, progress=False), "seed must be below 2\\*\\*32"),
+    (lambda p, im: cv.representation_space(p, im, "c3", n_patches=50, tsne={"perplexity": -1}, progress=False),
+     "openTSNE refused the tsne options \\{'perplexity': -1\\}"),
+    (lambda p, im: cv.load_model("alexnet_paper", weights=None, seed="a"), "seed must be a whole number, 0 or more"),
+    (lambda p, im: p.reconstruct(p.preprocess(im[0]), layers="c3", targets="x"), "targets must be a dict"),
+    (lambda p, im: picture_to_tensor(np.zeros((4, 4, 3), np.longdouble)), "HxWxC picture of numbers"),
+    (lambda p, im: picture_to_tensor(torch.empty(3, 8, 8, device="meta")), "a dense tensor with values"),
+])
+def test_more_arguments_a_review_found(probe, photos, call, match):
+    with pytest.raises(cv.CnnvizError, match=match):
+        call(probe, photos[:2])

@@ -96,8 +96,14 @@ def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n
             return False
 
         params.update(callbacks=[tick], callbacks_every_iters=25)
-    return np.asarray(openTSNE.TSNE(n_components=2, random_state=seed, n_jobs=n_jobs, verbose=False, **params).fit(z),
-                      dtype=np.float32)
+    try:
+        tsne_ = openTSNE.TSNE(n_components=2, random_state=seed, n_jobs=n_jobs, verbose=False, **params)
+    except (TypeError, ValueError) as exc:
+        raise CnnvizError(f"openTSNE refused the tsne options {short_repr(tsne)}: {exc}") from exc
+    try:
+        return np.asarray(tsne_.fit(z), dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # a value openTSNE checks only when it runs (perplexity=-1 ...)
+        raise CnnvizError(f"openTSNE refused the tsne options {short_repr(tsne)}: {exc}") from exc
 
 
 @dataclass
@@ -191,6 +197,8 @@ def representation_space(
     n_patches = checks.positive_int("n_patches", n_patches)
     grid = checks.positive_int("grid", grid)
     seed = checks.non_negative_int("seed", seed)
+    if seed >= 2**32:
+        raise CnnvizError(f"seed must be below 2**32 (scikit-learn's limit), got {seed}.")
     check_tsne(tsne)
     l = probe.layer(layer)
     imageset: ImageSet = load_images(images)

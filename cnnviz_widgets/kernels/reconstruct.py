@@ -58,6 +58,8 @@ def reconstruct(
     dtype = autocast_dtype(autocast)
     if channel is not None and unit is not None:
         raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
+    if targets is not None and not isinstance(targets, Mapping):
+        raise IndexOutOfRangeError(f"targets must be a dict {{layer: channel or class}}, got {short_repr(targets)}.")
     own = {probe.layer(name).name: c for name, c in (targets or {}).items()}
     selectors: dict[str, Selector] = {}
     for layer in chosen:

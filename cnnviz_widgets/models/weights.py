@@ -392,7 +392,10 @@ def apply_state_dict(model: nn.Module, weights: Any, source: str, name: str, cop
     state = fit_state_dict(own, candidate_state_dicts(weights), source, name)
     state = {k: _as_model_tensor(t, own[k], copy) for k, t in state.items()}
     meta = any(t.is_meta for t in own.values())
-    model.load_state_dict(state, strict=True, assign=meta)  # a meta-device model takes the tensors as they are
+    try:
+        model.load_state_dict(state, strict=True, assign=meta)  # a meta-device model takes the tensors as they are
+    except (RuntimeError, TypeError, ValueError) as exc:  # e.g. integer tensors where the model has floats
+        raise WeightsFileError(f"The weights in {source!r} do not load into {name!r}: {elide(_first_line(exc))}.") from exc
 
 
 def _as_model_tensor(tensor: torch.Tensor, own: torch.Tensor, copy: bool) -> torch.Tensor:

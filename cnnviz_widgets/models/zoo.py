@@ -10,6 +10,7 @@ import torch
 import torchvision
 from torch import nn
 
+from .. import checks
 from ..errors import UnknownModelError, WeightsUnavailableError, short_repr
 from .alexnet_paper import AlexNetPaper
 from .weights import OFFLINE_HINT, PASSED, apply_state_dict, candidate_state_dicts, imagenet_state_dict, read_weights
@@ -54,7 +55,7 @@ def load_model(
     entry = MODELS[key]
     if weights is None:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
+            torch.manual_seed(checks.non_negative_int("seed", seed))
             return entry.build().eval()
     # weights first, then the model: an offline failure builds nothing, and building on the meta
     # device and assigning the loaded tensors never holds two copies of the weights (VGG16: 528 MB)
