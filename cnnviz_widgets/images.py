@@ -206,7 +206,7 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
         if x.ndim != 3 or x.shape[0] not in (1, 3, 4) or x.is_complex():
             raise ImageError(
                 f"{name}: a torch picture is a real CxHxW tensor with C in 1, 3 or 4 (or a batch NxCxHxW); "
-                f"got {_describe(img)}."
+                f"got {_describe(img)}. A batch of grey pictures (N, H, W), such as MNIST's, is x[:, None]."
             )
         t = _scale_integer(x, name)
     else:
