@@ -245,6 +245,17 @@ class CnnvizWidget(anywidget.AnyWidget):
             self.stop()
 
 
+def minimum(low: int) -> Callable[[Any, dict], Any]:
+    """A trait validator refusing values below ``low`` (a page size of 0 from the browser): its TraitError
+    becomes a message in the widget through ``set_state``. Use: ``_v = traitlets.validate("page")(minimum(0))``."""
+    def check(self: Any, proposal: dict) -> Any:
+        if proposal["value"] < low:
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be {low} or more, got {proposal['value']}")
+        return proposal["value"]
+
+    return check
+
+
 def message_field(msg: Any, key: str, kind: type = int) -> Any:
     """Field ``key`` of a message from the browser as ``kind`` (int, float or str); a CnnvizError (shown in the
     widget by its guard) names a malformed message instead of a KeyError or ValueError escaping set_state."""

@@ -14,7 +14,7 @@ from .. import checks
 from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
-from ._base import CnnvizWidget, as_probe, esm, message_field, patch_layers, png_bytes
+from ._base import CnnvizWidget, as_probe, esm, message_field, minimum, patch_layers, png_bytes
 
 
 class EmbeddingMap(CnnvizWidget):
@@ -97,11 +97,7 @@ class EmbeddingMap(CnnvizWidget):
             self.region = list(space.region)
             self.depth = len(self._stack)
 
-    @traitlets.validate("grid", "cell")
-    def _at_least_one(self, proposal: dict) -> int:
-        if proposal["value"] < 1:
-            raise traitlets.TraitError(f"{proposal['trait'].name} must be 1 or more, got {proposal['value']}")
-        return proposal["value"]
+    _sizes = traitlets.validate("grid", "cell")(minimum(1))
 
     @traitlets.observe("zoom")
     def _on_zoom(self, change: dict) -> None:

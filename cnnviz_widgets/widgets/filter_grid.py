@@ -17,7 +17,7 @@ from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ._base import ReversingWidget, as_probe, esm, message_field, patch_layers, png_bytes, sprite
+from ._base import ReversingWidget, as_probe, esm, message_field, minimum, patch_layers, png_bytes, sprite
 
 
 class FilterGrid(ReversingWidget):
@@ -138,17 +138,8 @@ class FilterGrid(ReversingWidget):
             self.restore_rule(shown.pop("rule", ""))
             self.selected = shown
 
-    @traitlets.validate("page_size", "cell", "per_row", "k")
-    def _at_least_one(self, proposal: dict) -> int:
-        if proposal["value"] < 1:
-            raise traitlets.TraitError(f"{proposal['trait'].name} must be 1 or more, got {proposal['value']}")
-        return proposal["value"]
-
-    @traitlets.validate("page")
-    def _not_negative(self, proposal: dict) -> int:
-        if proposal["value"] < 0:
-            raise traitlets.TraitError(f"page must be 0 or more, got {proposal['value']}")
-        return proposal["value"]
+    _sizes = traitlets.validate("page_size", "cell", "per_row", "k")(minimum(1))
+    _page = traitlets.validate("page")(minimum(0))
 
     @traitlets.observe("layer", "filters", "page", "page_size")
     def _on_view(self, change: dict) -> None:
