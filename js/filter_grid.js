@@ -9,6 +9,7 @@ export default {
     const prev = h("button", { text: "◀", "aria-label": "Previous page" });
     const next = h("button", { text: "▶", "aria-label": "Next page" });
     const pageLabel = h("span");
+    const allFilters = h("button", { text: "all filters", "aria-label": "Show all filters, strongest first" });
     const zoom = h("input", { type: "range", min: "0.5", max: "4", step: "0.25", value: "2", "aria-label": "Zoom" });
     const sheetImg = blobImage({ alt: "filters of the layer, each shown by its top patches" });
     const mark = h("div", { class: "cnnviz-mark" });
@@ -16,7 +17,7 @@ export default {
     const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions", class: "cnnviz-detail" });
     const detailLabel = h("span");
     const note = h("div", { class: "cnnviz-note" });
-    root.append(error, h("div", { class: "cnnviz-row" }, [title, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
+    root.append(error, h("div", { class: "cnnviz-row" }, [title, allFilters, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
                                                           ruleControl(model), busy]),
                 note, sheet, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
     const renderNote = () => { note.textContent = [model.get("note"), model.get("display")].filter(Boolean).join(" · "); };
@@ -40,6 +41,7 @@ export default {
       if (sheetImg.complete && sheetImg.naturalWidth) done(); else sheetImg.onload = done;
       const f = model.get("filters") || [];
       title.textContent = `${model.get("layer")}: ${f.length ? `filters ${f.join(", ")}` : "all filters, strongest first"}`;
+      allFilters.style.display = f.length ? "" : "none";  // the way back once a map (or a cell) chose some
       pageLabel.textContent = `page ${model.get("page") + 1} of ${model.get("n_pages")}`;
       root.dataset.filters = (model.get("sheet_filters") || []).join(",");
     }
@@ -53,6 +55,7 @@ export default {
     }
     const go = (d) => { const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
     prev.addEventListener("click", () => go(-1));
+    allFilters.addEventListener("click", () => { model.set("filters", []); model.save_changes(); });
     next.addEventListener("click", () => go(1));
     zoom.addEventListener("input", () => { sheetImg.style.width = `${sheetImg.naturalWidth * Number(zoom.value)}px`; place(); });
     root.addEventListener("keydown", (ev) => {

@@ -311,6 +311,11 @@ def test_widgets_render_and_respond(server, browser, ui):
     shape = fgrid.evaluate("""r => { const i = r.querySelector('img.cnnviz-detail');
         return [i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight]; }""")
     assert shape[0] / shape[1] == pytest.approx(shape[2] / shape[3], rel=0.02), shape
+    # and once linked, "all filters" is the way back to the whole layer
+    fgrid.get_by_role("button", name="Show all filters, strongest first").click()
+    page.wait_for_function("() => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters.split(',').length > 6",
+                           timeout=60_000)
+    assert not fgrid.get_by_role("button", name="Show all filters, strongest first").is_visible()
     # dragging a rectangle zooms: the kernel re-lays the region; back returns
     box = emap.locator(".cnnviz-sheet img").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
