@@ -122,7 +122,8 @@ def stream_activations(
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
 
-    Pictures that cannot be read are skipped with a warning naming them; ``indices`` selects a
+    Pictures that cannot be read are skipped with a warning naming them (when none can be used,
+    ImageError says why); readers end when the loop does, also on an interrupt. ``indices`` selects a
     subset (a shard) of the set, and the indices yielded always refer to the whole set. ``progress``:
     True for a tqdm bar, False for none, or a callable ``(done, total)`` (widgets feed their
     ``progress`` trait with it). ``max_batch_bytes`` caps the batch so its estimated memory stays
