@@ -16,20 +16,21 @@ import torch
 from .errors import CnnvizError, DeviceUnavailableError, IndexOutOfRangeError, short_repr
 
 
-def _whole(value: Any) -> bool:
+def whole(value: Any) -> bool:
+    """A whole number as a user means it: ints and numpy integers, not bools."""
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def positive_int(name: str, value: Any, what: str = "a positive whole number") -> int:
     """``value`` as an int >= 1 (numpy integers welcome; bools, floats and strings refused)."""
-    if not _whole(value) or int(value) < 1:
+    if not whole(value) or int(value) < 1:
         raise CnnvizError(f"{name} must be {what}, got {short_repr(value)}.")
     return int(value)
 
 
 def non_negative_int(name: str, value: Any, what: str = "a whole number, 0 or more") -> int:
     """``value`` as an int >= 0."""
-    if not _whole(value) or int(value) < 0:
+    if not whole(value) or int(value) < 0:
         raise CnnvizError(f"{name} must be {what}, got {short_repr(value)}.")
     return int(value)
 
@@ -123,7 +124,7 @@ def indices(values: Any, n: int, what: str = "indices") -> list[int]:
         raise CnnvizError(f"{what} must be a list of picture numbers, got {short_repr(values)}.")
     out = []
     for v in (values.tolist() if isinstance(values, (np.ndarray, torch.Tensor)) else values):
-        if not _whole(v):
+        if not whole(v):
             raise CnnvizError(f"{what} must hold whole picture numbers, got {short_repr(v)} in {short_repr(values)}.")
         if not 0 <= int(v) < n:
             raise IndexOutOfRangeError(f"picture {int(v)} in {what} is out of range: the set has {n} pictures, "
@@ -145,7 +146,7 @@ def indices(values: Any, n: int, what: str = "indices") -> list[int]:
 def index(name: str, value: Any, n: int, count: str = "") -> int:
     """One index ``0 <= value < n`` (numpy integers welcome); ``count`` says what there are n of, for the
     message ("600 units were sampled")."""
-    if not _whole(value):
+    if not whole(value):
         raise IndexOutOfRangeError(f"{name} must be a whole number, 0 to {n - 1}, got {short_repr(value)}.")
     if not 0 <= int(value) < n:
         raise IndexOutOfRangeError(f"{name} {int(value)} is out of range: {count or f'there are {n}'} "

@@ -42,9 +42,13 @@ class ImageSet(Sequence):
             item = item[0]  # torchvision datasets yield (picture, label)
         return item
 
+    def label(self, i: int) -> str:
+        """How messages name picture ``i``: 'image 3 (cat.jpg)'."""
+        return f"image {i} ({self.names[i]})"
+
     def tensor(self, i: int) -> torch.Tensor:
         """Picture ``i`` as float (3, H, W) in [0, 1]; ImageError names it when it cannot be read."""
-        return picture_to_tensor(self.raw(i), name=f"image {i} ({self.names[i]})")
+        return picture_to_tensor(self.raw(i), name=self.label(i))
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):

@@ -62,6 +62,19 @@ def tiny() -> nn.Module:
     return TinyNet().eval()
 
 
+def clean_notebook(path: Path):
+    """The notebook as committed: outputs and widget state that a JupyterLab session saved into the working
+    copy are dropped (CI checks the committed files are clean: .ci/run)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
 @pytest.fixture(scope="session")
 def bench():
     """benchmarks/bench_big_folder.py as a module: its folder maker, measurement and peak-memory sampler

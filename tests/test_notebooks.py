@@ -5,21 +5,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import clean_notebook
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted(p for p in (Path(__file__).resolve().parent.parent / "notebooks").rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)  # JupyterLab's autosave copies are not notebooks of ours
 
-
-def clean_copy(path: Path) -> nbformat.NotebookNode:
-    """The notebook as committed: outputs and widget state that a JupyterLab session saved into the working
-    copy are dropped (CI checks the committed files are clean: .ci/run)."""
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata.pop("widgets", None)
-    return nb
 
 
 def test_there_are_notebooks():
@@ -35,7 +26,7 @@ def run_measuring_peak(path: Path) -> tuple[nbformat.NotebookNode, float]:
     VmHWM is the kernel's own high-water mark (ru_maxrss would carry over the size of the process
     that forked it, here pytest, through fork and exec).
     """
-    nb = clean_copy(path)
+    nb = clean_notebook(path)
     nb.cells.append(nbformat.v4.new_code_cell(
         "print('PEAK_RSS_KIB', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"))
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -43,7 +43,7 @@ class PatchSource:
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
-        x = self.probe.model_input(self.images.raw(i), f"image {i} ({self.images.names[i]})")[0]
+        x = self.probe.model_input(self.images.raw(i), self.images.label(i))[0]
         self._cache[i] = x
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
+from .. import checks
 from ..errors import IndexOutOfRangeError, UnsupportedModelError, short_repr
 from ..probe.hooks import grad_enabled
 from ..probe.layers import Layer
@@ -143,7 +143,7 @@ def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selec
     if isinstance(channel, str):
         channel = probe.class_index(channel, layer)
     if channel is not None:
-        if isinstance(channel, (bool, np.bool_)) or not isinstance(channel, (int, np.integer)):
+        if not checks.whole(channel):
             what = " or a class name" if layer is probe.output_layer else ""
             raise IndexOutOfRangeError(f"channel must be a filter number{what} for layer {layer.name!r}, "
                                        f"got {short_repr(channel)}.")
@@ -156,7 +156,7 @@ def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selec
         if not isinstance(unit, (tuple, list)) or len(unit) != 3:
             raise IndexOutOfRangeError(f"unit must be (channel, y, x), got {short_repr(unit)}.")
         for v, n, what in zip(unit, (c, h, w), ("channel", "y", "x")):
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
+            if not checks.whole(v) or not 0 <= v < n:
                 raise IndexOutOfRangeError(
                     f"unit={tuple(unit)!r} is out of range for layer {layer.name!r} of shape (C, H, W) = "
                     f"{layer.shape}: {what} must be 0 to {n - 1}."

@@ -38,7 +38,7 @@ class PreparedPictures(Dataset):
         i = self.indices[j]
         try:
             return i, prepare_picture(self.images.raw(i), self.size, self.channels,
-                                      name=f"image {i} ({self.images.names[i]})")
+                                      name=self.images.label(i))
         except ImageError as exc:
             return i, str(exc)
 
@@ -159,7 +159,7 @@ def stream_activations(
                 warnings.warn(f"skipping a picture that cannot be read: {msg}", CnnvizWarning, stacklevel=3)
             skipped += bad
             if len(index):
-                x = (batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std
+                x = probe.normalize(batch)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with precision(probe.device, dtype):

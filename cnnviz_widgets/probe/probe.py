@@ -46,9 +46,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-resolve_device = checks.device  # the name earlier releases exported
-
-
 def input_channels(model: nn.Module) -> int:
     """The channels the network takes: those of its first Conv2d (1 for MNIST-style networks, else 3)."""
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
@@ -372,9 +369,7 @@ class Probe:
         pairs = split_pictures(images)
         if len(pairs) == 0:
             raise ImageError("No images given: pass at least one picture (try cv.sample_images()).")
-        batch = [self.prepare(pic, name) for name, pic in pairs]
-        x = torch.stack(batch).to(self.device)
-        return (x - self.mean) / self.std
+        return self.normalize(torch.stack([self.prepare(pic, name) for name, pic in pairs]))
 
     def prepare(self, picture: Any, name: str = "picture") -> torch.Tensor:
         """One picture as this network sees it before normalising: (C, S, S) in [0, 1] on the CPU."""
@@ -383,7 +378,11 @@ class Probe:
     def model_input(self, picture: Any, name: str = "picture") -> torch.Tensor:
         """One picture (a path, PIL, array or tensor; never a list) as normalized model input (1, C, S, S)
         on the probe's device; ``name`` is what an error calls it."""
-        return (self.prepare(picture, name)[None].to(self.device) - self.mean) / self.std
+        return self.normalize(self.prepare(picture, name)[None])
+
+    def normalize(self, pictures: torch.Tensor) -> torch.Tensor:
+        """Prepared pictures (N, C, S, S) in [0, 1] as model input on the probe's device: ``(x - mean) / std``."""
+        return (pictures.to(self.device, non_blocking=True) - self.mean) / self.std
 
     def to_image(self, x: torch.Tensor) -> np.ndarray:
         """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw (grey as RGB)."""
@@ -505,7 +504,7 @@ class Probe:
                 f"{type(self.model).__name__} does not end in class scores, so {label!r} names no class."
             )
         if not isinstance(label, str):
-            if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < out.channels:
+            if not checks.whole(label) or not 0 <= label < out.channels:
                 raise IndexOutOfRangeError(f"class {label!r} is out of range: {out.name!r} has {out.channels} classes, "
                                            f"0 to {out.channels - 1}.")
             return int(label)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import clean_notebook
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -85,12 +86,8 @@ def server(tmp_path_factory):
     nbformat.write(soak, root / "soak.ipynb")
     repo = Path(__file__).resolve().parents[2]
     (root / "notebooks").mkdir()
-    tour = nbformat.read(repo / "notebooks" / "00_tour.ipynb", as_version=4)  # as committed, without the outputs
-    for cell in tour.cells:                                                     # a user's own Lab session saved
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    tour.metadata.pop("widgets", None)
-    nbformat.write(tour, root / "notebooks" / "00_tour.ipynb")
+    # as committed, without the outputs a user's own Lab session saved into it
+    nbformat.write(clean_notebook(repo / "notebooks" / "00_tour.ipynb"), root / "notebooks" / "00_tour.ipynb")
     shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("*.py"))  # so ../docs/ pictures load
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
