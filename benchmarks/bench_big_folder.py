@@ -1,5 +1,6 @@
 """Big folders: top patches + sparsity (one ``cv.mine`` pass) over generated JPEG folders of 1,000 and
-10,000 pictures, read by DataLoader worker processes, vs a plain forward loop over the same loader.
+10,000 pictures, read by DataLoader worker processes, vs a torchvision reading loop (decode_jpeg) with the
+same readers and only a forward pass (benchmarks/user_loops.py).
 
 Prints images/second for both, their ratio, and the peak memory (this process's RSS, and what its
 reader processes hold of their own, sampled) at each folder size: it must stay flat as the folder grows, since nothing
@@ -20,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-from torch.utils.data import DataLoader
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.kernels.stream import (
-    PreparedPictures, _collate, default_workers, device_batch,
-)
+from cnnviz_widgets.kernels.stream import default_workers, device_batch
+from user_loops import folder_loop
 
 PER_FOLDER = 1000
 
@@ -90,15 +89,9 @@ def peak_memory(fn: Callable[[], object], every: float = 0.02) -> tuple[tuple[fl
 
 
 def plain_loop(probe: cv.Probe, images: cv.ImageSet, batch_size: int, workers: int) -> int:
-    """The obvious alternative: the same loader and workers, and only ``model(x)`` per batch."""
-    loader = DataLoader(PreparedPictures(images, range(len(images)), probe.input_size), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate)
-    n = 0
-    with torch.no_grad():
-        for _, batch, _ in loader:
-            probe.model((batch.to(probe.device) - probe.mean) / probe.std)
-            n += len(batch)
-    return n
+    """The obvious alternative: a torchvision reading loop with the same workers, and only ``model(x)``."""
+    paths = [images.raw(i) for i in range(len(images))]
+    return folder_loop(probe.model, paths, probe.input_size, batch_size, workers, probe.mean, probe.std, probe.device)
 
 
 def measure(probe: cv.Probe, source: Path | list[str], k: int = 9, batch_size: int = 32) -> dict:

@@ -12,7 +12,10 @@ The guided rule keeps each rectifier's forward sign for its backward; its strip 
 1.05x the deconvnet's (timed in alternation, median of --repeats pairs).
 
 With --variants it also times the GPU options: all layers' backward passes as one batch
-(``batched=True``) and autocast bf16/fp16, each with its largest relative error against float32.
+(``batched=True``), precision="tf32" and autocast bf16/fp16, each with its largest relative error against
+the default (exact float32), and on CUDA compares every layer with the same deconvnet on the CPU
+(relative error and cosine similarity, default precision and TF32). Everything here runs with TF32 off
+unless a variant asks for it (the baselines too: one precision for every comparison).
 
 Run: python benchmarks/bench_deconvnet.py [--threads 2] [--repeats 3] [--device cpu|cuda] [--variants]
 """
@@ -126,6 +129,13 @@ def forward_equivalents(model: nn.Module, size: int) -> float:
     return 1.0 + sum(macs[i] for i in layer_op_index(ops)) / total
 
 
+def layer_errors(a: dict, b: dict) -> tuple[float, float]:
+    """Over the layers: the largest relative error of ``a`` against ``b`` and the smallest cosine similarity."""
+    rel = max(float((a[n].cpu() - b[n].cpu()).norm() / b[n].cpu().norm()) for n in b)
+    cos = min(float(torch.nn.functional.cosine_similarity(a[n].cpu().flatten(), b[n].cpu().flatten(), dim=0)) for n in b)
+    return rel, cos
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -137,7 +147,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)
+    from cnnviz_widgets.precision import tf32
 
+    with tf32(False):  # the baselines at the kernels' default precision
+        run(args, device)
+
+
+def run(args, device: torch.device) -> None:
     model = cv.load_model("vgg16", weights=None, seed=0).to(device)
     probe = cv.Probe(model, device=device)
     photos = [img for _, img in cv.sample_images()[: args.batch]]
@@ -190,7 +206,8 @@ def main() -> None:
     if args.variants:
         # the GPU options: all layers' backward passes as one batch, and reduced precision (error vs float32)
         print("variants of cnnviz-widgets (vs its default layer-by-layer float32 run above):")
-        for label, kw in (("batched backward", {"batched": True}), ("autocast bf16", {"autocast": "bf16"}),
+        for label, kw in (("batched backward", {"batched": True}), ("precision tf32", {"precision": "tf32"}),
+                          ("autocast bf16", {"autocast": "bf16"}),
                           ("autocast fp16", {"autocast": "fp16"}), ("batched + bf16", {"batched": True, "autocast": "bf16"})):
             try:
                 out = probe.deconvnet(x, **kw)
@@ -200,6 +217,16 @@ def main() -> None:
             err = max(float((out[n] - ours[n]).norm() / ours[n].norm()) for n in ours)
             t = timed(lambda kw=kw: probe.deconvnet(x, **kw), args.repeats, device)
             print(f"  {label:22s} {t * 1e3:9.1f} ms  RATIO {t_ours / t:5.2f}x faster, max relative error vs float32 {err:.1e}")
+        if device.type == "cuda":  # the same deconvnet on the CPU: what "exact by default" means here
+            cpu_probe = cv.Probe(copy.deepcopy(model).cpu(), device="cpu")
+            on_cpu = cpu_probe.deconvnet(x.cpu())
+            for label, kw in (("default (fp32, TF32 off)", {}), ("precision tf32", {"precision": "tf32"}),
+                              ("batched, default", {"batched": True})):
+                rel, cos = layer_errors(probe.deconvnet(x, **kw), on_cpu)
+                print(f"  CUDA {label:26s} vs CPU: largest relative error {rel:.2e}, smallest cosine {cos:.6f} "
+                      f"(target <= 0.02 and >= 0.999 by default)")
+            rel, cos = layer_errors(probe.deconvnet(x, batched=True), ours)
+            print(f"  CUDA batched vs layer by layer: largest relative error {rel:.2e}, smallest cosine {cos:.6f}")
 
 
 if __name__ == "__main__":

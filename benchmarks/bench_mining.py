@@ -1,10 +1,14 @@
-"""Mining pass (top-k of every conv layer + sparsity of every conv/pool layer) vs a plain forward loop.
+"""Mining (top-9 of every conv layer + sparsity of every conv/pool layer, one ``cv.mine`` pass) against what a
+user writes without it, on the user's own path, measured in one run (benchmarks/user_loops.py):
 
-Both read the same pictures through the same DataLoader, at the batch size mining uses (the asked one,
-capped by the device's memory budget); the plain loop only runs model(x).
-Run: python benchmarks/bench_mining.py [--model vgg16] [--images N] [--input-size 224] [--threads 2]
-     [--device cuda] [--workers 8] [--channels-last] [--autocast bf16]   (the plain loop stays float32, NCHW)
-On a GPU give --workers: preparing pictures in one process would be what is measured.
+- in memory: an (N, 3, S, S) uint8 tensor of pictures at the input size vs a plain forward loop over it;
+- a JPEG folder (--folder-images pictures, 400x350, made once under --folder) vs a torchvision loop
+  (decode_jpeg, antialiased uint8 resize, centre crop) with the same number of DataLoader readers;
+  with --decode cuda both decode on the GPU (nvjpeg).
+
+Run: python benchmarks/bench_mining.py [--model vgg16] [--images N] [--folder-images N] [--workers 2]
+     [--input-size 224] [--threads 2] [--device cuda] [--precision bf16] [--channels-last] [--decode cuda]
+The baselines run in float32 unless --precision is bf16/fp16 (then under the same autocast); TF32 stays off.
 """
 from __future__ import annotations
 
@@ -12,81 +16,118 @@ import argparse
 import statistics
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.imageset import load_images
-from cnnviz_widgets.kernels.stream import PreparedPictures, _collate, device_batch
+from cnnviz_widgets.kernels.stream import device_batch
+from cnnviz_widgets.precision import AUTOCAST_DTYPES, tf32
+from user_loops import folder_loop, tensor_loop
 
 
-class Generated:
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.photos = [img for _, img in cv.sample_images()]
+def pictures_at_size(n: int, size: int) -> torch.Tensor:
+    """``n`` different crops of the bundled photos, (n, 3, size, size) uint8."""
+    from cnnviz_widgets.images import prepare_raw
 
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        img = self.photos[i % len(self.photos)]
-        return np.ascontiguousarray(np.roll(img, 13 * i, axis=1))
+    photos = [img for _, img in cv.sample_images()]
+    return torch.stack([prepare_raw(np.ascontiguousarray(np.roll(photos[i % len(photos)], 13 * i, axis=1)), size)
+                        for i in range(n)])
 
 
-def plain_loop(probe, images, batch_size, workers):
-    loader = DataLoader(PreparedPictures(images, range(len(images)), probe.input_size), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate, pin_memory=probe.device.type == "cuda")
-    with torch.no_grad():
-        for _, batch, _ in loader:
-            probe.model((batch.to(probe.device, non_blocking=True) - probe.mean) / probe.std)
+def make_jpegs(root: Path, n: int) -> list[str]:
+    """``n`` JPEGs of 400x350 (ImageNet-like, about 40 kB), crops of the bundled photos, made once."""
+    from PIL import Image
+
+    photos = [img for _, img in cv.sample_images()]
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = root / f"{i:06d}.jpg"
+        if not path.exists():
+            rng = np.random.default_rng(i)
+            photo = photos[i % len(photos)]
+            h, w = photo.shape[:2]
+            s = int(min(h, w) * rng.uniform(0.5, 1.0))
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+            img = Image.fromarray(np.ascontiguousarray(photo[y : y + s, x : x + s])).convert("RGB").resize((400, 350))
+            img.save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def paired(plain, mine, repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median seconds of each, timed in alternation so drift hits both alike (after one warm-up each)."""
+    plain(), mine()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((plain, times[0]), (mine, times[1])):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            out.append(time.perf_counter() - t)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="vgg16")
-    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--model", default="alexnet_paper")
+    ap.add_argument("--images", type=int, default=64, help="in-memory pictures (0: skip)")
+    ap.add_argument("--folder-images", type=int, default=160, help="JPEGs in the folder (0: skip)")
+    ap.add_argument("--folder", default="/tmp/cnnviz-bench-jpegs")
     ap.add_argument("--input-size", type=int, default=224)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--workers", type=int, default=0, help="DataLoader reader processes, for both loops")
-    ap.add_argument("--channels-last", action="store_true", help="mine with channels_last input (a GPU option)")
-    ap.add_argument("--autocast", default=None, help="mine under autocast: bf16 or fp16 (a GPU option)")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader readers for the folder, both loops")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--precision", default="fp32", help="fp32 (exact), tf32, bf16 or fp16")
+    ap.add_argument("--decode", default="cpu", help="cpu or cuda (nvjpeg), both loops")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     model = cv.load_model(args.model, weights=None).eval()
     probe = cv.Probe(model, device=args.device, input_size=args.input_size)
-    images = load_images(Generated(args.images))
-    options = {"channels_last": args.channels_last, "autocast": args.autocast}
-    mine = lambda: cv.mine(probe, images, top_layers=None, k=9, batch_size=args.batch_size, progress=False,
-                           num_workers=args.workers, **options)
-    mined_layers = [l for l in probe.layers if l.kind in ("conv", "pool")]
-    batch = device_batch(probe, mined_layers, args.batch_size)
-    plain = lambda: plain_loop(probe, images, batch, args.workers)
-    mine(), plain()
-    t_mine, t_plain = [], []
-    for _ in range(args.repeats):  # interleaved, so drift hits both alike
-        for fn, out in ((plain, t_plain), (mine, t_mine)):
-            if probe.device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            fn()
-            if probe.device.type == "cuda":
-                torch.cuda.synchronize()
-            out.append(time.perf_counter() - t)
-    a, b = statistics.median(t_plain), statistics.median(t_mine)
+    device = probe.device
+    options = cv.StreamOptions(batch_size=args.batch_size, precision=args.precision, channels_last=args.channels_last,
+                               decode=args.decode)
+    batch = device_batch(probe, [l for l in probe.layers if l.kind in ("conv", "pool")], args.batch_size)
+    autocast = AUTOCAST_DTYPES.get(args.precision)
+    mine = lambda images, **kw: cv.mine(probe, images, top_layers=None, k=9, progress=False, options=options, **kw)  # noqa: E731
+    print(f"{args.model} at {args.input_size}px, batch {batch} (asked {args.batch_size}), device={device}, "
+          f"threads={args.threads}, precision={args.precision}, channels_last={args.channels_last}, decode={args.decode}")
     n_top = sum(l.kind == "conv" for l in probe.layers)
     n_sp = sum(l.kind in ("conv", "pool") for l in probe.layers)
-    print(f"{args.model} at {args.input_size}px, {args.images} pictures, batch {batch} (asked {args.batch_size}), "
-          f"device={probe.device}, threads={args.threads}, workers={args.workers}, channels_last={args.channels_last}, "
-          f"autocast={args.autocast}")
-    print(f"  plain forward loop                        {a:7.2f} s  {args.images / a:7.1f} img/s")
-    print(f"  mine: top-9 of {n_top} conv layers + sparsity of {n_sp}   {b:7.2f} s  {args.images / b:7.1f} img/s")
-    print(f"RATIO mining / plain forward: {b / a:.3f}x  (target <= 1.15x)")
+    print(f"  mining = top-9 of {n_top} conv layers + sparsity of {n_sp} layers, one pass")
+    with tf32(args.precision == "tf32"):
+        if args.images:
+            pics = pictures_at_size(args.images, args.input_size)
+            if device.type == "cuda":
+                pics = pics.pin_memory()
+
+            def plain() -> None:
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    tensor_loop(probe.model, pics, batch, probe.mean, probe.std, device)
+
+            a, b = paired(plain, lambda: mine(pics), args.repeats, device)
+            print(f"in memory, {args.images} pictures (uint8 tensor at the input size):")
+            print(f"  plain forward loop       {a:7.2f} s  {args.images / a:8.1f} img/s")
+            print(f"  cv.mine                  {b:7.2f} s  {args.images / b:8.1f} img/s")
+            print(f"RATIO in-memory mining / plain forward loop: {b / a:.3f}x  (target <= 1.15x CPU, <= 1/0.85 GPU)")
+        if args.folder_images:
+            paths = make_jpegs(Path(args.folder), args.folder_images)
+            a, b = paired(lambda: folder_loop(probe.model, paths, args.input_size, batch, args.workers, probe.mean,
+                                              probe.std, device, args.decode, autocast),
+                          lambda: mine(paths, num_workers=args.workers), args.repeats, device)
+            print(f"JPEG folder, {args.folder_images} pictures of 400x350, {args.workers} readers, decode={args.decode}:")
+            print(f"  torchvision loop         {a:7.2f} s  {args.folder_images / a:8.1f} img/s")
+            print(f"  cv.mine                  {b:7.2f} s  {args.folder_images / b:8.1f} img/s")
+            print(f"RATIO folder mining / torchvision loop: {b / a:.3f}x  (target <= 1.15x CPU, <= 1/0.9 GPU)")
 
 
 if __name__ == "__main__":

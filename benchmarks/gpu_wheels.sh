@@ -12,6 +12,8 @@ packages=(
   ipython==8.12.3 decorator==5.2.1 jedi==0.20.0 parso==0.8.7 matplotlib-inline==0.2.2 pexpect==4.8.0
   ptyprocess==0.7.0 prompt_toolkit==3.0.52 wcwidth==0.7.0 stack-data==0.6.3 asttokens==3.0.1
   executing==2.2.1 pure_eval==0.2.3 backcall==0.2.0 pickleshare==0.7.5  # ... and the IPython it imports
+  bqplot==0.13.1 bqscales==0.3.7 traittypes==0.2.3                # the charts cnnviz_widgets.widgets imports ...
+  pandas==3.1.1 python-dateutil==2.9.0.post0 six==1.17.0          # ... and what bqplot imports
 )
 mkdir -p .whl
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -20,6 +20,7 @@ from .images import sample_images
 from .imageset import ImageSet, load_images
 from .kernels.embedding import RepresentationSpace, representation_space
 from .kernels.mine import Mined, mine
+from .kernels.options import StreamOptions
 from .kernels.sparsity import Sparsity, sparsity
 from .kernels.topk import TopPatches, top_patches
 from .models import banner, load_model, load_model_or_random
@@ -57,7 +58,7 @@ _install_ipython_errors()
 
 __all__ = [
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
-    "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "TopPatches",
+    "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",
     "top_patches",

@@ -5,9 +5,11 @@ Integer pictures are scaled by what their values are (8 or 16 bits), floats must
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -95,31 +97,64 @@ def _bomb(name: str, exc: BaseException) -> ImageError:
     )
 
 
-def _open_path(path: str, name: str, reduce_to: int | None):
-    """The picture file as a loaded PIL image, decoded at a reduced scale when it is much larger than
-    ``reduce_to`` (JPEG's draft mode: a 48-megapixel photo is never held at full size)."""
+def _decode_file(path: str, name: str, reduce_to: int | None) -> torch.Tensor:
+    """The picture file as a (C, H, W) tensor (uint8 for 8-bit files), upright by its EXIF orientation.
+
+    The header is read by Pillow (size, format, the decompression-bomb limit); an 8-bit JPEG that needs
+    no reduction is decoded by torchvision's libjpeg-turbo straight into a tensor (a fifth of the time of
+    Pillow's decode and float resize); a JPEG much larger than ``reduce_to`` is decoded at a reduced scale
+    (draft mode: a 48-megapixel photo is never held at full size); every other file goes through Pillow.
+    """
     from PIL import Image
 
     if not os.path.isfile(path):
         raise ImageError(f"{name}: the file {path!r} does not exist (or is not a file).")
     try:
         opened = Image.open(path)
-        try:
-            w, h = opened.size
-            f = _reduce_factor(min(w, h), reduce_to)
-            if f > 1 and opened.format == "JPEG":
-                opened.draft("RGB", (max(1, w // f), max(1, h // f)))
-            opened.load()
-        except BaseException:
-            opened.close()
-            raise
-        return opened
     except Image.DecompressionBombError as exc:
         raise _bomb(f"{name} ({path!r})", exc) from exc
     except PermissionError as exc:
         raise ImageError(f"{name}: {path!r} cannot be read: permission denied.") from exc
     except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
         raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+    with opened:
+        w, h = opened.size
+        f = _reduce_factor(min(w, h), reduce_to)
+        if opened.format == "JPEG" and f == 1 and opened.mode in ("RGB", "L"):
+            fast = _decode_jpeg(path, opened.mode)
+            if fast is not None:
+                return fast
+        try:
+            if f > 1 and opened.format == "JPEG":
+                opened.draft("RGB", (max(1, w // f), max(1, h // f)))
+            opened.load()
+        except Image.DecompressionBombError as exc:
+            raise _bomb(f"{name} ({path!r})", exc) from exc
+        except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
+            raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+        return _from_pil(opened, f"{name} ({path})", reduce_to)
+
+
+def _decode_jpeg(path: str, mode: str) -> torch.Tensor | None:
+    """torchvision's JPEG decoder, or None where it declines (Pillow then decodes, and names any damage)."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+        with torchvision_io():
+            return decode_jpeg(read_file(path), mode=ImageReadMode.GRAY if mode == "L" else ImageReadMode.RGB,
+                               apply_exif_orientation=True)
+    except Exception:  # noqa: BLE001 - truncated or unusual files: Pillow's reading is the reference
+        return None
+
+
+@contextlib.contextmanager
+def torchvision_io() -> Iterator[None]:
+    """Quiet torchvision 0.29's notice that its decoders will move to TorchCodec: they work, and the notice
+    would reach users from every reader process."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                                category=DeprecationWarning)
+        yield
 
 
 @functools.cache
@@ -133,7 +168,8 @@ def _exif_turns() -> dict[int, Any]:
 
 
 def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
-    """A PIL image, turned upright by its EXIF orientation, reduced early, as a float (C, H, W) tensor."""
+    """A PIL image, turned upright by its EXIF orientation, reduced early, as a (C, H, W) tensor: uint8 for
+    8-bit modes, float in [0, 1] for 16-bit and 32-bit ones."""
     from PIL import Image
 
     try:
@@ -155,10 +191,10 @@ def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
         if im.mode == "I":
             return _scale_integer(np.asarray(im).astype(np.int64), name)[None]
         if im.mode == "F":
-            return torch.from_numpy(np.asarray(im, dtype=np.float32).copy())[None]
+            return _checked_float(torch.from_numpy(np.asarray(im, dtype=np.float32).copy())[None], name)
         if im.mode == "L":
-            return torch.from_numpy(np.asarray(im).copy())[None].float() / 255.0
-        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+            return torch.from_numpy(np.asarray(im).copy())[None]
+        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
     except Image.DecompressionBombError as exc:
         raise _bomb(name, exc) from exc
     except ImageError:
@@ -167,24 +203,27 @@ def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
         raise ImageError(f"{name}: the picture cannot be decoded ({type(exc).__name__}: {exc}).") from exc
 
 
-def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
-    """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a float32 (3, H, W) tensor in [0, 1].
+def _checked_float(t: torch.Tensor, name: str) -> torch.Tensor:
+    """A float picture after the checks every float picture gets: finite, within [0, 1] (clamped)."""
+    if not torch.isfinite(t).all():
+        raise ImageError(f"{name}: the picture contains NaN or infinite values; clean it first.")
+    if t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3):  # integer pictures are scaled to [0, 1] already
+        raise ImageError(
+            f"{name}: float pictures must lie in [0, 1], this one spans [{float(t.min()):.3g}, {float(t.max()):.3g}]. "
+            f"Divide by 255 for 0-255 data; normalized model input goes to probe.deconvnet directly."
+        )
+    return t.clamp(0, 1).float()
 
-    Files and PIL images are turned upright by their EXIF orientation. Grayscale is repeated to three
-    channels, alpha is dropped, integer pictures are scaled by what their values are (see
-    ``_scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
-    picture will be resized to; a file or PIL image more than 4x larger is decoded or box-reduced to
-    about 4x first (bounded memory for camera photos; the result differs from a full-size resize by
-    less than one 8-bit level on average: tests/test_reliability.py).
-    """
+
+def read_picture(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
+    """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a (C, H, W) tensor with C 1 or 3: uint8 when
+    the picture is 8-bit (files, PIL images, uint8 arrays and tensors: resized as uint8, four times less
+    memory traffic), float32 in [0, 1] otherwise. See :func:`picture_to_tensor` for the rules."""
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
-        path = os.fspath(img)
-        opened = _open_path(path, name, reduce_to)
-        with opened:
-            return picture_to_tensor(opened, name=f"{name} ({path})", reduce_to=reduce_to)
-    if isinstance(img, Image.Image):
+        t = _decode_file(os.fspath(img), name, reduce_to)
+    elif isinstance(img, Image.Image):
         t = _from_pil(img, name, reduce_to)
     elif isinstance(img, np.ndarray):
         if img.ndim not in (2, 3) or img.dtype.kind not in "biuf" or img.dtype.itemsize > 8:
@@ -195,7 +234,10 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
                 f"{name}: a numpy picture is HxWxC with C in 1, 3 or 4; got {_describe(img)}. "
                 f"For a channels-first array pass np.moveaxis(a, 0, -1) or a torch tensor."
             )
-        t = _scale_integer(np.array(arr, copy=True), name).permute(2, 0, 1)
+        if arr.dtype == np.uint8:
+            t = torch.from_numpy(np.array(arr[:, :, :3], copy=True)).permute(2, 0, 1)
+        else:
+            t = _scale_integer(np.array(arr, copy=True), name).permute(2, 0, 1)
     elif isinstance(img, torch.Tensor):
         if img.is_meta or img.layout != torch.strided or img.is_quantized:
             raise ImageError(f"{name}: a picture must be a dense tensor with values, got a {img.layout} "
@@ -208,7 +250,7 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
                 f"{name}: a torch picture is a real CxHxW tensor with C in 1, 3 or 4 (or a batch NxCxHxW); "
                 f"got {_describe(img)}. A batch of grey pictures (N, H, W), such as MNIST's, is x[:, None]."
             )
-        t = _scale_integer(x, name)
+        t = x[:3] if x.dtype == torch.uint8 else _scale_integer(x, name)
     else:
         raise ImageError(
             f"{name}: cannot read a picture from {_describe(img)}; pass a PIL image, a numpy "
@@ -216,33 +258,113 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
         )
     if t.shape[-1] < 1 or t.shape[-2] < 1:
         raise ImageError(f"{name}: the picture is empty ({_describe(img)}).")
-    if not torch.isfinite(t).all():
-        raise ImageError(f"{name}: the picture contains NaN or infinite values; clean it first.")
-    if t.min() < -1e-3 or t.max() > 1 + 1e-3:  # integer pictures are scaled to [0, 1] already
-        raise ImageError(
-            f"{name}: float pictures must lie in [0, 1], this one spans [{float(t.min()):.3g}, {float(t.max()):.3g}]. "
-            f"Divide by 255 for 0-255 data; normalized model input goes to probe.deconvnet directly."
-        )
-    t = t.clamp(0, 1)
-    if t.shape[0] == 1:
-        t = t.expand(3, -1, -1)
-    elif t.shape[0] == 4:
+    if t.shape[0] == 4:
         t = t[:3]
-    return t.contiguous().float()
+    if t.dtype != torch.uint8:
+        t = _checked_float(t, name)
+    return t.contiguous()
+
+
+def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
+    """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a float32 (3, H, W) tensor in [0, 1].
+
+    Files and PIL images are turned upright by their EXIF orientation. Grayscale is repeated to three
+    channels, alpha is dropped, integer pictures are scaled by what their values are (see
+    ``_scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
+    picture will be resized to; a file or PIL image more than 4x larger is decoded or box-reduced to
+    about 4x first (bounded memory for camera photos; the result differs from a full-size resize by
+    less than one 8-bit level on average: tests/test_reliability.py).
+    """
+    t = to_unit(read_picture(img, name, reduce_to))
+    return (t.expand(3, -1, -1) if t.shape[0] == 1 else t).contiguous()
+
+
+def to_unit(t: torch.Tensor) -> torch.Tensor:
+    """Pictures as float32 in [0, 1]: uint8 divided by 255, floats as they are."""
+    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
 
 GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as Pillow's convert("L")
 
 
-def prepare_picture(img: Any, size: int, channels: int = 3, name: str = "picture") -> torch.Tensor:
+def to_channels(t: torch.Tensor, channels: int) -> torch.Tensor:
+    """(…, 1 or 3, S, S) pictures as ``channels`` channels: grey repeated to three, or the luma of colour
+    (float) for one-channel networks."""
+    c = t.shape[-3]
+    if channels == 1:
+        if c == 1:
+            return t
+        return (to_unit(t) * torch.tensor(GRAY, device=t.device).view(3, 1, 1)).sum(-3, keepdim=True)
+    return t.expand(*t.shape[:-3], 3, *t.shape[-2:]) if c == 1 else t
+
+
+def prepare_raw(img: Any, size: int, channels: int = 3, name: str = "picture", resize: int | None = None
+                ) -> torch.Tensor:
+    """:func:`prepare_picture` before the division by 255: uint8 for 8-bit pictures (the stream sends
+    these to the device and converts there, a quarter of the bytes), float in [0, 1] otherwise."""
+    t = read_picture(img, name=name, reduce_to=resize or size)
+    return to_channels(resize_center_crop(t, size, resize), channels).contiguous()
+
+
+def prepare_picture(img: Any, size: int, channels: int = 3, name: str = "picture", resize: int | None = None
+                    ) -> torch.Tensor:
     """The one preprocessing definition: any picture -> what the network sees before normalising,
     float (channels, size, size) in [0, 1]: upright, reduced early, resized so its shorter side is
-    ``size``, centre-cropped; one channel is the luma of the colour picture. Probe.preprocess, the
-    streaming readers and the patch cropper all call this."""
-    t = resize_center_crop(picture_to_tensor(img, name=name, reduce_to=size), size)
-    if channels == 1:
-        return (t * torch.tensor(GRAY).view(3, 1, 1)).sum(0, keepdim=True)
-    return t
+    ``resize`` (default ``size``; torchvision's ImageNet weights use 256 for 224) by antialiased bilinear
+    interpolation (in uint8 for 8-bit pictures, as torchvision's presets do), the centre ``size`` square
+    cropped; one channel is the luma of the colour picture. Probe.preprocess, the streaming readers (batch
+    by batch: :func:`prepare_batch`) and the patch cropper all use it."""
+    return to_unit(prepare_raw(img, size, channels, name, resize))
+
+
+def stackable(items: list[Any]) -> bool:
+    """True when ``items`` are in-memory pictures :func:`prepare_batch` takes as one: all numpy HxWxC or all
+    torch CxHxW, one shape, uint8 or float, C in 1, 3 or 4."""
+    first = items[0] if items else None
+    if isinstance(first, np.ndarray):
+        kind, ok_dtype = np.ndarray, lambda a: a.dtype == np.uint8 or a.dtype.kind == "f" and a.dtype.itemsize <= 8
+        channel_axis = -1
+    elif isinstance(first, torch.Tensor):
+        kind, ok_dtype = torch.Tensor, lambda a: a.dtype == torch.uint8 or a.dtype in (torch.float16, torch.bfloat16,
+                                                                                       torch.float32, torch.float64)
+        channel_axis = 0
+    else:
+        return False
+    return (first.ndim == 3 and first.shape[channel_axis] in (1, 3, 4)
+            and all(type(a) is type(first) and isinstance(a, kind) and a.shape == first.shape and a.dtype == first.dtype
+                    and ok_dtype(a) and (kind is np.ndarray or a.layout == torch.strided and not a.is_meta) for a in items))
+
+
+def prepare_batch(items: list[Any], names: list[str], size: int, channels: int = 3, resize: int | None = None
+                  ) -> tuple[list[int], torch.Tensor, list[str]]:
+    """:func:`prepare_raw` of many same-shape in-memory pictures (:func:`stackable`) at once: one stack,
+    the float checks (finite, within [0, 1]) vectorised per picture, one batched resize. Returns the
+    positions kept, their (n, channels, size, size) batch (uint8 or float) and a message per picture
+    refused (the per-picture reading names what is wrong with it)."""
+    if isinstance(items[0], np.ndarray):
+        t = torch.from_numpy(np.stack(items)).permute(0, 3, 1, 2)
+    else:
+        t = torch.stack([a.detach() for a in items]).cpu()
+    if t.shape[1] == 4:
+        t = t[:, :3]
+    keep = list(range(len(items)))
+    errors: list[str] = []
+    if t.dtype != torch.uint8:
+        t = t.float()
+        flat = t.flatten(1)
+        bad = ~torch.isfinite(flat).all(1) | (flat.amin(1) < -1e-3) | (flat.amax(1) > 1 + 1e-3)
+        if bad.any():
+            for j in bad.nonzero().flatten().tolist():
+                try:
+                    read_picture(items[j], name=names[j])
+                except ImageError as exc:
+                    errors.append(str(exc))
+            keep = (~bad).nonzero().flatten().tolist()
+            t = t[~bad]
+            if not keep:
+                return [], torch.empty(0), errors
+        t = t.clamp(0, 1)
+    return keep, to_channels(resize_center_crop(t.contiguous(), size, resize), channels).contiguous(), errors
 
 
 def split_pictures(images: Any) -> list[tuple[str, Any]]:
@@ -266,14 +388,23 @@ def split_pictures(images: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def resize_center_crop(t: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (3,H,W) so the shorter side is ``size`` (antialiased), then crop the centre square."""
-    import torch.nn.functional as F
+def resize_center_crop(t: torch.Tensor, size: int, resize: int | None = None) -> torch.Tensor:
+    """Resize (C, H, W) or (N, C, H, W) pictures so the shorter side is ``resize`` (default ``size``;
+    antialiased bilinear, torchvision's kernel: uint8 stays uint8), then crop the centre ``size`` square
+    (torchvision's CenterCrop arithmetic when ``resize`` is given, as its presets do)."""
+    from torchvision.transforms.v2 import functional as TF
 
     h, w = t.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if resize is None:
+        scale = size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    else:  # a weights' preset: torchvision's own arithmetic (the longer side truncated), so inputs match exactly
+        nh, nw = (resize, int(resize * w / h)) if h <= w else (int(resize * h / w), resize)
     if (nh, nw) != (h, w):
-        t = F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return t[:, top : top + size, left : left + size].clamp(0, 1)
+        t = TF.resize(t, [nh, nw], antialias=True)
+    if resize is None:
+        top, left = (nh - size) // 2, (nw - size) // 2
+    else:
+        top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
+    t = t[..., top : top + size, left : left + size]
+    return t if t.dtype == torch.uint8 else t.clamp(0, 1)

@@ -57,9 +57,17 @@ function h(tag, props = {}, children = []) {
 
 const EMPTY_IMAGE = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA=";  // 1x1 transparent
 
+// the picture's type from its first bytes: the kernel sends PNG, JPEG or BMP (raw pixels, the fastest to make)
+function pictureType(view) {
+  const b = new Uint8Array(view.buffer || view, view.byteOffset || 0, Math.min(2, view.byteLength));
+  if (b[0] === 0xff && b[1] === 0xd8) return "image/jpeg";
+  if (b[0] === 0x42 && b[1] === 0x4d) return "image/bmp";
+  return "image/png";
+}
+
 function pngURL(view) {
   if (!view || view.byteLength === 0) return "";
-  return URL.createObjectURL(new Blob([view], { type: "image/png" }));
+  return URL.createObjectURL(new Blob([view], { type: pictureType(view) }));
 }
 
 // an <img> whose object URL is revoked whenever it is replaced (no leaks on long sessions)

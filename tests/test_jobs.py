@@ -16,7 +16,7 @@ import torch
 import cnnviz_widgets as cv
 from cnnviz_widgets.display import to_display
 from cnnviz_widgets.probe.hooks import hook_count
-from cnnviz_widgets.widgets._base import png_bytes
+from cnnviz_widgets.widgets._base import picture_bytes, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +48,12 @@ def gate(widget, method: str):
 
 
 def expected_recs(probe, photos, index):
-    x = probe.preprocess(cv.load_images(photos).tensor(index))
+    images = cv.load_images(photos)
+    x = probe.model_input(images.raw(index))
     out = probe.output_layer  # the explorer shows the top-1 class there (the paper's last column)
     targets = {out.name: probe.classify(x, k=1)[0][0][0]} if out is not None else {}
     recs = probe.deconvnet(x, layers=list(probe.layer_names), targets=targets)
-    return [png_bytes(to_display(recs[n][0])) for n in probe.layer_names]
+    return picture_bytes([to_display(recs[n][0]) for n in probe.layer_names])
 
 
 def test_a_newer_image_drops_the_stale_result(probe, photos):
@@ -238,7 +239,7 @@ def test_compare_drops_stale_images(photos):
 
 def test_probe_serialises_a_background_job_and_a_cell(probe, photos):
     """A cell that uses the probe while a widget job runs gets its own, correct activations."""
-    x = probe.preprocess(cv.load_images(photos[:2]).tensor(0))
+    x = probe.model_input(cv.load_images(photos[:2]).raw(0))
     want = probe.activations(x, ["c2"])["c2"]
     w = cv.DeconvExplorer(probe, photos[:4])
 
@@ -450,6 +451,6 @@ def test_back_to_the_shown_image_under_a_new_rule_computes_it(probe, photos):
 
     asyncio.run(scenario())
     assert w.shown_image == 0 and w.shown_rule == "guided" and w.error == ""
-    x = probe.preprocess(cv.load_images(photos[:3]).tensor(0))
+    x = probe.model_input(cv.load_images(photos[:3]).raw(0))
     c4 = probe.reconstruct(x, layers="c4", rule="guided")["c4"][0]
-    assert w.recs[w.layer_names.index("c4")] == png_bytes(to_display(c4))
+    assert w.recs[w.layer_names.index("c4")] == picture_bytes([to_display(c4)])[0]

@@ -71,18 +71,24 @@ def test_ties_break_by_position_deterministically():
     assert vals.tolist() == [[1.0, 1.0, 0.0], [0.0, 0.0, 0.0], [3.0, 2.0, 2.0]]
 
 
+@pytest.mark.parametrize("shape", [(40, 72, 80), (40, 12, 9), (40, 31, 3)])
 @pytest.mark.parametrize("seed", range(6))
-def test_two_stage_map_topk_equals_one_stage(seed):
-    from cnnviz_widgets.kernels.topk import map_topk
+def test_two_stage_map_topk_equals_one_stage(seed, shape):
+    """Both map algorithms (the CPU's rows-then-ties one, the GPU's sync-free keys) give batch_topk's result."""
+    from cnnviz_widgets.kernels.topk import map_topk_keys, map_topk_rows
 
     g = torch.Generator().manual_seed(seed)
-    maps = torch.randint(0, [3, 50, 4000][seed % 3], (40, 72, 80), generator=g).float()  # many ties
+    maps = torch.randint(0, [3, 50, 4000][seed % 3], shape, generator=g).float()  # many ties
     maps[:5] = 0  # dead filters: everything ties
-    maps[5:8, 10:20] = maps.max() + 1  # a plateau of maxima spanning rows
-    for k in (1, 9, 30):
-        v1, i1 = map_topk(maps, k)
-        v2, i2 = batch_topk(maps.reshape(40, -1), k)
-        assert torch.equal(v1, v2) and torch.equal(i1, i2), k
+    maps[5:8, 2:6] = maps.max() + 1  # a plateau of maxima spanning rows
+    maps[8:10] = -maps[8:10] - 0.5  # negative values (a layer before its rectifier), and -0.0 next to 0.0
+    maps[10, 0, :2] = torch.tensor([-0.0, 0.0])
+    maps[11] = torch.where(maps[11] > 1, float("-inf"), maps[11])
+    for k in (1, 9, 30, shape[1] * shape[2]):
+        want = batch_topk(maps.reshape(len(maps), -1), k)
+        for algorithm in (map_topk_rows, map_topk_keys):
+            v, i = algorithm(maps, k)
+            assert torch.equal(v, want[0]) and torch.equal(i, want[1]), (algorithm.__name__, k)
 
 
 def test_interior_patches_are_receptive_field_crops_and_border_ones_padded(alex_small, pictures):

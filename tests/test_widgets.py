@@ -47,12 +47,34 @@ def test_state_travels_as_binary_buffers_not_base64(explorer):
     state = explorer.get_state()
     stripped, paths, buffers = _remove_buffers(state)
     assert ["input_png"] in paths and ["recs", 0] in paths and len(buffers) >= len(explorer.recs) + 1
-    assert all(bytes(b[:8]) == b"\x89PNG\r\n\x1a\n" for b in buffers if len(b))
+    assert all(bytes(b[:2]) == b"BM" for b in buffers if len(b))  # raw pixels: the kernel is local here
     import json
 
     text = json.dumps({k: v for k, v in stripped.items() if k != "_esm"})  # the module source travels once
     assert "iVBORw0KGgo" not in text  # no base64 PNG anywhere in the JSON part
     assert len(text) < 5000
+
+
+def test_pictures_are_raw_pixels_locally_and_jpeg_on_hosted_notebooks(monkeypatch, explorer):
+    from cnnviz_widgets.widgets._base import picture_bytes, picture_format
+
+    for hint in ("COLAB_RELEASE_TAG", "BINDER_SERVICE_HOST", "BINDER_REQUEST", "JUPYTERHUB_API_URL", "CNNVIZ_PICTURES"):
+        monkeypatch.delenv(hint, raising=False)
+    assert picture_format() == "bmp"
+    monkeypatch.setenv("BINDER_SERVICE_HOST", "10.0.0.1")
+    assert picture_format() == "jpeg"
+    monkeypatch.setenv("CNNVIZ_PICTURES", "PNG")  # the user's choice wins
+    assert picture_format() == "png"
+    monkeypatch.setenv("CNNVIZ_PICTURES", "gif")  # not one of ours: the automatic choice
+    assert picture_format() == "jpeg"
+    shown = [decode(b) for b in explorer.recs]
+    for fmt, magic, worst in (("bmp", b"BM", 0), ("png", b"\x89PNG", 0), ("jpeg", b"\xff\xd8", 16)):
+        encoded = picture_bytes(shown, fmt)
+        assert all(e.startswith(magic) for e in encoded)
+        back = [decode(e) for e in encoded]
+        assert all(b.shape == s.shape for b, s in zip(back, shown))
+        err = np.mean([np.abs(b.astype(int) - s).mean() for b, s in zip(back, shown)])
+        assert err <= worst, (fmt, err)  # lossless, or JPEG's few grey levels on average
 
 
 def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):

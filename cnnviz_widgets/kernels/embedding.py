@@ -20,6 +20,7 @@ from ..errors import CnnvizError, short_repr
 from ..imageset import ImageSet, load_images
 from ..probe.probe import Probe
 from .patches import PatchSource
+from .options import StreamOptions, stream_options
 from .stream import stream_activations
 
 TSNE_DEFAULTS = dict(perplexity=30.0, early_exaggeration_iter=125, n_iter=250, theta=0.8,
@@ -187,19 +188,23 @@ def representation_space(
     n_patches: int = 5000,
     grid: int = 40,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
     tsne: dict[str, Any] | None = None,
-    num_workers: int | None = None,
-    max_batch_bytes: int | str | None = "auto",
+    options: StreamOptions | None = None,
+    **stream_kwargs: Any,
 ) -> RepresentationSpace:
-    """Sample units of ``layer``, embed their activation vectors in 2-D, lay patches on a grid."""
+    """Sample units of ``layer``, embed their activation vectors in 2-D, lay patches on a grid.
+
+    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
+    """
     n_patches = checks.positive_int("n_patches", n_patches)
     grid = checks.positive_int("grid", grid)
     seed = checks.non_negative_int("seed", seed)
     if seed >= 2**32:
         raise CnnvizError(f"seed must be below 2**32 (scikit-learn's limit), got {seed}.")
     check_tsne(tsne)
+    opts = stream_options(options, **stream_kwargs, **({} if batch_size is None else {"batch_size": batch_size}))
     l = probe.layer(layer)
     imageset: ImageSet = load_images(images)
     units = sample_units(len(imageset), l.shape[1:], n_patches, seed)
@@ -211,8 +216,8 @@ def representation_space(
     filled = torch.zeros(len(units), dtype=torch.bool)
     # a callable progress sees (done, 1000): the data pass is the first half of the work, t-SNE the second
     stream_progress = (lambda d, t: progress(round(500 * d / t), 1000)) if callable(progress) else progress
-    batches = stream_activations(probe, imageset, [l], batch_size, needed, stream_progress, num_workers,
-                                 desc=f"representation {l.name}", max_batch_bytes=max_batch_bytes)
+    batches = stream_activations(probe, imageset, [l], indices=needed, progress=stream_progress,
+                                 desc=f"representation {l.name}", options=opts)
     try:
         for index, acts in batches:
             act = acts[l.name]

@@ -17,6 +17,7 @@ from ..errors import CnnvizError, CnnvizWarning
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
+from .options import StreamOptions, stream_options
 from .stream import stream_activations
 from .topk import TopKMiner, TopPatches
 
@@ -41,20 +42,21 @@ def mine(
     k: int = 9,
     sparsity: bool | str | Iterable[str] = True,
     include_fc: bool = False,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
-    num_workers: int | None = None,
-    max_batch_bytes: int | str | None = "auto",
-    channels_last: bool = False,
-    autocast: str | torch.dtype | None = None,
+    options: StreamOptions | None = None,
+    **stream_kwargs: Any,
 ) -> Mined:
     """Top-k of every filter of ``top_layers`` (None: every conv layer) and sparsity, in one pass.
 
     ``sparsity``: True for conv and pool layers (fc too with ``include_fc``), False for none, or names.
-    ``channels_last`` and ``autocast`` ('bf16', 'fp16'): GPU speed-ups, see :func:`stream_activations`.
+    ``options``: a :class:`~cnnviz_widgets.kernels.options.StreamOptions`, or its fields as keywords
+    (``num_workers``, ``max_batch_bytes``, ``precision``, ``channels_last``, ``decode``; see there). The
+    running top-k and zero counts stay on the probe's device until the end: no batch waits on the GPU.
     """
     k = checks.positive_int("k", k, "a positive whole number of patches per filter")
+    opts = stream_options(options, **stream_kwargs, **({} if batch_size is None else {"batch_size": batch_size}))
     imageset = load_images(images)
     if top_layers is None:
         top = [l for l in probe.layers if l.kind == "conv"]
@@ -79,9 +81,7 @@ def mine(
     depth = {l.name: i for i, l in enumerate(probe.layers)}
     layers = sorted(needed.values(), key=lambda l: depth[l.name])
     desc = "mining" if top and sp_layers else ("sparsity" if sp_layers else f"top patches {top[0].name}" if len(top) == 1 else "top patches")
-    batches = stream_activations(probe, imageset, layers, batch_size, indices, progress, num_workers,
-                                 desc=desc, max_batch_bytes=max_batch_bytes, channels_last=channels_last,
-                                 autocast=autocast)
+    batches = stream_activations(probe, imageset, layers, indices=indices, progress=progress, desc=desc, options=opts)
     try:
         for index, acts in batches:
             for name, miner in miners.items():

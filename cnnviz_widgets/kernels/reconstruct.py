@@ -21,7 +21,7 @@ from ..probe.hooks import grad_enabled
 from ..probe.layers import Layer
 from ..probe.probe import Probe, from_nchw, to_nchw
 from ..probe.rules import ReverseRule, resolve_rule
-from .precision import autocast_dtype, precision
+from ..precision import compute_precision, resolve_precision
 
 Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
 
@@ -37,6 +37,8 @@ def reconstruct(
     progress: Callable[[int, int], None] | None = None,
     batched: bool = False,
     autocast: str | torch.dtype | None = None,
+    precision: str | None = None,
+    on_forward: Callable[[dict[str, torch.Tensor]], Mapping[str, int | str] | None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device (float32).
 
@@ -50,12 +52,16 @@ def reconstruct(
     ``batched=True`` runs all layers' backward passes as one: the input is repeated once per layer
     and copy j is seeded at layer j only, so one forward and one backward over a bigger batch give
     every reconstruction (the same numbers; more arithmetic, fewer and larger kernels: for GPUs).
-    ``autocast='bf16'`` or ``'fp16'`` runs forward and backward under torch.autocast.
+    ``precision``: "fp32" (the default: exact, TF32 off on CUDA), "tf32", "bf16" or "fp16" (torch.autocast
+    over forward and backward; ``autocast='bf16'`` says the same). ``on_forward(activations)`` is called
+    once with the forward pass's activations of the chosen layers ((N, C, H, W), detached) before any
+    backward pass; the targets it returns are added to ``targets`` (the explorer reads the top-5 from the
+    output layer there and seeds it with the top-1 class: one forward pass for both).
     """
     x = probe.check_input(x)
     reverse = resolve_rule(rule)
     chosen = probe.select(layers)
-    dtype = autocast_dtype(autocast)
+    mode = resolve_precision(precision, autocast)
     if channel is not None and unit is not None:
         raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
     if targets is not None and not isinstance(targets, Mapping):
@@ -65,12 +71,30 @@ def reconstruct(
     for layer in chosen:
         sel = (own[layer.name], None) if layer.name in own else (channel, unit)
         selectors[layer.name] = check_selector(probe, layer, *sel)
-    with grad_enabled(), precision(x.device, dtype):
+    late = _late_targets(probe, chosen, selectors, on_forward)
+    with grad_enabled(), compute_precision(x.device, mode):
         if batched and len(chosen) > 1:
-            out = _all_layers_at_once(probe, x, chosen, selectors, reverse, progress)
+            out = _all_layers_at_once(probe, x, chosen, selectors, reverse, progress, late)
         else:
-            out = _layer_by_layer(probe, x, chosen, selectors, reverse, progress)
+            out = _layer_by_layer(probe, x, chosen, selectors, reverse, progress, late)
     return {name: g.float() for name, g in out.items()}
+
+
+def _late_targets(probe: Probe, chosen: list[Layer], selectors: dict[str, Selector], on_forward: Callable | None
+                  ) -> Callable[[dict[str, torch.Tensor]], None]:
+    """What runs between the forward pass and the first backward: ``on_forward``'s targets replace the
+    selectors of their layers (checked like any other)."""
+
+    def apply(acts: dict[str, torch.Tensor]) -> None:
+        if on_forward is None:
+            return
+        nchw = {l.name: to_nchw(acts[l.name].detach(), l.layout) for l in chosen}
+        for name, c in (on_forward(nchw) or {}).items():
+            layer = probe.layer(name)
+            if layer.name in selectors:
+                selectors[layer.name] = check_selector(probe, layer, c, None)
+
+    return apply
 
 
 def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
@@ -95,10 +119,12 @@ def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
 
 
 def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
-                    rule: ReverseRule, progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+                    rule: ReverseRule, progress: Callable[[int, int], None] | None,
+                    late: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
     """One forward, then one partial backward per layer, keeping the graph until the last."""
     xi = x.detach().clone().requires_grad_(True)
     acts = probe.forward(xi, chosen, rule)
+    late(acts)
     if progress is not None:
         progress(1, len(chosen) + 1)
     out: dict[str, torch.Tensor] = {}
@@ -114,11 +140,13 @@ def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], selector
 
 
 def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
-                        rule: ReverseRule, progress: Callable[[int, int], None] | None) -> dict[str, torch.Tensor]:
+                        rule: ReverseRule, progress: Callable[[int, int], None] | None,
+                        late: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
     """Copy j of the input (rows j*n to (j+1)*n) is seeded at layer j only; one backward for all."""
     n, count = x.shape[0], len(chosen)
     xi = x.detach().repeat(count, *([1] * (x.dim() - 1))).requires_grad_(True)
     acts = probe.forward(xi, chosen, rule)
+    late({name: a[:n] for name, a in acts.items()})
     if progress is not None:
         progress(1, 2)
     outputs, seeds = [], []
@@ -201,7 +229,7 @@ def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch
         raise IndexOutOfRangeError(f"units has {len(units)} rows for {len(x)} images; give one (channel, y, x) per image.")
     for u in units.tolist():
         check_selector(probe, l, None, tuple(u))
-    with grad_enabled():
+    with grad_enabled(), compute_precision(x.device, "fp32"):
         xi = x.detach().clone().requires_grad_(True)
         act = probe.forward(xi, [l], reverse)[l.name]
         check_connected(l, act, xi)

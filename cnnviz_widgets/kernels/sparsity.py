@@ -86,20 +86,21 @@ def sparsity(
     probe: Probe,
     images: Any,
     layers: str | Iterable[str] | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     include_fc: bool = False,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
-    num_workers: int | None = None,
-    max_batch_bytes: int | str | None = "auto",
+    options: Any = None,
+    **stream_kwargs: Any,
 ) -> Sparsity:
     """Fraction of zero activations per layer over ``images`` in one streaming pass.
 
     layers None: every conv and pool layer (and fully connected ones with ``include_fc``).
     ``indices`` restricts the pass to a shard of the set; shards ``merge`` into the whole.
+    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
     """
     from .mine import mine
 
     chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
     return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
-                progress=progress, num_workers=num_workers, max_batch_bytes=max_batch_bytes).sparsity
+                progress=progress, options=options, **stream_kwargs).sparsity

@@ -1,5 +1,12 @@
-"""Stream a set of pictures through a probe in batches: DataLoader workers read and resize, the
-probe's device does the rest; a progress bar shows it and nothing holds all images at once.
+"""Stream a set of pictures through a probe in batches: reader processes decode and resize to uint8
+batches, the probe's device converts, normalises and runs them; a progress bar shows it and nothing
+holds all images at once.
+
+The picture pipeline is :mod:`cnnviz_widgets.images` (the one preprocessing definition), batch by batch:
+same-shape in-memory pictures are prepared as one stack (:func:`~cnnviz_widgets.images.prepare_batch`),
+files one by one in the readers (torchvision's JPEG decoder, uint8 resize), or, with ``decode="cuda"``,
+JPEG bytes decoded in batches on the GPU. Nothing on the way waits for the GPU: the checks run on the
+host before the batch is sent, and the kernels keep their running results on the device.
 """
 from __future__ import annotations
 
@@ -7,48 +14,140 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from .. import checks
 from ..errors import CnnvizError, CnnvizWarning, ImageError
-from ..images import prepare_picture
+from ..images import (
+    prepare_batch, prepare_raw, resize_center_crop, stackable, to_channels, to_unit, torchvision_io,
+)
 from ..imageset import ImageSet, load_images
 from ..probe.layers import Layer
 from ..probe.probe import Probe
-from .precision import autocast_dtype, precision
+from .options import StreamOptions, stream_options
+from ..precision import compute_precision, reduced
+
+
+class PictureBatch(NamedTuple):
+    """What a reader hands over: the pictures prepared (uint8, or float where a picture is not 8-bit) with
+    their indices in the whole set, messages for pictures that cannot be used, and JPEG files left
+    encoded for the GPU to decode (decode="cuda")."""
+
+    index: torch.Tensor
+    pictures: torch.Tensor
+    bad: list[str]
+    encoded_index: list[int]
+    encoded: list[torch.Tensor]
 
 
 class PreparedPictures(Dataset):
-    """Pictures ``indices`` of an ImageSet as the network sees them (:func:`prepare_picture`), in [0, 1].
+    """Batches of pictures of an ImageSet as the network sees them before normalising; item ``positions``
+    (a list, from a BatchSampler) is one :class:`PictureBatch` of ``indices[positions]``.
 
-    A picture that cannot be used comes back as its error message instead: the batch drops it and
-    the main process reports it, so nothing downstream ever sees a row without a picture.
+    A picture that cannot be used comes back as its error message: nothing downstream ever sees a
+    row without a picture.
     """
 
-    def __init__(self, images: ImageSet, indices: Sequence[int], size: int, channels: int = 3) -> None:
+    def __init__(self, images: ImageSet, indices: Sequence[int], size: int, channels: int = 3,
+                 decode: str = "cpu", resize: int | None = None) -> None:
         self.images, self.indices, self.size, self.channels = images, list(indices), size, channels
+        self.decode, self.resize = decode, resize
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, j: int):
-        i = self.indices[j]
-        try:
-            return i, prepare_picture(self.images.raw(i), self.size, self.channels,
-                                      name=self.images.label(i))
-        except ImageError as exc:
-            return i, str(exc)
+    def __getitem__(self, positions: list[int]) -> PictureBatch:
+        chosen = [self.indices[j] for j in positions]
+        raws = [self.images.raw(i) for i in chosen]
+        if stackable(raws):  # in-memory pictures of one shape: one stack, vectorised checks, one resize
+            keep, pictures, bad = prepare_batch(raws, [self.images.label(i) for i in chosen], self.size, self.channels,
+                                                self.resize)
+            return PictureBatch(torch.tensor([chosen[j] for j in keep], dtype=torch.long), pictures, bad, [], [])
+        good, bad, enc_index, encoded = [], [], [], []
+        for i, raw in zip(chosen, raws):
+            try:
+                data = jpeg_bytes(raw) if self.decode == "cuda" else None
+                if data is not None:
+                    enc_index.append(i)
+                    encoded.append(data)
+                else:
+                    good.append((i, prepare_raw(raw, self.size, self.channels, self.images.label(i), self.resize)))
+            except ImageError as exc:
+                bad.append(str(exc))
+        return PictureBatch(torch.tensor([i for i, _ in good], dtype=torch.long), stack_pictures([t for _, t in good]),
+                            bad, enc_index, encoded)
 
 
-def _collate(items):
-    good = [(i, t) for i, t in items if isinstance(t, torch.Tensor)]
-    bad = [msg for _, msg in items if isinstance(msg, str)]
-    index = torch.tensor([i for i, _ in good], dtype=torch.long)
-    batch = torch.stack([t for _, t in good]) if good else torch.empty(0)
-    return index, batch, bad
+def stack_pictures(pictures: list[torch.Tensor]) -> torch.Tensor:
+    """One batch of prepared pictures: uint8 when all are, else float in [0, 1]."""
+    if not pictures:
+        return torch.empty(0, dtype=torch.uint8)
+    if all(p.dtype == torch.uint8 for p in pictures):
+        return torch.stack(pictures)
+    return torch.stack([to_unit(p) for p in pictures])
+
+
+def jpeg_bytes(raw: Any) -> torch.Tensor | None:
+    """The bytes of a JPEG file that nvjpeg can decode (8-bit RGB or grey), or None: every other picture
+    is prepared in the reader as usual (Pillow reads the header first: size limits, damage)."""
+    if not isinstance(raw, (str, os.PathLike)):
+        return None
+    from PIL import Image
+    from torchvision.io import read_file
+
+    try:
+        with Image.open(raw) as im:
+            if im.format != "JPEG" or im.mode not in ("RGB", "L"):
+                return None
+    except Exception:  # noqa: BLE001 - the CPU path reads it again and says what is wrong
+        return None
+    with torchvision_io():
+        return read_file(os.fspath(raw))
+
+
+def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The encoded JPEGs of a batch decoded by nvjpeg on the probe's device and prepared there (uint8
+    resize on the device): (indices, pictures, messages for files the GPU could not decode, which
+    the CPU path then reads to name the damage)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        with torchvision_io():
+            decoded = decode_jpeg(batch.encoded, mode=ImageReadMode.RGB, device=probe.device, apply_exif_orientation=True)
+        pairs = list(zip(batch.encoded_index, decoded))
+        bad: list[str] = []
+    except RuntimeError:  # one damaged file fails the batch: decode them one by one on the CPU instead
+        pairs, bad = [], []
+        for i in batch.encoded_index:
+            try:
+                pairs.append((i, prepare_raw(images.raw(i), probe.input_size, probe.channels, images.label(i),
+                                             probe.resize_size)))
+            except ImageError as exc:
+                bad.append(str(exc))
+        if not pairs:
+            return torch.empty(0, dtype=torch.long), torch.empty(0), bad
+        return torch.tensor([i for i, _ in pairs]), stack_pictures([t for _, t in pairs]).to(probe.device), bad
+    prepared = [to_channels(resize_center_crop(t, probe.input_size, probe.resize_size), probe.channels) for _, t in pairs]
+    return torch.tensor([i for i, _ in pairs]), stack_pictures(prepared), bad
+
+
+def join_batches(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (indices, pictures) parts of one batch as one, on ``device`` (float when their types differ)."""
+    parts = [(i, p.to(device, non_blocking=True)) for i, p in (a, b) if len(i)]
+    if len(parts) < 2:
+        return parts[0] if parts else a
+    (ia, pa), (ib, pb) = parts
+    if pa.dtype != pb.dtype:
+        pa, pb = to_unit(pa), to_unit(pb)
+    return torch.cat([ia, ib]), torch.cat([pa, pb])
+
+
+def _as_is(batch: PictureBatch) -> PictureBatch:
+    return batch
 
 
 def default_workers(images: ImageSet) -> int:
@@ -111,14 +210,13 @@ def stream_activations(
     probe: Probe,
     images: Any,
     layers: Sequence[Layer],
-    batch_size: int = 32,
+    batch_size: int | None = None,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
     desc: str = "images",
-    max_batch_bytes: int | str | None = "auto",
-    channels_last: bool = False,
-    autocast: str | torch.dtype | None = None,
+    options: StreamOptions | None = None,
+    **option_kwargs: Any,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
 
@@ -126,50 +224,59 @@ def stream_activations(
     ImageError says why); readers end when the loop does, also on an interrupt. ``indices`` selects a
     subset (a shard) of the set, and the indices yielded always refer to the whole set. ``progress``:
     True for a tqdm bar, False for none, or a callable ``(done, total)`` (widgets feed their
-    ``progress`` trait with it). ``max_batch_bytes`` caps the batch so its estimated memory stays
+    ``progress`` trait with it). ``options`` (a :class:`StreamOptions`, or its fields as keywords:
+    ``batch_size``, ``num_workers``, ``max_batch_bytes``, ``precision``, ``channels_last``, ``decode``)
+    say how pictures are read and run. ``max_batch_bytes`` caps the batch so its estimated memory stays
     under that size (:func:`per_image_bytes`: all 18 conv/pool layers of VGG16 need about 86 MB an
-    image, one image a batch on the CPU by default; its c5_3 alone 26 MB, five); "auto" is
-    :func:`batch_budget`'s choice for the device, None lifts the cap. Consumers
+    image, one image a batch on the CPU by default; its c5_3 alone 26 MB, five). Consumers
     should ``del`` each batch before the loop asks for the next: otherwise two batches of
     activations are alive during the next forward pass, which is measurably slower (page faults).
-    ``channels_last`` hands the batch to the model in NHWC memory order (the model itself is not
-    touched); ``autocast`` ('bf16', 'fp16') runs the forward under torch.autocast, activations
-    returned as float32. Both are for GPUs (tensor cores); values may differ in the last bits.
+    In reduced precision (bf16, fp16) activations are returned as float32.
     """
     from tqdm.auto import tqdm
 
+    if batch_size is not None:
+        option_kwargs["batch_size"] = batch_size
+    if num_workers is not None:
+        option_kwargs["num_workers"] = num_workers
+    opts = stream_options(options, **option_kwargs)
+    opts.check_device(probe.device)
     imageset = load_images(images)
-    dtype = autocast_dtype(autocast)
-    batch_size = device_batch(probe, layers, checks.positive_int("batch_size", batch_size), max_batch_bytes)
+    batch = device_batch(probe, layers, opts.batch_size, opts.max_batch_bytes)
     order = range(len(imageset)) if indices is None else checks.indices(indices, len(imageset))
-    workers = default_workers(imageset) if num_workers is None else checks.non_negative_int("num_workers", num_workers)
-    loader = DataLoader(
-        PreparedPictures(imageset, order, probe.input_size, probe.channels), batch_size=batch_size, shuffle=False,
-        num_workers=workers, collate_fn=_collate, persistent_workers=False,
-        pin_memory=probe.device.type == "cuda",
-    )
-    names = [l.name for l in layers]
+    workers = default_workers(imageset) if opts.num_workers is None else opts.num_workers
+    dataset = PreparedPictures(imageset, order, probe.input_size, probe.channels, opts.decode, probe.resize_size)
+    loader = DataLoader(dataset, sampler=BatchSampler(SequentialSampler(range(len(order))), batch, drop_last=False),
+                        batch_size=None, num_workers=workers, collate_fn=_as_is, persistent_workers=False,
+                        pin_memory=probe.device.type == "cuda")
+    chosen = [probe.layer(l) for l in layers]
     report = progress if callable(progress) else None
     bar = tqdm(total=len(order), desc=desc, unit="img", disable=report is not None or not progress, leave=False)
     done, skipped = 0, []
     batches = iter(loader)
     try:
-        for index, batch, bad in batches:
+        for part in batches:
+            index, pictures, bad = part.index, part.pictures, list(part.bad)
+            if part.encoded:
+                gpu_index, gpu_pictures, gpu_bad = decode_on_device(part, probe, imageset)
+                bad += gpu_bad
+                index, pictures = join_batches((index, pictures), (gpu_index, gpu_pictures), probe.device)
             for msg in bad:
                 warnings.warn(f"skipping a picture that cannot be read: {msg}", CnnvizWarning, stacklevel=3)
             skipped += bad
             if len(index):
-                x = probe.normalize(batch)
-                if channels_last:
+                x = probe.normalize(pictures)
+                if opts.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with precision(probe.device, dtype):
-                    acts = probe.activations(x, names)
-                if dtype is not None:
+                with torch.no_grad(), compute_precision(probe.device, opts.precision):
+                    acts = probe.forward_nchw(x, chosen)
+                if reduced(opts.precision):
                     acts = {n: a.float() for n, a in acts.items()}
-                yield index.to(probe.device), acts
+                yield index.to(probe.device, non_blocking=True), acts
                 del acts
-            bar.update(len(index) + len(bad))
-            done += len(index) + len(bad)
+            step = len(index) + len(bad)
+            bar.update(step)
+            done += step
             if report is not None:
                 report(done, len(order))
         if skipped and len(skipped) == len(order):

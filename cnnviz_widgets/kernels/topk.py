@@ -57,6 +57,43 @@ def batch_topk(flat: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def map_topk(maps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_topk`` of (R, H, W) maps flattened to (R, H*W): on the CPU by :func:`map_topk_rows`, which
+    resolves rare ties in a second step (asking whether there are any is free there); on a GPU by
+    :func:`map_topk_keys`, which never waits for the device (that question would, every batch)."""
+    if maps.device.type == "cpu":
+        return map_topk_rows(maps, k)
+    return map_topk_keys(maps, k)
+
+
+def float_keys(v: torch.Tensor) -> torch.Tensor:
+    """int64 numbers that order like the float32 values ``v`` (-0.0 and 0.0 alike), for exact sorting."""
+    i = (v.float() + 0.0).view(torch.int32)
+    return (i ^ ((i >> 31) & 0x7FFFFFFF)).long()
+
+
+def map_topk_keys(maps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_topk`` of (R, H, W) maps with no data-dependent branch: each value and its position form one
+    int64 key (value in the high 32 bits, the position reversed in the low ones), unique per map, so one
+    topk gives (value desc, position asc). Large maps first keep the k rows with the largest keys of their
+    first maximum (``max`` returns the first): every top-k unit lies in one of those rows."""
+    r, h, w = maps.shape
+    m = h * w
+    k = min(k, m)
+    if h <= k + 1:
+        flat = maps.reshape(r, m)
+        pos = torch.arange(m, device=maps.device)
+        idx = ((float_keys(flat) << 32) | (m - 1 - pos)).topk(k, dim=1).indices
+        return flat.gather(1, idx), idx
+    row_v, row_c = maps.max(dim=2)
+    row_keys = (float_keys(row_v) << 32) | (m - 1 - (torch.arange(h, device=maps.device) * w + row_c))
+    rows = row_keys.topk(k, dim=1).indices.sort(dim=1).values
+    cand = maps.gather(1, rows[:, :, None].expand(r, k, w)).reshape(r, k * w)
+    pos = (rows[:, :, None] * w + torch.arange(w, device=maps.device)).reshape(r, k * w)
+    j = ((float_keys(cand) << 32) | (m - 1 - pos)).topk(k, dim=1).indices
+    return cand.gather(1, j), pos.gather(1, j)
+
+
+def map_topk_rows(maps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_topk`` of (R, H, W) maps flattened to (R, H*W), faster for large maps.
 
     The top k+1 values of a map lie in the k+1 map rows with the largest row maxima, so one
@@ -210,18 +247,19 @@ def top_patches(
     images: Any,
     layer: str,
     k: int = 9,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
-    num_workers: int | None = None,
-    max_batch_bytes: int | str | None = "auto",
+    options: Any = None,
+    **stream_kwargs: Any,
 ) -> TopPatches:
     """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.
 
     ``indices`` restricts the pass to a shard; shards ``merge`` into the one-pass result.
+    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
     """
     from .mine import mine
 
     name = probe.layer(layer).name
     return mine(probe, images, top_layers=[name], k=k, sparsity=False, batch_size=batch_size, indices=indices,
-                progress=progress, num_workers=num_workers, max_batch_bytes=max_batch_bytes).top[name]
+                progress=progress, options=options, **stream_kwargs).top[name]

@@ -79,7 +79,15 @@ def load_model(
     with torch.device("meta"):
         model = entry.build()
     apply_state_dict(model, state, source, key, copy=isinstance(weights, Mapping))
+    if isinstance(weights, str) and weights.lower() in IMAGENET_ALIASES:
+        model.cnnviz_preprocessing = preset_of(entry.imagenet)  # Probe then prepares pictures as these weights saw them
     return model.eval()
+
+
+def preset_of(weights: Any) -> dict[str, int]:
+    """torchvision weights' own preprocessing: the shorter side resized to ``resize``, the centre ``crop`` kept."""
+    t = weights.transforms()
+    return {"resize": int(t.resize_size[0]), "crop": int(t.crop_size[0])}
 
 
 def load_model_or_random(name: str, seed: int = 0) -> tuple[nn.Module, str]:

@@ -26,7 +26,8 @@ from ..errors import (
     list_names,
     short_repr,
 )
-from ..images import prepare_picture, split_pictures
+from ..images import prepare_picture, split_pictures, to_unit
+from ..precision import compute_precision
 from .hooks import eval_mode, forward_hooks, grad_enabled
 from .layers import Layer, layer_kind, paper_names
 from .receptive_field import (
@@ -88,6 +89,7 @@ class Probe:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         labels: Sequence[str] | None = None,
+        resize_size: int | None = None,
     ) -> None:
         if isinstance(model, torch.jit.ScriptModule):
             raise UnsupportedModelError(
@@ -105,6 +107,11 @@ class Probe:
         if input_size is None:
             input_size = 299 if type(model).__name__ == "Inception3" else 224
         self.input_size = checks.side("input_size", input_size)
+        self.resize_size = preset_resize(model, self.input_size) if resize_size is None else \
+            checks.side("resize_size", resize_size)
+        if self.resize_size is not None and self.resize_size < self.input_size:
+            raise CnnvizError(f"resize_size={self.resize_size} is smaller than input_size={self.input_size}: the "
+                              f"shorter side is resized to resize_size, then the centre input_size square is cropped.")
         if isinstance(labels, Mapping):
             raise CnnvizError("labels must be a list of class names in output order, got a dict; for {index: name} "
                               "pass [names[i] for i in range(len(names))].")
@@ -233,6 +240,10 @@ class Probe:
         last = layers[-1] if layers else None
         self._output_layer = last if (last is not None and last.kind == "fc" and not last.rectified
                                       and last.channels == self._num_outputs) else None
+        # the output layer's activation is the network's output itself (no softmax or scaling after it):
+        # then a reconstruction's forward pass already holds the class scores (DeconvExplorer reads them there)
+        self.scores_at_output_layer = (self._output_layer is not None
+                                       and rec.module_out.get(self._output_layer.module_path) is out)
         self._by_name = {l.name: l for l in layers}
         self._by_name.update({l.module_path: l for l in layers})
         self._final_at_module = {l.module_path for l in layers if not l.rectified}
@@ -373,7 +384,7 @@ class Probe:
 
     def prepare(self, picture: Any, name: str = "picture") -> torch.Tensor:
         """One picture as this network sees it before normalising: (C, S, S) in [0, 1] on the CPU."""
-        return prepare_picture(picture, self.input_size, self.channels, name=name)
+        return prepare_picture(picture, self.input_size, self.channels, name=name, resize=self.resize_size)
 
     def model_input(self, picture: Any, name: str = "picture") -> torch.Tensor:
         """One picture (a path, PIL, array or tensor; never a list) as normalized model input (1, C, S, S)
@@ -381,8 +392,9 @@ class Probe:
         return self.normalize(self.prepare(picture, name)[None])
 
     def normalize(self, pictures: torch.Tensor) -> torch.Tensor:
-        """Prepared pictures (N, C, S, S) in [0, 1] as model input on the probe's device: ``(x - mean) / std``."""
-        return (pictures.to(self.device, non_blocking=True) - self.mean) / self.std
+        """Prepared pictures (N, C, S, S), uint8 or float in [0, 1], as model input on the probe's device:
+        ``(x - mean) / std``, converted there (a uint8 batch crosses the bus at a quarter of the bytes)."""
+        return (to_unit(pictures.to(self.device, non_blocking=True)) - self.mean) / self.std
 
     def to_image(self, x: torch.Tensor) -> np.ndarray:
         """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw (grey as RGB)."""
@@ -445,12 +457,18 @@ class Probe:
         return {l.name: acts[l.module_path] for l in layers}
 
     def activations(self, x: torch.Tensor, layers: str | Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-        """Layer name -> activation (N, C, H, W) (post-rectifier for conv/fc; fc as (N, C, 1, 1))."""
+        """Layer name -> activation (N, C, H, W) (post-rectifier for conv/fc; fc as (N, C, 1, 1)), in exact
+        float32 (TF32 off on CUDA)."""
         x = self.check_input(x)
         chosen = self.select(layers)
-        with torch.no_grad():
-            acts = self.forward(x, chosen)
-        return {l.name: to_nchw(acts[l.name], l.layout) for l in chosen}
+        with torch.no_grad(), compute_precision(self.device, "fp32"):
+            return self.forward_nchw(x, chosen)
+
+    def forward_nchw(self, x: torch.Tensor, layers: list[Layer]) -> dict[str, torch.Tensor]:
+        """:meth:`forward` with every activation as (N, C, H, W), for input already checked (the stream's
+        batches are checked as pictures; checking again would wait on the GPU every batch)."""
+        acts = self.forward(x, layers)
+        return {l.name: to_nchw(acts[l.name], l.layout) for l in layers}
 
     def reconstruct(
         self,
@@ -531,13 +549,17 @@ class Probe:
         """Per image, the top-k (class index, label, probability) by :meth:`probabilities` of the network's output."""
         x = self.check_input(x)
         k = checks.positive_int("k", k)
-        with self._lock, torch.no_grad(), eval_mode(self.model):
+        with self._lock, torch.no_grad(), eval_mode(self.model), compute_precision(self.device, "fp32"):
             logits = self.model(x)
         if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} does not return class scores (N, classes), so it cannot predict."
             )
-        probs = self.probabilities(logits)
+        return self.top_classes(logits, k)
+
+    def top_classes(self, out: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """Per image, the top-k (class index, label, probability) of the network's output ``out`` (N, classes)."""
+        probs = self.probabilities(out.reshape(out.shape[0], -1))
         k = min(int(k), probs.shape[1])
         values, index = probs.topk(k, dim=1)
         labels = self.labels
@@ -575,6 +597,16 @@ class Probe:
             f"Probe({type(self.model).__name__}, {len(self.layers)} layers: "
             f"{', '.join(self.layer_names[:6])}{', ...' if len(self.layers) > 6 else ''}; device={self.device})"
         )
+
+
+def preset_resize(model: nn.Module, input_size: int) -> int | None:
+    """The shorter side a model's weights were trained to see before their centre crop, when the weights
+    say so (``cv.load_model(..., weights="imagenet")`` records torchvision's preset: 256 for a 224 crop),
+    scaled to ``input_size``; None: resize to ``input_size`` itself."""
+    preset = getattr(model, "cnnviz_preprocessing", None)
+    if not isinstance(preset, Mapping) or not preset.get("resize") or not preset.get("crop"):
+        return None
+    return max(input_size, int(round(input_size * preset["resize"] / preset["crop"])))
 
 
 def to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import logging
 import math
 import threading
@@ -51,6 +52,35 @@ def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
+
+
+PICTURE_FORMATS = ("bmp", "png", "jpeg")
+_REMOTE_HINTS = ("COLAB_RELEASE_TAG", "BINDER_SERVICE_HOST", "BINDER_REQUEST", "JUPYTERHUB_API_URL")
+
+
+def picture_format() -> str:
+    """How the explorer sends its pictures: $CNNVIZ_PICTURES if set (bmp, png or jpeg), else raw pixels
+    (BMP: 21 pictures of 224 px in 5 ms, 3 MB) where the browser is likely beside the kernel, and JPEG
+    (quality 92: 10 ms, a seventh of the bytes, a few grey levels off) on Colab, Binder and JupyterHub,
+    where those bytes cross the internet; PNG (lossless, 170 ms) on request."""
+    chosen = os.environ.get("CNNVIZ_PICTURES", "").strip().lower()
+    if chosen in PICTURE_FORMATS:
+        return chosen
+    return "jpeg" if any(os.environ.get(k) for k in _REMOTE_HINTS) else "bmp"
+
+
+def picture_bytes(images: list[np.ndarray], fmt: str | None = None) -> list[bytes]:
+    """uint8 HxWx3 pictures encoded as ``fmt`` (default :func:`picture_format`), for an <img> in the browser."""
+    from PIL import Image
+
+    fmt = fmt or picture_format()
+    options = {"bmp": {}, "png": {"compress_level": 1}, "jpeg": {"quality": 92}}[fmt]
+    out = []
+    for image in images:
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt.upper(), **options)
+        out.append(buf.getvalue())
+    return out
 
 
 def sprite(tiles: list[np.ndarray], columns: int, cell: int, pad: int = 2, fill: int = 255) -> np.ndarray:

@@ -1,6 +1,7 @@
 """DeconvExplorer (paper Fig. 4): an image, every layer's reconstruction as a strip, a layer slider.
 
-All reconstructions of an image are computed in one call and sent once as PNG buffers, so the
+All reconstructions of an image are computed in one call and sent once as picture buffers (raw
+pixels locally, JPEG on hosted notebooks: widgets._base.picture_format), so the
 slider and the arrow keys change the big view in the browser without a kernel round-trip. A click
 on the big view reconstructs the unit under the pointer (the strongest filter at that position);
 a filter number reconstructs that filter's whole feature map; a click on a top-5 bar reconstructs
@@ -16,10 +17,10 @@ import torch
 import traitlets
 
 from .. import checks
-from ..display import to_display
+from ..display import choose_display, to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
-from ._base import ReversingWidget, as_probe, esm, message_field, png_bytes
+from ._base import ReversingWidget, as_probe, esm, message_field, picture_bytes
 
 
 class DeconvExplorer(ReversingWidget):
@@ -100,29 +101,42 @@ class DeconvExplorer(ReversingWidget):
             self._request_image(self.image_index)
 
     def _reconstruct(self, index: int, rule: str, job) -> dict:
-        """One forward pass, one backward per layer; everything the slider needs, encoded once."""
+        """One forward pass (whose output layer gives the top-5 too), one backward per layer; every picture
+        the slider needs, displayed as one strip and encoded once."""
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
         x = probe.model_input(self._images.raw(index), self._images.names[index])
-        try:
-            preds = probe.classify(x, k=5)[0]
-        except UnsupportedModelError:  # a backbone without class scores: everything else still works
-            preds = []
         out = probe.output_layer
-        targets, captions = {}, [""] * len(self._layers)
-        if out is not None and out.name in self._layers and preds:
-            top1, label, _ = preds[0]
-            targets[out.name] = top1
-            captions[self._layers.index(out.name)] = f"the top-1 class, {label}"
-        recs = probe.reconstruct(x, layers=self._layers, rule=rule, targets=targets,
+        found: dict[str, list] = {}
+        if out is None or not (probe.scores_at_output_layer and out.name in self._layers):
+            found["preds"] = self._classify(x)  # the strip stops short of the scores: one more forward pass
+
+        def read_scores(acts: dict[str, torch.Tensor]) -> dict[str, int]:
+            if "preds" not in found:
+                found["preds"] = probe.top_classes(acts[out.name].flatten(1), k=5)[0]
+            preds = found["preds"]
+            return {out.name: preds[0][0]} if preds and out.name in self._layers else {}
+
+        recs = probe.reconstruct(x, layers=self._layers, rule=rule, on_forward=read_scores if out is not None else None,
                                  progress=lambda d, t: job.report(0.8 * d, t))
-        pictures, mode = self.displayed([recs[n][0] for n in self._layers])
-        pngs = [png_bytes(p) for p in pictures]
+        preds = found.get("preds", [])
+        captions = [""] * len(self._layers)
+        if out is not None and out.name in self._layers and preds:
+            captions[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
+        strip = torch.cat([recs[n] for n in self._layers])
+        mode = choose_display([strip])
+        encoded = picture_bytes([probe.to_image(x)[0], *to_display(strip, mode)])
         job.check()
-        return {"index": index, "x": x, "input_png": png_bytes(probe.to_image(x)[0]), "recs": pngs, "mode": mode,
+        return {"index": index, "x": x, "input_png": encoded[0], "recs": encoded[1:], "mode": mode,
                 "captions": captions, "rule": rule,
                 "predictions": [[label, round(p, 4), c if out is not None else -1] for c, label, p in preds]}
+
+    def _classify(self, x: torch.Tensor) -> list:
+        try:
+            return self._probe.classify(x, k=5)[0]
+        except UnsupportedModelError:  # a backbone without class scores: everything else still works
+            return []
 
     def _show_image(self, r: dict) -> None:
         self._x = r["x"]
@@ -161,7 +175,7 @@ class DeconvExplorer(ReversingWidget):
     def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> bytes:
         """One reconstruction as PNG, in the display of the strip it belongs to."""
         rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
-        return png_bytes(to_display(rec, mode))
+        return picture_bytes([to_display(rec, mode)])[0]
 
     @traitlets.observe("click")
     def _on_click(self, change: dict) -> None:

@@ -1,0 +1,105 @@
+"""DeconvExplorer's image change: the reconstruction itself, and every other piece of work around it (the
+picture, the top-5, the strip's display, the encoding), for VGG16's 21 layers.
+
+The other work is timed with the reconstruction cached (the kernel's own cost is bench_deconvnet's), so the
+figure is what the explorer adds. The way it used to be done is timed in the same run for comparison: a
+second forward pass for the top-5 (``probe.classify``) and 22 PNG encodings.
+
+Run: python benchmarks/bench_explorer.py [--threads 2] [--device cuda] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import torch
+
+import cnnviz_widgets as cv
+from cnnviz_widgets.display import choose_display, to_display
+from cnnviz_widgets.widgets._base import picture_bytes, picture_format, png_bytes
+
+
+class _Job:
+    def report(self, *_):
+        pass
+
+    def check(self):
+        pass
+
+
+def median_ms(fn, repeats: int, device: torch.device) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    probe = cv.Probe(cv.load_model("vgg16", weights=None, seed=0), device=args.device)
+    device = probe.device
+    w = cv.DeconvExplorer(probe, cv.sample_images()[:2])
+    assert w.error == "", w.error
+    x = probe.model_input(w._images.raw(0))
+    real = probe.reconstruct
+    t_rec = median_ms(lambda: real(x, layers=w._layers, rule="deconvnet"), args.repeats, device)
+
+    cache: dict = {}
+
+    def cached(x, layers=None, rule="deconvnet", on_forward=None, progress=None, **kw):
+        """The reconstruction from the first call; on_forward still sees the forward pass's activations."""
+        if "recs" not in cache:
+            acts = {}
+            cache["recs"] = real(x, layers=layers, rule=rule, progress=progress,
+                                 on_forward=lambda a: acts.update(a) or (on_forward(a) if on_forward else None), **kw)
+            cache["acts"] = acts
+        elif on_forward is not None:
+            on_forward(cache["acts"])
+        return cache["recs"]
+
+    probe.reconstruct = cached
+    t_new = median_ms(lambda: w._reconstruct(0, "deconvnet", _Job()), args.repeats, device)
+    probe.reconstruct = real
+    recs = cache["recs"]
+
+    def before() -> None:  # the earlier image change, beside the reconstruction: a second forward pass, PNGs
+        probe.classify(x, k=5)
+        pictures = [to_display(recs[n][0], choose_display([recs[n][0] for n in w._layers])) for n in w._layers]
+        [png_bytes(p) for p in [probe.to_image(x)[0], *pictures]]
+
+    t_old = median_ms(before, args.repeats, device)
+    strip = torch.cat([recs[n] for n in w._layers])
+    t_display = median_ms(lambda: to_display(strip, choose_display([strip])), args.repeats, device)
+    shown = to_display(strip, choose_display([strip]))
+    print(f"VGG16, {len(w._layers)} layers, device={device}, threads={args.threads}, pictures sent as "
+          f"{picture_format()} (CNNVIZ_PICTURES overrides)")
+    print(f"  the reconstruction itself (deconvnet strip)   {t_rec:8.1f} ms")
+    print(f"  everything else on an image change            {t_new:8.1f} ms  (target <= 25 ms CPU, <= 50 ms GPU "
+          f"with the reconstruction)")
+    print(f"    of which the strip's display                {t_display:8.1f} ms")
+    for fmt in ("bmp", "jpeg", "png"):
+        t = median_ms(lambda fmt=fmt: picture_bytes(list(shown), fmt), args.repeats, device)
+        size = sum(map(len, picture_bytes(list(shown), fmt)))
+        print(f"    encoding 21 pictures as {fmt:4s}               {t:8.1f} ms  {size / 1e6:5.2f} MB")
+    print(f"  before: second forward + per-layer display + PNG {t_old:8.1f} ms")
+    print(f"RATIO image-change work besides the reconstruction, now / before: {t_new / t_old:.3f}x")
+    print(f"RATIO whole image change, now / before: {(t_rec + t_new) / (t_rec + t_old):.3f}x")
+
+
+if __name__ == "__main__":
+    main()
