@@ -25,7 +25,7 @@ if [ "${QUICK:-0}" = 1 ]; then  # toy sizes: checks that every step runs, measur
           --folder /tmp/cnnviz-quick-jpegs)
   tsne=(--patches 600 --images 4 --grid 10) limit=300 gpu_decode=cpu
 else
-  deconv=(--repeats 10 --threads 8) explorer=(--repeats 10 --threads 8)
+  deconv=(--repeats 5 --threads 8) explorer=(--repeats 10 --threads 8)
   memory=(--model vgg16 --images 2048 --folder-images 0 --batch-size 128 --threads 4 --repeats 3)
   folder=(--model vgg16 --images 0 --folder-images 3000 --batch-size 128 --workers 14 --threads 2 --repeats 2)
   tsne=(--patches 20000 --images 40 --threads 16) limit=150 gpu_decode=cuda
@@ -43,6 +43,7 @@ step() {  # step NAME SECONDS COMMAND...: run it under a time limit, its output 
 : >"$out"
 step machine 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null;
   python3 -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available())'"
+[ "$device" = cuda ] && step cuda-vs-cpu 90 python3 benchmarks/check_cuda.py
 step deconvnet "$limit" python3 benchmarks/bench_deconvnet.py --device "$device" --variants "${deconv[@]}"
 step explorer 90 python3 benchmarks/bench_explorer.py --device "$device" "${explorer[@]}"
 step mining-memory-fp32 "$limit" python3 benchmarks/bench_mining.py --device "$device" "${memory[@]}"

@@ -99,8 +99,8 @@ def jpeg_bytes(raw: Any) -> torch.Tensor | None:
     from torchvision.io import read_file
 
     try:
-        with Image.open(raw) as im:
-            if im.format != "JPEG" or im.mode not in ("RGB", "L"):
+        with Image.open(raw) as im:  # nvjpeg ignores EXIF orientation: turned pictures stay with the readers
+            if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
                 return None
     except Exception:  # noqa: BLE001 - the CPU path reads it again and says what is wrong
         return None
