@@ -17,18 +17,18 @@ class TorchvisionFolder(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | bytes:
         from torchvision.io import ImageReadMode, decode_jpeg, read_file
         from torchvision.transforms.v2 import functional as TF
 
-        data = read_file(self.paths[i])
-        if self.on_device:  # nvjpeg: the readers only read the bytes
-            return data
-        x = decode_jpeg(data, mode=ImageReadMode.RGB)
+        if self.on_device:  # nvjpeg: the readers only read the bytes (as bytes: tensors would each hold a descriptor)
+            with open(self.paths[i], "rb") as f:
+                return f.read()
+        x = decode_jpeg(read_file(self.paths[i]), mode=ImageReadMode.RGB)
         return TF.center_crop(TF.resize(x, self.size, antialias=True), self.size)
 
 
-def _listed(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+def _listed(batch: list[bytes]) -> list[bytes]:
     return batch
 
 
@@ -46,7 +46,8 @@ def folder_loop(model: torch.nn.Module, paths: list[str], size: int, batch_size:
     with torch.no_grad(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
         for batch in loader:
             if gpu:
-                pics = decode_jpeg(batch, mode=ImageReadMode.RGB, device=device)
+                data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch]
+                pics = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
                 batch = torch.stack([TF.center_crop(TF.resize(p, size, antialias=True), size) for p in pics])
             x = (batch.to(device, non_blocking=True).float().div_(255) - mean) / std
             model(x)

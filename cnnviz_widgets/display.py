@@ -61,10 +61,10 @@ def faintness(rec: torch.Tensor | np.ndarray) -> np.ndarray:
     """Per image: the 99.5th percentile of |value| over its peak (small: a few hot pixels set the signed scale);
     the percentile of a strided sample of at most SAMPLE values, the peak of all."""
     t, _ = _batch(rec)
-    a = t.abs().flatten(1)
-    peak = a.amax(1)
-    if a.shape[1] > SAMPLE:  # a strided sample: the choice is a threshold on a median over a strip
-        a = a[:, :: -(-a.shape[1] // SAMPLE)]
+    flat = t.flatten(1)
+    peak = torch.maximum(flat.amax(1), -flat.amin(1))  # the largest |value|, without a copy of the strip
+    a = flat[:, :: -(-flat.shape[1] // SAMPLE)] if flat.shape[1] > SAMPLE else flat
+    a = a.abs()  # a strided sample: the choice is a threshold on a median over a strip
     ratio = torch.where(peak > 0, upper_quantile(a, PERCENTILE) / peak.clamp_min(1e-30), torch.ones_like(peak))
     return ratio.numpy()
 
@@ -105,8 +105,11 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
         span = t.amax(dim=(1, 2, 3), keepdim=True) - offset
         factor = torch.where(span > 0, 255.0 / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(span))
         base = torch.where(span > 0, torch.zeros_like(span), torch.full_like(span, 127.5))
-    out = torch.addcmul(torch.as_tensor(base, dtype=t.dtype), t - offset if mode != "signed" else t, factor)
-    img = out.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1)
+    # in channels-last order, so the uint8 result is already HxWx3 in memory (a permuted copy took as long as
+    # the arithmetic); +0.5 then the uint8 cast's truncation rounds in the same pass (half up)
+    t = (t - offset if mode != "signed" else t).contiguous(memory_format=torch.channels_last)
+    out = torch.addcmul(torch.as_tensor(base, dtype=t.dtype) + 0.5, t, factor)
+    img = out.clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     if img.shape[-1] == 1:
         img = img.expand(-1, -1, -1, 3)
     img = img.contiguous().numpy()

@@ -291,3 +291,24 @@ def test_progress_bar_is_shown_and_can_be_silenced(alex_small, pictures, capsys)
     assert "sparsity" in capsys.readouterr().err
     cv.sparsity(alex_small, pictures[:2], progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_the_whole_batch_top_k_equals_the_per_map_one(shuffled, monkeypatch):
+    """batch_filter_topk (k rows per filter over the whole batch) gives the per-map path's result, also when a
+    shard's pictures arrive out of order and with ties everywhere."""
+    from cnnviz_widgets.kernels.topk import TopKMiner
+
+    g = torch.Generator().manual_seed(int(shuffled))
+    for trial, (h, w, top) in enumerate([(3, 4, 2), (13, 13, 5), (30, 31, 1000), (1, 1, 3)]):
+        acts = [torch.randint(0, top, (5, 7, h, w), generator=g).float() for _ in range(3)]
+        acts[0][:, :2] = 0  # dead filters
+        acts[1][:, 3] = -acts[1][:, 3]  # negative values
+        order = torch.randperm(15, generator=g) if shuffled else torch.arange(15)
+        for k in (1, 9, 40):
+            miners = [TopKMiner("x", 7, k, (h, w), torch.device("cpu")) for _ in range(2)]
+            miners[1].by_rows = True
+            for b, act in enumerate(acts):
+                for m in miners:
+                    m.add(act, order[5 * b : 5 * b + 5])
+            assert torch.equal(miners[0].values, miners[1].values) and torch.equal(miners[0].flat, miners[1].flat), (trial, k)

@@ -28,7 +28,7 @@ from ..imageset import ImageSet, load_images
 from ..probe.layers import Layer
 from ..probe.probe import Probe
 from .options import StreamOptions, stream_options
-from ..precision import compute_precision, reduced
+from ..precision import compute_precision
 
 
 class PictureBatch(NamedTuple):
@@ -40,7 +40,7 @@ class PictureBatch(NamedTuple):
     pictures: torch.Tensor
     bad: list[str]
     encoded_index: list[int]
-    encoded: list[torch.Tensor]
+    encoded: list[bytes]
 
 
 class PreparedPictures(Dataset):
@@ -90,13 +90,14 @@ def stack_pictures(pictures: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([to_unit(p) for p in pictures])
 
 
-def jpeg_bytes(raw: Any) -> torch.Tensor | None:
+def jpeg_bytes(raw: Any) -> bytes | None:
     """The bytes of a JPEG file that nvjpeg can decode (8-bit RGB or grey), or None: every other picture
-    is prepared in the reader as usual (Pillow reads the header first: size limits, damage)."""
+    is prepared in the reader as usual (Pillow reads the header first: size limits, damage). Plain bytes,
+    not tensors: each tensor a reader returns holds a shared-memory file descriptor until the main process
+    takes it, and 14 readers x 128 files ran out of descriptors on an H100 machine."""
     if not isinstance(raw, (str, os.PathLike)):
         return None
     from PIL import Image
-    from torchvision.io import read_file
 
     try:
         with Image.open(raw) as im:  # nvjpeg ignores EXIF orientation: turned pictures stay with the readers
@@ -104,8 +105,8 @@ def jpeg_bytes(raw: Any) -> torch.Tensor | None:
                 return None
     except Exception:  # noqa: BLE001 - the CPU path reads it again and says what is wrong
         return None
-    with torchvision_io():
-        return read_file(os.fspath(raw))
+    with open(raw, "rb") as f:
+        return f.read()
 
 
 def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -115,8 +116,9 @@ def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tup
     from torchvision.io import ImageReadMode, decode_jpeg
 
     try:
+        data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch.encoded]
         with torchvision_io():
-            decoded = decode_jpeg(batch.encoded, mode=ImageReadMode.RGB, device=probe.device, apply_exif_orientation=True)
+            decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=probe.device)
         pairs = list(zip(batch.encoded_index, decoded))
         bad: list[str] = []
     except RuntimeError:  # one damaged file fails the batch: decode them one by one on the CPU instead
@@ -231,7 +233,8 @@ def stream_activations(
     image, one image a batch on the CPU by default; its c5_3 alone 26 MB, five). Consumers
     should ``del`` each batch before the loop asks for the next: otherwise two batches of
     activations are alive during the next forward pass, which is measurably slower (page faults).
-    In reduced precision (bf16, fp16) activations are returned as float32.
+    Activations come in the precision they were computed in (bf16 or fp16 under autocast: converting every
+    map to float32 would cost more than the mining done on it; the kernels convert the few values they keep).
     """
     from tqdm.auto import tqdm
 
@@ -270,8 +273,6 @@ def stream_activations(
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.no_grad(), compute_precision(probe.device, opts.precision):
                     acts = probe.forward_nchw(x, chosen)
-                if reduced(opts.precision):
-                    acts = {n: a.float() for n, a in acts.items()}
                 yield index.to(probe.device, non_blocking=True), acts
                 del acts
             step = len(index) + len(bad)
