@@ -17,6 +17,7 @@ where the colour is the picture), too close to tell a tint from colour, so they 
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -45,6 +46,14 @@ def _batch(rec: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
     return t, single
 
 
+@functools.lru_cache(maxsize=8)
+def _sample(n: int) -> torch.Tensor:
+    """SAMPLE positions of n, drawn once with a fixed seed (sorted, for memory order): a stride would alias
+    with the stride-2 and stride-4 patterns deconvnets leave (every other column only, say)."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randperm(n, generator=g)[:SAMPLE].sort().values
+
+
 def upper_quantile(a: torch.Tensor, q: float) -> torch.Tensor:
     """``torch.quantile(a, q, dim=1)`` (linear interpolation) for q near 1, from the top values alone:
     a partial selection of the top (1 - q) share instead of a sort of every row (four times faster)."""
@@ -63,8 +72,7 @@ def faintness(rec: torch.Tensor | np.ndarray) -> np.ndarray:
     t, _ = _batch(rec)
     flat = t.flatten(1)
     peak = torch.maximum(flat.amax(1), -flat.amin(1))  # the largest |value|, without a copy of the strip
-    a = flat[:, :: -(-flat.shape[1] // SAMPLE)] if flat.shape[1] > SAMPLE else flat
-    a = a.abs()  # a strided sample: the choice is a threshold on a median over a strip
+    a = (flat[:, _sample(flat.shape[1])] if flat.shape[1] > SAMPLE else flat).abs()
     ratio = torch.where(peak > 0, upper_quantile(a, PERCENTILE) / peak.clamp_min(1e-30), torch.ones_like(peak))
     return ratio.numpy()
 
@@ -90,24 +98,27 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
     if mode == "auto":
         out = np.stack([to_display(t[i], choose_display([t[i]])) for i in range(len(t))])
         return out[0] if single else out
-    # each mode is an offset and a factor per picture (or channel); one fused pass makes the grey levels
+    # each mode is (value - offset) / scale * gain + base per picture (or channel), done in one fused pass
     if mode == "signed":
-        offset, span = torch.zeros(()), t.abs().amax(dim=(1, 2, 3), keepdim=True)
-        factor, base = 127.5 / torch.where(span > 0, span, torch.ones_like(span)), 127.5
+        offset, scale, gain, base = torch.zeros(()), t.abs().amax(dim=(1, 2, 3), keepdim=True), 127.5, 127.5
     elif mode == "contrast":
         offset = t.flatten(2).median(dim=2).values[..., None, None]
         centred = t - offset
         scale = upper_quantile(centred.abs().flatten(1), PERCENTILE).view(-1, 1, 1, 1)
         scale = torch.where(scale > 0, scale, centred.abs().amax(dim=(1, 2, 3), keepdim=True))
-        factor, base = 127.5 / torch.where(scale > 0, scale, torch.ones_like(scale)), 127.5
+        gain, base = 127.5, 127.5
     else:
         offset = t.amin(dim=(1, 2, 3), keepdim=True)
-        span = t.amax(dim=(1, 2, 3), keepdim=True) - offset
-        factor = torch.where(span > 0, 255.0 / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(span))
-        base = torch.where(span > 0, torch.zeros_like(span), torch.full_like(span, 127.5))
+        scale = t.amax(dim=(1, 2, 3), keepdim=True) - offset
+        gain, base = 255.0, torch.where(scale > 0, 0.0, 127.5)  # a flat picture is mid-grey
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    t = t - offset if mode != "signed" else t
+    factor = gain / scale
+    if not bool(torch.isfinite(factor).all()):  # a scale below float32's range (a 1e-40 peak): divide first
+        t, factor = t / scale, torch.full_like(scale, gain)
     # in channels-last order, so the uint8 result is already HxWx3 in memory (a permuted copy took as long as
     # the arithmetic); +0.5 then the uint8 cast's truncation rounds in the same pass (half up)
-    t = (t - offset if mode != "signed" else t).contiguous(memory_format=torch.channels_last)
+    t = t.contiguous(memory_format=torch.channels_last)
     out = torch.addcmul(torch.as_tensor(base, dtype=t.dtype) + 0.5, t, factor)
     img = out.clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
     if img.shape[-1] == 1:

@@ -190,8 +190,8 @@ def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
             return torch.from_numpy(arr).float()[None]
         if im.mode == "I":
             return _scale_integer(np.asarray(im).astype(np.int64), name)[None]
-        if im.mode == "F":
-            return _checked_float(torch.from_numpy(np.asarray(im, dtype=np.float32).copy())[None], name)
+        if im.mode == "F":  # checked as every float picture is, by read_picture
+            return torch.from_numpy(np.asarray(im, dtype=np.float32).copy())[None]
         if im.mode == "L":
             return torch.from_numpy(np.asarray(im).copy())[None]
         return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
@@ -319,7 +319,7 @@ def prepare_picture(img: Any, size: int, channels: int = 3, name: str = "picture
 
 def stackable(items: list[Any]) -> bool:
     """True when ``items`` are in-memory pictures :func:`prepare_batch` takes as one: all numpy HxWxC or all
-    torch CxHxW, one shape, uint8 or float, C in 1, 3 or 4."""
+    torch CxHxW on one device, one shape, uint8 or float, C in 1, 3 or 4."""
     first = items[0] if items else None
     if isinstance(first, np.ndarray):
         kind, ok_dtype = np.ndarray, lambda a: a.dtype == np.uint8 or a.dtype.kind == "f" and a.dtype.itemsize <= 8
@@ -332,7 +332,8 @@ def stackable(items: list[Any]) -> bool:
         return False
     return (first.ndim == 3 and first.shape[channel_axis] in (1, 3, 4)
             and all(type(a) is type(first) and isinstance(a, kind) and a.shape == first.shape and a.dtype == first.dtype
-                    and ok_dtype(a) and (kind is np.ndarray or a.layout == torch.strided and not a.is_meta) for a in items))
+                    and ok_dtype(a) and (kind is np.ndarray or a.layout == torch.strided and not a.is_meta
+                                         and a.device == first.device) for a in items))
 
 
 def prepare_batch(items: list[Any], names: list[str], size: int, channels: int = 3, resize: int | None = None

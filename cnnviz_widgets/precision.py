@@ -8,6 +8,7 @@ only while they run and restore the user's settings after.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,24 +44,53 @@ def resolve_precision(precision: str | None = None, autocast: str | torch.dtype 
     return chosen or from_autocast or "fp32"
 
 
+_flags_lock = threading.Lock()
+_flags_depth = 0
+_flags_saved: tuple = ()
+
+
+def _read_flags() -> tuple:
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
+        return ("new", matmul.fp32_precision, conv.fp32_precision)
+    return ("old", torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+            torch.get_float32_matmul_precision())
+
+
+def _write_flags(flags: tuple) -> None:
+    if flags[0] == "new":  # PyTorch >= 2.9: setting the old allow_tf32 flags warns there
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = flags[1:]
+    else:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags[1:3]
+        torch.set_float32_matmul_precision(flags[3])  # allow_tf32 moves it: put the user's back
+
+
+def _tf32_flags(allowed: bool) -> tuple:
+    if _read_flags()[0] == "new":
+        mode = "tf32" if allowed else "ieee"
+        return ("new", mode, mode)
+    return ("old", allowed, allowed, "high" if allowed else "highest")
+
+
 @contextlib.contextmanager
 def tf32(allowed: bool) -> Iterator[None]:
-    """cuDNN convolutions and cuBLAS matrix products with TF32 ``allowed`` or not, restored on exit."""
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    new_api = hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision")
-    if new_api:  # PyTorch >= 2.9: setting the old allow_tf32 flags warns there
-        saved = (matmul.fp32_precision, conv.fp32_precision)
-        matmul.fp32_precision = conv.fp32_precision = "tf32" if allowed else "ieee"
-    else:
-        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allowed
+    """cuDNN convolutions and cuBLAS matrix products with TF32 ``allowed`` or not. The switches are global:
+    the first kernel to enter saves the user's settings and the last to leave restores them, so a widget's
+    job on its thread and a cell on the main one never leave each other's setting behind (kernels running
+    at once with different precisions share the switch: the later one's applies to both)."""
+    global _flags_depth, _flags_saved
+    with _flags_lock:
+        if _flags_depth == 0:
+            _flags_saved = _read_flags()
+        _flags_depth += 1
+        _write_flags(_tf32_flags(allowed))
     try:
         yield
     finally:
-        if new_api:
-            matmul.fp32_precision, conv.fp32_precision = saved
-        else:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        with _flags_lock:
+            _flags_depth -= 1
+            if _flags_depth == 0:
+                _write_flags(_flags_saved)
 
 
 def compute_precision(device: torch.device, precision: str = "fp32") -> Any:
@@ -71,8 +101,3 @@ def compute_precision(device: torch.device, precision: str = "fp32") -> Any:
     if precision in ("bf16", "fp16"):
         stack.enter_context(torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision]))
     return stack
-
-
-def reduced(precision: str) -> bool:
-    """True when results are computed in 16 bits and must be cast back to float32."""
-    return precision in ("bf16", "fp16")

@@ -88,3 +88,23 @@ def test_faintness_from_a_sample_chooses_as_the_whole_would():
         full.append(float(torch.quantile(a, PERCENTILE) / a.max()))
     assert np.allclose(faintness(strip), full, atol=0.03)
     assert choose_display([strip]) == ("contrast" if np.median(full) < 0.30 else "signed")
+
+
+def test_a_stride_pattern_does_not_fool_the_sampled_faintness():
+    """Deconvnets leave stride-2 and stride-4 patterns: a sample by stride would read only the empty columns."""
+    from cnnviz_widgets.display import faintness
+
+    for side, step in ((448, 2), (512, 2), (448, 4)):
+        rec = torch.zeros(3, side, side)
+        rec[..., 1::step] = torch.rand(3, side, side // step, generator=torch.Generator().manual_seed(side)) + 0.5
+        a = rec.abs().flatten()
+        assert abs(faintness(rec)[0] - float(torch.quantile(a, 0.995) / a.max())) < 0.02, (side, step)
+
+
+def test_tiny_reconstructions_still_show():
+    """A peak of 1e-40 made the display's factor (127.5 / peak) infinite in float32."""
+    rec = torch.zeros(3, 6, 6)
+    rec[0, 1, 1], rec[1, 2, 2] = 1e-40, -1e-40
+    for mode in ("signed", "minmax", "contrast"):
+        img = cv.to_display(rec, mode)
+        assert img[0, 0].tolist() == [128, 128, 128] and img[1, 1, 0] == 255 and img[2, 2, 1] == 0, mode

@@ -245,3 +245,47 @@ def test_a_softmax_after_the_output_layer_costs_a_second_forward(photos):
     x = probe.model_input(photos[0][1])
     assert [p[2] for p in w.predictions] == [c for c, _, _ in probe.classify(x, k=5)[0]]
     assert cv.Probe(TinyNet().eval(), input_size=32).scores_at_output_layer
+
+
+def test_overlapping_kernels_restore_the_users_tf32_setting():
+    """A widget's job (its own thread) and a cell can run kernels at once: the first to enter saves the user's
+    TF32 setting, the last to leave restores it, and neither runs with TF32 while the other leaves."""
+    from cnnviz_widgets.precision import tf32
+
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    saved = (matmul.fp32_precision, conv.fp32_precision)
+    try:
+        matmul.fp32_precision = conv.fp32_precision = "tf32"
+        a, b = tf32(False), tf32(False)
+        a.__enter__(), b.__enter__()
+        a.__exit__(None, None, None)  # A ends first: B must still be exact
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+        b.__exit__(None, None, None)
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved
+
+
+def test_the_stream_options_are_keywords_after_the_old_positional_ones(alex_probe, photos):
+    pictures = [img for _, img in photos[:2]]
+    with pytest.raises(TypeError, match="positional argument"):
+        cv.mine(alex_probe, pictures, ["c3"], 2, True, False, 1, None, False, 0)  # num_workers was the 10th
+    assert cv.mine(alex_probe, pictures, ["c3"], 2, True, False, 1, None, False).top["c3"].k == 2
+
+
+def test_nvjpeg_gets_only_what_it_decodes_as_the_readers_would(tmp_path, photos):
+    """decode='cuda' hands nvjpeg upright 8-bit JPEGs of a sensible size; camera photos (decoded at a reduced
+    scale by a reader), turned pictures (nvjpeg ignores EXIF) and other formats stay with the readers."""
+    from cnnviz_widgets.kernels.stream import jpeg_bytes
+
+    img = Image.fromarray(photos[0][1])
+    img.save(tmp_path / "small.jpg")
+    img.resize((2000, 2000)).save(tmp_path / "big.jpg")
+    img.save(tmp_path / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "turned.jpg", exif=exif)
+    assert jpeg_bytes(str(tmp_path / "small.jpg"), 224) == (tmp_path / "small.jpg").read_bytes()
+    for name in ("big.jpg", "a.png", "turned.jpg"):
+        assert jpeg_bytes(str(tmp_path / name), 224) is None, name
+    assert jpeg_bytes(np.zeros((4, 4, 3), np.uint8), 224) is None

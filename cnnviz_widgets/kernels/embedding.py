@@ -191,6 +191,7 @@ def representation_space(
     batch_size: int | None = None,
     progress: bool | Callable[[int, int], None] = True,
     tsne: dict[str, Any] | None = None,
+    *,
     options: StreamOptions | None = None,
     **stream_kwargs: Any,
 ) -> RepresentationSpace:
@@ -204,7 +205,7 @@ def representation_space(
     if seed >= 2**32:
         raise CnnvizError(f"seed must be below 2**32 (scikit-learn's limit), got {seed}.")
     check_tsne(tsne)
-    opts = stream_options(options, **stream_kwargs, **({} if batch_size is None else {"batch_size": batch_size}))
+    opts = stream_options(options, batch_size=batch_size, **stream_kwargs)
     l = probe.layer(layer)
     imageset: ImageSet = load_images(images)
     units = sample_units(len(imageset), l.shape[1:], n_patches, seed)

@@ -45,6 +45,7 @@ def mine(
     batch_size: int | None = None,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
+    *,
     options: StreamOptions | None = None,
     **stream_kwargs: Any,
 ) -> Mined:
@@ -56,7 +57,7 @@ def mine(
     running top-k and zero counts stay on the probe's device until the end: no batch waits on the GPU.
     """
     k = checks.positive_int("k", k, "a positive whole number of patches per filter")
-    opts = stream_options(options, **stream_kwargs, **({} if batch_size is None else {"batch_size": batch_size}))
+    opts = stream_options(options, batch_size=batch_size, **stream_kwargs)
     imageset = load_images(images)
     if top_layers is None:
         top = [l for l in probe.layers if l.kind == "conv"]

@@ -25,7 +25,8 @@ class StreamOptions:
     max_batch_bytes: one batch's estimated memory: "auto" (128 MiB on the CPU, a quarter of the free GPU
         memory on CUDA), None for no cap, or a number of bytes.
     precision: "fp32" (exact: TF32 off on CUDA), "tf32", "bf16" or "fp16" (torch.autocast); see
-        :mod:`cnnviz_widgets.kernels.precision`. ``autocast="bf16"`` is accepted as before.
+        :mod:`cnnviz_widgets.precision`. The kernels also take ``autocast="bf16"`` as before (read as
+        precision="bf16").
     channels_last: hand batches to the model in NHWC memory order (tensor cores like it).
     decode: "cpu" (readers decode with libjpeg-turbo) or "cuda" (JPEG files are read by the readers and
         decoded in batches by nvjpeg on the GPU).
@@ -76,6 +77,9 @@ def stream_options(options: StreamOptions | None = None, **given: Any) -> Stream
     if options is not None and not isinstance(options, StreamOptions):
         raise CnnvizError(f"options must be a cv.StreamOptions, got {short_repr(options)}.")
     base = options or StreamOptions()
+    for name in ("batch_size", "num_workers"):  # None: not given (num_workers=None in options: readers by set size)
+        if name in given and given[name] is None:
+            del given[name]
     autocast = given.pop("autocast", None)
     unknown = sorted(set(given) - set(FIELDS))
     if unknown:

@@ -8,6 +8,7 @@ import torch
 
 from ..errors import CnnvizError
 from ..probe.probe import Probe
+from .options import StreamOptions
 
 
 class Sparsity(dict):
@@ -90,7 +91,8 @@ def sparsity(
     include_fc: bool = False,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
-    options: Any = None,
+    *,
+    options: StreamOptions | None = None,
     **stream_kwargs: Any,
 ) -> Sparsity:
     """Fraction of zero activations per layer over ``images`` in one streaming pass.

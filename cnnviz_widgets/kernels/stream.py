@@ -10,7 +10,6 @@ host before the batch is sent, and the kernels keep their running results on the
 """
 from __future__ import annotations
 
-import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -20,8 +19,9 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from .. import checks
-from ..errors import CnnvizError, CnnvizWarning, ImageError
+from ..errors import CnnvizWarning, ImageError
 from ..images import (
+    REDUCE_MARGIN,
     prepare_batch, prepare_raw, resize_center_crop, stackable, to_channels, to_unit, torchvision_io,
 )
 from ..imageset import ImageSet, load_images
@@ -69,7 +69,7 @@ class PreparedPictures(Dataset):
         good, bad, enc_index, encoded = [], [], [], []
         for i, raw in zip(chosen, raws):
             try:
-                data = jpeg_bytes(raw) if self.decode == "cuda" else None
+                data = jpeg_bytes(raw, self.resize or self.size) if self.decode == "cuda" else None
                 if data is not None:
                     enc_index.append(i)
                     encoded.append(data)
@@ -90,9 +90,9 @@ def stack_pictures(pictures: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([to_unit(p) for p in pictures])
 
 
-def jpeg_bytes(raw: Any) -> bytes | None:
-    """The bytes of a JPEG file that nvjpeg can decode (8-bit RGB or grey), or None: every other picture
-    is prepared in the reader as usual (Pillow reads the header first: size limits, damage). Plain bytes,
+def jpeg_bytes(raw: Any, reduce_to: int) -> bytes | None:
+    """The bytes of a JPEG file that nvjpeg can decode (8-bit RGB or grey, upright, at most REDUCE_MARGIN
+    times ``reduce_to``), or None: every other picture is prepared in the reader as usual (Pillow reads the header first: size limits, damage). Plain bytes,
     not tensors: each tensor a reader returns holds a shared-memory file descriptor until the main process
     takes it, and 14 readers x 128 files ran out of descriptors on an H100 machine."""
     if not isinstance(raw, (str, os.PathLike)):
@@ -102,6 +102,8 @@ def jpeg_bytes(raw: Any) -> bytes | None:
     try:
         with Image.open(raw) as im:  # nvjpeg ignores EXIF orientation: turned pictures stay with the readers
             if im.format != "JPEG" or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
+                return None
+            if min(im.size) > REDUCE_MARGIN * reduce_to:  # a camera photo: decoded at a reduced scale by a reader
                 return None
     except Exception:  # noqa: BLE001 - the CPU path reads it again and says what is wrong
         return None
@@ -171,13 +173,7 @@ def batch_budget(device: torch.device, max_batch_bytes: int | str | None = "auto
             free, _ = torch.cuda.mem_get_info(device)
             return max(CPU_BATCH_BYTES, free // 4)
         return CPU_BATCH_BYTES
-    if max_batch_bytes is None:
-        return None
-    if isinstance(max_batch_bytes, bool) or not isinstance(max_batch_bytes, numbers.Integral) or max_batch_bytes < 1:
-        raise CnnvizError(
-            f"max_batch_bytes must be 'auto', None (no cap) or a positive number of bytes, got {max_batch_bytes!r}."
-        )
-    return int(max_batch_bytes)
+    return None if max_batch_bytes is None else int(max_batch_bytes)  # checked by StreamOptions
 
 
 def per_image_bytes(probe: Probe, layers: Sequence[Layer], keep_graph: bool = False) -> int:
@@ -217,6 +213,7 @@ def stream_activations(
     progress: bool | Callable[[int, int], None] = True,
     num_workers: int | None = None,
     desc: str = "images",
+    *,
     options: StreamOptions | None = None,
     **option_kwargs: Any,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
@@ -238,11 +235,7 @@ def stream_activations(
     """
     from tqdm.auto import tqdm
 
-    if batch_size is not None:
-        option_kwargs["batch_size"] = batch_size
-    if num_workers is not None:
-        option_kwargs["num_workers"] = num_workers
-    opts = stream_options(options, **option_kwargs)
+    opts = stream_options(options, batch_size=batch_size, num_workers=num_workers, **option_kwargs)
     opts.check_device(probe.device)
     imageset = load_images(images)
     batch = device_batch(probe, layers, opts.batch_size, opts.max_batch_bytes)

@@ -18,6 +18,7 @@ from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
 from ..probe.receptive_field import ReceptiveField
+from .options import StreamOptions
 from .stream import device_batch
 from .patches import PatchSource, crop_reconstruction
 
@@ -294,7 +295,8 @@ def top_patches(
     batch_size: int | None = None,
     indices: Sequence[int] | None = None,
     progress: bool | Callable[[int, int], None] = True,
-    options: Any = None,
+    *,
+    options: StreamOptions | None = None,
     **stream_kwargs: Any,
 ) -> TopPatches:
     """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.

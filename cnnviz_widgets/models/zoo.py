@@ -59,7 +59,8 @@ def load_model(
             return entry.build().eval()
     # weights first, then the model: an offline failure builds nothing, and building on the meta
     # device and assigning the loaded tensors never holds two copies of the weights (VGG16: 528 MB)
-    if isinstance(weights, str) and weights.lower() in IMAGENET_ALIASES:
+    imagenet = isinstance(weights, str) and weights.lower() in IMAGENET_ALIASES
+    if imagenet:
         if entry.imagenet is None:
             raise WeightsUnavailableError(
                 f"No ImageNet weights are published for {key!r} (the paper's own retrained AlexNet). "
@@ -79,7 +80,7 @@ def load_model(
     with torch.device("meta"):
         model = entry.build()
     apply_state_dict(model, state, source, key, copy=isinstance(weights, Mapping))
-    if isinstance(weights, str) and weights.lower() in IMAGENET_ALIASES:
+    if imagenet:
         model.cnnviz_preprocessing = preset_of(entry.imagenet)  # Probe then prepares pictures as these weights saw them
     return model.eval()
 

@@ -79,6 +79,11 @@ class Probe:
 
     The user's model is never modified: hooks live only inside each call, train/eval flags are
     restored, and a model on another device is copied rather than moved.
+
+    Pictures are resized so their shorter side is ``input_size`` and the centre square is cropped; with
+    ``resize_size`` (or weights that record their preset, as ``load_model(..., weights="imagenet")`` does:
+    256 for 224) the shorter side is resized to ``resize_size`` first, by torchvision's own arithmetic
+    (the longer side truncated, the crop offset rounded), so inputs match torchvision's presets exactly.
     """
 
     def __init__(
@@ -374,8 +379,8 @@ class Probe:
         """Pictures (PIL, arrays, tensors in [0,1], paths, lists) -> normalized (N, C, S, S) model input.
 
         Each picture goes through :func:`cnnviz_widgets.images.prepare_picture` (upright, shorter side
-        resized to ``input_size``, centre-cropped square, grey for one-channel networks); ``to_image``
-        shows exactly that crop.
+        resized to ``resize_size`` or ``input_size``, the centre ``input_size`` square cropped, grey for
+        one-channel networks); ``to_image`` shows exactly that crop.
         """
         pairs = split_pictures(images)
         if len(pairs) == 0:
@@ -484,7 +489,8 @@ class Probe:
         ``rule``: "deconvnet" (Zeiler & Fergus, the paper), "guided" (guided backprop) or "gradient"
         (saliency). Whole layer, one feature map (``channel``; on the output layer a class index or
         label such as ``"espresso"``) or one ``unit=(channel, y, x)``. ``options``: ``targets``,
-        ``progress``, ``batched``, ``autocast``; see :func:`cnnviz_widgets.kernels.reconstruct.reconstruct`.
+        ``progress``, ``batched``, ``precision`` (or ``autocast``), ``on_forward``; see
+        :func:`cnnviz_widgets.kernels.reconstruct.reconstruct`.
         """
         from ..kernels.reconstruct import reconstruct
 

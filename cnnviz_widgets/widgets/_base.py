@@ -17,6 +17,7 @@ from typing import Any
 
 import anywidget
 import numpy as np
+import torch
 import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
@@ -344,9 +345,13 @@ class ReversingWidget(CnnvizWidget):
     def rule_changed(self) -> None:
         """Hook: recompute what the widget shows with ``self.rule``."""
 
-    def displayed(self, recs: list[Any]) -> tuple[list[np.ndarray], str]:
-        """The reconstructions as pictures, one display chosen for all of them (a strip looks alike)."""
-        mode = choose_display(recs)
+    def displayed(self, recs: Any) -> tuple[list[np.ndarray], str]:
+        """Reconstructions (a list of (3, H, W), or one (N, 3, H, W) batch: one pass for a whole strip) as
+        pictures, one display chosen for all of them (a strip looks alike)."""
+        batch = recs if isinstance(recs, torch.Tensor) and recs.ndim == 4 else None
+        mode = choose_display([batch] if batch is not None else recs)
+        if batch is not None:
+            return list(to_display(batch, mode)), mode
         return [to_display(r, mode) for r in recs], mode
 
     def show_display(self, mode: str) -> None:

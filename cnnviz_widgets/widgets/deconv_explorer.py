@@ -17,7 +17,7 @@ import torch
 import traitlets
 
 from .. import checks
-from ..display import choose_display, to_display
+from ..display import to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ._base import ReversingWidget, as_probe, esm, message_field, picture_bytes
@@ -124,9 +124,8 @@ class DeconvExplorer(ReversingWidget):
         captions = [""] * len(self._layers)
         if out is not None and out.name in self._layers and preds:
             captions[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
-        strip = torch.cat([recs[n] for n in self._layers])
-        mode = choose_display([strip])
-        encoded = picture_bytes([probe.to_image(x)[0], *to_display(strip, mode)])
+        pictures, mode = self.displayed(torch.cat([recs[n] for n in self._layers]))
+        encoded = picture_bytes([probe.to_image(x)[0], *pictures])
         job.check()
         return {"index": index, "x": x, "input_png": encoded[0], "recs": encoded[1:], "mode": mode,
                 "captions": captions, "rule": rule,
@@ -173,7 +172,7 @@ class DeconvExplorer(ReversingWidget):
         self.run_job(what, "unit", lambda job: compute(x, rule, mode, job), apply)
 
     def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> bytes:
-        """One reconstruction as PNG, in the display of the strip it belongs to."""
+        """One reconstruction as picture bytes (:func:`picture_bytes`), in the display of the strip it belongs to."""
         rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
         return picture_bytes([to_display(rec, mode)])[0]
 
