@@ -23,28 +23,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 import warnings
 
 import torch
 from torch import nn
 
 import cnnviz_widgets as cv
-
-
-def timed(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from timing import paired, timed
 
 
 def plain_ops(model: nn.Module) -> list[nn.Module]:
@@ -101,15 +86,6 @@ def captum_loop(wrappers, x, method: str = "Deconvolution"):
 
     attribution = getattr(captum.attr, method)
     return [attribution(w).attribute(x.clone(), target=0) for w in wrappers]
-
-
-def paired(a, b, repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median times of ``a`` and ``b`` run in alternation, so a busy machine slows both alike."""
-    ta, tb = [], []
-    for _ in range(repeats):
-        ta.append(timed(a, 1, device))
-        tb.append(timed(b, 1, device))
-    return statistics.median(ta), statistics.median(tb)
 
 
 def forward_equivalents(model: nn.Module, size: int) -> float:

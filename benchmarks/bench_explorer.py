@@ -10,8 +10,6 @@ Run: python benchmarks/bench_explorer.py [--threads 2] [--device cuda] [--repeat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 
 import torch
@@ -19,6 +17,7 @@ import torch
 import cnnviz_widgets as cv
 from cnnviz_widgets.display import choose_display, to_display
 from cnnviz_widgets.widgets._base import picture_bytes, picture_format, png_bytes
+from timing import timed
 
 
 class _Job:
@@ -30,17 +29,7 @@ class _Job:
 
 
 def median_ms(fn, repeats: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    return timed(fn, repeats, device) * 1e3
 
 
 def main() -> None:

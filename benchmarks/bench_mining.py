@@ -13,8 +13,6 @@ The baselines run in float32 unless --precision is bf16/fp16 (then under the sam
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch
 import cnnviz_widgets as cv
 from cnnviz_widgets.kernels.stream import device_batch
 from cnnviz_widgets.precision import AUTOCAST_DTYPES, tf32
+from timing import paired
 from user_loops import folder_loop, tensor_loop
 
 
@@ -55,22 +54,6 @@ def make_jpegs(root: Path, n: int) -> list[str]:
             img.save(path, quality=90)
         paths.append(str(path))
     return paths
-
-
-def paired(plain, mine, repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median seconds of each, timed in alternation so drift hits both alike (after one warm-up each)."""
-    plain(), mine()
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, out in ((plain, times[0]), (mine, times[1])):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            out.append(time.perf_counter() - t)
-    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ Run: python benchmarks/profile_mining.py [--images 512] [--precision bf16 --chan
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import torch
@@ -15,16 +14,8 @@ import torch
 import cnnviz_widgets as cv
 from bench_mining import pictures_at_size
 from cnnviz_widgets.precision import AUTOCAST_DTYPES, compute_precision
+from timing import once
 from user_loops import tensor_loop
-
-
-def timed(fn, device) -> float:
-    fn()
-    torch.cuda.synchronize(device)
-    t = time.perf_counter()
-    fn()
-    torch.cuda.synchronize(device)
-    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -63,7 +54,8 @@ def main() -> None:
           f"autocast dtype {autocast}")
     base = None
     for label, fn in rows:
-        t = timed(fn, device)
+        fn()
+        t = once(fn, device)
         base = base or t
         print(f"  {label:40s} {t:6.3f} s  {n / t:8.1f} img/s  {t / base:5.2f}x")
     if args.no_table:
