@@ -92,9 +92,10 @@ def stack_pictures(pictures: list[torch.Tensor]) -> torch.Tensor:
 
 def jpeg_bytes(raw: Any, reduce_to: int) -> bytes | None:
     """The bytes of a JPEG file that nvjpeg can decode (8-bit RGB or grey, upright, at most REDUCE_MARGIN
-    times ``reduce_to``), or None: every other picture is prepared in the reader as usual (Pillow reads the header first: size limits, damage). Plain bytes,
-    not tensors: each tensor a reader returns holds a shared-memory file descriptor until the main process
-    takes it, and 14 readers x 128 files ran out of descriptors on an H100 machine."""
+    times ``reduce_to`` on its shorter side), or None: every other picture is prepared in the reader as
+    usual (Pillow reads the header first: size limits, damage). Plain bytes, not tensors: each tensor a
+    reader returns holds a shared-memory file descriptor until the main process takes it, and 14 readers x
+    128 files ran out of descriptors on an H100 machine."""
     if not isinstance(raw, (str, os.PathLike)):
         return None
     from PIL import Image
