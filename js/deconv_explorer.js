@@ -1,5 +1,5 @@
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
-// Joined after _shared.js. All reconstructions arrive once as PNG buffers: moving the slider only
+// Joined after _shared.js. All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
 
 export default {
@@ -34,6 +34,7 @@ export default {
       strip,
     );
 
+    let askedByEnter = null;
     let urls = [];
     let decoded = Promise.resolve();
     let inputURL = "";
@@ -41,6 +42,15 @@ export default {
     let thumbs = [];
 
     const names = () => model.get("layer_names") || [];
+    const photo = (i) => (model.get("image_names") || [])[i] ?? `image ${i}`;  // what the picker calls it
+    // the filter box says which filters the layer has, and forgets a number asked of another layer or photo
+    function renderFilterRange() {
+      const c = (model.get("channels") || [])[Number(slider.value)];
+      filterBox.placeholder = c ? `0-${c - 1}` : "filter #";
+      if (c) filterBox.max = String(c - 1); else filterBox.removeAttribute("max");
+      filterBox.title = c ? `one of this layer's ${c} filters (or classes), then Enter` : "";
+    }
+    const forgetFilter = () => { filterBox.value = ""; askedByEnter = null; };
     const mainRow = root.querySelector(".cnnviz-main");
     // pictures belong to shown_image; while the picker is on another image they are dimmed, not passed off as its
     const stale = () => model.get("shown_image") !== model.get("image_index") || model.get("shown_rule") !== model.get("rule");
@@ -51,8 +61,8 @@ export default {
       const caption = (model.get("captions") || [])[i];
       const layer = `layer ${names()[i] || ""}${caption ? `: ${caption}` : ""}`;
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
-      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${newRule}image ${model.get("image_index")}…`
-        : `${layer}, still of image ${model.get("shown_image")}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
+      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
+        : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
     };
     // one line under the controls: the display used, and why a deconvnet without switches looks alike for every image
@@ -69,6 +79,7 @@ export default {
       if (!n.length) return;
       i = Math.max(0, Math.min(n.length - 1, i));
       slider.value = String(i);
+      renderFilterRange();
       layerLabel.textContent = n[i];
       markStale();
       if (urls[i]) bigImg.src = urls[i];
@@ -110,7 +121,8 @@ export default {
       unitImg.src = unitURL || EMPTY_IMAGE;
       unitImg.classList.toggle("cnnviz-empty", !unitURL);
       const s = model.get("selected") || {};
-      unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]} at (${s.unit[1]}, ${s.unit[2]})`
+      unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]}${s.activation !== undefined ? " (the strongest there)" : ""}, `
+          + `map row ${s.unit[1]}, column ${s.unit[2]}`
         : s.label !== undefined ? `${s.layer}: class ${s.label}`
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
       preds.querySelectorAll(".cnnviz-pred").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
@@ -127,7 +139,6 @@ export default {
     slider.addEventListener("input", () => showLayer(Number(slider.value), true));
     // Enter asks at once (JupyterLab 4 sent no "change" on Enter here); leaving the box asks too, unless
     // Enter already asked for that very value
-    let askedByEnter = null;
     const askFilter = () => {
       if (filterBox.value === "") return;
       model.set("channel_request", { layer: names()[Number(slider.value)], channel: Number(filterBox.value), t: Date.now() });
@@ -165,6 +176,8 @@ export default {
     model.on("change:image_names", renderPicker);
     model.on("change:image_index", () => { renderPicker(); markStale(); });
     for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "display"]) model.on(`change:${t}`, markStale);
+    model.on("change:shown_image", forgetFilter);  // a number typed for the last photo is not this one's
+    model.on("change:channels", renderFilterRange);
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);

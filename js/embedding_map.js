@@ -59,7 +59,8 @@ export default {
     function renderSelected() {
       chosen.setPNG(model.get("patch_png"));
       const s = model.get("selected") || {};
-      info.textContent = s.unit !== undefined ? `image ${s.image}, unit (${s.y}, ${s.x}); strongest filters ${(model.get("filters") || []).join(", ")}` : "click a patch";
+      info.textContent = s.unit !== undefined ? `${s.image_name ?? `image ${s.image}`}, ${s.layer} map row ${s.y}, column ${s.x}; `
+        + `strongest filters ${(model.get("filters") || []).join(", ")}` : "click a patch";
       root.dataset.selected = s.unit !== undefined ? String(s.unit) : "";
       placeMark();
     }

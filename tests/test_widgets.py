@@ -37,6 +37,7 @@ def test_explorer_traits_hold_the_kernels_results(explorer, alex_probe, photos):
     assert explorer.captions[-1] == f"the top-1 class, {label}" and explorer.captions[:-1] == [""] * 10
     assert explorer.rf[explorer.layer_names.index("c2")] == [47, 8, alex_probe.receptive_field("c2").offset]
     assert explorer.grid[explorer.layer_names.index("p5")] == [6, 6]
+    assert explorer.channels == [l.channels for l in alex_probe.layers]  # the filter box's range per layer
     assert explorer.switches == [False] + [True] * 10  # c1 lies below the first max-pool
     preds = alex_probe.classify(x, k=5)[0]
     assert explorer.predictions == [[l, round(p, 4), c] for c, l, p in preds]
@@ -204,6 +205,7 @@ def test_embedding_map_select_zoom_back_and_link(alex_probe, photos):
     emap.selected = {"cell": [2, 7]}  # what a click in the browser sends
     i = emap.space.grid_index[2, 7]
     assert emap.selected["unit"] == i and emap.filters == emap.space.top_filters(i, k=6)
+    assert emap.selected["image_name"] == photos[emap.selected["image"]][0]  # the browser names the photo
     assert np.array_equal(decode(emap.patch_png), emap.space.patch(i))
     assert grid.filters == emap.filters and grid.sheet_filters == emap.filters
     whole = list(emap.grid_index)

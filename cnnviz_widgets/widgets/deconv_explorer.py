@@ -38,6 +38,7 @@ class DeconvExplorer(ReversingWidget):
     switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer: max-pools below it (the deconvnet's only input)
     captions = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per layer: what its picture shows, when not the whole layer
     grid = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (H, W) of each layer's map
+    channels = traitlets.List(traitlets.Int()).tag(sync=True)  # filters (classes) of each layer: the filter box's range
     input_size = traitlets.Int(224).tag(sync=True)
     click = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "x", "y"} in input pixels
     channel_request = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "channel"}
@@ -72,6 +73,7 @@ class DeconvExplorer(ReversingWidget):
                 self.rf = [[float(r.size), float(r.stride), float(r.offset)] if r is not None else [] for r in rfs]
                 self.switches = [l.switches for l in chosen]
                 self.grid = [[l.shape[1], l.shape[2]] for l in chosen]
+                self.channels = [l.channels for l in chosen]
                 self.image_names = list(images.names)
                 self.layer = self._layers[len(self._layers) // 2]
                 self.image_index = image_index

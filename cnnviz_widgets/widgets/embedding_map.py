@@ -31,7 +31,7 @@ class EmbeddingMap(CnnvizWidget):
     depth = traitlets.Int(0).tag(sync=True)  # how many zooms deep (Back is possible when > 0)
     zoom = traitlets.Dict().tag(sync=True)  # from the browser: {"x0","y0","x1","y1"} as fractions of the view
     back = traitlets.Int(0).tag(sync=True)  # the browser increments it to step back out
-    selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit", "image", "y", "x"}; shared
+    selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit", "image", "image_name", "y", "x", "cell"}; shared
     filters = traitlets.List(traitlets.Int()).tag(sync=True)  # strongest filters at the selected unit; link to FilterGrid
     patch_png = traitlets.Bytes(b"").tag(sync=True)
 
@@ -134,7 +134,8 @@ class EmbeddingMap(CnnvizWidget):
             with self.hold_sync():
                 self.patch_png = png_bytes(self._space.patch(i))
                 self.filters = self._space.top_filters(i, k=self._n_filters)
-                self.selected = {"layer": self._space.layer, "unit": i, "image": img, "y": y, "x": x, "cell": [row, col]}
+                self.selected = {"layer": self._space.layer, "unit": i, "image": img, "y": y, "x": x, "cell": [row, col],
+                                 "image_name": self._options["images"].names[img]}
 
     @traitlets.observe("selected")
     def _on_selected(self, change: dict) -> None:

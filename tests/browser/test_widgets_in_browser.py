@@ -9,6 +9,7 @@ test-artifacts/ (the README's screenshot is one of them).
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -246,6 +247,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     big.click(position={"x": 150, "y": 150})
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.unit", timeout=60_000)
     assert len(explorer.evaluate("r => r.dataset.unit").split(",")) == 3
+    c, y, x = explorer.evaluate("r => r.dataset.unit").split(",")
+    assert f"filter {c} (the strongest there), map row {y}, column {x}" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
 
     # below the first max-pool the deconvnet has no switches, and the explorer says so in one line
     shown = explorer.evaluate("""r => { for (let i = 0; i < 12; i++) r.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft', bubbles: true}));
@@ -278,10 +281,20 @@ def test_widgets_render_and_respond(server, browser, ui):
 
     # the "one filter" box answers Enter (in JupyterLab 4 it once answered only on leaving the box)
     box = explorer.get_by_label("Reconstruct one filter of this layer")
+    assert box.get_attribute("placeholder") == "0-383" and box.get_attribute("max") == "383"  # c3 has 384 filters
     box.fill("5")
     box.press("Enter")
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.channel === '5'", timeout=60_000)
     assert "filter 5, whole feature map" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
+    # the stale pictures name the photo being computed, and a new photo clears the number typed for the last one
+    names = explorer.locator("select").first.locator("option").all_inner_texts()
+    explorer.locator("select").first.select_option(index=1)
+    caption = explorer.locator(".cnnviz-figure span").nth(1).inner_text()
+    assert caption in (f"computing {names[1]}…", "layer c3"), caption  # "layer c3" once it is already done
+    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''", timeout=120_000)
+    assert box.input_value() == ""
+    explorer.locator("select").first.select_option(index=0)
+    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''", timeout=120_000)
 
     # hostile class labels are text, never markup
     preds = explorer.locator(".cnnviz-preds")
@@ -300,6 +313,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
                            arg=before, timeout=60_000)
     assert len(fgrid.evaluate("r => r.dataset.filters").split(",")) == 6
+    info = emap.inner_text()  # the selection is named by its photo and its place on the layer's map
+    assert re.search(r"\S+, c\d map row \d+, column \d+; strongest filters", info) and "image " not in info.split(" map row")[0], info
     # a tile click shows the filter's detail strip at its own aspect ratio (it was squashed into a square)
     fgrid.locator(".cnnviz-sheet img").click(position={"x": 6, "y": 6})
     page.wait_for_function("""() => { const r = document.querySelector("[aria-label='Filters by their top patches']");
