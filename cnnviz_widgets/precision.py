@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .errors import CnnvizError
+from .errors import CnnvizError, short_repr
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -31,8 +31,6 @@ def autocast_dtype(autocast: str | torch.dtype | None) -> torch.dtype | None:
 
 def resolve_precision(precision: str | None = None, autocast: str | torch.dtype | None = None) -> str:
     """The precision's name from ``precision=`` or the older ``autocast=`` (both given must agree)."""
-    from .errors import short_repr
-
     if precision is not None and (not isinstance(precision, str) or precision.lower() not in PRECISIONS):
         raise CnnvizError(f"precision must be one of {', '.join(repr(p) for p in PRECISIONS)}, got {short_repr(precision)}: "
                           f"'fp32' is exact (TF32 off), 'tf32' lets CUDA round inside convolutions, 'bf16'/'fp16' autocast.")

@@ -443,7 +443,8 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     stale_now = w.evaluate("""root => { const s = root.querySelector('select'); s.value = '1';
         s.dispatchEvent(new Event('change')); return root.dataset.stale; }""")
     assert stale_now == "1"
-    assert "computing image 1" in w.locator(".cnnviz-figure span").nth(1).inner_text()
+    photo = w.evaluate("root => root.querySelector('select').options[1].textContent")  # named as the picker names it
+    assert f"computing {photo}…" in w.locator(".cnnviz-figure span").nth(1).inner_text()
     choose(1)
 
     # warm-up, then the soak: 500 slider moves and 10 image changes
