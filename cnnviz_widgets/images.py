@@ -203,11 +203,14 @@ def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
         raise ImageError(f"{name}: the picture cannot be decoded ({type(exc).__name__}: {exc}).") from exc
 
 
+FLOAT_SLACK = 1e-3  # how far outside [0, 1] a float picture may stray (rounding) before it is refused
+
+
 def _checked_float(t: torch.Tensor, name: str) -> torch.Tensor:
     """A float picture after the checks every float picture gets: finite, within [0, 1] (clamped)."""
     if not torch.isfinite(t).all():
         raise ImageError(f"{name}: the picture contains NaN or infinite values; clean it first.")
-    if t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3):  # integer pictures are scaled to [0, 1] already
+    if t.numel() and (t.min() < -FLOAT_SLACK or t.max() > 1 + FLOAT_SLACK):  # integers are scaled to [0, 1] already
         raise ImageError(
             f"{name}: float pictures must lie in [0, 1], this one spans [{float(t.min()):.3g}, {float(t.max()):.3g}]. "
             f"Divide by 255 for 0-255 data; normalized model input goes to probe.deconvnet directly."
@@ -353,7 +356,7 @@ def prepare_batch(items: list[Any], names: list[str], size: int, channels: int =
     if t.dtype != torch.uint8:
         t = t.float()
         flat = t.flatten(1)
-        bad = ~torch.isfinite(flat).all(1) | (flat.amin(1) < -1e-3) | (flat.amax(1) > 1 + 1e-3)
+        bad = ~torch.isfinite(flat).all(1) | (flat.amin(1) < -FLOAT_SLACK) | (flat.amax(1) > 1 + FLOAT_SLACK)  # _checked_float's test
         if bad.any():
             for j in bad.nonzero().flatten().tolist():
                 try:

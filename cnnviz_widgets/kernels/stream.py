@@ -66,19 +66,29 @@ class PreparedPictures(Dataset):
             keep, pictures, bad = prepare_batch(raws, [self.images.label(i) for i in chosen], self.size, self.channels,
                                                 self.resize)
             return PictureBatch(torch.tensor([chosen[j] for j in keep], dtype=torch.long), pictures, bad, [], [])
-        good, bad, enc_index, encoded = [], [], [], []
+        enc_index, encoded, rest = [], [], []
         for i, raw in zip(chosen, raws):
-            try:
-                data = jpeg_bytes(raw, self.resize or self.size) if self.decode == "cuda" else None
-                if data is not None:
-                    enc_index.append(i)
-                    encoded.append(data)
-                else:
-                    good.append((i, prepare_raw(raw, self.size, self.channels, self.images.label(i), self.resize)))
-            except ImageError as exc:
-                bad.append(str(exc))
-        return PictureBatch(torch.tensor([i for i, _ in good], dtype=torch.long), stack_pictures([t for _, t in good]),
-                            bad, enc_index, encoded)
+            data = jpeg_bytes(raw, self.resize or self.size) if self.decode == "cuda" else None
+            if data is not None:
+                enc_index.append(i)
+                encoded.append(data)
+            else:
+                rest.append(i)
+        index, pictures, bad = prepare_each(self.images, rest, self.size, self.channels, self.resize)
+        return PictureBatch(index, pictures, bad, enc_index, encoded)
+
+
+def prepare_each(images: ImageSet, indices: list[int], size: int, channels: int, resize: int | None
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Pictures ``indices`` prepared one by one (:func:`prepare_raw`): (indices kept, their batch, a message
+    for each picture that cannot be used)."""
+    good, bad = [], []
+    for i in indices:
+        try:
+            good.append((i, prepare_raw(images.raw(i), size, channels, images.label(i), resize)))
+        except ImageError as exc:
+            bad.append(str(exc))
+    return torch.tensor([i for i, _ in good], dtype=torch.long), stack_pictures([t for _, t in good]), bad
 
 
 def stack_pictures(pictures: list[torch.Tensor]) -> torch.Tensor:
@@ -122,21 +132,12 @@ def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tup
         data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch.encoded]
         with torchvision_io():
             decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=probe.device)
-        pairs = list(zip(batch.encoded_index, decoded))
-        bad: list[str] = []
     except RuntimeError:  # one damaged file fails the batch: decode them one by one on the CPU instead
-        pairs, bad = [], []
-        for i in batch.encoded_index:
-            try:
-                pairs.append((i, prepare_raw(images.raw(i), probe.input_size, probe.channels, images.label(i),
-                                             probe.resize_size)))
-            except ImageError as exc:
-                bad.append(str(exc))
-        if not pairs:
-            return torch.empty(0, dtype=torch.long), torch.empty(0), bad
-        return torch.tensor([i for i, _ in pairs]), stack_pictures([t for _, t in pairs]).to(probe.device), bad
-    prepared = [to_channels(resize_center_crop(t, probe.input_size, probe.resize_size), probe.channels) for _, t in pairs]
-    return torch.tensor([i for i, _ in pairs]), stack_pictures(prepared), bad
+        index, pictures, bad = prepare_each(images, batch.encoded_index, probe.input_size, probe.channels,
+                                            probe.resize_size)
+        return index, pictures.to(probe.device), bad
+    prepared = [to_channels(resize_center_crop(t, probe.input_size, probe.resize_size), probe.channels) for t in decoded]
+    return torch.tensor(batch.encoded_index, dtype=torch.long), stack_pictures(prepared), []
 
 
 def join_batches(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], device: torch.device
