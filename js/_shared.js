@@ -3,25 +3,31 @@
 // Text that came from data is only ever set with textContent.
 
 const CNNVIZ_CSS = `
-.cnnviz { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+.cnnviz { box-sizing: border-box; max-width: 100%; font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
   color: var(--jp-ui-font-color1, #222); background: var(--jp-layout-color0, #fff); padding: 6px; outline: none; }
 .cnnviz:focus-visible { box-shadow: 0 0 0 2px var(--jp-brand-color1, #1976d2); }
 .cnnviz-row { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
 .cnnviz-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
 .cnnviz-figure { display: flex; flex-direction: column; align-items: center; gap: 2px; }
+.cnnviz-side { width: 260px; flex: none; }  /* a side panel keeps its width whatever its caption says */
+.cnnviz-figure > span { max-width: 258px; min-height: 2.6em; text-align: center; }  /* captions wrap in place: nothing jumps */
 .cnnviz-figure img { width: 256px; height: 256px; border: 1px solid var(--jp-border-color2, #ddd); }
 .cnnviz img.cnnviz-empty { background: var(--jp-layout-color2, #eee); }
 .cnnviz-big { cursor: crosshair; }
 .cnnviz-strip { display: flex; gap: 3px; overflow-x: auto; padding: 4px 0; }
-.cnnviz-thumb { display: flex; flex-direction: column; align-items: center; cursor: pointer; font-size: 11px; }
+.cnnviz-thumb { display: flex; flex-direction: column; align-items: center; cursor: pointer; font-size: 11px; width: 76px; flex: none; }
+.cnnviz-thumb span { max-width: 76px; overflow: hidden; white-space: nowrap; }
 .cnnviz-thumb img { width: 72px; height: 72px; border: 2px solid transparent; }
 .cnnviz-thumb.active img { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnviz { position: relative; }
+.cnnviz-error.cnnviz-over { position: absolute; left: 6px; right: 6px; top: 2.6em; z-index: 3; box-shadow: 0 2px 6px rgba(0,0,0,0.3); }
 .cnnviz-error { color: var(--jp-error-color1, #d32f2f); background: var(--jp-error-color3, #fdecea);
   padding: 6px; border-radius: 3px; white-space: pre-wrap; }
 .cnnviz-busy { color: var(--jp-ui-font-color2, #666); }
 .cnnviz-preds { margin: 0; padding-left: 0; list-style: none; min-width: 180px; }
 .cnnviz-preds li { display: flex; gap: 6px; align-items: center; }
-.cnnviz-bar { height: 8px; background: var(--jp-brand-color1, #1976d2); }
+.cnnviz-track { display: inline-block; flex: none; width: 80px; height: 8px; background: var(--jp-layout-color3, #ccc); }
+.cnnviz-bar { display: block; height: 8px; min-width: 1px; background: var(--jp-brand-color1, #1976d2); }
 .cnnviz-pred { display: flex; gap: 6px; align-items: center; border: 1px solid transparent; background: none; color: inherit;
   padding: 1px 3px; cursor: pointer; text-align: left; }
 .cnnviz-pred:hover { background: var(--jp-layout-color2, #eee); }
@@ -29,12 +35,19 @@ const CNNVIZ_CSS = `
 .cnnviz-note { color: var(--jp-ui-font-color2, #666); font-size: 12px; max-width: 820px; }
 .cnnviz-sheet { position: relative; display: inline-block; line-height: 0; }
 .cnnviz-sheet img { image-rendering: pixelated; }
+.cnnviz-scroll { max-width: 100%; overflow-x: auto; }
+.cnnviz-numbers { position: absolute; inset: 0; pointer-events: none; line-height: 12px; }
+.cnnviz-tile-no { position: absolute; font-size: 10px; padding: 0 3px; color: #fff; background: rgba(0,0,0,0.6);
+  border-radius: 0 0 3px 0; font-variant-numeric: tabular-nums; }
 .cnnviz-mark { position: absolute; border: 2px solid var(--jp-brand-color1, #1976d2); pointer-events: none; }
-.cnnviz-band { position: absolute; border: 1px dashed var(--jp-warn-color1, #f57c00); background: rgba(245,124,0,0.12); pointer-events: none; }
+.cnnviz-band { position: absolute; border: 2px solid #fff; outline: 2px solid #f57c00; background: rgba(245,124,0,0.2); pointer-events: none; }
+.cnnviz-field { box-sizing: border-box; border-color: #fff; outline: 2px solid #f57c00; }
 .cnnviz-figure img.cnnviz-detail { width: auto; height: auto; max-width: 100%; }  /* the strip keeps its own shape */
 .cnnviz-figure img.cnnviz-detail.cnnviz-empty { width: 256px; height: 64px; }
-.cnnviz .cnnviz-hover, .cnnviz-figure img.cnnviz-hover { width: 160px; height: 160px; border: 1px solid var(--jp-border-color2, #ddd); image-rendering: pixelated; }
-.cnnviz-compare-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: nowrap; overflow-x: auto; margin: 4px 0; }
+.cnnviz .cnnviz-hover, .cnnviz-figure img.cnnviz-hover { width: 160px; height: 160px; border: 1px solid var(--jp-border-color2, #ddd); image-rendering: pixelated;
+  background: var(--jp-layout-color2, #eee); }
+.cnnviz-compare-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: wrap; margin: 4px 0; }
+.cnnviz-compare-preds { flex: none; }  /* whole, on the row's right or under it: never cut to "jag" */
 .cnnviz-compare-row img { width: 112px; height: 112px; border: 1px solid var(--jp-border-color2, #ddd); }
 .cnnviz button { font: inherit; }
 .cnnviz-stop { display: none; }
@@ -100,10 +113,13 @@ function statusParts(model, root) {
   const notice = h("span", { class: "cnnviz-notice", "aria-live": "polite" });
   const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" }, [label, stop, notice]);
   stop.addEventListener("click", () => model.send({ event: "stop" }));
+  error.addEventListener("click", () => { if (error.classList.contains("cnnviz-over")) error.style.display = "none"; });
   const render = () => {
     const e = model.get("error");
     error.textContent = e;
     error.style.display = e ? "block" : "none";
+    // once the widget shows something, a message floats over it instead of pushing it down
+    error.classList.toggle("cnnviz-over", !!e && root.dataset.ready === "1");
     root.dataset.error = e ? "1" : "";
     label.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}% ` : "";
     notice.textContent = model.get("busy") ? "" : (model.get("notice") || "");
@@ -126,7 +142,8 @@ function staleMark(root, nodes, isStale) {
 // the top-5 as bars; with ``onPick(classIndex, label)`` each one is a button (reconstruct that class)
 function predictionList(items, onPick) {
   return (items || []).map(([label, p, index]) => {
-    const parts = [h("span", { class: "cnnviz-bar", style: `width:${Math.round(80 * p) + 2}px` }),
+    // a bar on a full-length track: a 0.1% class still reads as a bar, nearly empty
+    const parts = [h("span", { class: "cnnviz-track" }, [h("span", { class: "cnnviz-bar", style: `width:${(100 * p).toFixed(2)}%` })]),
                    h("span", { text: `${label} ${(100 * p).toFixed(1)}%` })];
     if (!onPick || index === undefined || index < 0) return h("li", {}, parts);
     const b = h("button", { class: "cnnviz-pred", title: `reconstruct the class ${label}`, "data-class": String(index) }, parts);

@@ -26,7 +26,7 @@ export default {
           imgs.push(img);
           cells.push(h("div", { class: "cnnviz-figure" }, [img, h("span", { text: model.get("columns")[m][j] })]));
         });
-        cells.push(h("div", {}, [h("strong", { text: model.get("model_names")[m] }),
+        cells.push(h("div", { class: "cnnviz-compare-preds" }, [h("strong", { text: model.get("model_names")[m] }),
                                  h("ol", { class: "cnnviz-preds" }, predictionList((model.get("predictions") || [])[m]))]));
         table.appendChild(h("div", { class: "cnnviz-compare-row" }, cells));
       });

@@ -10,6 +10,8 @@ export default {
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Layer" });
     const layerLabel = h("strong", { "aria-live": "polite" });
     const inputImg = h("img", { alt: "input image" });
+    const fieldMark = h("div", { class: "cnnviz-mark cnnviz-field", title: "the clicked unit's receptive field: the input it sees" });
+    const inputCaption = h("span", { text: "input" });
     const bigImg = h("img", { class: "cnnviz-big", alt: "reconstruction of the selected layer" });
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });
     const bigCaption = h("span");
@@ -26,7 +28,7 @@ export default {
         h("label", { text: "layer " }, [slider]), layerLabel, ruleControl(model), h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
-        h("div", { class: "cnnviz-figure" }, [inputImg, h("span", { text: "input" })]),
+        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-sheet" }, [inputImg, fieldMark]), inputCaption]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
         predsBox,
@@ -42,6 +44,9 @@ export default {
     let thumbs = [];
 
     const names = () => model.get("layer_names") || [];
+    // module paths ("layer3.0.conv1") keep their informative end under a thumbnail; the full name is its title
+    const shortName = (name) => (name.length <= 10 ? name : `…${name.slice(-9)}`);
+    const layerWord = (name) => (/^layer/i.test(name) ? name : `layer ${name}`);
     const photo = (i) => (model.get("image_names") || [])[i] ?? `image ${i}`;  // what the picker calls it
     // the filter box says which filters the layer has, and forgets a number asked of another layer or photo
     function renderFilterRange() {
@@ -59,7 +64,7 @@ export default {
       root.dataset.rule = model.get("shown_rule") || "";
       const i = Number(slider.value);
       const caption = (model.get("captions") || [])[i];
-      const layer = `layer ${names()[i] || ""}${caption ? `: ${caption}` : ""}`;
+      const layer = `${layerWord(names()[i] || "")}${caption ? `: ${caption}` : ""}`;
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
       bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
         : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
@@ -96,7 +101,7 @@ export default {
         .then(() => { root.dataset.decoded = "1"; });
       strip.replaceChildren();
       thumbs = names().map((name, i) => {
-        const t = h("div", { class: "cnnviz-thumb", role: "option" }, [h("img", { src: urls[i] || "", alt: name }), h("span", { text: name })]);
+        const t = h("div", { class: "cnnviz-thumb", role: "option", title: name }, [h("img", { src: urls[i] || "", alt: name }), h("span", { text: shortName(name) })]);
         t.addEventListener("click", () => showLayer(i, true));
         strip.appendChild(t);
         return t;
@@ -126,9 +131,25 @@ export default {
         : s.label !== undefined ? `${s.layer}: class ${s.label}`
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
       preds.querySelectorAll(".cnnviz-pred").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
+      placeField(s);
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
       root.dataset.selectedClass = s.label !== undefined ? String(s.channel) : "";
       root.dataset.channel = s.channel !== undefined && s.label === undefined ? String(s.channel) : "";
+    }
+    // the clicked unit's receptive field, boxed on the input (what it sees); the whole input needs no box
+    function placeField(s) {
+      const i = names().indexOf(s.layer), rf = (model.get("rf") || [])[i], n = model.get("input_size");
+      fieldMark.style.display = "none";
+      root.dataset.field = "";
+      if (!s.unit || !rf || rf.length < 3) { inputCaption.textContent = "input"; return; }
+      const [size, stride, offset] = rf;
+      const top = Math.max(0, offset + s.unit[1] * stride), left = Math.max(0, offset + s.unit[2] * stride);
+      const bottom = Math.min(n, offset + s.unit[1] * stride + size), right = Math.min(n, offset + s.unit[2] * stride + size);
+      if (top <= 0 && left <= 0 && bottom >= n && right >= n) { inputCaption.textContent = `input: all of it is what ${s.layer} filter ${s.unit[0]} sees`; return; }
+      const pct = (v) => `${(100 * v / n).toFixed(3)}%`;
+      Object.assign(fieldMark.style, { display: "block", left: pct(left), top: pct(top), width: pct(right - left), height: pct(bottom - top) });
+      root.dataset.field = [top, left, bottom, right].map((v) => Math.round(v)).join(",");
+      inputCaption.textContent = `input; boxed: what the unit sees (${Math.round(size)} px)`;
     }
     function renderPreds() {
       const items = model.get("predictions") || [];
@@ -180,6 +201,7 @@ export default {
     model.on("change:channels", renderFilterRange);
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
+    model.on("change:rf", renderUnit);
     model.on("change:predictions", renderPreds);
     renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); markStale();
 

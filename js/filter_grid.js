@@ -13,31 +13,52 @@ export default {
     const zoom = h("input", { type: "range", min: "0.5", max: "4", step: "0.25", value: "2", "aria-label": "Zoom" });
     const sheetImg = blobImage({ alt: "filters of the layer, each shown by its top patches" });
     const mark = h("div", { class: "cnnviz-mark" });
-    const sheet = h("div", { class: "cnnviz-sheet" }, [sheetImg, mark]);
+    const numbers = h("div", { class: "cnnviz-numbers" });  // each tile's filter number, over its corner
+    const sheet = h("div", { class: "cnnviz-sheet" }, [sheetImg, numbers, mark]);
+    // the sheet scrolls inside the widget when zoomed past its width: the widget never outgrows its cell
+    const scroller = h("div", { class: "cnnviz-scroll" }, [sheet]);
     const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions", class: "cnnviz-detail" });
     const detailLabel = h("span");
     const note = h("div", { class: "cnnviz-note" });
     root.append(error, h("div", { class: "cnnviz-row" }, [title, allFilters, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
                                                           ruleControl(model), busy]),
-                note, sheet, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
+                note, scroller, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
     const renderNote = () => { note.textContent = [model.get("note"), model.get("display")].filter(Boolean).join(" · "); };
 
     const geometry = () => {
       const tile = model.get("per_row") * (model.get("cell") + 1) - 1;
       return { tile, step: tile + 6, columns: model.get("columns") };
     };
+    // zoom: the slider's value, until the user moves it the largest that fits the widget's width (at most 2)
+    let zoomChosen = false;
+    function fitZoom() {
+      const avail = root.clientWidth - 12, natural = sheetImg.naturalWidth;
+      if (zoomChosen || !natural || avail <= 0) return;
+      zoom.value = String(Math.max(0.5, Math.min(2, Math.floor(4 * avail / natural) / 4)));
+    }
+    function applyZoom() {
+      fitZoom();
+      if (sheetImg.naturalWidth) sheetImg.style.width = `${sheetImg.naturalWidth * Number(zoom.value)}px`;
+      place();
+    }
     function place() {
-      const s = model.get("selected") || {};
-      const i = (model.get("sheet_filters") || []).indexOf(s.filter);
-      if (i < 0 || s.layer !== model.get("layer")) { mark.style.display = "none"; return; }
-      const { tile, step, columns } = geometry();
       const z = Number(zoom.value);
-      Object.assign(mark.style, { display: "block", left: `${(i % columns) * step * z - 2}px`, top: `${Math.floor(i / columns) * step * z - 2}px`,
-                                  width: `${tile * z}px`, height: `${tile * z}px` });
+      const { tile, step, columns } = geometry();
+      const at = (i) => ({ left: (i % columns) * step * z, top: Math.floor(i / columns) * step * z });
+      const shown = model.get("sheet_filters") || [];
+      numbers.replaceChildren(...shown.map((f, i) => {
+        const p = at(i);
+        return h("span", { class: "cnnviz-tile-no", text: String(f), style: `left:${p.left}px;top:${p.top}px` });
+      }));
+      const s = model.get("selected") || {};
+      const i = shown.indexOf(s.filter);
+      if (i < 0 || s.layer !== model.get("layer")) { mark.style.display = "none"; return; }
+      const p = at(i);
+      Object.assign(mark.style, { display: "block", left: `${p.left - 2}px`, top: `${p.top - 2}px`, width: `${tile * z}px`, height: `${tile * z}px` });
     }
     function renderSheet() {
       sheetImg.setPNG(model.get("sheet"));
-      const done = () => { sheetImg.style.width = `${sheetImg.naturalWidth * Number(zoom.value)}px`; root.dataset.ready = "1"; place(); };
+      const done = () => { applyZoom(); root.dataset.ready = "1"; };
       if (sheetImg.complete && sheetImg.naturalWidth) done(); else sheetImg.onload = done;
       const f = model.get("filters") || [];
       title.textContent = `${model.get("layer")}: ${f.length ? `filters ${f.join(", ")}` : "all filters, strongest first"}`;
@@ -57,7 +78,9 @@ export default {
     prev.addEventListener("click", () => go(-1));
     allFilters.addEventListener("click", () => { model.set("filters", []); model.save_changes(); });
     next.addEventListener("click", () => go(1));
-    zoom.addEventListener("input", () => { sheetImg.style.width = `${sheetImg.naturalWidth * Number(zoom.value)}px`; place(); });
+    zoom.addEventListener("input", () => { zoomChosen = true; applyZoom(); });
+    const resized = new ResizeObserver(() => { if (!zoomChosen) applyZoom(); });
+    resized.observe(root);
     root.addEventListener("keydown", (ev) => {
       if (ev.key === "PageDown" || ev.key === "ArrowRight") { go(1); ev.preventDefault(); ev.stopPropagation(); }
       if (ev.key === "PageUp" || ev.key === "ArrowLeft") { go(-1); ev.preventDefault(); ev.stopPropagation(); }
@@ -86,6 +109,6 @@ export default {
     for (const t of ["sheet_for", "detail_for", "layer", "page", "selected", "rule"]) model.on(`change:${t}`, markStale);
     for (const t of ["note", "display"]) model.on(`change:${t}`, renderNote);
     renderSheet(); renderDetail(); markStale(); renderNote();
-    return () => { sheetImg.release(); detailImg.release(); };
+    return () => { sheetImg.release(); detailImg.release(); resized.disconnect(); };
   },
 };

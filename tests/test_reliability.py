@@ -640,7 +640,7 @@ def test_browser_values_that_traits_refuse_are_messages(probe, photos):
     g.set_state({"selected": {"layer": ["c3"], "filter": 0}})
     assert "whose 'layer' is not a layer name" in g.error
     g.set_state({"page_size": 0})
-    assert "page_size must be 1 or more" in g.error and g.page_size == 48
+    assert "page_size must be 1 or more" in g.error and g.page_size == 32
     m = cv.EmbeddingMap(probe, photos[:2], layer="c3", n_patches=60, grid=3, cell=8)
     m.set_state({"zoom": {"x0": 10**400, "x1": 0, "y0": 0, "y1": 1}})
     assert "no usable 'x0' (a number)" in m.error

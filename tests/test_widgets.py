@@ -162,6 +162,39 @@ def test_sparsity_chart_series(alex_probe, photos):
     assert "no images given" in bad.error.value
 
 
+def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
+    from cnnviz_widgets.widgets.charts import CHAR_WIDTH, PLOT_WIDTH, thinned
+
+    s = cv.sparsity(alex_probe, photos[:2], progress=False)
+    vgg = {f"c{i}_{j}": 0.5 for i in range(1, 6) for j in range(1, 4)}
+    deep = cv.Sparsity({n: 1 for n in vgg}, {n: 2 for n in vgg}, 1)
+    chart = cv.SparsityChart({"AlexNet": s, "deep": deep, "third": s})
+    x_axes = [a for a in chart.figure.axes if a.orientation != "vertical"]
+    assert [a.side for a in x_axes] == ["bottom", "top"]  # the first two networks' names; the third is hovered
+    assert [a.color for a in x_axes] == chart.COLORS[:2] and "AlexNet" in x_axes[0].label and "deep" in x_axes[1].label
+    assert list(x_axes[0].tick_values) == list(s) and list(x_axes[1].scale.domain) == list(deep)
+    assert "● convolution" in chart.key.value and "■ max-pool" in chart.key.value
+    assert "relative depth" in chart.key.value and "first two networks" in chart.key.value
+    # the names an axis prints fit side by side; the first and the last layer are always among them
+    for n in (3, 8, 18, 50, 160):
+        names = [f"layer{i // 3}.{i % 3}.conv{i % 2}" for i in range(n)]
+        picked = thinned(names)
+        positions = [names.index(p) * PLOT_WIDTH / n for p in picked]
+        assert picked[0] == names[0] and picked[-1] == names[-1] and picked == sorted(picked, key=names.index)
+        assert min(b - a for a, b in zip(positions, positions[1:]) or [PLOT_WIDTH]) >= CHAR_WIDTH * max(map(len, picked)), n
+
+
+def test_sprite_sheets_are_clear_between_tiles():
+    """Gutters and empty places let the page's background through (a white gutter glared in the dark theme)."""
+    from cnnviz_widgets.widgets._base import sprite
+
+    red, blue = np.full((5, 5, 3), (255, 0, 0), np.uint8), np.full((10, 10, 3), (0, 0, 255), np.uint8)
+    out = sprite([red, None, blue], columns=2, cell=5, pad=3)
+    assert out.shape == (13, 13, 4)
+    assert (out[:5, :5] == (255, 0, 0, 255)).all() and (out[8:, :5] == (0, 0, 255, 255)).all()
+    assert (out[5:8, :, 3] == 0).all() and (out[:, 5:8, 3] == 0).all() and (out[:5, 8:, 3] == 0).all()
+
+
 @pytest.fixture(scope="module")
 def grid(alex_probe, photos):
     return cv.FilterGrid(alex_probe, photos[:4], layer="c3", k=4, page_size=20)
@@ -177,6 +210,8 @@ def test_filter_grid_pages_show_the_top_patches(grid, alex_probe, photos):
     assert sheet.shape[1] == grid.columns * (tile + 6) - 6
     first = np.asarray(Image.fromarray(top.patch(strongest[0], 0)).resize((grid.cell, grid.cell), Image.BILINEAR))
     assert np.array_equal(sheet[: grid.cell, : grid.cell], first)
+    alpha = np.asarray(Image.open(io.BytesIO(grid.sheet)))[..., 3]
+    assert (alpha[:, tile : tile + 6] == 0).all() and (alpha[: grid.cell, : grid.cell] == 255).all()  # clear gutters
     grid.page = 3
     assert grid.sheet_filters == [int(c) for c in np.argsort(-top.values[:, 0].numpy(), kind="stable")[60:80]]
     grid.page = 0

@@ -84,8 +84,10 @@ def picture_bytes(images: list[np.ndarray], fmt: str | None = None) -> list[byte
     return out
 
 
-def sprite(tiles: list[np.ndarray], columns: int, cell: int, pad: int = 2, fill: int = 255) -> np.ndarray:
-    """Tiles (uint8 HxWx3, any size) resized to ``cell`` and laid out ``columns`` per row in one picture.
+def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
+    """Tiles (uint8 HxWx3, any size; None for an empty place) resized to ``cell`` and laid out ``columns``
+    per row in one RGBA picture whose gutters and empty places are transparent (the page's own background,
+    light or dark, shows through them).
 
     Galleries travel as one sprite sheet per page rather than one message per patch.
     """
@@ -93,12 +95,18 @@ def sprite(tiles: list[np.ndarray], columns: int, cell: int, pad: int = 2, fill:
 
     columns = max(1, min(columns, len(tiles))) if tiles else 1
     rows = max(1, -(-len(tiles) // columns))
-    out = np.full((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 3), fill, np.uint8)
+    out = np.zeros((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 4), np.uint8)
     for n, t in enumerate(tiles):
+        if t is None:
+            continue
         r, c = divmod(n, columns)
         if t.shape[:2] != (cell, cell):
             t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
-        out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell] = t
+        place = out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell]
+        if t.shape[2] == 4:
+            place[:] = t
+        else:
+            place[..., :3], place[..., 3] = t, 255
     return out
 
 

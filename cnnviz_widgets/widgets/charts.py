@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import bqplot as bq
@@ -9,10 +10,30 @@ import ipywidgets as ipw
 
 from ..kernels.sparsity import Sparsity
 
+PLOT_WIDTH = 640  # px: the plot area the layer names are thinned for (about that of a 1280 px screen with Lab's sidebar open)
+CHAR_WIDTH = 6.5  # px per character of an axis tick label, and the gap kept between two labels
+
+
+def thinned(names: list[str], width: int = PLOT_WIDTH) -> list[str]:
+    """The layer names an axis can print side by side in ``width`` px: every n-th one, always the last (a
+    deep network's 50 names would be printed over each other)."""
+    if not names:
+        return []
+    room = width / len(names)
+    needed = CHAR_WIDTH * (max(len(n) for n in names) + 1)
+    step = max(1, math.ceil(needed / room))
+    picked = names[::step]
+    if picked[-1] != names[-1]:  # the last layer stands in for the last picked one (less than a step before it)
+        picked = picked[:-1] + [names[-1]] if len(picked) > 1 else picked + [names[-1]]
+    return picked
+
 
 class SparsityChart(ipw.VBox):
-    """Sparsity of each conv and pool layer against relative depth; conv as circles, pools as squares.
+    """Sparsity of each conv and pool layer, one coloured series per network; conv as circles, pools as squares.
 
+    The x axis is each network's own layers from its first to its last, evenly spaced (relative depth), so
+    two networks of different depths span the same width; the first network's layer names are on the bottom
+    axis and the second's on the top axis, each in its series' colour. Hover a point for its layer and value.
     ``series``: a dict label -> Sparsity (from cv.sparsity) or -> (probe, images) to compute here.
     """
 
@@ -20,9 +41,10 @@ class SparsityChart(ipw.VBox):
 
     def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> None:
         self.error = ipw.HTML()
-        marks = []
+        marks: list[bq.Mark] = []
+        axes: list[bq.Axis] = []
         self.data: dict[str, Sparsity] = {}
-        x_sc, y_sc = bq.LinearScale(min=0.0, max=1.0), bq.LinearScale(min=0.0, max=1.0)
+        y_sc = bq.LinearScale(min=0.0, max=1.0)
         try:
             from ..kernels.sparsity import sparsity
 
@@ -31,25 +53,36 @@ class SparsityChart(ipw.VBox):
                     probe, images = value
                     value = sparsity(probe, images, progress=False)
                 self.data[label] = value
-                names = list(value)
-                kinds = [value.kinds.get(n, "conv") for n in names]
-                xs = [j / max(1, len(names) - 1) for j in range(len(names))]
-                ys = [float(value[n]) for n in names]
+                names = [n for n in value if value[n] == value[n]]  # a layer with no units (NaN) has no point
                 color = self.COLORS[i % len(self.COLORS)]
-                marks.append(bq.Lines(x=xs, y=ys, scales={"x": x_sc, "y": y_sc}, colors=[color], labels=[label],
+                x_sc = bq.OrdinalScale(domain=names)  # the network's own layers, evenly across the width
+                ys = [float(value[n]) for n in names]
+                marks.append(bq.Lines(x=names, y=ys, scales={"x": x_sc, "y": y_sc}, colors=[color], labels=[label],
                                       display_legend=True))
                 for kind, marker in (("conv", "circle"), ("pool", "square")):
-                    pts = [(x, y, n) for x, y, n, k in zip(xs, ys, names, kinds) if k == kind]
+                    pts = [(n, y) for n, y in zip(names, ys) if value.kinds.get(n, "conv") == kind]
                     if pts:
-                        marks.append(bq.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], names=[p[2] for p in pts],
-                                                display_names=True, marker=marker, colors=[color], default_size=40,
+                        marks.append(bq.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], names=[p[0] for p in pts],
+                                                display_names=False, marker=marker, colors=[color], default_size=40,
                                                 scales={"x": x_sc, "y": y_sc},
-                                                tooltip=bq.Tooltip(fields=["name", "y"], formats=["", ".3f"])))
+                                                tooltip=bq.Tooltip(fields=["name", "y"], formats=["", ".3f"],
+                                                                   labels=[f"{label} layer", "sparsity"])))
+                if i < 2:  # the first network's names below the plot, the second's above it
+                    axes.append(bq.Axis(scale=x_sc, side="bottom" if i == 0 else "top", color=color, label_color=color,
+                                        label=f"{label}: layers, input to last pool", tick_values=thinned(names),
+                                        grid_lines="none", label_offset="32px"))
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not as a traceback
             self.error.value = f"<b>Could not compute sparsity:</b> {html.escape(str(exc))}"
-        axes = [bq.Axis(scale=x_sc, label="relative depth (input to last pool)", tick_format=".1f"),
-                bq.Axis(scale=y_sc, orientation="vertical", label="sparsity", tick_format=".1f")]
-        self.figure = bq.Figure(marks=marks, axes=axes, title=title, legend_location="top-left",
-                                layout=ipw.Layout(width="100%", height="380px"))
-        super().__init__([self.error, self.figure])
-
+        axes.append(bq.Axis(scale=y_sc, orientation="vertical", label="sparsity", tick_format=".1f"))
+        top = 64 if len(self.data) > 1 else 16  # room for the second network's names above the plot
+        self.figure = bq.Figure(marks=marks, axes=axes, legend_location="top-left",
+                                fig_margin={"top": top, "bottom": 60, "left": 60, "right": 30},
+                                layout=ipw.Layout(width="auto", height=f"{330 + top}px"))
+        # the title and the key in the page's own font and colours (bqplot's title would sit on the top axis)
+        self.title = ipw.HTML(f"<b style='font-size: 14px'>{html.escape(title)}</b>")
+        more = "; the first two networks' names are on the axes" if len(self.data) > 2 else ""
+        self.key = ipw.HTML(
+            "<div style='color: var(--jp-ui-font-color2, #666); font-size: 12px; line-height: 1.4'>● convolution &nbsp; "
+            "■ max-pool &nbsp;·&nbsp; x: each network's layers, first to last, evenly spaced (relative depth), so networks "
+            f"of different depths span the same width{more} &nbsp;·&nbsp; hover a point for its value</div>")
+        super().__init__([self.error, self.title, self.figure, self.key])

@@ -29,7 +29,7 @@ class FilterGrid(ReversingWidget):
     layer = traitlets.Unicode("").tag(sync=True)  # shared
     filters = traitlets.List(traitlets.Int()).tag(sync=True)  # shown, in order; [] = all, strongest first
     page = traitlets.Int(0).tag(sync=True)
-    page_size = traitlets.Int(48).tag(sync=True)
+    page_size = traitlets.Int(32).tag(sync=True)  # 4 rows of 8: the page and its detail fit a laptop screen
     n_pages = traitlets.Int(0).tag(sync=True)
     k = traitlets.Int(9).tag(sync=True)
     cell = traitlets.Int(24).tag(sync=True)  # pixels per patch in the sheet
@@ -44,7 +44,7 @@ class FilterGrid(ReversingWidget):
     detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter", "rule"} the detail now shown answers
     note = traitlets.Unicode("").tag(sync=True)  # e.g. which layers have no patches, and why
 
-    def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 48,
+    def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 32,
                  rule: str = "deconvnet", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
@@ -108,10 +108,9 @@ class FilterGrid(ReversingWidget):
         tiles = []
         for c in shown:
             job.check()
-            patches = [top.patch(c, i) if int(top.image_index[c, i]) >= 0 else np.full((4, 4, 3), 255, np.uint8)
-                       for i in range(top.k)]
+            patches = [top.patch(c, i) if int(top.image_index[c, i]) >= 0 else None for i in range(top.k)]
             tiles.append(sprite(patches, self.per_row, self.cell, pad=1))
-        sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.full((8, 8, 3), 255, np.uint8)
+        sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.zeros((8, 8, 4), np.uint8)
         return {"mined": mined, "view": {**view, "page": page}, "n_pages": n_pages, "shown": shown, "sheet": png_bytes(sheet)}
 
     def _show_sheet(self, r: dict) -> None:

@@ -60,6 +60,9 @@ COUNT_URLS = """
 })();
 """
 
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
 # JupyterLab restores the notebooks a workspace had open as hidden tabs; each page starts a fresh one
 RESET = {"/lab/tree/": "?reset"}
 
@@ -86,9 +89,10 @@ def server(tmp_path_factory):
     soak.metadata["kernelspec"] = nb.metadata["kernelspec"]
     nbformat.write(soak, root / "soak.ipynb")
     repo = Path(__file__).resolve().parents[2]
-    (root / "notebooks").mkdir()
-    # as committed, without the outputs a user's own Lab session saved into it
-    nbformat.write(clean_notebook(repo / "notebooks" / "00_tour.ipynb"), root / "notebooks" / "00_tour.ipynb")
+    for path in NOTEBOOKS:  # as committed, without the outputs a user's own Lab session saved into them
+        target = root / path.relative_to(repo)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(clean_notebook(path), target)
     shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("*.py"))  # so ../docs/ pictures load
     port = free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
@@ -249,6 +253,16 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert len(explorer.evaluate("r => r.dataset.unit").split(",")) == 3
     c, y, x = explorer.evaluate("r => r.dataset.unit").split(",")
     assert f"filter {c} (the strongest there), map row {y}, column {x}" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
+    # the unit's receptive field is boxed on the input, where the kernel's receptive field puts it
+    rf = explorer.evaluate("r => r.dataset.field").split(",")
+    field = explorer.locator(".cnnviz-field").bounding_box()
+    photo = explorer.locator("img[alt='input image']").bounding_box()
+    top, left, bottom, right = (int(v) for v in rf)
+    scale = photo["width"] / 227  # the paper's AlexNet takes 227 px
+    assert field["x"] == pytest.approx(photo["x"] + left * scale, abs=3) and field["width"] == pytest.approx((right - left) * scale, abs=3)
+    assert field["y"] == pytest.approx(photo["y"] + top * scale, abs=3) and field["height"] == pytest.approx((bottom - top) * scale, abs=3)
+    assert "boxed: what the unit sees" in explorer.locator(".cnnviz-figure span").first.inner_text()
+    explorer.screenshot(path=str(ARTIFACTS / f"deconv_explorer_unit_{ui}.png"))
 
     # below the first max-pool the deconvnet has no switches, and the explorer says so in one line
     shown = explorer.evaluate("""r => { for (let i = 0; i < 12; i++) r.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft', bubbles: true}));
@@ -323,11 +337,22 @@ def test_widgets_render_and_respond(server, browser, ui):
     shape = fgrid.evaluate("""r => { const i = r.querySelector('img.cnnviz-detail');
         return [i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight]; }""")
     assert shape[0] / shape[1] == pytest.approx(shape[2] / shape[3], rel=0.02), shape
+    # every tile carries its filter number; the page buttons turn the page
+    assert fgrid.locator(".cnnviz-tile-no").all_inner_texts() == fgrid.evaluate("r => r.dataset.filters").split(",")
     # and once linked, "all filters" is the way back to the whole layer
     fgrid.get_by_role("button", name="Show all filters, strongest first").click()
     page.wait_for_function("() => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters.split(',').length > 6",
                            timeout=60_000)
     assert not fgrid.get_by_role("button", name="Show all filters, strongest first").is_visible()
+    first_page = fgrid.evaluate("r => r.dataset.filters")
+    fgrid.get_by_role("button", name="Next page").click()
+    page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
+                           arg=first_page, timeout=60_000)
+    assert fgrid.get_by_text(re.compile(r"page 2 of \d+")).count() == 1
+    assert fgrid.locator(".cnnviz-tile-no").all_inner_texts() == fgrid.evaluate("r => r.dataset.filters").split(",")
+    fgrid.get_by_role("button", name="Previous page").click()
+    page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters === b",
+                           arg=first_page, timeout=60_000)
     # dragging a rectangle zooms: the kernel re-lays the region; back returns
     box = emap.locator(".cnnviz-sheet img").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
@@ -360,6 +385,14 @@ def test_widgets_render_and_respond(server, browser, ui):
     compare.screenshot(path=str(ARTIFACTS / f"compare_{ui}.png"))
     page.locator(".cnnviz-rf").first.screenshot(path=str(ARTIFACTS / f"receptive_fields_{ui}.png"))
     page.locator(".bqplot").first.screenshot(path=str(ARTIFACTS / f"sparsity_chart_{ui}.png"))
+    # hovering a point names its layer and value
+    chart = page.locator(".bqplot").first
+    chart.scroll_into_view_if_needed()
+    dot = chart.locator("path.dot").nth(2)
+    dot.hover(force=True)
+    tip = page.locator(".bqplot-tooltip, .bqplot.tooltip, div[class*=tooltip]").filter(has_text="sparsity")
+    tip.first.wait_for(timeout=10_000)
+    assert re.search(r"layer\s*\S+", tip.first.inner_text()) and re.search(r"0\.\d{3}", tip.first.inner_text()), tip.first.inner_text()
 
     # the widget built from an empty image list shows its message inside the widget
     assert "no images given" in page.locator(".cnnviz[data-error='1'] .cnnviz-error").first.inner_text()
@@ -486,3 +519,92 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     bad = [e for e in errors if e.split(" for comm id")[0] not in known]
     assert not bad, bad
     page.close()
+
+
+# every output that shows something (a widget, a picture, the chart): what the screenshots and width checks look at
+SHOWN = ".jp-OutputArea-output:has(.cnnviz, .cnnviz-rf, .bqplot, .widget-html, img, table)"
+
+# Boxes of the chart's texts (tick labels, axis labels, title, legend) that overlap another's by more than a
+# pixel each way; texts hidden or empty are skipped
+CHART_OVERLAPS = """root => {
+    const texts = [...root.querySelectorAll('svg text')].filter(t => t.textContent.trim() && t.getBBox().width > 0
+        && getComputedStyle(t).visibility !== 'hidden' && getComputedStyle(t).display !== 'none' && t.closest('[display=none]') === null);
+    const boxes = texts.map(t => { const r = t.getBoundingClientRect(); return {text: t.textContent.trim(), l: r.left, r: r.right, t: r.top, b: r.bottom}; });
+    const bad = [];
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        if (Math.min(a.r, b.r) - Math.max(a.l, b.l) > 1 && Math.min(a.b, b.b) - Math.max(a.t, b.t) > 1) bad.push(a.text + ' / ' + b.text);
+    }
+    return {n: boxes.length, bad};
+}"""
+
+# What is wider than the output area that holds it (a widget a student would have to scroll sideways to see)
+TOO_WIDE = """out => {
+    const o = out.getBoundingClientRect();
+    // a strip that scrolls inside a widget which fits is fine: only what sticks out of the output counts
+    const scrolled = e => { for (let a = e.parentElement; a && a !== out; a = a.parentElement) {
+        if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX) && a.getBoundingClientRect().right <= o.right + 1) return true; }
+        return false; };
+    const wide = [...out.querySelectorAll('.cnnviz, .cnnviz-rf, .bqplot, .widget-box, img, table')]
+        .filter(e => e.getBoundingClientRect().right > o.right + 1 && !scrolled(e))
+        .map(e => `${e.className || e.tagName} ${Math.round(e.getBoundingClientRect().width)} px`);
+    if (out.scrollWidth > out.clientWidth + 1) wide.push(`the output scrolls: ${out.scrollWidth} > ${out.clientWidth} px`);
+    if (wide.length) wide.push(`the output is ${Math.round(o.width)} px`);
+    return wide;
+}"""
+
+
+def set_theme(page, name: str) -> None:
+    """Settings > Theme > ``name``, as a person switches it; waits until the page wears it."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
+    light = name == "JupyterLab Light"
+    page.wait_for_function("l => document.body.dataset.jpThemeLight === String(l)", arg=light, timeout=30_000)
+    page.wait_for_timeout(800)
+
+
+def wait_until_run(page, code_cells: int, timeout: int = 420_000) -> None:
+    """Every code cell has run (a number in its prompt), and every widget has drawn or said why not."""
+    page.wait_for_function("""n => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
+        return p.length >= n && p.every(t => /\\[\\d+\\]/.test(t)); }""", arg=code_cells, timeout=timeout)
+    page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz')].every(r => (r.dataset.ready === '1' || r.dataset.error === '1')
+        && r.getAttribute('aria-busy') !== 'true')""", timeout=timeout)
+    page.wait_for_timeout(1500)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO / "notebooks")) for p in NOTEBOOKS])
+def test_every_notebook_in_light_and_dark_at_1280px(server, browser, path):
+    """Each notebook, run in JupyterLab on a 1280 px screen with the file browser open: no error, no widget
+    wider than its cell, no chart text over another, and a screenshot of everything it shows in the light and
+    the dark theme (test-artifacts/nb_*), to be looked at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    rel = path.relative_to(REPO)
+    stem = str(rel.relative_to("notebooks").with_suffix("")).replace("/", "_")
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
+    page, errors, known = open_and_run(browser, server, str(rel), {"width": 1280, "height": 900})
+    try:
+        wait_until_run(page, code_cells)
+        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg").count() == 0
+        assert page.get_by_text("Error displaying widget").count() == 0
+        assert page.locator(".cnnviz[data-error='1']").count() == 0, page.locator(".cnnviz-error").all_inner_texts()
+        shown = page.locator(SHOWN)
+        assert shown.count() > 0
+        for theme in ("light", "dark"):
+            if theme == "dark":
+                set_theme(page, "JupyterLab Dark")
+            for k in range(shown.count()):
+                out = shown.nth(k)
+                out.scroll_into_view_if_needed()
+                out.screenshot(path=str(ARTIFACTS / f"nb_{stem}_{k}_{theme}.png"))  # first: a failure below has its picture
+                wide = out.evaluate(TOO_WIDE)
+                assert not wide, f"{stem}, output {k}: wider than its cell at 1280 px: {wide}"
+                for chart in out.locator(".bqplot").all():
+                    texts = chart.evaluate(CHART_OVERLAPS)
+                    assert texts["n"] > 10 and not texts["bad"], f"{stem}, output {k}: chart texts overlap: {texts['bad']}"
+        bad = [e for e in errors if e.split(" for comm id")[0] not in known]
+        assert not bad, bad
+    finally:
+        if page.evaluate("() => document.body.dataset.jpThemeLight") == "false":
+            set_theme(page, "JupyterLab Light")  # the theme is a server setting: the next page starts light
+        page.close()
