@@ -79,6 +79,13 @@ export default {
       note.textContent = parts.filter(Boolean).join(" · ");
       root.dataset.noSwitches = noSwitch ? "1" : "";
     }
+    // the strip scrolls itself (never the page) so that the current layer's thumbnail is whole
+    function keepInView(t) {
+      if (!t || !strip.clientWidth) return;
+      const left = t.offsetLeft - strip.offsetLeft, right = left + t.offsetWidth;
+      if (left < strip.scrollLeft) strip.scrollLeft = left;
+      else if (right > strip.scrollLeft + strip.clientWidth) strip.scrollLeft = right - strip.clientWidth;
+    }
     function showLayer(i, sync) {
       const n = names();
       if (!n.length) return;
@@ -89,6 +96,7 @@ export default {
       markStale();
       if (urls[i]) bigImg.src = urls[i];
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", j === i); });
+      keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
       if (sync && model.get("layer") !== n[i]) { model.set("layer", n[i]); model.save_changes(); }
     }
@@ -148,7 +156,7 @@ export default {
       if (top <= 0 && left <= 0 && bottom >= n && right >= n) { inputCaption.textContent = `input: all of it is what ${s.layer} filter ${s.unit[0]} sees`; return; }
       const pct = (v) => `${(100 * v / n).toFixed(3)}%`;
       Object.assign(fieldMark.style, { display: "block", left: pct(left), top: pct(top), width: pct(right - left), height: pct(bottom - top) });
-      root.dataset.field = [top, left, bottom, right].map((v) => Math.round(v)).join(",");
+      root.dataset.field = [top, left, bottom, right, n].map((v) => Math.round(v)).join(",");  // in input pixels, of n
       inputCaption.textContent = `input; boxed: what the unit sees (${Math.round(size)} px)`;
     }
     function renderPreds() {
@@ -204,8 +212,11 @@ export default {
     model.on("change:rf", renderUnit);
     model.on("change:predictions", renderPreds);
     renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); markStale();
+    const stripSized = new ResizeObserver(() => keepInView(thumbs[Number(slider.value)]));  // once it has a width
+    stripSized.observe(strip);
 
     return () => {
+      stripSized.disconnect();
       urls.forEach((u) => URL.revokeObjectURL(u));
       if (inputURL) URL.revokeObjectURL(inputURL);
       if (unitURL) URL.revokeObjectURL(unitURL);

@@ -257,8 +257,9 @@ def test_widgets_render_and_respond(server, browser, ui):
     rf = explorer.evaluate("r => r.dataset.field").split(",")
     field = explorer.locator(".cnnviz-field").bounding_box()
     photo = explorer.locator("img[alt='input image']").bounding_box()
-    top, left, bottom, right = (int(v) for v in rf)
-    scale = photo["width"] / 227  # the paper's AlexNet takes 227 px
+    top, left, bottom, right, size = (int(v) for v in rf)
+    assert size == 224 and (bottom - top, right - left) == (119, 119)  # c4 of the paper's AlexNet here: 119 px, inside
+    scale = photo["width"] / size
     assert field["x"] == pytest.approx(photo["x"] + left * scale, abs=3) and field["width"] == pytest.approx((right - left) * scale, abs=3)
     assert field["y"] == pytest.approx(photo["y"] + top * scale, abs=3) and field["height"] == pytest.approx((bottom - top) * scale, abs=3)
     assert "boxed: what the unit sees" in explorer.locator(".cnnviz-figure span").first.inner_text()
@@ -599,6 +600,10 @@ def test_every_notebook_in_light_and_dark_at_1280px(server, browser, path):
                 out.screenshot(path=str(ARTIFACTS / f"nb_{stem}_{k}_{theme}.png"))  # first: a failure below has its picture
                 wide = out.evaluate(TOO_WIDE)
                 assert not wide, f"{stem}, output {k}: wider than its cell at 1280 px: {wide}"
+                cut = out.evaluate("""out => [...out.querySelectorAll('.cnnviz-thumb.active')].filter(t => {
+                    const r = t.getBoundingClientRect(), s = t.parentElement.getBoundingClientRect();
+                    return r.left < s.left - 1 || r.right > s.right + 1; }).map(t => t.title)""")
+                assert not cut, f"{stem}, output {k}: the current layer's thumbnail is cut off by its strip: {cut}"
                 for chart in out.locator(".bqplot").all():
                     texts = chart.evaluate(CHART_OVERLAPS)
                     assert texts["n"] > 10 and not texts["bad"], f"{stem}, output {k}: chart texts overlap: {texts['bad']}"
