@@ -7,16 +7,19 @@ const CNNVIZ_CSS = `
   color: var(--jp-ui-font-color1, #222); background: var(--jp-layout-color0, #fff); padding: 6px; outline: none; }
 .cnnviz:focus-visible { box-shadow: 0 0 0 2px var(--jp-brand-color1, #1976d2); }
 .cnnviz-row { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
+.cnnviz-row label { display: inline-flex; align-items: center; gap: 4px; }
 .cnnviz-main { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
 .cnnviz-figure { display: flex; flex-direction: column; align-items: center; gap: 2px; }
 .cnnviz-side { width: 260px; flex: none; }  /* a side panel keeps its width whatever its caption says */
-.cnnviz-figure > span { max-width: 258px; min-height: 2.6em; text-align: center; }  /* captions wrap in place: nothing jumps */
+.cnnviz-main .cnnviz-figure > span { max-width: 258px; min-height: 2.6em; text-align: center; }  /* captions wrap in place: nothing jumps */
+.cnnviz-main .cnnviz-side { align-items: flex-start; }
+.cnnviz-main .cnnviz-side > span { text-align: left; }
 .cnnviz-figure img { width: 256px; height: 256px; border: 1px solid var(--jp-border-color2, #ddd); }
 .cnnviz img.cnnviz-empty { background: var(--jp-layout-color2, #eee); }
 .cnnviz-big { cursor: crosshair; }
 .cnnviz-strip { display: flex; gap: 3px; overflow-x: auto; padding: 4px 0; }
 .cnnviz-thumb { display: flex; flex-direction: column; align-items: center; cursor: pointer; font-size: 11px; width: 76px; flex: none; }
-.cnnviz-thumb span { max-width: 76px; overflow: hidden; white-space: nowrap; }
+.cnnviz-thumb span { max-width: 76px; min-height: 2.4em; line-height: 1.2em; font-size: 10px; overflow-wrap: anywhere; text-align: center; }
 .cnnviz-thumb img { width: 72px; height: 72px; border: 2px solid transparent; }
 .cnnviz-thumb.active img { border-color: var(--jp-brand-color1, #1976d2); }
 .cnnviz { position: relative; }
@@ -32,9 +35,10 @@ const CNNVIZ_CSS = `
   padding: 1px 3px; cursor: pointer; text-align: left; }
 .cnnviz-pred:hover { background: var(--jp-layout-color2, #eee); }
 .cnnviz-pred.active { border-color: var(--jp-brand-color1, #1976d2); }
-.cnnviz-note { color: var(--jp-ui-font-color2, #666); font-size: 12px; max-width: 820px; }
+.cnnviz-note { color: var(--jp-ui-font-color2, #666); font-size: 12px; max-width: 820px; margin-bottom: 4px; }
 .cnnviz-sheet { position: relative; display: inline-block; line-height: 0; }
 .cnnviz-sheet img { image-rendering: pixelated; }
+.cnnviz-sheet img, img.cnnviz-detail { background: var(--jp-layout-color2, #eee); }  /* the sheets' clear gutters: a black patch keeps its edge in the dark theme */
 .cnnviz-scroll { max-width: 100%; overflow-x: auto; }
 .cnnviz-numbers { position: absolute; inset: 0; pointer-events: none; line-height: 12px; }
 .cnnviz-tile-no { position: absolute; font-size: 10px; padding: 0 3px; color: #fff; background: rgba(0,0,0,0.6);
@@ -43,10 +47,11 @@ const CNNVIZ_CSS = `
 .cnnviz-band { position: absolute; border: 2px solid #fff; outline: 2px solid #f57c00; background: rgba(245,124,0,0.2); pointer-events: none; }
 .cnnviz-field { box-sizing: border-box; border-color: #fff; outline: 2px solid #f57c00; }
 .cnnviz-figure img.cnnviz-detail { width: auto; height: auto; max-width: 100%; }  /* the strip keeps its own shape */
-.cnnviz-figure img.cnnviz-detail.cnnviz-empty { width: 256px; height: 64px; }
+.cnnviz-figure img.cnnviz-detail.cnnviz-empty { display: none; }  /* nothing chosen yet: the caption says "click a filter" */
 .cnnviz .cnnviz-hover, .cnnviz-figure img.cnnviz-hover { width: 160px; height: 160px; border: 1px solid var(--jp-border-color2, #ddd); image-rendering: pixelated;
   background: var(--jp-layout-color2, #eee); }
 .cnnviz-compare-row { display: flex; gap: 8px; align-items: flex-start; flex-wrap: wrap; margin: 4px 0; }
+.cnnviz-compare-name { display: block; margin-top: 8px; }
 .cnnviz-compare-preds { flex: none; }  /* whole, on the row's right or under it: never cut to "jag" */
 .cnnviz-compare-row img { width: 112px; height: 112px; border: 1px solid var(--jp-border-color2, #ddd); }
 .cnnviz button { font: inherit; }

@@ -26,8 +26,10 @@ export default {
           imgs.push(img);
           cells.push(h("div", { class: "cnnviz-figure" }, [img, h("span", { text: model.get("columns")[m][j] })]));
         });
-        cells.push(h("div", { class: "cnnviz-compare-preds" }, [h("strong", { text: model.get("model_names")[m] }),
+        cells.push(h("div", { class: "cnnviz-compare-preds" }, [h("span", { class: "cnnviz-note", text: "top-5" }),
                                  h("ol", { class: "cnnviz-preds" }, predictionList((model.get("predictions") || [])[m]))]));
+        // each network's name heads its own row, so no row reads as another's
+        table.appendChild(h("strong", { class: "cnnviz-compare-name", text: model.get("model_names")[m] }));
         table.appendChild(h("div", { class: "cnnviz-compare-row" }, cells));
       });
       note.textContent = model.get("note");

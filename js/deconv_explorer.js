@@ -45,7 +45,10 @@ export default {
 
     const names = () => model.get("layer_names") || [];
     // module paths ("layer3.0.conv1") keep their informative end under a thumbnail; the full name is its title
-    const shortName = (name) => (name.length <= 10 ? name : `…${name.slice(-9)}`);
+    // (two lines at most, broken after a dot; a longer one keeps its first part and its last 12 characters)
+    const breakable = (s) => s.replace(/\./g, ".\u200b");
+    const shortName = (name) => (name.length <= 16 ? breakable(name)
+      : `${name.split(".")[0].slice(0, 8)}…\u200b${breakable(name.slice(-12).replace(/^\./, ""))}`);
     const layerWord = (name) => (/^layer/i.test(name) ? name : `layer ${name}`);
     const photo = (i) => (model.get("image_names") || [])[i] ?? `image ${i}`;  // what the picker calls it
     // the filter box says which filters the layer has, and forgets a number asked of another layer or photo
@@ -157,7 +160,7 @@ export default {
       const pct = (v) => `${(100 * v / n).toFixed(3)}%`;
       Object.assign(fieldMark.style, { display: "block", left: pct(left), top: pct(top), width: pct(right - left), height: pct(bottom - top) });
       root.dataset.field = [top, left, bottom, right, n].map((v) => Math.round(v)).join(",");  // in input pixels, of n
-      inputCaption.textContent = `input; boxed: what the unit sees (${Math.round(size)} px)`;
+      inputCaption.textContent = `input · boxed: what the unit sees, ${Math.round(size)} px`;
     }
     function renderPreds() {
       const items = model.get("predictions") || [];

@@ -8,7 +8,7 @@ const CSS = `
 .cnnviz-rf th { background: var(--jp-layout-color2, #eee); }
 .cnnviz-rf tr.pool td { color: var(--jp-ui-font-color2, #666); }
 .cnnviz-rf tr.active td { background: var(--jp-brand-color3, #bbdefb); }
-.cnnviz-rf caption { font-weight: bold; padding: 4px; }
+.cnnviz-rf caption { font-weight: bold; padding: 4px; white-space: nowrap; }
 `;
 export default {
   render({ model, el }) {

@@ -604,6 +604,9 @@ def test_every_notebook_in_light_and_dark_at_1280px(server, browser, path):
                     const r = t.getBoundingClientRect(), s = t.parentElement.getBoundingClientRect();
                     return r.left < s.left - 1 || r.right > s.right + 1; }).map(t => t.title)""")
                 assert not cut, f"{stem}, output {k}: the current layer's thumbnail is cut off by its strip: {cut}"
+                shrunk = out.evaluate("""out => [...out.querySelectorAll('.jp-RenderedImage img')]
+                    .filter(i => i.naturalWidth && i.clientWidth < 0.95 * i.naturalWidth).map(i => `${i.naturalWidth} px shown at ${i.clientWidth}`)""")
+                assert not shrunk, f"{stem}, output {k}: a picture is shrunk to fit, its labels with it: {shrunk}"
                 for chart in out.locator(".bqplot").all():
                     texts = chart.evaluate(CHART_OVERLAPS)
                     assert texts["n"] > 10 and not texts["bad"], f"{stem}, output {k}: chart texts overlap: {texts['bad']}"

@@ -1,0 +1,62 @@
+"""cv.picture_grid: pictures where the layout puts them, labels drawn, clear background, bad input named."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnnviz_widgets as cv
+from cnnviz_widgets.figures import LABEL_COLOR
+
+
+def _pictures(n: int, h: int = 40, w: int = 30) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_grid_places_each_picture_resized_with_clear_gaps():
+    rows = [_pictures(3), _pictures(2)]
+    size, gap = 50, 4
+    im = cv.picture_grid(rows, size=size, gap=gap)
+    assert im.mode == "RGBA" and im.size == (3 * size + 2 * gap, 2 * size + gap)
+    a = np.asarray(im)
+    for r, row in enumerate(rows):
+        for c, p in enumerate(row):
+            expected = np.asarray(Image.fromarray(p).convert("RGBA").resize((size, size), Image.BILINEAR))
+            y, x = r * (size + gap), c * (size + gap)
+            assert np.array_equal(a[y : y + size, x : x + size], expected)
+    assert (a[size : size + gap, :, 3] == 0).all() and (a[:, size : size + gap, 3] == 0).all()  # the gaps
+    assert (a[size + gap :, 2 * (size + gap) :, 3] == 0).all()  # the short row's missing place
+
+
+def test_grid_labels_sit_over_columns_and_before_rows_in_grey():
+    rows = [_pictures(2), _pictures(2)]
+    im = cv.picture_grid(rows, column_labels=["input", "layer3.0.downsample.0"], row_labels=["astronaut", "coffee"], size=64)
+    a = np.asarray(im)
+    top = 13 + 6
+    left = im.size[0] - 2 * 64 - 4
+    assert 40 < left <= 168 and im.size[1] == top + 2 * 64 + 4
+    band = a[:top, left:]
+    assert (band[..., 3] > 0).any() and (a[:top, :left, 3] == 0).all()  # column labels over the columns only
+    inked = band[band[..., 3] == 255][:, :3]
+    assert (np.abs(inked.astype(int) - LABEL_COLOR[:3]).max(axis=1) <= 1).mean() > 0.5  # drawn in the grey
+    for r in range(2):  # each row label beside its row
+        assert (a[top + r * 68 : top + r * 68 + 64, :left, 3] > 0).any()
+    # a label too long for its column is shortened in the middle and stays inside it
+    second = a[:top, left + 68 : left + 68 + 64, 3]
+    assert (second > 0).any() and (a[:top, left + 68 + 64 :, 3] == 0).all()
+
+
+@pytest.mark.parametrize("rows, kwargs, message", [
+    ([], {}, "rows is []: give a list of rows"),
+    ([[]], {}, "each a non-empty list of pictures"),
+    (np.zeros((4, 4, 3), np.uint8), {}, "give a list of rows"),
+    ([[np.zeros((4, 4, 3), np.float32)]], {}, "the picture at row 0, column 0 is"),
+    ([[np.zeros((4, 4, 5), np.uint8)]], {}, "give an HxWx3 uint8 picture"),
+    ([[np.zeros((4, 4, 3), np.uint8)]], {"column_labels": ["a", "b"]}, "2 column labels for 1 column: give one per column"),
+    ([[np.zeros((4, 4, 3), np.uint8)]] * 2, {"row_labels": ["a"]}, "1 row labels for 2 rows: give one per row"),
+])
+def test_grid_names_what_is_wrong(rows, kwargs, message):
+    with pytest.raises(cv.CnnvizError, match=None) as err:
+        cv.picture_grid(rows, **kwargs)
+    assert message in str(err.value)
