@@ -61,6 +61,9 @@ const CNNVIZ_CSS = `
 .cnnviz-stale { opacity: 0.35; transition: opacity 0.15s; }
 `;
 
+// patches are receptive fields, which often cross the photo's edge
+const PATCH_EDGE_NOTE = "flat colour at a patch's edge: outside the photo (the mean colour, what the network sees there)";
+
 function h(tag, props = {}, children = []) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {

@@ -16,6 +16,7 @@ export default {
     const info = h("span", { "aria-live": "polite" });
     const pending = h("span", { class: "cnnviz-notice" });
     root.append(error, h("div", { class: "cnnviz-row" }, [title, back, pending, busy]),
+                h("div", { class: "cnnviz-note", text: `drag a rectangle to zoom, click a patch to select it · ${PATCH_EDGE_NOTE}` }),
                 h("div", { class: "cnnviz-main" }, [sheet, h("div", { class: "cnnviz-figure cnnviz-side" }, [hover, h("span", { text: "under the pointer" }), chosen, info])]));
     band.style.display = "none";
 

@@ -23,7 +23,7 @@ export default {
     root.append(error, h("div", { class: "cnnviz-row" }, [title, allFilters, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
                                                           ruleControl(model), busy]),
                 note, scroller, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
-    const renderNote = () => { note.textContent = [model.get("note"), model.get("display")].filter(Boolean).join(" · "); };
+    const renderNote = () => { note.textContent = [model.get("note"), model.get("display"), PATCH_EDGE_NOTE].filter(Boolean).join(" · "); };
 
     const geometry = () => {
       const tile = model.get("per_row") * (model.get("cell") + 1) - 1;
