@@ -10,9 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from . import checks
 from .errors import CnnvizError, short_repr
 
-LABEL_COLOR = (128, 128, 128, 255)  # contrast 3.9:1 on white, 5.3:1 on JupyterLab's dark background
+LABEL_COLOR = (128, 128, 128, 255)  # contrast 3.9:1 on white, 4.8:1 on JupyterLab Dark's #111
 
 
 def _font(px: int) -> ImageFont.ImageFont:
@@ -35,13 +36,15 @@ def _count(n: int, what: str) -> str:
 
 
 def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
-    """``text`` shortened in the middle until it fits ``width`` px (module paths keep both ends)."""
+    """``text`` shortened in the middle until it fits ``width`` px (module paths keep both ends); "…" alone
+    where not even one character each side fits."""
     if font.getlength(text) <= width:
         return text
-    keep = len(text)
-    while keep > 3 and font.getlength(text[: keep // 2] + "…" + text[len(text) - keep // 2 :]) > width:
-        keep -= 1
-    return text[: keep // 2] + "…" + text[len(text) - keep // 2 :]
+    for keep in range(len(text) - 1, 1, -1):
+        short = text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]
+        if font.getlength(short) <= width:
+            return short
+    return "…"
 
 
 def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[str] | None = None,
@@ -51,9 +54,14 @@ def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[s
 
     ``rows``: a list of rows, each a list of HxWx3 uint8 pictures (rows may be shorter than the longest).
     """
-    if isinstance(rows, np.ndarray) or not rows or not all(isinstance(r, (list, tuple)) and r for r in rows):
-        raise CnnvizError(f"rows is {short_repr(rows)}: give a list of rows, each a non-empty list of pictures "
-                          f"(one row: [[picture, picture, ...]]).")
+    given = rows
+    rows = [] if isinstance(rows, np.ndarray) or not hasattr(rows, "__iter__") else list(rows)
+    if not rows or not all(isinstance(r, (list, tuple)) and r for r in rows):
+        raise CnnvizError(f"rows is {short_repr(given if not rows else rows)}: give a list of rows, each a non-empty "
+                          f"list of pictures (one row: [[picture, picture, ...]]).")
+    size = checks.positive_int("size", size, "a positive whole number of pixels")
+    gap = checks.non_negative_int("gap", gap, "a whole number of pixels, 0 or more")
+    label_px = checks.positive_int("label_px", label_px, "a positive whole number of pixels")
     columns = max(len(r) for r in rows)
     if column_labels is not None and len(column_labels) != columns:
         raise CnnvizError(f"{len(column_labels)} column labels for {_count(columns, 'column')}: give one per column.")

@@ -23,7 +23,8 @@ const CNNVIZ_CSS = `
 .cnnviz-thumb img { width: 72px; height: 72px; border: 2px solid transparent; }
 .cnnviz-thumb.active img { border-color: var(--jp-brand-color1, #1976d2); }
 .cnnviz { position: relative; }
-.cnnviz-error.cnnviz-over { position: absolute; left: 6px; right: 6px; top: 2.6em; z-index: 3; box-shadow: 0 2px 6px rgba(0,0,0,0.3); }
+.cnnviz-error.cnnviz-over { position: absolute; left: 6px; right: 6px; top: 2.6em; z-index: 3; box-shadow: 0 2px 6px rgba(0,0,0,0.3); cursor: pointer; }
+.cnnviz-frame { position: relative; display: inline-block; line-height: 0; }  /* a picture with a box drawn over it */
 .cnnviz-error { color: var(--jp-error-color1, #d32f2f); background: var(--jp-error-color3, #fdecea);
   padding: 6px; border-radius: 3px; white-space: pre-wrap; }
 .cnnviz-busy { color: var(--jp-ui-font-color2, #666); }
@@ -121,19 +122,26 @@ function statusParts(model, root) {
   const notice = h("span", { class: "cnnviz-notice", "aria-live": "polite" });
   const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" }, [label, stop, notice]);
   stop.addEventListener("click", () => model.send({ event: "stop" }));
-  error.addEventListener("click", () => { if (error.classList.contains("cnnviz-over")) error.style.display = "none"; });
+  // a message floating over the widget hides on a click until another message comes
+  let dismissed = null;
+  error.addEventListener("click", () => { if (error.classList.contains("cnnviz-over")) { dismissed = model.get("error"); render(); } });
   const render = () => {
     const e = model.get("error");
     error.textContent = e;
-    error.style.display = e ? "block" : "none";
-    // once the widget shows something, a message floats over it instead of pushing it down
-    error.classList.toggle("cnnviz-over", !!e && root.dataset.ready === "1");
+    error.style.display = e && e !== dismissed ? "block" : "none";
+    // once the widget shows something, a message floats over it (under its controls) instead of pushing it down
+    const over = !!e && root.dataset.ready === "1";
+    error.classList.toggle("cnnviz-over", over);
+    error.title = over ? "click to hide this message" : "";
+    const controls = root.querySelector(".cnnviz-row");
+    error.style.top = over && controls ? `${controls.offsetTop + controls.offsetHeight + 2}px` : "";
     root.dataset.error = e ? "1" : "";
     label.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}% ` : "";
     notice.textContent = model.get("busy") ? "" : (model.get("notice") || "");
     root.setAttribute("aria-busy", model.get("busy") ? "true" : "false");
   };
-  for (const t of ["error", "busy", "progress", "notice"]) model.on(`change:${t}`, render);
+  model.on("change:error", () => { dismissed = null; render(); });
+  for (const t of ["busy", "progress", "notice"]) model.on(`change:${t}`, render);
   render();
   return { error, busy };
 }

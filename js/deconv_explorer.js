@@ -28,7 +28,7 @@ export default {
         h("label", { text: "layer " }, [slider]), layerLabel, ruleControl(model), h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
-        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-sheet" }, [inputImg, fieldMark]), inputCaption]),
+        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, fieldMark]), inputCaption]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
         predsBox,
@@ -45,10 +45,17 @@ export default {
 
     const names = () => model.get("layer_names") || [];
     // module paths ("layer3.0.conv1") keep their informative end under a thumbnail; the full name is its title
-    // (two lines at most, broken after a dot; a longer one keeps its first part and its last 12 characters)
+    // (two lines at most, broken after a dot; a longer one keeps its first part and its last whole parts)
     const breakable = (s) => s.replace(/\./g, ".\u200b");
-    const shortName = (name) => (name.length <= 16 ? breakable(name)
-      : `${name.split(".")[0].slice(0, 8)}…\u200b${breakable(name.slice(-12).replace(/^\./, ""))}`);
+    function shortName(name) {
+      const parts = name.split(".");
+      if (name.length <= 16 || parts.length < 3) return breakable(name);
+      let tail = parts.pop();
+      while (parts.length > 1 && tail.length + parts[parts.length - 1].length + 1 <= 18) tail = `${parts.pop()}.${tail}`;
+      const head = parts[0].slice(0, 8);
+      if (head.length + 1 + tail.length >= name.length) return breakable(name);
+      return `${head.length + 1 + tail.length <= 22 ? head : ""}…\u200b${breakable(tail)}`;
+    }
     const layerWord = (name) => (/^layer/i.test(name) ? name : `layer ${name}`);
     const photo = (i) => (model.get("image_names") || [])[i] ?? `image ${i}`;  // what the picker calls it
     // the filter box says which filters the layer has, and forgets a number asked of another layer or photo
@@ -147,20 +154,21 @@ export default {
       root.dataset.selectedClass = s.label !== undefined ? String(s.channel) : "";
       root.dataset.channel = s.channel !== undefined && s.label === undefined ? String(s.channel) : "";
     }
-    // the clicked unit's receptive field, boxed on the input (what it sees); the whole input needs no box
+    // the clicked unit's receptive field (the kernel's box: top, left, bottom, right in input pixels), boxed on
+    // the input where it lies inside; the whole input needs no box
     function placeField(s) {
-      const i = names().indexOf(s.layer), rf = (model.get("rf") || [])[i], n = model.get("input_size");
+      const n = model.get("input_size"), f = s.field;
       fieldMark.style.display = "none";
       root.dataset.field = "";
-      if (!s.unit || !rf || rf.length < 3) { inputCaption.textContent = "input"; return; }
-      const [size, stride, offset] = rf;
-      const top = Math.max(0, offset + s.unit[1] * stride), left = Math.max(0, offset + s.unit[2] * stride);
-      const bottom = Math.min(n, offset + s.unit[1] * stride + size), right = Math.min(n, offset + s.unit[2] * stride + size);
+      if (!s.unit || !f || f.length !== 4) { inputCaption.textContent = "input"; return; }
+      const [top, left, bottom, right] = [Math.max(0, f[0]), Math.max(0, f[1]), Math.min(n, f[2]), Math.min(n, f[3])];
       if (top <= 0 && left <= 0 && bottom >= n && right >= n) { inputCaption.textContent = `input: all of it is what ${s.layer} filter ${s.unit[0]} sees`; return; }
-      const pct = (v) => `${(100 * v / n).toFixed(3)}%`;
-      Object.assign(fieldMark.style, { display: "block", left: pct(left), top: pct(top), width: pct(right - left), height: pct(bottom - top) });
-      root.dataset.field = [top, left, bottom, right, n].map((v) => Math.round(v)).join(",");  // in input pixels, of n
-      inputCaption.textContent = `input · boxed: what the unit sees, ${Math.round(size)} px`;
+      const at = (v) => `calc(1px + (100% - 2px) * ${(v / n).toFixed(5)})`;  // inside the picture's 1 px border
+      const span = (v) => `calc((100% - 2px) * ${(v / n).toFixed(5)})`;
+      Object.assign(fieldMark.style, { display: "block", left: at(left), top: at(top), width: span(right - left), height: span(bottom - top) });
+      root.dataset.field = [top, left, bottom, right, n].join(",");  // in input pixels, of n
+      const h = f[2] - f[0], w = f[3] - f[1];
+      inputCaption.textContent = `input · boxed: what the unit sees, ${h === w ? h : `${h}×${w}`}\u00a0px`;
     }
     function renderPreds() {
       const items = model.get("predictions") || [];
@@ -212,7 +220,6 @@ export default {
     model.on("change:channels", renderFilterRange);
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
-    model.on("change:rf", renderUnit);
     model.on("change:predictions", renderPreds);
     renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); markStale();
     const stripSized = new ResizeObserver(() => keepInView(thumbs[Number(slider.value)]));  // once it has a width

@@ -55,8 +55,20 @@ def test_grid_labels_sit_over_columns_and_before_rows_in_grey():
     ([[np.zeros((4, 4, 5), np.uint8)]], {}, "give an HxWx3 uint8 picture"),
     ([[np.zeros((4, 4, 3), np.uint8)]], {"column_labels": ["a", "b"]}, "2 column labels for 1 column: give one per column"),
     ([[np.zeros((4, 4, 3), np.uint8)]] * 2, {"row_labels": ["a"]}, "1 row labels for 2 rows: give one per row"),
+    ([[np.zeros((4, 4, 3), np.uint8)]], {"size": 0}, "size must be a positive whole number of pixels, got 0"),
+    ([[np.zeros((4, 4, 3), np.uint8)]], {"gap": -1}, "gap must be a whole number of pixels, 0 or more, got -1"),
+    ([[np.zeros((4, 4, 3), np.uint8)]], {"label_px": 2.5}, "label_px must be a positive whole number of pixels, got 2.5"),
+    ([np.zeros((4, 4, 3), np.uint8)], {}, "rows is"),  # one row not wrapped in a list
 ])
 def test_grid_names_what_is_wrong(rows, kwargs, message):
-    with pytest.raises(cv.CnnvizError, match=None) as err:
+    with pytest.raises(cv.CnnvizError) as err:
         cv.picture_grid(rows, **kwargs)
     assert message in str(err.value)
+
+
+def test_grid_takes_rows_from_a_generator_and_labels_that_do_not_fit_stay_inside():
+    pics = _pictures(2)
+    im = cv.picture_grid(([p] for p in pics), column_labels=["x" * 80], size=20)  # a generator of rows
+    assert im.size == (20, 19 + 2 * 20 + 4)
+    a = np.asarray(im)
+    assert (a[:19, :, 3] > 0).any()  # the label is shortened to fit 20 px, not dropped

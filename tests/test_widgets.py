@@ -90,12 +90,13 @@ def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):
     rf = alex_probe.receptive_field("c3")
     top, left, bottom, right = rf.box(gy, gx)
     assert layer == "c3" and top <= 100 < bottom and left <= 112 < right  # the unit under the pointer
+    assert w.selected["field"] == [top, left, bottom, right]  # what the browser boxes on the input
     act = alex_probe.activations(x, ["c3"])["c3"][0, :, gy, gx]
     assert c == int(act.argmax())  # its strongest filter
     rec = alex_probe.deconvnet(x, layers="c3", unit=(c, gy, gx))["c3"][0]
     assert np.array_equal(decode(w.unit_png), cv.to_display(rec))
     w.show_unit("c5", (3, 1, 2))
-    assert w.selected == {"layer": "c5", "unit": [3, 1, 2]}
+    assert w.selected == {"layer": "c5", "unit": [3, 1, 2], "field": list(alex_probe.receptive_field("c5").box(1, 2))}
     w.channel_request = {"layer": "c4", "channel": 11}  # what the filter box sends
     rec = alex_probe.deconvnet(x, layers="c4", channel=11)["c4"][0]
     assert w.selected == {"layer": "c4", "channel": 11} and np.array_equal(decode(w.unit_png), cv.to_display(rec))
@@ -163,7 +164,7 @@ def test_sparsity_chart_series(alex_probe, photos):
 
 
 def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
-    from cnnviz_widgets.widgets.charts import CHAR_WIDTH, PLOT_WIDTH, thinned
+    from cnnviz_widgets.widgets.charts import CHAR_WIDTH, PLOT_WIDTH, js_key, thinned
 
     s = cv.sparsity(alex_probe, photos[:2], progress=False)
     vgg = {f"c{i}_{j}": 0.5 for i in range(1, 6) for j in range(1, 4)}
@@ -172,7 +173,11 @@ def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
     x_axes = [a for a in chart.figure.axes if a.orientation != "vertical"]
     assert [a.side for a in x_axes] == ["bottom", "top"]  # the first two networks' names; the third is hovered
     assert [a.color for a in x_axes] == chart.COLORS[:2] and "AlexNet" in x_axes[0].label and "deep" in x_axes[1].label
-    assert list(x_axes[0].tick_values) == list(s) and list(x_axes[1].scale.domain) == list(deep)
+    n = len(s)
+    assert list(x_axes[0].tick_values) == [j / (n - 1) for j in range(n)]  # relative depth, ends at 0 and 1
+    assert [x_axes[0].tick_labels[js_key(v)] for v in x_axes[0].tick_values] == list(s)
+    assert [x_axes[1].tick_labels[js_key(v)] for v in x_axes[1].tick_values] == list(deep)
+    assert js_key(1.0) == "1" and js_key(0.0) == "0" and js_key(1 / 7) == "0.14285714285714285"  # as JS prints them
     assert "● convolution" in chart.key.value and "■ max-pool" in chart.key.value
     assert "relative depth" in chart.key.value and "first two networks" in chart.key.value
     # the names an axis prints fit side by side; the first and the last layer are always among them

@@ -47,7 +47,7 @@ def esm(name: str) -> str:
 
 
 def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
-    """uint8 HxWx3 (or HxW) -> PNG bytes (fast compression: these travel once, locally)."""
+    """uint8 HxWx3, HxWx4 (with alpha) or HxW -> PNG bytes (fast compression: these travel once, locally)."""
     from PIL import Image
 
     buf = io.BytesIO()

@@ -14,6 +14,16 @@ PLOT_WIDTH = 640  # px: the plot area the layer names are thinned for (about tha
 CHAR_WIDTH = 6.5  # px per character of an axis tick label, and the gap kept between two labels
 
 
+def depths(names: list[str]) -> list[float]:
+    """Each layer's relative depth: 0 for the first, 1 for the last, evenly between (a one-layer network: 0)."""
+    return [j / max(1, len(names) - 1) for j in range(len(names))]
+
+
+def js_key(v: float) -> str:
+    """A number as JavaScript writes it (1.0 -> "1"): the key bqplot looks a tick's label up by."""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
 def thinned(names: list[str], width: int = PLOT_WIDTH) -> list[str]:
     """The layer names an axis can print side by side in ``width`` px: every n-th one, always the last (a
     deep network's 50 names would be printed over each other)."""
@@ -31,8 +41,8 @@ def thinned(names: list[str], width: int = PLOT_WIDTH) -> list[str]:
 class SparsityChart(ipw.VBox):
     """Sparsity of each conv and pool layer, one coloured series per network; conv as circles, pools as squares.
 
-    The x axis is each network's own layers from its first to its last, evenly spaced (relative depth), so
-    two networks of different depths span the same width; the first network's layer names are on the bottom
+    The x axis is relative depth: each network's own layers from its first (0) to its last (1), evenly spaced,
+    so two networks of different depths span the same width; the first network's layer names are on the bottom
     axis and the second's on the top axis, each in its series' colour. Hover a point for its layer and value.
     ``series``: a dict label -> Sparsity (from cv.sparsity) or -> (probe, images) to compute here.
     """
@@ -44,7 +54,7 @@ class SparsityChart(ipw.VBox):
         marks: list[bq.Mark] = []
         axes: list[bq.Axis] = []
         self.data: dict[str, Sparsity] = {}
-        y_sc = bq.LinearScale(min=0.0, max=1.0)
+        x_sc, y_sc = bq.LinearScale(min=0.0, max=1.0), bq.LinearScale(min=0.0, max=1.0)
         try:
             from ..kernels.sparsity import sparsity
 
@@ -53,24 +63,26 @@ class SparsityChart(ipw.VBox):
                     probe, images = value
                     value = sparsity(probe, images, progress=False)
                 self.data[label] = value
-                names = [n for n in value if value[n] == value[n]]  # a layer with no units (NaN) has no point
+                names = list(value)
+                at = dict(zip(names, depths(names)))
+                shown = [n for n in names if value[n] == value[n]]  # a layer with no units (NaN) keeps its place, no point
                 color = self.COLORS[i % len(self.COLORS)]
-                x_sc = bq.OrdinalScale(domain=names)  # the network's own layers, evenly across the width
-                ys = [float(value[n]) for n in names]
-                marks.append(bq.Lines(x=names, y=ys, scales={"x": x_sc, "y": y_sc}, colors=[color], labels=[label],
-                                      display_legend=True))
+                ys = [float(value[n]) for n in shown]
+                marks.append(bq.Lines(x=[at[n] for n in shown], y=ys, scales={"x": x_sc, "y": y_sc}, colors=[color],
+                                      labels=[label], display_legend=True))
                 for kind, marker in (("conv", "circle"), ("pool", "square")):
-                    pts = [(n, y) for n, y in zip(names, ys) if value.kinds.get(n, "conv") == kind]
+                    pts = [(n, y) for n, y in zip(shown, ys) if value.kinds.get(n, "conv") == kind]
                     if pts:
-                        marks.append(bq.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], names=[p[0] for p in pts],
+                        marks.append(bq.Scatter(x=[at[p[0]] for p in pts], y=[p[1] for p in pts], names=[p[0] for p in pts],
                                                 display_names=False, marker=marker, colors=[color], default_size=40,
                                                 scales={"x": x_sc, "y": y_sc},
                                                 tooltip=bq.Tooltip(fields=["name", "y"], formats=["", ".3f"],
                                                                    labels=[f"{label} layer", "sparsity"])))
                 if i < 2:  # the first network's names below the plot, the second's above it
+                    ticks = thinned(names)
                     axes.append(bq.Axis(scale=x_sc, side="bottom" if i == 0 else "top", color=color, label_color=color,
-                                        label=f"{label}: layers, input to last pool", tick_values=thinned(names),
-                                        grid_lines="none", label_offset="32px"))
+                                        label=f"{label}: its layers, first to last", tick_values=[at[n] for n in ticks],
+                                        tick_labels={js_key(at[n]): n for n in ticks}, grid_lines="none", label_offset="32px"))
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not as a traceback
             self.error.value = f"<b>Could not compute sparsity:</b> {html.escape(str(exc))}"
         axes.append(bq.Axis(scale=y_sc, orientation="vertical", label="sparsity", tick_format=".1f"))

@@ -191,9 +191,16 @@ class DeconvExplorer(ReversingWidget):
             channel = int(torch.argmax(act))
             job.check()
             return {"png": self._one(x, rule, mode, layer.name, unit=(channel, gy, gx)), "selected": {
-                "layer": layer.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4)}}
+                "layer": layer.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4),
+                **self.field_of(layer, gy, gx)}}
 
         self._request_unit("Reconstructing the unit", compute)
+
+    @staticmethod
+    def field_of(layer, y: int, x: int) -> dict:
+        """{"field": [top, left, bottom, right]}: the input pixels unit (y, x) of ``layer`` sees, which the browser
+        boxes on the picture (per axis, as :meth:`ReceptiveField.box` gives it); {} where the field is unknown."""
+        return {"field": [int(v) for v in layer.rf.box(int(y), int(x))]} if layer.rf is not None else {}
 
     def unit_under(self, layer, row: float, col: float) -> tuple[int, int]:
         """The unit of ``layer`` whose receptive field is centred nearest input pixel (row, col); where the
@@ -242,9 +249,9 @@ class DeconvExplorer(ReversingWidget):
         """Reconstruct one unit (channel, y, x) of ``layer`` for the current image, from Python."""
 
         def compute(x, rule, mode, job) -> dict:
-            name = self._probe.layer(layer).name
-            return {"png": self._one(x, rule, mode, name, unit=tuple(unit)),
-                    "selected": {"layer": name, "unit": [int(v) for v in unit]}}
+            l = self._probe.layer(layer)
+            return {"png": self._one(x, rule, mode, l.name, unit=tuple(unit)),
+                    "selected": {"layer": l.name, "unit": [int(v) for v in unit], **self.field_of(l, unit[1], unit[2])}}
 
         self._request_unit("Reconstructing the unit", compute)
 

@@ -259,9 +259,9 @@ def test_widgets_render_and_respond(server, browser, ui):
     photo = explorer.locator("img[alt='input image']").bounding_box()
     top, left, bottom, right, size = (int(v) for v in rf)
     assert size == 224 and (bottom - top, right - left) == (119, 119)  # c4 of the paper's AlexNet here: 119 px, inside
-    scale = photo["width"] / size
-    assert field["x"] == pytest.approx(photo["x"] + left * scale, abs=3) and field["width"] == pytest.approx((right - left) * scale, abs=3)
-    assert field["y"] == pytest.approx(photo["y"] + top * scale, abs=3) and field["height"] == pytest.approx((bottom - top) * scale, abs=3)
+    scale = (photo["width"] - 2) / size  # inside the picture's 1 px border
+    assert field["x"] == pytest.approx(photo["x"] + 1 + left * scale, abs=1) and field["width"] == pytest.approx((right - left) * scale, abs=1)
+    assert field["y"] == pytest.approx(photo["y"] + 1 + top * scale, abs=1) and field["height"] == pytest.approx((bottom - top) * scale, abs=1)
     assert "boxed: what the unit sees" in explorer.locator(".cnnviz-figure span").first.inner_text()
     explorer.screenshot(path=str(ARTIFACTS / f"deconv_explorer_unit_{ui}.png"))
 
