@@ -301,6 +301,20 @@ def test_widgets_render_and_respond(server, browser, ui):
     box.press("Enter")
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.channel === '5'", timeout=60_000)
     assert "filter 5, whole feature map" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
+    # a message after the widget has drawn floats over it, under the controls: nothing moves; a click hides it
+    before = explorer.locator(".cnnviz-big").bounding_box()
+    box.fill("999")
+    box.press("Enter")
+    banner = explorer.locator(".cnnviz-error")
+    banner.wait_for(state="visible", timeout=60_000)
+    assert "out of range" in banner.inner_text() and explorer.locator(".cnnviz-big").bounding_box() == before
+    controls = explorer.locator(".cnnviz-row").first.bounding_box()
+    assert banner.bounding_box()["y"] >= controls["y"] + controls["height"]  # the picker and the box stay usable
+    banner.click()
+    assert not banner.is_visible()
+    box.fill("5")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.error === ''", timeout=60_000)
     # the stale pictures name the photo being computed, and a new photo clears the number typed for the last one
     names = explorer.locator("select").first.locator("option").all_inner_texts()
     explorer.locator("select").first.select_option(index=1)
