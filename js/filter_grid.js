@@ -29,11 +29,13 @@ export default {
       const tile = model.get("per_row") * (model.get("cell") + 1) - 1;
       return { tile, step: tile + 6, columns: model.get("columns") };
     };
-    // zoom: the slider's value, until the user moves it the largest that fits the widget's width (at most 2)
+    // zoom: the slider's value, until the user moves it the largest at which a full row of tiles fits the
+    // widget's width (at most 2): tiles keep one size on every page, a short last page included
     let zoomChosen = false;
     function fitZoom() {
-      const avail = root.clientWidth - 12, natural = sheetImg.naturalWidth;
-      if (zoomChosen || !natural || avail <= 0) return;
+      const { step, columns } = geometry();
+      const avail = root.clientWidth - 12, natural = columns * step - 6;
+      if (zoomChosen || !sheetImg.naturalWidth || avail <= 0) return;
       zoom.value = String(Math.max(0.5, Math.min(2, Math.floor(4 * avail / natural) / 4)));
     }
     function applyZoom() {
