@@ -1,6 +1,18 @@
+// @ts-check
 // CompareModels (paper Fig. 5): the input, then each model's reconstructions at matching depths in
-// its own row, with its top-5 predictions. Joined after _shared.js.
+// its own row, with its top-5 predictions.
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl } from "./_shared.js";
+
+/**
+ * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
+ *   image_names: string[], image_index: number, input_png: DataView, model_names: string[], columns: string[][],
+ *   rows: DataView[][], predictions: import("./_shared.js").Prediction[][], note: string, shown_image: number,
+ *   shown_rule: string
+ * }} Traits  the synced traits of widgets/compare.py
+ */
+
 export default {
+  /** @type {import("@anywidget/types").Render<Traits>} */
   render({ model, el }) {
     const root = cnnvizRoot(el, "Compare two networks");
     const { error, busy } = statusParts(model, root);

@@ -1,8 +1,20 @@
+// @ts-check
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
-// Joined after _shared.js. All reconstructions arrive once as picture buffers: moving the slider only
+// All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
+import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl } from "./_shared.js";
+
+/**
+ * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
+ *   layer_names: string[], layer: string, image_names: string[], image_index: number, input_png: DataView,
+ *   recs: DataView[], rf: number[][], switches: boolean[], captions: string[], grid: number[][], channels: number[],
+ *   input_size: number, selected: import("./_shared.js").Selection, unit_png: DataView,
+ *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string
+ * }} Traits  the synced traits of widgets/deconv_explorer.py
+ */
 
 export default {
+  /** @type {import("@anywidget/types").Render<Traits>} */
   render({ model, el }) {
     const root = cnnvizRoot(el, "Deconvnet explorer");
     const { error, busy } = statusParts(model, root);
@@ -66,7 +78,7 @@ export default {
       filterBox.title = c ? `one of this layer's ${c} filters (or classes), then Enter` : "";
     }
     const forgetFilter = () => { filterBox.value = ""; askedByEnter = null; };
-    const mainRow = root.querySelector(".cnnviz-main");
+    const mainRow = /** @type {HTMLDivElement} */ (root.querySelector(".cnnviz-main"));
     // pictures belong to shown_image; while the picker is on another image they are dimmed, not passed off as its
     const stale = () => model.get("shown_image") !== model.get("image_index") || model.get("shown_rule") !== model.get("rule");
     const markStale = () => {
@@ -148,7 +160,7 @@ export default {
           + `map row ${s.unit[1]}, column ${s.unit[2]}`
         : s.label !== undefined ? `${s.layer}: class ${s.label}`
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
-      preds.querySelectorAll(".cnnviz-pred").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
+      preds.querySelectorAll("button").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
       placeField(s);
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
       root.dataset.selectedClass = s.label !== undefined ? String(s.channel) : "";
@@ -181,8 +193,7 @@ export default {
     // Enter already asked for that very value
     const askFilter = () => {
       if (filterBox.value === "") return;
-      model.set("channel_request", { layer: names()[Number(slider.value)], channel: Number(filterBox.value), t: Date.now() });
-      model.save_changes();
+      model.send({ event: "channel", layer: names()[Number(slider.value)], channel: Number(filterBox.value) });
     };
     filterBox.addEventListener("keydown", (ev) => {
       if (ev.key !== "Enter") return;
@@ -197,7 +208,7 @@ export default {
     });
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     root.addEventListener("keydown", (ev) => {
-      if (ev.target.tagName === "SELECT" || ev.target === filterBox) return;  // their own arrow keys
+      if (ev.target instanceof HTMLSelectElement || ev.target === filterBox) return;  // their own arrow keys
       const i = Number(slider.value);
       if (ev.key === "ArrowRight" || ev.key === "ArrowUp") { showLayer(i + 1, true); ev.preventDefault(); ev.stopPropagation(); }
       if (ev.key === "ArrowLeft" || ev.key === "ArrowDown") { showLayer(i - 1, true); ev.preventDefault(); ev.stopPropagation(); }
@@ -205,9 +216,8 @@ export default {
     bigImg.addEventListener("click", (ev) => {
       const r = bigImg.getBoundingClientRect();
       const size = model.get("input_size");
-      model.set("click", { layer: names()[Number(slider.value)], x: (ev.clientX - r.left) / r.width * size,
-                           y: (ev.clientY - r.top) / r.height * size, t: Date.now() });
-      model.save_changes();
+      model.send({ event: "click", layer: names()[Number(slider.value)], x: (ev.clientX - r.left) / r.width * size,
+                   y: (ev.clientY - r.top) / r.height * size });
     });
 
     model.on("change:recs", renderImages);

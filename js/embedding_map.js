@@ -1,7 +1,18 @@
+// @ts-check
 // EmbeddingMap: the representation-space mosaic. Hover: the cell's patch large. Click: select the
 // unit (the kernel sends its patch and strongest filters). Drag: zoom into the rectangle, which the
-// kernel re-lays at full resolution. Back: the previous view. Joined after _shared.js.
+// kernel re-lays at full resolution. Back: the previous view.
+import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark } from "./_shared.js";
+
+/**
+ * @typedef {import("./_shared.js").StatusTraits & {
+ *   layer: string, shown_layer: string, grid: number, cell: number, mosaic: DataView, grid_index: number[][],
+ *   region: number[], depth: number, selected: import("./_shared.js").Selection, patch_png: DataView, filters: number[]
+ * }} Traits  the synced traits of widgets/embedding_map.py
+ */
+
 export default {
+  /** @type {import("@anywidget/types").Render<Traits>} */
   render({ model, el }) {
     const root = cnnvizRoot(el, "Representation space");
     const { error, busy } = statusParts(model, root);
@@ -69,6 +80,7 @@ export default {
     mosaic.addEventListener("mousedown", (ev) => { drag = cellAt(ev); drag.x = ev.clientX; drag.y = ev.clientY; ev.preventDefault(); });
     mosaic.addEventListener("mousemove", (ev) => {
       const c = cellAt(ev), cell = model.get("cell"), g = hover.getContext("2d");
+      if (!g) return;
       g.imageSmoothingEnabled = false;
       if (mosaic.naturalWidth) g.drawImage(mosaic, c.col * cell, c.row * cell, cell, cell, 0, 0, 160, 160);
       if (drag) {
@@ -82,14 +94,13 @@ export default {
       const start = drag; drag = null; band.style.display = "none";
       const end = cellAt(ev);
       if (Math.abs(ev.clientX - start.x) < 6 && Math.abs(ev.clientY - start.y) < 6) {
-        model.set("selected", { cell: [end.row, end.col] });
+        model.send({ event: "select", cell: [end.row, end.col] });
       } else {
-        model.set("zoom", { x0: start.fx, y0: start.fy, x1: end.fx, y1: end.fy, t: Date.now() });
+        model.send({ event: "zoom", x0: start.fx, y0: start.fy, x1: end.fx, y1: end.fy });
       }
-      model.save_changes();
     };
     window.addEventListener("mouseup", onMouseUp);
-    back.addEventListener("click", () => { model.set("back", model.get("back") + 1); model.save_changes(); });
+    back.addEventListener("click", () => model.send({ event: "back" }));
     for (const t of ["mosaic", "region", "depth", "grid"]) model.on(`change:${t}`, renderMosaic);
     model.on("change:grid_index", placeMark);
     for (const t of ["patch_png", "selected", "filters"]) model.on(`change:${t}`, renderSelected);

@@ -1,7 +1,19 @@
+// @ts-check
 // FilterGrid: one sprite sheet per page (each tile = one filter's top patches); paging, zoom,
 // click a tile to select its filter; the selected filter's patches and reconstructions below.
-// Joined after _shared.js.
+import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, ruleControl } from "./_shared.js";
+
+/**
+ * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
+ *   layer_names: string[], layer: string, filters: number[], k: number, page: number, page_size: number, n_pages: number,
+ *   cell: number, columns: number, per_row: number, sheet: DataView, sheet_filters: number[],
+ *   sheet_for: import("./_shared.js").Selection, selected: import("./_shared.js").Selection, detail: DataView,
+ *   detail_for: import("./_shared.js").Selection, detail_values: number[], note: string
+ * }} Traits  the synced traits of widgets/filter_grid.py
+ */
+
 export default {
+  /** @type {import("@anywidget/types").Render<Traits>} */
   render({ model, el }) {
     const root = cnnvizRoot(el, "Filters by their top patches");
     const { error, busy } = statusParts(model, root);

@@ -1,20 +1,14 @@
+// @ts-check
 // ReceptiveFieldTable: layer, size and stride for one model or two side by side (paper Tables 1-2).
-// Joined after _shared.js.
-const CSS = `
-.cnnviz-rf { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #222); display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
-.cnnviz-rf table { border-collapse: collapse; }
-.cnnviz-rf th, .cnnviz-rf td { padding: 2px 8px; text-align: right; border-bottom: 1px solid var(--jp-border-color2, #ddd); }
-.cnnviz-rf th { background: var(--jp-layout-color2, #eee); }
-.cnnviz-rf tr.pool td { color: var(--jp-ui-font-color2, #666); }
-.cnnviz-rf tr.active td { background: var(--jp-brand-color3, #bbdefb); }
-.cnnviz-rf caption { font-weight: bold; padding: 4px; white-space: nowrap; }
-`;
+/**
+ * @typedef {import("./_shared.js").StatusTraits & {
+ *   models: string[], rows: [string, string, number, number][][], layer: string
+ * }} Traits  the synced traits of widgets/rf_table.py
+ */
+
 export default {
+  /** @type {import("@anywidget/types").Render<Traits>} */
   render({ model, el }) {
-    if (!document.getElementById("cnnviz-rf-style")) {
-      const s = document.createElement("style"); s.id = "cnnviz-rf-style"; s.textContent = CSS; document.head.appendChild(s);
-    }
     const root = document.createElement("div");
     root.className = "cnnviz-rf";
     root.setAttribute("aria-label", "Receptive fields");

@@ -160,7 +160,7 @@ def test_a_unit_click_for_an_image_left_behind_is_dropped(probe, photos):
     w = cv.DeconvExplorer(probe, photos[:4])
 
     async def scenario():
-        w.set_state({"click": {"layer": w.layer_names[2], "x": 40, "y": 40, "t": 1}})
+        w._handle_custom_msg({"event": "click", "layer": w.layer_names[2], "x": 40, "y": 40}, [])
         w.set_state({"image_index": 2})  # a new image supersedes the click on the old one
         await settle(w)
 
@@ -168,7 +168,7 @@ def test_a_unit_click_for_an_image_left_behind_is_dropped(probe, photos):
     assert w.shown_image == 2 and w.unit_png == b"" and w.selected == {}
 
     async def click():
-        w.set_state({"click": {"layer": w.layer_names[2], "x": 40, "y": 40, "t": 2}})
+        w._handle_custom_msg({"event": "click", "layer": w.layer_names[2], "x": 40, "y": 40}, [])
         await settle(w)
 
     asyncio.run(click())

@@ -246,7 +246,7 @@ def test_an_op_the_tracer_cannot_follow_leaves_only_those_fields_out(photos):
     assert rec.abs().sum() > 0  # reconstructions need no field
     explorer = cv.DeconvExplorer(probe, photos[:2])
     assert explorer.error == "" and explorer.rf[2] == [] and len(explorer.recs) == 4
-    explorer.click = {"layer": "c3", "x": 31.0, "y": 0.0}  # no field: the unit at the same place of the map
+    explorer.show_unit_at("c3", x=31.0, y=0.0)  # no field: the unit at the same place of the map
     assert explorer.selected["unit"][1:] == [0, 13] and explorer.error == ""
     grid = cv.FilterGrid(probe, photos[:2], k=2)
     assert grid.error == "" and grid.layer == "c2" and "c3" not in grid.layer_names

@@ -269,7 +269,7 @@ def test_a_transposed_conv_gives_patches_in_place_and_clicks_that_work(photos):
     boxes = {tuple(rf.square_box(*top.yx[c, i].tolist())) for c in range(top.channels) for i in range(top.k)}
     assert len(boxes) > 4  # not one centre crop for every unit
     w = cv.DeconvExplorer(probe, photos[:2])
-    w.set_state({"click": {"layer": last, "x": 50, "y": 10}})
+    w.show_unit_at(last, x=50, y=10)
     assert w.error == "" and w.selected["layer"] == last
     assert w.selected["unit"][1:] == list(rf.unit_at(10, 50, probe.layer(last).shape[1:]))
 
@@ -299,11 +299,11 @@ def test_labels_must_name_every_output(tiny):
 def test_malformed_browser_messages_become_messages(alex_probe, photos):
     w = cv.DeconvExplorer(alex_probe, photos[:2])
     for bad in ({"layer": "c3", "x": "left", "y": 3}, {"layer": 7, "x": 1, "y": 1}, {"x": float("nan"), "y": 1}):
-        w.set_state({"click": bad})
+        w._handle_custom_msg({"event": "click", **bad}, [])
         assert "The browser sent" in w.error or "No layer 7" in w.error, bad
-    w.set_state({"channel_request": {"layer": "c3", "channel": {"n": 1}}})
+    w._handle_custom_msg({"event": "channel", "layer": "c3", "channel": {"n": 1}}, [])
     assert "no usable 'channel' (a whole number)" in w.error
-    w.set_state({"channel_request": {"channel": 2.5}})
+    w._handle_custom_msg({"event": "channel", "channel": 2.5}, [])
     assert "no usable 'channel'" in w.error
     w._handle_custom_msg({"event": "class"}, [])  # no index at all
     assert "no usable 'index'" in w.error
@@ -312,13 +312,13 @@ def test_malformed_browser_messages_become_messages(alex_probe, photos):
 def test_malformed_map_and_grid_messages(probe, photos):
     m = cv.EmbeddingMap(probe, photos[:2], layer="c3", n_patches=60, grid=3, cell=8)
     for cell in (["a", 1], 5, [1], [True, 0]):
-        m.set_state({"selected": {"cell": cell}})
+        m._handle_custom_msg({"event": "select", "cell": cell}, [])
         assert "a cell is [row, column] in whole numbers" in m.error, cell
-    m.set_state({"selected": {"cell": [9, 9]}})
+    m._handle_custom_msg({"event": "select", "cell": [9, 9]}, [])
     assert "outside the 3x3 grid" in m.error
-    m.set_state({"zoom": {"x0": "a", "y0": 0, "x1": 1, "y1": 1}})
+    m._handle_custom_msg({"event": "zoom", "x0": "a", "y0": 0, "x1": 1, "y1": 1}, [])
     assert "no usable 'x0' (a number)" in m.error
-    m.set_state({"selected": {"cell": [1, 1]}})
+    m._handle_custom_msg({"event": "select", "cell": [1, 1]}, [])
     assert m.error == "" and m.selected["cell"] == [1, 1]  # and it still works
     g = cv.FilterGrid(probe, photos[:2], layer="c3")
     g.set_state({"selected": {"layer": "c3", "filter": "3"}})
@@ -632,17 +632,20 @@ def test_browser_values_that_traits_refuse_are_messages(probe, photos):
     """None for a dict, a list for a layer name, 0 for a page size, a number too big for a float: the
     widget says so and keeps what it had (each escaped set_state or showed a Python error before)."""
     w = cv.DeconvExplorer(probe, photos[:2])
-    for trait in ("click", "channel_request", "selected"):
-        for bad in (None, [], "x", 5):
-            w.set_state({trait: bad})
-            assert "The browser sent" in w.error and "nothing was changed" in w.error, (trait, bad)
+    for bad in (None, [], "x", 5):
+        w.set_state({"selected": bad})
+        assert "The browser sent" in w.error and "nothing was changed" in w.error, bad
+    for bad in (None, [], "x", 5, {"event": "zoom"}, {"event": None}):  # messages that are no event this widget knows
+        w._handle_custom_msg(bad, [])
+        assert "The browser sent" in w.error and "does not know; nothing was changed" in w.error, bad
+        assert "It knows the events: stop, click, channel, class." in w.error
     g = cv.FilterGrid(probe, photos[:2], layer="c3")
     g.set_state({"selected": {"layer": ["c3"], "filter": 0}})
     assert "whose 'layer' is not a layer name" in g.error
     g.set_state({"page_size": 0})
     assert "page_size must be 1 or more" in g.error and g.page_size == 32
     m = cv.EmbeddingMap(probe, photos[:2], layer="c3", n_patches=60, grid=3, cell=8)
-    m.set_state({"zoom": {"x0": 10**400, "x1": 0, "y0": 0, "y1": 1}})
+    m._handle_custom_msg({"event": "zoom", "x0": 10**400, "x1": 0, "y0": 0, "y1": 1}, [])
     assert "no usable 'x0' (a number)" in m.error
     m.set_state({"cell": 0})
     assert "cell must be 1 or more" in m.error and m.cell == 8

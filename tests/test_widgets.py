@@ -51,7 +51,7 @@ def test_state_travels_as_binary_buffers_not_base64(explorer):
     assert all(bytes(b[:2]) == b"BM" for b in buffers if len(b))  # raw pixels: the kernel is local here
     import json
 
-    text = json.dumps({k: v for k, v in stripped.items() if k != "_esm"})  # the module source travels once
+    text = json.dumps({k: v for k, v in stripped.items() if k not in ("_esm", "_css")})  # module and styles travel once
     assert "iVBORw0KGgo" not in text  # no base64 PNG anywhere in the JSON part
     assert len(text) < 5000
 
@@ -85,7 +85,7 @@ def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):
     assert w.error == "" and w.recs != first and not w.busy
     x = alex_probe.preprocess(photos[2][1])
     assert np.array_equal(decode(w.input_png), alex_probe.to_image(x)[0])
-    w.click = {"layer": "c3", "x": 112.0, "y": 100.0}
+    w._handle_custom_msg({"event": "click", "layer": "c3", "x": 112.0, "y": 100.0}, [])  # a click on the big picture
     layer, (c, gy, gx) = w.selected["layer"], w.selected["unit"]
     rf = alex_probe.receptive_field("c3")
     top, left, bottom, right = rf.box(gy, gx)
@@ -97,10 +97,10 @@ def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):
     assert np.array_equal(decode(w.unit_png), cv.to_display(rec))
     w.show_unit("c5", (3, 1, 2))
     assert w.selected == {"layer": "c5", "unit": [3, 1, 2], "field": list(alex_probe.receptive_field("c5").box(1, 2))}
-    w.channel_request = {"layer": "c4", "channel": 11}  # what the filter box sends
+    w._handle_custom_msg({"event": "channel", "layer": "c4", "channel": 11}, [])  # what the filter box sends
     rec = alex_probe.deconvnet(x, layers="c4", channel=11)["c4"][0]
     assert w.selected == {"layer": "c4", "channel": 11} and np.array_equal(decode(w.unit_png), cv.to_display(rec))
-    w.channel_request = {"layer": "c4", "channel": 4000}
+    w.show_filter("c4", 4000)
     assert "channel=4000 is out of range for layer 'c4'" in w.error
 
 
@@ -242,21 +242,23 @@ def test_embedding_map_select_zoom_back_and_link(alex_probe, photos):
     assert grid.layer == "c3"
     assert emap.error == "" and decode(emap.mosaic).shape == (80, 80, 3)
     assert emap.grid_index == emap.space.grid_index.tolist()
-    emap.selected = {"cell": [2, 7]}  # what a click in the browser sends
+    emap._handle_custom_msg({"event": "select", "cell": [2, 7]}, [])  # what a click in the browser sends
     i = emap.space.grid_index[2, 7]
     assert emap.selected["unit"] == i and emap.filters == emap.space.top_filters(i, k=6)
     assert emap.selected["image_name"] == photos[emap.selected["image"]][0]  # the browser names the photo
     assert np.array_equal(decode(emap.patch_png), emap.space.patch(i))
     assert grid.filters == emap.filters and grid.sheet_filters == emap.filters
     whole = list(emap.grid_index)
-    emap.zoom = {"x0": 0.5, "y0": 0.0, "x1": 0.0, "y1": 0.5}  # a drag from right to left
+    emap._handle_custom_msg({"event": "zoom", "x0": 0.5, "y0": 0.0, "x1": 0.0, "y1": 0.5}, [])  # a drag from right to left
     assert emap.region == [0.0, 0.0, 0.5, 0.5] and emap.depth == 1 and emap.grid_index != whole
-    emap.zoom = {"x0": 0.5, "y0": 0.5, "x1": 1.0, "y1": 1.0}
+    emap.zoom_into(0.5, 0.5, 1.0, 1.0)
     assert emap.region == [0.25, 0.25, 0.5, 0.5] and emap.depth == 2
-    emap.back += 1
-    emap.back += 1
+    emap._handle_custom_msg({"event": "back"}, [])  # the Back button
+    emap.zoom_out()
+    emap.zoom_out()  # at the whole map already: nothing happens
+    assert emap.error == ""
     assert emap.region == [0.0, 0.0, 1.0, 1.0] and emap.depth == 0 and emap.grid_index == whole
-    emap.zoom = {"x0": 0.3, "y0": 0.3, "x1": 0.3, "y1": 0.3}
+    emap.zoom_into(0.3, 0.3, 0.3, 0.3)
     assert "Drag a rectangle" in emap.error and emap.depth == 0
     emap.select(99, 0)
     assert "outside the 10x10 grid" in emap.error
@@ -310,12 +312,12 @@ def test_the_rule_selector_recomputes_and_a_bad_rule_is_refused(alex_probe, phot
     assert w.shown_rule == "gradient" and w.error == ""
     gradient = alex_probe.reconstruct(x, layers="c4", rule="gradient")["c4"][0]
     assert np.array_equal(decode(w.recs[w.layer_names.index("c4")]), cv.to_display(gradient))
-    w.channel_request = {"layer": "c4", "channel": 11}  # a filter by the rule now chosen
+    w.show_filter("c4", 11)  # a filter by the rule now chosen
     assert np.array_equal(decode(w.unit_png), cv.to_display(alex_probe.reconstruct(x, layers="c4", channel=11,
                                                                                     rule="gradient")["c4"][0]))
     w.set_state({"rule": "saliency"})
     assert w.rule == "gradient" and "rule='saliency' is not a reverse rule" in w.error
-    w.channel_request = {"layer": "c4", "channel": "twelve"}  # a malformed message: a message, not a traceback
+    w._handle_custom_msg({"event": "channel", "layer": "c4", "channel": "twelve"}, [])  # a message, not a traceback
     assert "A class name ('twelve') picks a class of the output layer" in w.error  # a word on a filter layer
     for make in (cv.DeconvExplorer, cv.FilterGrid, cv.CompareModels):  # rule= in the constructor: the same message
         bad = make(alex_probe, alex_probe, photos[:1], rule="nope") if make is cv.CompareModels else make(

@@ -10,6 +10,7 @@ import io
 import os
 import logging
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,13 +38,40 @@ def js_path(name: str) -> Path:
     raise FileNotFoundError(f"widget module {name} is missing from {here / 'js'}; reinstall cnnviz-widgets")
 
 
-def esm(name: str) -> str:
-    """One self-contained ES module: js/_shared.js followed by the widget's own js/``name``.
+_IMPORT = re.compile(r'^import\s*\{([^}]*)\}\s*from\s*"\./_shared\.js";[ \t]*$', re.M)
+_TOP_LEVEL = re.compile(r"^(?:export\s+)?(?:const|let|var|function|class)\s+(\w+)", re.M)
 
-    anywidget imports the module from a Blob URL, where relative imports cannot resolve, so the
-    shared helpers are joined in rather than imported; no build step and no Node at run time.
+
+def esm(name: str) -> str:
+    """One self-contained ES module for anywidget: js/_shared.js, then the widget's own js/``name`` without its
+    ``import {...} from "./_shared.js"`` line.
+
+    The files are real modules (a type checker, a linter and Node read each on its own), but anywidget imports
+    a module from a Blob URL, where a relative import cannot resolve: joining the two in one scope resolves it,
+    with no build step and no Node at install or run time. A name imported that the shared module does not
+    export, any other import, or a widget name that would clash with a shared one is an error here, where a
+    test sees it, rather than a blank widget.
     """
-    return js_path("_shared.js").read_text(encoding="utf-8") + "\n" + js_path(name).read_text(encoding="utf-8")
+    shared = js_path("_shared.js").read_text(encoding="utf-8")
+    own = js_path(name).read_text(encoding="utf-8")
+    exported = set(re.findall(r"^export\s+(?:const|let|function|class)\s+(\w+)", shared, re.M))
+    imported = {n.strip() for names in _IMPORT.findall(own) for n in names.split(",") if n.strip()}
+    body = _IMPORT.sub("", own)
+    problems = [f"imports {sorted(imported - exported)} that _shared.js does not export"] if imported - exported else []
+    if re.search(r"^\s*import[\s{*\"']", body, re.M):
+        problems.append("imports something other than ./_shared.js, which cannot be joined")
+    clash = set(_TOP_LEVEL.findall(body)) & set(_TOP_LEVEL.findall(shared))
+    if clash:
+        problems.append(f"declares {sorted(clash)}, which _shared.js declares too")
+    if problems:
+        raise RuntimeError(f"js/{name} {'; '.join(problems)}.")
+    return shared + "\n" + body
+
+
+def css() -> str:
+    """js/cnnviz.css: every widget's styles, which anywidget puts where the widget lives (the page's head in
+    JupyterLab, the widget's shadow root in marimo)."""
+    return js_path("cnnviz.css").read_text(encoding="utf-8")
 
 
 def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
@@ -279,9 +307,28 @@ class CnnvizWidget(anywidget.AnyWidget):
         picker, a page) back to what the result on screen answers. A failed request keeps its input and
         shows the error, while the browser labels the pictures as still those of the previous input."""
 
+    def browser_events(self) -> dict[str, tuple[str, Callable[[dict], None]]]:
+        """The events this widget takes from the browser as custom messages ``{"event": name, ...}``: name ->
+        (what it does, for a message if it fails; its handler). Stop is every widget's."""
+        return {}
+
     def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "stop":
+        """A message from the browser. Clicks, zooms and requests happen once: they travel as messages (a trait
+        set to the same value twice would not change, hence the timestamps traits needed), and their kernel
+        work runs as browser-started jobs, stoppable and never stale."""
+        event = content.get("event") if isinstance(content, dict) else None
+        if event == "stop":
             self.stop()
+            return
+        known = self.browser_events()
+        if event not in known:
+            self._show_error("Reading the browser's message", CnnvizError(
+                f"The browser sent {short_repr(content)}, which {type(self).__name__} does not know; nothing was "
+                f"changed. It knows the events: {', '.join(['stop', *known])}."))
+            return
+        what, handler = known[event]
+        with self.from_browser(), self.guard(what):
+            handler(content)
 
 
 def minimum(low: int) -> Callable[[Any, dict], Any]:

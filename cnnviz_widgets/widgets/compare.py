@@ -10,7 +10,7 @@ from ..errors import ImageError
 from ..imageset import load_images
 from ..display import DISPLAYS
 from ..models import load_model_or_random
-from ._base import ReversingWidget, as_probe, esm, png_bytes
+from ._base import ReversingWidget, as_probe, css, esm, png_bytes
 
 
 def matching_layers(probe, n: int) -> list[str]:
@@ -26,6 +26,7 @@ class CompareModels(ReversingWidget):
     its top-5 predictions."""
 
     _esm = esm("compare.js")
+    _css = css()
 
     model_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     image_names = traitlets.List(traitlets.Unicode()).tag(sync=True)

@@ -20,13 +20,14 @@ from .. import checks
 from ..display import to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
-from ._base import ReversingWidget, as_probe, esm, message_field, picture_bytes
+from ._base import ReversingWidget, as_probe, css, esm, message_field, picture_bytes
 
 
 class DeconvExplorer(ReversingWidget):
     """Pick an image; see what every layer keeps; slide through the layers; click for one unit."""
 
     _esm = esm("deconv_explorer.js")
+    _css = css()
 
     layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)  # shared: link it to drive or follow other widgets
@@ -40,8 +41,6 @@ class DeconvExplorer(ReversingWidget):
     grid = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (H, W) of each layer's map
     channels = traitlets.List(traitlets.Int()).tag(sync=True)  # filters (classes) of each layer: the filter box's range
     input_size = traitlets.Int(224).tag(sync=True)
-    click = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "x", "y"} in input pixels
-    channel_request = traitlets.Dict().tag(sync=True)  # set by the browser: {"layer", "channel"}
     selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit": [c, y, x]} once reconstructed; shared
     unit_png = traitlets.Bytes(b"").tag(sync=True)
     predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index or -1], ...]
@@ -178,21 +177,19 @@ class DeconvExplorer(ReversingWidget):
         rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
         return picture_bytes([to_display(rec, mode)])[0]
 
-    @traitlets.observe("click")
-    def _on_click(self, change: dict) -> None:
-        c = change["new"]
-        if not c or self._probe is None or self._x is None:
-            return
+    def show_unit_at(self, layer: str, x: float, y: float) -> None:
+        """Reconstruct the strongest unit of ``layer`` under input pixel (``x``, ``y``) of the current image:
+        what a click on the big picture does."""
 
-        def compute(x, rule, mode, job) -> dict:
-            layer = self._probe.layer(message_field(c, "layer", str) if "layer" in c else self.layer)
-            gy, gx = self.unit_under(layer, message_field(c, "y", float), message_field(c, "x", float))
-            act = self._probe.activations(x, [layer.name])[layer.name][0, :, gy, gx]
+        def compute(xin, rule, mode, job) -> dict:
+            l = self._probe.layer(layer)
+            gy, gx = self.unit_under(l, y, x)
+            act = self._probe.activations(xin, [l.name])[l.name][0, :, gy, gx]
             channel = int(torch.argmax(act))
             job.check()
-            return {"png": self._one(x, rule, mode, layer.name, unit=(channel, gy, gx)), "selected": {
-                "layer": layer.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4),
-                **self.field_of(layer, gy, gx)}}
+            return {"png": self._one(xin, rule, mode, l.name, unit=(channel, gy, gx)), "selected": {
+                "layer": l.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4),
+                **self.field_of(l, gy, gx)}}
 
         self._request_unit("Reconstructing the unit", compute)
 
@@ -211,14 +208,6 @@ class DeconvExplorer(ReversingWidget):
         s = self._probe.input_size
         return (int(np.clip(row / s * h, 0, h - 1)), int(np.clip(col / s * w, 0, w - 1)))
 
-    @traitlets.observe("channel_request")
-    def _on_channel(self, change: dict) -> None:
-        r = change["new"]
-        if r and self._probe is not None:
-            with self.guard("Reading the filter number"):
-                channel = r.get("channel")
-                channel = channel if isinstance(channel, str) else message_field(r, "channel", int)
-                self.show_filter(message_field(r, "layer", str) if "layer" in r else self.layer, channel)
 
     def show_filter(self, layer: str, channel: int | str) -> None:
         """Reconstruct one filter's whole feature map of ``layer`` (on the output layer: one class, by
@@ -255,8 +244,12 @@ class DeconvExplorer(ReversingWidget):
 
         self._request_unit("Reconstructing the unit", compute)
 
-    def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
-        super()._on_custom_msg(widget, content, buffers)
-        if isinstance(content, dict) and content.get("event") == "class":
-            with self.from_browser(), self.guard("Reconstructing the class"):
-                self.show_class(message_field(content, "index", int))
+    def browser_events(self) -> dict:
+        layer = lambda m: message_field(m, "layer", str) if "layer" in m else self.layer  # noqa: E731
+        channel = lambda m: m["channel"] if isinstance(m.get("channel"), str) else message_field(m, "channel", int)  # noqa: E731
+        return {
+            "click": ("Reconstructing the unit", lambda m: self.show_unit_at(
+                layer(m), message_field(m, "x", float), message_field(m, "y", float))),
+            "channel": ("Reading the filter number", lambda m: self.show_filter(layer(m), channel(m))),
+            "class": ("Reconstructing the class", lambda m: self.show_class(message_field(m, "index", int))),
+        }

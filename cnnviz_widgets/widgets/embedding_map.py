@@ -6,6 +6,8 @@ re-lays the region at full grid resolution; Back returns to the previous view.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import traitlets
@@ -14,13 +16,14 @@ from .. import checks
 from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
-from ._base import CnnvizWidget, as_probe, esm, message_field, minimum, patch_layers, png_bytes
+from ._base import CnnvizWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes
 
 
 class EmbeddingMap(CnnvizWidget):
     """t-SNE layout of sampled patches on a grid; hover, click to select, drag to zoom, Back to return."""
 
     _esm = esm("embedding_map.js")
+    _css = css()
 
     layer = traitlets.Unicode("").tag(sync=True)
     grid = traitlets.Int(40).tag(sync=True)
@@ -29,8 +32,6 @@ class EmbeddingMap(CnnvizWidget):
     grid_index = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)
     region = traitlets.List(traitlets.Float(), [0.0, 0.0, 1.0, 1.0]).tag(sync=True)
     depth = traitlets.Int(0).tag(sync=True)  # how many zooms deep (Back is possible when > 0)
-    zoom = traitlets.Dict().tag(sync=True)  # from the browser: {"x0","y0","x1","y1"} as fractions of the view
-    back = traitlets.Int(0).tag(sync=True)  # the browser increments it to step back out
     selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit", "image", "image_name", "y", "x", "cell"}; shared
     filters = traitlets.List(traitlets.Int()).tag(sync=True)  # strongest filters at the selected unit; link to FilterGrid
     patch_png = traitlets.Bytes(b"").tag(sync=True)
@@ -99,15 +100,17 @@ class EmbeddingMap(CnnvizWidget):
 
     _sizes = traitlets.validate("grid", "cell")(minimum(1))
 
-    @traitlets.observe("zoom")
-    def _on_zoom(self, change: dict) -> None:
-        z = change["new"]
-        if not z or self._space is None:
+    def zoom_into(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Zoom into the rectangle between corners (x0, y0) and (x1, y1), fractions of the view now shown (0 =
+        left/top, 1 = right/bottom; corners in any order): what a drag on the map does."""
+        if self._space is None:
             return
         with self.guard("Zooming in"):
+            corners = [float(v) for v in (x0, y0, x1, y1)]
+            if not all(math.isfinite(v) for v in corners):
+                raise CnnvizError(f"The corners of a zoom must be finite fractions of the view, got {short_repr(corners)}.")
             x0, y0, x1, y1 = self._space.region
-            fx0, fx1 = sorted((message_field(z, "x0", float), message_field(z, "x1", float)))
-            fy0, fy1 = sorted((message_field(z, "y0", float), message_field(z, "y1", float)))
+            (fx0, fx1), (fy0, fy1) = sorted(corners[0::2]), sorted(corners[1::2])
             fx0, fy0, fx1, fy1 = (min(max(v, 0.0), 1.0) for v in (fx0, fy0, fx1, fy1))
             if fx1 - fx0 < 1e-3 or fy1 - fy0 < 1e-3:
                 raise CnnvizError("Drag a rectangle (not a point) to zoom in.")
@@ -115,8 +118,8 @@ class EmbeddingMap(CnnvizWidget):
             self._stack.append(self._space)
             self._show(self._space.zoom(*region))
 
-    @traitlets.observe("back")
-    def _on_back(self, change: dict) -> None:
+    def zoom_out(self) -> None:
+        """Back to the view before the last zoom (Back does this); nothing at the whole map."""
         if self._stack:
             with self.guard("Zooming out"):
                 self._show(self._stack.pop())
@@ -137,19 +140,20 @@ class EmbeddingMap(CnnvizWidget):
                 self.selected = {"layer": self._space.layer, "unit": i, "image": img, "y": y, "x": x, "cell": [row, col],
                                  "image_name": self._options["images"].names[img]}
 
-    @traitlets.observe("selected")
-    def _on_selected(self, change: dict) -> None:
-        new = change["new"] or {}
-        if "cell" in new and new.get("unit") is None:  # a click from the browser names only the cell
-            with self.guard("Selecting a patch"):
-                cell = new["cell"]
-                whole = isinstance(cell, (list, tuple)) and len(cell) == 2 and all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in cell)
-                if not whole:
-                    raise CnnvizError(f"The browser sent the cell {short_repr(cell)}; a cell is [row, column] in "
-                                      f"whole numbers. Nothing was selected.")
-            if whole:
-                self.select(*cell)
+    def browser_events(self) -> dict:
+        return {
+            "select": ("Selecting a patch", self._select_message),
+            "zoom": ("Zooming in", lambda m: self.zoom_into(*(message_field(m, k, float) for k in ("x0", "y0", "x1", "y1")))),
+            "back": ("Zooming out", lambda m: self.zoom_out()),
+        }
+
+    def _select_message(self, message: dict) -> None:
+        cell = message.get("cell")
+        if not (isinstance(cell, (list, tuple)) and len(cell) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in cell)):
+            raise CnnvizError(f"The browser sent the cell {short_repr(cell)}; a cell is [row, column] in whole numbers. "
+                              f"Nothing was selected.")
+        self.select(*cell)
 
     def link(self, grid) -> None:
         """Make ``grid`` (a FilterGrid) follow this map: same layer, and the selected unit's strongest filters."""

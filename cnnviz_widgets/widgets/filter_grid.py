@@ -17,13 +17,14 @@ from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ._base import ReversingWidget, as_probe, esm, message_field, minimum, patch_layers, png_bytes, sprite
+from ._base import ReversingWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes, sprite
 
 
 class FilterGrid(ReversingWidget):
     """Filters of one layer as tiles of their top patches; paged, zoomable, selectable, linkable."""
 
     _esm = esm("filter_grid.js")
+    _css = css()
 
     layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)  # shared

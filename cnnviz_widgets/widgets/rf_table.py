@@ -5,13 +5,14 @@ from typing import Any
 
 import traitlets
 
-from ._base import CnnvizWidget, as_probe, esm
+from ._base import CnnvizWidget, as_probe, css, esm
 
 
 class ReceptiveFieldTable(CnnvizWidget):
     """A table of receptive fields; give two probes (a dict label -> probe) to set them side by side."""
 
     _esm = esm("rf_table.js")
+    _css = css()
 
     models = traitlets.List(traitlets.Unicode()).tag(sync=True)
     rows = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)  # per model: [name, kind, size, stride]
