@@ -1,0 +1,119 @@
+"""Colours where JupyterLab's theme is missing: each widget on a bare page (no --jp-* variable, as static HTML,
+Colab's output frame or a plain page give it), light and dark as the page prefers, and under VS Code's
+theme variables. Every text keeps a contrast ratio of 4.5:1 or more, computed from the rendered colours."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from pages import LOW_CONTRAST, write_bare_page
+
+import cnnviz_widgets as cv
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)")
+
+# VS Code's own values for these variables (Dark Modern and Light Modern), as its notebook webview defines them
+VSCODE = {
+    "dark": {"editor-background": "#1f1f1f", "editor-foreground": "#cccccc", "descriptionForeground": "#9d9d9d",
+             "editorWidget-background": "#202020", "input-background": "#313131", "panel-border": "#2b2b2b",
+             "focusBorder": "#0078d4", "list-activeSelectionBackground": "#04395e", "errorForeground": "#f85149",
+             "inputValidation-errorBackground": "#5a1d1d", "font-family": "system-ui, sans-serif"},
+    "light": {"editor-background": "#ffffff", "editor-foreground": "#3b3b3b", "descriptionForeground": "#3b3b3b",
+              "editorWidget-background": "#f8f8f8", "input-background": "#ffffff", "panel-border": "#e5e5e5",
+              "focusBorder": "#005fb8", "list-activeSelectionBackground": "#e8e8e8", "errorForeground": "#a1260d",
+              "inputValidation-errorBackground": "#f2dede", "font-family": "system-ui, sans-serif"},
+}
+
+
+@pytest.fixture(scope="module")
+def widgets(alex_probe, photos):
+    """Each widget in a state that shows its texts: a unit and predictions, a selected filter, a selected
+    patch, two networks, a table with its current row, and a message."""
+    explorer = cv.DeconvExplorer(alex_probe, photos[:2])
+    explorer.show_unit("c3", (0, 5, 5))
+    grid = cv.FilterGrid(alex_probe, photos[:3], layer="c2", k=4, page_size=8)
+    grid.selected = {"layer": "c2", "filter": int(grid.sheet_filters[0])}
+    emap = cv.EmbeddingMap(alex_probe, photos[:3], layer="c3", n_patches=80, grid=6, cell=16)
+    emap.select(1, 1)
+    compare = cv.CompareModels(alex_probe, alex_probe, photos[:2])
+    table = cv.ReceptiveFieldTable(alex_probe)
+    table.layer = "c3"
+    failed = cv.DeconvExplorer(alex_probe, photos[:2])
+    failed.error = "A message: the unit could not be reconstructed."
+    for w in (explorer, grid, emap, compare, table):
+        assert not w.error, w.error
+    return {"explorer": explorer, "filter_grid": grid, "embedding_map": emap, "compare": compare,
+            "rf_table": table, "message": failed}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+def luminance(rgb: str) -> float:
+    """Relative luminance of a CSS rgb() colour."""
+    r, g, b = (float(v) / 255 for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
+    f = lambda v: v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4  # noqa: E731
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
+
+
+def open_widget(browser, tmp_path, widget, name: str, scheme: str, head: str = ""):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(write_bare_page(tmp_path, f"{name}_{scheme}", widget, head))
+    page.wait_for_function("() => window.rendered === true", timeout=30_000)
+    page.wait_for_timeout(500)  # pictures decode
+    assert not errors, errors
+    return page
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("name", ["explorer", "filter_grid", "embedding_map", "compare", "rf_table", "message"])
+def test_on_a_bare_page_every_text_reads_in_light_and_dark(browser, widgets, tmp_path, name, scheme):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = open_widget(browser, tmp_path, widgets[name], name, scheme)
+    try:
+        assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--jp-ui-font-color1')") == ""
+        root = page.locator(".cnnviz, .cnnviz-rf").first
+        page.screenshot(path=str(ARTIFACTS / f"bare_{name}_{scheme}.png"), full_page=True)
+        bg = root.evaluate("e => getComputedStyle(e).backgroundColor")
+        assert (luminance(bg) < 0.05) if scheme == "dark" else (luminance(bg) > 0.9), f"{scheme} page, background {bg}"
+        found = root.evaluate(f"(root, min) => ({LOW_CONTRAST})([root, min])", 4.5)
+        assert found["n"] >= 3, found  # the texts were found
+        assert not found["low"], f"{name}, {scheme}: text under 4.5:1: {found['low']}"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_in_vs_code_the_widgets_wear_its_theme(browser, widgets, tmp_path, scheme):
+    """VS Code's notebook webview defines --vscode-* (and no --jp-*): the widget takes its background and text
+    colours from them, and every text still reads."""
+    variables = "; ".join(f"--vscode-{k}: {v}" for k, v in VSCODE[scheme].items())
+    head = f"<style>html {{ {variables} }} body {{ background: var(--vscode-editor-background) }}</style>"
+    for name in ("explorer", "message", "rf_table"):
+        page = open_widget(browser, tmp_path, widgets[name], f"vscode_{name}", scheme, head)
+        try:
+            root = page.locator(".cnnviz, .cnnviz-rf").first
+            page.screenshot(path=str(ARTIFACTS / f"vscode_{name}_{scheme}.png"), full_page=True)
+            colours = root.evaluate("e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]")
+            expect = page.evaluate("""() => { const d = document.createElement('div'); document.body.append(d);
+                d.style.cssText = 'background: var(--vscode-editor-background); color: var(--vscode-editor-foreground)';
+                const c = getComputedStyle(d); return [c.backgroundColor, c.color]; }""")
+            assert colours == expect, (name, colours, expect)
+            found = root.evaluate(f"(root, min) => ({LOW_CONTRAST})([root, min])", 4.5)
+            assert found["n"] >= 3 and not found["low"], f"{name}, VS Code {scheme}: {found['low']}"
+        finally:
+            page.close()
