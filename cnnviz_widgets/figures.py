@@ -1,4 +1,5 @@
-"""Labelled picture grids for notebooks (the paper's Figure 4 layout: pictures in rows, named columns).
+"""Pictures laid out for reading: sprite sheets (the widgets' galleries) and labelled picture grids for notebooks
+(the paper's Figure 4 layout: pictures in rows, named columns).
 
 One picture with its labels drawn in, on a clear background and in a mid grey, so it reads in a light and a
 dark notebook theme alike and can be saved as it is shown.
@@ -11,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import checks
-from .errors import CnnvizError, short_repr
+from .errors import CnnvizError, plural, short_repr
 
 LABEL_COLOR = (128, 128, 128, 255)  # contrast 3.9:1 on white, 4.8:1 on JupyterLab Dark's #111
 
@@ -31,10 +32,6 @@ def _as_picture(p: object, where: str) -> Image.Image:
     return Image.fromarray(a).convert("RGBA")
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
-
-
 def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
     """``text`` shortened in the middle until it fits ``width`` px (module paths keep both ends); "…" alone
     where not even one character each side fits."""
@@ -45,6 +42,30 @@ def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
         if font.getlength(short) <= width:
             return short
     return "…"
+
+
+def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
+    """Tiles (uint8 HxWx3, any size; None for an empty place) resized to ``cell`` and laid out ``columns``
+    per row in one RGBA picture whose gutters and empty places are transparent (the page's own background,
+    light or dark, shows through them).
+
+    Galleries travel as one sprite sheet per page rather than one message per patch.
+    """
+    columns = max(1, min(columns, len(tiles))) if tiles else 1
+    rows = max(1, -(-len(tiles) // columns))
+    out = np.zeros((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 4), np.uint8)
+    for n, t in enumerate(tiles):
+        if t is None:
+            continue
+        r, c = divmod(n, columns)
+        if t.shape[:2] != (cell, cell):
+            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
+        place = out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell]
+        if t.shape[2] == 4:
+            place[:] = t
+        else:
+            place[..., :3], place[..., 3] = t, 255
+    return out
 
 
 def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[str] | None = None,
@@ -64,22 +85,21 @@ def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[s
     label_px = checks.positive_int("label_px", label_px, "a positive whole number of pixels")
     columns = max(len(r) for r in rows)
     if column_labels is not None and len(column_labels) != columns:
-        raise CnnvizError(f"{len(column_labels)} column labels for {_count(columns, 'column')}: give one per column.")
+        raise CnnvizError(f"{len(column_labels)} column labels for {plural(columns, 'column')}: give one per column.")
     if row_labels is not None and len(row_labels) != len(rows):
-        raise CnnvizError(f"{len(row_labels)} row labels for {_count(len(rows), 'row')}: give one per row.")
+        raise CnnvizError(f"{len(row_labels)} row labels for {plural(len(rows), 'row')}: give one per row.")
     font = _font(label_px)
     line = label_px + 6
     top = line if column_labels is not None else 0
     left = (min(160, int(max(font.getlength(str(t)) for t in row_labels)) + 8) if row_labels is not None else 0)
     out = Image.new("RGBA", (left + columns * (size + gap) - gap, top + len(rows) * (size + gap) - gap), (0, 0, 0, 0))
     draw = ImageDraw.Draw(out)
-    for r, row in enumerate(rows):
-        y = top + r * (size + gap)
-        for c, p in enumerate(row):
-            out.paste(_as_picture(p, f"the picture at row {r}, column {c}").resize((size, size), Image.BILINEAR),
-                      (left + c * (size + gap), y))
-        if row_labels is not None:
-            draw.text((0, y + size // 2), _fit(str(row_labels[r]), font, left - 8), fill=LABEL_COLOR, font=font, anchor="lm")
+    tiles = [np.asarray(_as_picture(p, f"the picture at row {r}, column {c}")) if c < len(row) else None
+             for r, row in enumerate(rows) for c, p in enumerate([*row, *[None] * (columns - len(row))])]
+    out.paste(Image.fromarray(sprite(tiles, columns, size, pad=gap)), (left, top))
+    for r in range(len(rows) if row_labels is not None else 0):
+        draw.text((0, top + r * (size + gap) + size // 2), _fit(str(row_labels[r]), font, left - 8), fill=LABEL_COLOR,
+                  font=font, anchor="lm")
     for c, text in enumerate(column_labels or []):
         draw.text((left + c * (size + gap) + size // 2, top // 2), _fit(str(text), font, size), fill=LABEL_COLOR,
                   font=font, anchor="mm")

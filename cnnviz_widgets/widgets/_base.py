@@ -22,6 +22,7 @@ import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
 from ..errors import CnnvizError, UnsupportedModelError, short_repr
+from ..figures import sprite  # noqa: F401 - the widgets' galleries use it from here
 from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
@@ -81,32 +82,6 @@ def picture_bytes(images: list[np.ndarray], fmt: str | None = None) -> list[byte
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt.upper(), **options)
         out.append(buf.getvalue())
-    return out
-
-
-def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
-    """Tiles (uint8 HxWx3, any size; None for an empty place) resized to ``cell`` and laid out ``columns``
-    per row in one RGBA picture whose gutters and empty places are transparent (the page's own background,
-    light or dark, shows through them).
-
-    Galleries travel as one sprite sheet per page rather than one message per patch.
-    """
-    from PIL import Image
-
-    columns = max(1, min(columns, len(tiles))) if tiles else 1
-    rows = max(1, -(-len(tiles) // columns))
-    out = np.zeros((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 4), np.uint8)
-    for n, t in enumerate(tiles):
-        if t is None:
-            continue
-        r, c = divmod(n, columns)
-        if t.shape[:2] != (cell, cell):
-            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
-        place = out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell]
-        if t.shape[2] == 4:
-            place[:] = t
-        else:
-            place[..., :3], place[..., 3] = t, 255
     return out
 
 
