@@ -85,7 +85,33 @@ def picture_bytes(images: list[np.ndarray], fmt: str | None = None) -> list[byte
     return out
 
 
-class CnnvizWidget(anywidget.AnyWidget):
+class SavesFigure:
+    """``save(path)``: what the widget shows now, as a figure composed in Python from the widget's own data (the
+    kernels' results it holds, never a screenshot) by :mod:`cnnviz_widgets.figures`; ``to_figure()`` gives the
+    matplotlib Figure itself. Each widget defines ``to_figure``."""
+
+    def to_figure(self) -> Any:
+        """The matplotlib Figure of what the widget shows (its current layer, page, selection, zoom)."""
+        raise NotImplementedError
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write what the widget shows to ``path``: .png, .svg or .pdf by its suffix (SVG and PDF keep the labels as
+        text). Returns the path. A widget with nothing to show yet raises a CnnvizError that says why."""
+        from ..figures import figure_path, save_figure
+
+        figure_path(path)  # a wrong suffix is said before anything is drawn
+        return save_figure(self.to_figure(), path)
+
+    def nothing_to_save(self, what: str) -> CnnvizError:
+        """The error for a save before anything is shown: names the widget, what is missing, and its error if any."""
+        error = getattr(self, "error", "")
+        error = getattr(error, "value", error)  # the SparsityChart's is an HTML widget
+        error = error if isinstance(error, str) else ""
+        return CnnvizError(f"{type(self).__name__} has nothing to save yet: {what}."
+                           + (f" It says: {error}" if error else ""))
+
+
+class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     """Base of every cnnviz widget: ``error`` (shown in the widget), ``busy``, ``progress``, ``notice``,
     and the job machinery that keeps browser-started work stoppable and never stale (see :mod:`.jobs`)."""
 
