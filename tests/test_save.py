@@ -96,6 +96,7 @@ def test_save_figure_writes_each_format_whole_or_not_at_all(tmp_path, monkeypatc
     sheet.text("c3_2", 0, 0)
     sheet.picture(np.full((20, 30, 3), 200, np.uint8), 0, 20)
     fig = sheet.figure()
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # a notebook shows it without pyplot
     made = cv.save_figure(fig, tmp_path / "new" / "folder" / "f.PNG")  # missing folders made, suffix in any case
     assert made == tmp_path / "new" / "folder" / "f.PNG" and png(made).shape == (40 + 2 * M, 30 + 2 * M, 3)
     assert cv.save_figure(fig, tmp_path / "f.pdf").read_bytes().startswith(b"%PDF-")
@@ -341,6 +342,7 @@ def test_explorer_saves_what_it_shows(tmp_path, explorer, alex_probe):
 
 def test_filter_grid_saves_its_page_and_the_selected_filter(tmp_path, alex_probe, photos):
     grid = cv.FilterGrid(alex_probe, photos[:2], layer="c3", k=4, page_size=12)
+    assert grid.tops["c3"] is grid.top and set(grid.tops) == {"c1", "c2", "c3", "c4", "c5"}  # for cv.figure_filters
     grid.page = 1
     texts = svg_texts(grid.save(tmp_path / "g.svg"))
     assert f"c3  ({rf(alex_probe, 'c3')})  page 2 of {grid.n_pages}, strongest first; 4 top patches a filter" in texts

@@ -79,6 +79,11 @@ class FilterGrid(ReversingWidget):
         """The TopPatches of the current layer."""
         return self._top.get(self.layer)
 
+    @property
+    def tops(self) -> dict:
+        """Every layer mined so far (all conv layers at first), name -> TopPatches: what cv.figure_filters takes."""
+        return dict(self._top)
+
     def _view(self) -> dict:
         return {"layer": self.layer, "filters": list(self.filters), "page": int(self.page), "page_size": int(self.page_size)}
 
