@@ -1,8 +1,15 @@
-"""Pictures laid out for reading: sprite sheets (the widgets' galleries) and labelled picture grids for notebooks
-(the paper's Figure 4 layout: pictures in rows, named columns).
+"""Figures: every way cnnviz lays pictures out for reading, on the kernel side (no widget is imported here).
 
-One picture with its labels drawn in, on a clear background and in a mid grey, so it reads in a light and a
-dark notebook theme alike and can be saved as it is shown.
+- :func:`sprite`: tiles in one RGBA sheet with clear gutters (the widgets' galleries travel as these).
+- :func:`picture_grid`: the paper's Figure 4 layout as one PIL picture for a notebook, labels drawn in a mid grey
+  on a clear background, so it reads in a light and a dark theme alike.
+- :func:`figure_layers`, :func:`figure_compare`, :func:`figure_sparsity`, :func:`figure_filters`: the paper's
+  Figures 4-7 as matplotlib figures with their text as text, and :func:`save_figure` to write them (or a
+  picture_grid) as PNG, SVG or PDF. The widgets' ``save(path)`` compose what they show with the same pieces
+  (:class:`Sheet`, :func:`layers_sheet`, :func:`compare_sheet`, :func:`filters_sheet`, :func:`sparsity_figure`).
+
+One module, because the pieces share their layout (sprite tiles, labels by layer name and receptive field);
+matplotlib is imported on first use only, so importing the package stays as light as before.
 """
 from __future__ import annotations
 
@@ -580,9 +587,9 @@ def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | N
                       for c in (filters if isinstance(filters, (list, tuple, range)) else [filters])]
             if not chosen:
                 raise CnnvizError("filters is empty: name at least one filter, or give how many (the strongest).")
-        rows = per_row if per_row is not None else math.ceil(math.sqrt(t.k))
-        rows = checks.positive_int("per_row", rows, "a positive whole number of patches a row")
-        tiles = [(c, filter_tile(t, c, rows, cell)) for c in chosen]
+        across = per_row if per_row is not None else math.ceil(math.sqrt(t.k))
+        across = checks.positive_int("per_row", across, "a positive whole number of patches a row")
+        tiles = [(c, filter_tile(t, c, across, cell)) for c in chosen]
         filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet,
                       y0=sheet.bottom + (16 if n else 0), title=f"{t.k} top patch{'' if t.k == 1 else 'es'} a filter")
     return sheet.figure()
