@@ -225,6 +225,8 @@ class Sheet:
         """A uint8 HxWx3 (or HxWx4) picture with its top left at (x, y), resized to ``size`` (a side, or (w, h))
         when given; returns its (w, h)."""
         a = np.asarray(picture)
+        if a.ndim == 2 or a.shape[2] == 1:  # a grey picture (a one-channel network's input): grey, not a colour map
+            a = np.repeat(a.reshape(*a.shape[:2], 1), 3, axis=2)
         if size is not None:
             w, h = (size, size) if isinstance(size, (int, np.integer)) else size
             if a.shape[:2] != (h, w):
@@ -277,7 +279,7 @@ class Sheet:
                 _, text, x, y, px, ha, va, color, bold, rotation, family = op
                 fig.text(x / W, 1 - y / H, text, fontsize=px * 72 / DPI, ha=ha, va=va, color=color,
                          fontweight="bold" if bold else "normal", rotation=rotation, family=family or "sans-serif",
-                         linespacing=1.15)
+                         linespacing=1.15, parse_math=False)  # names and labels are text: "$" is a dollar
             else:
                 _, x, y, w, h, color, width = op
                 d = width / 2
@@ -398,7 +400,7 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
         if i < 2:
             ticks = thinned(names, PLOT_WIDTH)
             axis = ax if i == 0 else ax.secondary_xaxis("top")
-            axis.set_xticks([at[n] for n in ticks], ticks, color=color, fontsize=8)
+            axis.set_xticks([at[n] for n in ticks], ticks, color=color, fontsize=8, parse_math=False)
             axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=color, fontsize=9)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(0, 1)
