@@ -51,6 +51,10 @@ def resized(picture: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(picture).resize((size, size), Image.BILINEAR))
 
 
+def tile_width(grid) -> int:
+    return grid.per_row * (grid.cell + 1) - 1
+
+
 def rf(probe, name: str) -> str:
     return f"RF {probe.receptive_field(name).size} px"
 
@@ -364,6 +368,8 @@ def test_filter_grid_saves_its_page_and_the_selected_filter(tmp_path, alex_probe
     assert f"c3  ({rf(alex_probe, 'c3')})  page 2 of {grid.n_pages}, strongest first; 4 top patches a filter" in texts
     assert [t for t in texts if t.startswith("#")] == [f"#{c}" for c in grid.sheet_filters]
     out = png(grid.save(tmp_path / "g.png"))
+    assert out.shape[:2] == pixel_size(grid.to_figure())[::-1]
+    assert out.shape[1] >= grid.columns * tile_width(grid) and out.shape[0] >= 2 * tile_width(grid)  # 12 tiles: 2 rows
     assert_not_blank(out)
     tile = F.filter_tile(grid.top, grid.sheet_filters[0], grid.per_row, grid.cell)  # the widget's own zoom
     solid = tile[..., 3] == 255
@@ -379,6 +385,7 @@ def test_filter_grid_saves_its_page_and_the_selected_filter(tmp_path, alex_probe
 def test_embedding_map_saves_its_mosaic_at_the_current_zoom_with_the_selection(tmp_path, alex_probe, photos):
     emap = cv.EmbeddingMap(alex_probe, photos[:2], layer="c3", n_patches=200, grid=8, cell=10)
     out = png(emap.save(tmp_path / "m.png"))
+    assert out.shape[:2] == pixel_size(emap.to_figure())[::-1]
     assert np.array_equal(at(out, 0, 24, 80, 80), decode(emap.mosaic))
     assert any(t.startswith(f"c3 ({rf(alex_probe, 'c3')}): representation space, 8x8 cells, the whole space")
                for t in svg_texts(emap.save(tmp_path / "m.svg")))
@@ -405,6 +412,8 @@ def test_compare_models_saves_both_rows_and_their_top_5(tmp_path, alex_probe, ph
         assert f"{name}: top-5" in texts and all(f"{i + 1}. {l}  {p:.2f}" in texts for i, (l, p) in enumerate(preds))
     assert f"{c.image_names[1]} (deconvnet); {c.display}" in texts
     out = png(c.save(tmp_path / "c.png"))
+    assert out.shape[:2] == pixel_size(c.to_figure())[::-1]
+    assert out.shape[1] >= 22 + 4 * (112 + 6) and out.shape[0] >= 2 * (36 + 112)  # input + 3 layers; two rows
     assert_not_blank(out)
     assert np.array_equal(at(out, 22, 24 + 36, 112, 112), resized(decode(c.input_png), 112))
     x0 = 22 + 112 + 18
@@ -436,7 +445,9 @@ def test_receptive_field_table_saves_every_row(tmp_path, vgg_probe, alex_probe):
     for table in t.rows:
         for name, kind, size, stride in table:
             assert {name, kind, str(size), str(stride)} <= set(texts)
-    assert png(t.save(tmp_path / "t.png")).std() > 10
+    out = png(t.save(tmp_path / "t.png"))
+    assert out.shape[:2] == pixel_size(t.to_figure())[::-1] and out.shape[0] >= 24 + 19 * 18  # 18 VGG16 rows
+    assert out.std() > 10
 
 
 def test_a_widget_with_nothing_to_show_says_so(tmp_path, alex_probe):
