@@ -16,7 +16,7 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .display import to_display
-from .figures import picture_grid
+from .figures import figure_compare, figure_filters, figure_layers, figure_sparsity, picture_grid, save_figure
 from .images import sample_images
 from .imageset import ImageSet, load_images
 from .kernels.embedding import RepresentationSpace, representation_space
@@ -58,7 +58,7 @@ from ._ipython import install as _install_ipython_errors  # noqa: E402
 _install_ipython_errors()
 
 __all__ = [
-    "picture_grid",
+    "figure_compare", "figure_filters", "figure_layers", "figure_sparsity", "picture_grid", "save_figure",
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",

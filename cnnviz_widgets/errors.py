@@ -98,9 +98,13 @@ def short_repr(value: object, limit: int = 200) -> str:
     except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
         text = f"<{type(value).__name__}>"
     if len(text) > limit and isinstance(value, Sized) and not isinstance(value, (str, bytes)):
-        size = len(value)
-        text = f"<{type(value).__name__} of {size} item{'' if size == 1 else 's'}>"
+        text = f"<{type(value).__name__} of {plural(len(value), 'item')}>"
     return elide(text, limit)
+
+
+def plural(n: int, what: str) -> str:
+    """``n`` and ``what``, with an s unless n is 1: "1 row", "3 rows", "0 items"."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def elide(text: str, limit: int = 200) -> str:

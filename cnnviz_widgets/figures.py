@@ -1,17 +1,31 @@
-"""Labelled picture grids for notebooks (the paper's Figure 4 layout: pictures in rows, named columns).
+"""Figures: every way cnnviz lays pictures out for reading, on the kernel side (no widget is imported here).
 
-One picture with its labels drawn in, on a clear background and in a mid grey, so it reads in a light and a
-dark notebook theme alike and can be saved as it is shown.
+- :func:`sprite`: tiles in one RGBA sheet with clear gutters (the widgets' galleries travel as these).
+- :func:`picture_grid`: the paper's Figure 4 layout as one PIL picture for a notebook, labels drawn in a mid grey
+  on a clear background, so it reads in a light and a dark theme alike.
+- :func:`figure_layers`, :func:`figure_compare`, :func:`figure_sparsity`, :func:`figure_filters`: the paper's
+  Figures 4-7 as matplotlib figures with their text as text, and :func:`save_figure` to write them (or a
+  picture_grid) as PNG, SVG or PDF. The widgets' ``save(path)`` compose what they show with the same pieces
+  (:class:`Sheet`, :func:`layers_sheet`, :func:`compare_sheet`, :func:`filters_sheet`, :func:`sparsity_figure`).
+
+One module, because the pieces share their layout (sprite tiles, labels by layer name and receptive field);
+matplotlib is imported on first use only, so importing the package stays as light as before.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import checks
-from .errors import CnnvizError, short_repr
+from .errors import CnnvizError, plural, short_repr
 
 LABEL_COLOR = (128, 128, 128, 255)  # contrast 3.9:1 on white, 4.8:1 on JupyterLab Dark's #111
 
@@ -31,10 +45,6 @@ def _as_picture(p: object, where: str) -> Image.Image:
     return Image.fromarray(a).convert("RGBA")
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
-
-
 def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
     """``text`` shortened in the middle until it fits ``width`` px (module paths keep both ends); "…" alone
     where not even one character each side fits."""
@@ -45,6 +55,30 @@ def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
         if font.getlength(short) <= width:
             return short
     return "…"
+
+
+def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
+    """Tiles (uint8 HxWx3, any size; None for an empty place) resized to ``cell`` and laid out ``columns``
+    per row in one RGBA picture whose gutters and empty places are transparent (the page's own background,
+    light or dark, shows through them).
+
+    Galleries travel as one sprite sheet per page rather than one message per patch.
+    """
+    columns = max(1, min(columns, len(tiles))) if tiles else 1
+    rows = max(1, -(-len(tiles) // columns))
+    out = np.zeros((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 4), np.uint8)
+    for n, t in enumerate(tiles):
+        if t is None:
+            continue
+        r, c = divmod(n, columns)
+        if t.shape[:2] != (cell, cell):
+            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
+        place = out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell]
+        if t.shape[2] == 4:
+            place[:] = t
+        else:
+            place[..., :3], place[..., 3] = t, 255
+    return out
 
 
 def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[str] | None = None,
@@ -64,23 +98,552 @@ def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[s
     label_px = checks.positive_int("label_px", label_px, "a positive whole number of pixels")
     columns = max(len(r) for r in rows)
     if column_labels is not None and len(column_labels) != columns:
-        raise CnnvizError(f"{len(column_labels)} column labels for {_count(columns, 'column')}: give one per column.")
+        raise CnnvizError(f"{len(column_labels)} column labels for {plural(columns, 'column')}: give one per column.")
     if row_labels is not None and len(row_labels) != len(rows):
-        raise CnnvizError(f"{len(row_labels)} row labels for {_count(len(rows), 'row')}: give one per row.")
+        raise CnnvizError(f"{len(row_labels)} row labels for {plural(len(rows), 'row')}: give one per row.")
     font = _font(label_px)
     line = label_px + 6
     top = line if column_labels is not None else 0
     left = (min(160, int(max(font.getlength(str(t)) for t in row_labels)) + 8) if row_labels is not None else 0)
     out = Image.new("RGBA", (left + columns * (size + gap) - gap, top + len(rows) * (size + gap) - gap), (0, 0, 0, 0))
     draw = ImageDraw.Draw(out)
-    for r, row in enumerate(rows):
-        y = top + r * (size + gap)
-        for c, p in enumerate(row):
-            out.paste(_as_picture(p, f"the picture at row {r}, column {c}").resize((size, size), Image.BILINEAR),
-                      (left + c * (size + gap), y))
-        if row_labels is not None:
-            draw.text((0, y + size // 2), _fit(str(row_labels[r]), font, left - 8), fill=LABEL_COLOR, font=font, anchor="lm")
+    tiles = [np.asarray(_as_picture(p, f"the picture at row {r}, column {c}")) if c < len(row) else None
+             for r, row in enumerate(rows) for c, p in enumerate([*row, *[None] * (columns - len(row))])]
+    out.paste(Image.fromarray(sprite(tiles, columns, size, pad=gap)), (left, top))
+    for r in range(len(rows) if row_labels is not None else 0):
+        draw.text((0, top + r * (size + gap) + size // 2), _fit(str(row_labels[r]), font, left - 8), fill=LABEL_COLOR,
+                  font=font, anchor="lm")
     for c, text in enumerate(column_labels or []):
         draw.text((left + c * (size + gap) + size // 2, top // 2), _fit(str(text), font, size), fill=LABEL_COLOR,
                   font=font, anchor="mm")
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The paper's figures as matplotlib figures (Figures 4-7), composed from kernel results, and saved as PNG, SVG or PDF.
+#
+# matplotlib is imported on first use (the package's import stays light) and only through matplotlib.figure.Figure,
+# never pyplot: no global state, no window, and it works headless (Agg). Pictures are laid out in pixels by
+# :class:`Sheet`, each drawn at its own size (resized beforehand with Pillow, as the widgets' sprites are), so a
+# saved PNG holds the exact grey levels the display code gave: a zero reconstruction is the paper's mid-grey.
+
+DPI = 100  # a figure of W x H sheet pixels saves as a W x H PNG
+TEXT_COLOR = "#222222"
+SOFT_COLOR = "#666666"  # second lines: receptive fields, captions
+MARK_COLOR = "#d62728"  # the current layer's frame, the selected cell's box
+SERIES_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]  # the SparsityChart's
+FORMATS = (".png", ".svg", ".pdf")
+PLOT_WIDTH = 640  # px: the plot area the layer names are thinned for (about that of a 1280 px screen with Lab's sidebar open)
+CHAR_WIDTH = 6.5  # px per character of an axis tick label, and the gap kept between two labels
+
+
+def depths(names: Sequence[str]) -> list[float]:
+    """Each layer's relative depth: 0 for the first, 1 for the last, evenly between (a one-layer network: 0)."""
+    return [j / max(1, len(names) - 1) for j in range(len(names))]
+
+
+def thinned(names: Sequence[str], width: float = PLOT_WIDTH) -> list[str]:
+    """The layer names an axis can print side by side in ``width`` px: every n-th one, always the last (a
+    deep network's 50 names would be printed over each other)."""
+    names = list(names)
+    if not names:
+        return []
+    room = width / len(names)
+    needed = CHAR_WIDTH * (max(len(n) for n in names) + 1)
+    step = max(1, math.ceil(needed / room))
+    picked = names[::step]
+    if picked[-1] != names[-1]:  # the last layer stands in for the last picked one (less than a step before it)
+        picked = picked[:-1] + [names[-1]] if len(picked) > 1 else picked + [names[-1]]
+    return picked
+
+
+def matching_layers(probe: Any, n: int) -> list[str]:
+    """n conv layers spread evenly over the network's depth, ending with its last conv layer
+    (VGG16, n=4: c2_2 c3_3 c4_3 c5_3; the paper's AlexNet: c2 c3 c4 c5)."""
+    convs = [l.name for l in probe.layers if l.kind == "conv"]
+    n = min(n, len(convs))
+    return [convs[math.ceil((i + 1) * len(convs) / n) - 1] for i in range(n)]
+
+
+def field_label(rf: Any) -> str:
+    """How a figure names a layer's receptive field: "RF 32 px" (its size), "RF ?" where it is unknown."""
+    return "RF ?" if rf is None else f"RF {rf.size} px"
+
+
+@functools.lru_cache(maxsize=1)
+def _figure_class() -> type:
+    from matplotlib.figure import Figure
+
+    class CnnvizFigure(Figure):
+        """A matplotlib Figure that a notebook shows as a PNG without pyplot (``_repr_png_``)."""
+
+        def _repr_png_(self) -> bytes:
+            buf = io.BytesIO()
+            self.savefig(buf, format="png")
+            return buf.getvalue()
+
+    return CnnvizFigure
+
+
+@functools.lru_cache(maxsize=1)
+def _measurer() -> Any:
+    from matplotlib.textpath import TextToPath
+
+    return TextToPath()
+
+
+def text_width(text: str, px: float, bold: bool = False) -> float:
+    """Width in pixels of one line of ``text`` set in matplotlib's default font at ``px`` pixels."""
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(size=px * 72 / DPI, weight="bold" if bold else "normal")
+    return max((_measurer().get_text_width_height_descent(line, prop, ismath=False)[0] for line in text.split("\n")),
+               default=0.0) * DPI / 72
+
+
+def fitting_px(text: str, width: float, px: float, smallest: float = 7.0) -> float:
+    """The font size (px) at which ``text`` fits ``width`` px: ``px`` when it fits, smaller down to ``smallest``
+    (a name is never shortened: the saved figure's text is searchable)."""
+    w = text_width(text, px)
+    return px if w <= width else max(smallest, px * width / w)
+
+
+class Sheet:
+    """A figure laid out in pixels from the top left: pictures at exact places, text, frames. Draw, then
+    :meth:`figure` makes the matplotlib Figure, as large as what was drawn plus a margin."""
+
+    def __init__(self, margin: int = 8) -> None:
+        self.margin = margin
+        self._ops: list[tuple] = []
+        self.right = 0.0
+        self.bottom = 0.0
+
+    def _extend(self, x1: float, y1: float) -> None:
+        self.right, self.bottom = max(self.right, x1), max(self.bottom, y1)
+
+    def picture(self, picture: np.ndarray, x: float, y: float, size: int | tuple[int, int] | None = None) -> tuple[int, int]:
+        """A uint8 HxWx3 (or HxWx4) picture with its top left at (x, y), resized to ``size`` (a side, or (w, h))
+        when given; returns its (w, h)."""
+        a = np.asarray(picture)
+        if a.ndim == 2 or a.shape[2] == 1:  # a grey picture (a one-channel network's input): grey, not a colour map
+            a = np.repeat(a.reshape(*a.shape[:2], 1), 3, axis=2)
+        if size is not None:
+            w, h = (size, size) if isinstance(size, (int, np.integer)) else size
+            if a.shape[:2] != (h, w):
+                a = np.asarray(Image.fromarray(a).resize((int(w), int(h)), Image.BILINEAR))
+        h, w = a.shape[:2]
+        self._ops.append(("picture", a, round(x), round(y)))
+        self._extend(x + w, y + h)
+        return w, h
+
+    def text(self, text: str, x: float, y: float, px: float = 12, ha: str = "center", va: str = "top",
+             color: str = TEXT_COLOR, bold: bool = False, rotation: float = 0, family: str | None = None) -> None:
+        """``text`` (lines split at "\\n") anchored at (x, y) by ``ha`` (left, center, right) and ``va`` (top,
+        center, bottom, baseline)."""
+        w = text_width(text, px, bold)
+        h = px * 1.25 * (text.count("\n") + 1)
+        if rotation:
+            w, h = h, w
+        x1 = x + {"left": w, "center": w / 2, "right": 0}[ha]
+        y1 = y + {"top": h, "center": h / 2, "bottom": 0, "baseline": px * 0.3}[va]
+        self._ops.append(("text", text, x, y, px, ha, va, color, bold, rotation, family))
+        self._extend(x1, y1)
+
+    def frame(self, x: float, y: float, w: float, h: float, color: str = MARK_COLOR, width: float = 2) -> None:
+        """A rectangle's outline drawn around the box (x, y, w, h) (outside it, so the pixels inside are untouched)."""
+        self._ops.append(("frame", x, y, w, h, color, width))
+        self._extend(x + w + width, y + h + width)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels of the figure: what was drawn and a margin around it."""
+        return int(np.ceil(self.right)) + 2 * self.margin, int(np.ceil(self.bottom)) + 2 * self.margin
+
+    def figure(self) -> Any:
+        """The matplotlib Figure of what was drawn, :attr:`size` pixels at DPI, on white."""
+        from matplotlib.patches import Rectangle
+
+        m = self.margin
+        W, H = self.size
+        fig = _figure_class()(figsize=(W / DPI, H / DPI), dpi=DPI, facecolor="white")
+        for op in self._ops:
+            op = (op[0], *op[1:2], op[2] + m, op[3] + m, *op[4:]) if op[0] != "frame" else (op[0], op[1] + m, op[2] + m, *op[3:])
+            if op[0] == "picture":
+                _, a, x, y = op
+                h, w = a.shape[:2]
+                ax = fig.add_axes((x / W, 1 - (y + h) / H, w / W, h / H))
+                ax.imshow(a, interpolation="nearest", resample=False, aspect="auto",
+                          extent=(0, w, h, 0))
+                ax.set_axis_off()
+            elif op[0] == "text":
+                _, text, x, y, px, ha, va, color, bold, rotation, family = op
+                fig.text(x / W, 1 - y / H, text, fontsize=px * 72 / DPI, ha=ha, va=va, color=color,
+                         fontweight="bold" if bold else "normal", rotation=rotation, family=family or "sans-serif",
+                         linespacing=1.15, parse_math=False)  # names and labels are text: "$" is a dollar
+            else:
+                _, x, y, w, h, color, width = op
+                d = width / 2
+                fig.add_artist(Rectangle(((x - d) / W, 1 - (y + h + d) / H), (w + width) / W, (h + width) / H,
+                                         transform=fig.transFigure, fill=False, edgecolor=color, linewidth=width * 72 / DPI))
+        return fig
+
+
+# ------------------------------------------------------------------ composing from pictures (what widgets call)
+
+def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[tuple[str, str]],
+                 row_labels: Sequence[str] | None = None, captions: Sequence[Sequence[str]] | None = None,
+                 size: int = 112, gap: int = 6, title: str = "", sheet: Sheet | None = None, y0: float = 0,
+                 frame_column: int | None = None) -> Sheet:
+    """Figure 4's layout: ``rows`` of pictures (one row per image), each column labelled with two lines
+    (a layer's name and its receptive field), each row with its image's name (on its left, turned), an
+    optional caption under each picture, and a frame around ``frame_column``."""
+    sheet = sheet or Sheet()
+    y = y0
+    if title:
+        sheet.text(title, 0, y, px=14, ha="left", bold=True)
+        y += 24
+    left = 22 if row_labels is not None else 0
+    for c, (name, second) in enumerate(column_labels):
+        cx = left + c * (size + gap) + size / 2
+        sheet.text(name, cx, y, px=fitting_px(name, size, 13, 6), bold=True)
+        sheet.text(second, cx, y + 17, px=fitting_px(second, size, 11, 6), color=SOFT_COLOR)
+    y += 36
+    has_captions = captions is not None and any(t for row in captions for t in row)
+    for r, row in enumerate(rows):
+        for c, picture in enumerate(row):
+            x = left + c * (size + gap)
+            sheet.picture(picture, x, y, size)
+            if frame_column == c:
+                sheet.frame(x, y, size, size)
+            text = captions[r][c] if has_captions and c < len(captions[r]) else ""
+            if text:
+                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, 11, 6), color=SOFT_COLOR)
+        if row_labels is not None:
+            label = str(row_labels[r])
+            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90)
+        y += size + gap + (18 if has_captions else 0)
+    return sheet
+
+
+def predictions_text(predictions: Sequence[Sequence[Any]], k: int = 5) -> str:
+    """Top-k predictions as lines "1. espresso  0.52" (each item starts with (label, probability))."""
+    return "\n".join(f"{i + 1}. {p[0]}  {float(p[1]):.2f}" for i, p in enumerate(list(predictions)[:k])) or "no class scores"
+
+
+def compare_sheet(input_picture: np.ndarray, model_names: Sequence[str], columns: Sequence[Sequence[tuple[str, str]]],
+                  rows: Sequence[Sequence[np.ndarray]], predictions: Sequence[Sequence[Any]], size: int = 112,
+                  gap: int = 6, title: str = "", sheet: Sheet | None = None, y0: float = 0) -> Sheet:
+    """Figure 5's layout for one image: the input, then per network a row of its reconstructions (each labelled
+    with its layer and receptive field) with the network's name before it and its top-5 after it."""
+    sheet = sheet or Sheet()
+    y = y0
+    if title:
+        sheet.text(title, 0, y, px=14, ha="left", bold=True)
+        y += 24
+    left = 22
+    top = y
+    sheet.text("input", left + size / 2, y, px=13, bold=True)
+    sheet.picture(input_picture, left, y + 36, size)
+    x0 = left + size + 3 * gap
+    for m, (name, cols, row, preds) in enumerate(zip(model_names, columns, rows, predictions)):
+        ry = top + m * (size + 36 + gap)
+        for c, ((layer, second), picture) in enumerate(zip(cols, row)):
+            x = x0 + c * (size + gap)
+            sheet.text(layer, x + size / 2, ry, px=fitting_px(layer, size, 13, 6), bold=True)
+            sheet.text(second, x + size / 2, ry + 17, px=fitting_px(second, size, 11, 6), color=SOFT_COLOR)
+            sheet.picture(picture, x, ry + 36, size)
+        sheet.text(str(name), x0 - gap, ry + 36 + size / 2, px=fitting_px(str(name), size, 12, 6), ha="right",
+                   va="center", rotation=90)
+        px_ = x0 + len(row) * (size + gap) + gap
+        sheet.text(f"{name}: top-5", px_, ry + 36, px=12, ha="left", bold=True)
+        sheet.text(predictions_text(preds), px_, ry + 54, px=11, ha="left")
+    return sheet
+
+
+def filters_sheet(layer: str, rf: Any, tiles: Sequence[tuple[int, np.ndarray]], columns: int = 8, title: str = "",
+                  sheet: Sheet | None = None, y0: float = 0) -> Sheet:
+    """Figure 7's band for one layer: its name and receptive field, then tiles (filter number, sprite of its top
+    patches) ``columns`` a row, each numbered."""
+    sheet = sheet or Sheet()
+    y = y0
+    sheet.text(f"{layer}  ({field_label(rf)})" + (f"  {title}" if title else ""), 0, y, px=13, ha="left", bold=True)
+    y += 22
+    gap = 8
+    for n, (c, tile) in enumerate(tiles):
+        r, k = divmod(n, max(1, columns))
+        h, w = tile.shape[:2]
+        x, ty = k * (w + gap), y + r * (h + 16 + gap)
+        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, 6), color=SOFT_COLOR)
+        sheet.picture(tile, x, ty + 16)
+    return sheet
+
+
+def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> Any:
+    """Figure 6 from ready sparsity: ``series`` label -> {layer name: fraction of zeros} (a cv.Sparsity gives conv
+    layers circles and pools squares by its ``kinds``). x is relative depth, the first network's (thinned) layer
+    names below the plot, the second's above it, each in its series' colour."""
+    fig = _figure_class()(figsize=(8.0, 4.6), dpi=DPI, facecolor="white")
+    has_top = len(series) > 1
+    ax = fig.add_axes((0.08, 0.2, 0.9, 0.62 if has_top else 0.7))
+    for i, (label, values) in enumerate(series.items()):
+        names = list(values)
+        at = dict(zip(names, depths(names)))
+        kinds = getattr(values, "kinds", {}) or {}
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        shown = [n for n in names if values[n] == values[n]]  # a layer with no units (NaN) keeps its place, no point
+        ax.plot([at[n] for n in shown], [float(values[n]) for n in shown], color=color, label=str(label), lw=1.5)
+        for kind, marker in (("conv", "o"), ("pool", "s"), ("fc", "D")):
+            pts = [n for n in shown if kinds.get(n, "conv") == kind]
+            if pts:
+                ax.plot([at[n] for n in pts], [float(values[n]) for n in pts], ls="none", marker=marker, color=color,
+                        markersize=5)
+        if i < 2:
+            ticks = thinned(names, PLOT_WIDTH)
+            axis = ax if i == 0 else ax.secondary_xaxis("top")
+            axis.set_xticks([at[n] for n in ticks], ticks, color=color, fontsize=8, parse_math=False)
+            axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=color, fontsize=9)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("sparsity")
+    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ax.spines[["right"] + ([] if has_top else ["top"])].set_visible(False)
+    fig.text(0.01, 0.98, title, ha="left", va="top", fontsize=11, fontweight="bold", color=TEXT_COLOR)
+    fig.text(0.01, 0.02, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color=SOFT_COLOR)
+    return fig
+
+
+def filter_tile(top: Any, c: int, per_row: int, cell: int) -> np.ndarray:
+    """One filter's top patches as an RGBA sprite, ``per_row`` a row at ``cell`` px (empty places clear): the
+    FilterGrid's tiles and Figure 7's."""
+    return sprite([top.patch(c, i) if int(top.image_index[c, i]) >= 0 else None for i in range(top.k)], per_row, cell,
+                  pad=1)
+
+
+def displayed(recs: Sequence[Any], display: str = "auto") -> list[np.ndarray]:
+    """Reconstructions as pictures, as the widgets show them: ``display="auto"`` picks one display for the whole
+    set (:func:`cnnviz_widgets.display.choose_display`); "signed" (the paper's: zero is mid-grey), "contrast" or
+    "minmax" force one."""
+    from .display import MODES, choose_display, to_display
+
+    if display not in MODES:
+        raise CnnvizError(f"display must be one of {', '.join(repr(m) for m in MODES)}, got {short_repr(display)}.")
+    mode = choose_display(recs) if display == "auto" else display
+    return [to_display(r, mode) for r in recs]
+
+
+def paper_layers(probe: Any) -> list[str]:
+    """Figure 4's columns: every second conv layer (VGG16: c1_2 c2_2 c3_2 c4_1 c4_3 c5_2) and the output layer."""
+    convs = [l.name for l in probe.layers if l.kind == "conv"]
+    chosen = convs[1::2] or convs
+    out = probe.output_layer
+    return chosen + ([out.name] if out is not None and out.name not in chosen else [])
+
+
+def _probe(value: Any, name: str) -> Any:
+    from .probe import Probe
+
+    if isinstance(value, Probe):
+        return value
+    if hasattr(value, "state_dict") and hasattr(value, "parameters"):
+        return Probe(value)
+    raise CnnvizError(f"{name} must be a cv.Probe (or a torch.nn.Module to wrap in one), got {short_repr(value)}.")
+
+
+def _strip(probe: Any, x: Any, names: Sequence[str], rule: str) -> tuple[dict[str, Any], str]:
+    """Every named layer's reconstruction of x (the output layer seeded with the top-1 class, as the explorer and
+    the paper's last column do) and that class's label ("" where the network has no class scores)."""
+    from .errors import UnsupportedModelError
+
+    out = probe.output_layer
+    plain = [n for n in names if out is None or n != out.name]
+    recs = dict(probe.reconstruct(x, layers=plain, rule=rule)) if plain else {}
+    label = ""
+    if out is not None and out.name in names:
+        try:
+            (c, label, _), *_ = probe.classify(x, k=1)[0]
+            recs[out.name] = probe.reconstruct(x, layers=out.name, channel=c, rule=rule)[out.name]
+        except UnsupportedModelError:
+            recs[out.name] = probe.reconstruct(x, layers=out.name, rule=rule)[out.name]
+    return recs, label
+
+
+def figure_layers(probe: Any, images: Any, layers: Any = None, rule: str = "deconvnet", size: int = 112,
+                  display: str = "auto", title: str = "") -> Any:
+    """Figure 4: what each layer keeps. One row per image (the input, then each layer's reconstruction by
+    ``rule``), one column per layer, labelled with the layer's name and receptive field; the output layer shows
+    its top-1 class (named under the picture). ``layers`` None: every second conv layer and the output layer.
+    Returns a matplotlib Figure (shown in a notebook as it is; :func:`save_figure` writes it)."""
+    from .imageset import load_images
+    from .probe.rules import resolve_rule
+
+    probe = _probe(probe, "probe")
+    rule = resolve_rule(rule).name
+    size = checks.positive_int("size", size, "a positive whole number of pixels")
+    names = [l.name for l in probe.select(paper_layers(probe) if layers is None else layers)]
+    images = load_images(images)
+    rows, captions = [], []
+    for i in range(len(images)):
+        x = probe.model_input(images.raw(i), images.names[i])
+        recs, label = _strip(probe, x, names, rule)
+        rows.append([probe.to_image(x)[0], *displayed([recs[n][0] for n in names], display)])
+        out = probe.output_layer
+        captions.append([""] + [label if out is not None and n == out.name else "" for n in names])
+    labels = [("input", f"{probe.input_size} px")] + [(n, field_label(probe.receptive_field(n))) for n in names]
+    return layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
+                        title=title or f"What each layer keeps ({rule})").figure()
+
+
+def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, depths: int = 5,
+                   names: Sequence[str] | None = None, rule: str = "deconvnet", size: int = 112,
+                   display: str = "auto") -> Any:
+    """Figure 5: two networks on the same images. Per image, the input, then per network a row of
+    reconstructions at matching depths (each labelled with its layer and receptive field) and its top-5
+    predictions as text. ``layers``: a pair of lists of layer names, or None for ``depths`` conv layers spread
+    over each network (ending with its last conv layer, as CompareModels)."""
+    from .errors import UnsupportedModelError
+    from .imageset import load_images
+    from .probe.rules import resolve_rule
+
+    probes = [_probe(probe_a, "probe_a"), _probe(probe_b, "probe_b")]
+    rule = resolve_rule(rule).name
+    size = checks.positive_int("size", size, "a positive whole number of pixels")
+    depths = checks.positive_int("depths", depths, "a positive whole number of layers")
+    if layers is None:
+        columns = [matching_layers(p, depths) for p in probes]
+    elif isinstance(layers, (list, tuple)) and len(layers) == 2 and not isinstance(layers[0], str):
+        columns = [[l.name for l in p.select(ls)] for p, ls in zip(probes, layers)]
+    else:
+        raise CnnvizError(f"layers must be a pair of lists of layer names (one per network) or None, got "
+                          f"{short_repr(layers)}.")
+    model_names = list(names) if names is not None else [type(p.model).__name__ for p in probes]
+    if len(model_names) != 2:
+        raise CnnvizError(f"names must be two names, one per network, got {short_repr(names)}.")
+    images = load_images(images)
+    sheet = Sheet()
+    for i in range(len(images)):
+        picture, name = images.raw(i), images.names[i]
+        rows, preds, first = [], [], None
+        for p, cols in zip(probes, columns):
+            x = p.model_input(picture, name)
+            recs = p.reconstruct(x, layers=cols, rule=rule)
+            rows.append(displayed([recs[c][0] for c in cols], display))
+            try:
+                preds.append(p.predict(x, k=5)[0])
+            except UnsupportedModelError:
+                preds.append([])
+            first = p.to_image(x)[0] if first is None else first
+        labels = [[(c, field_label(p.receptive_field(c))) for c in cols] for p, cols in zip(probes, columns)]
+        compare_sheet(first, model_names, labels, rows, preds, size=size, title=f"{name} ({rule})", sheet=sheet,
+                      y0=sheet.bottom + (24 if i else 0))
+    return sheet.figure()
+
+
+def figure_sparsity(series: Mapping[str, Any], images: Any = None,
+                    title: str = "Sparsity per layer (fraction of zero activations)") -> Any:
+    """Figure 6: each network's fraction of zero activations per layer against relative depth (0 its first
+    layer, 1 its last), conv layers as circles and pools as squares. ``series``: label -> a cv.Sparsity (or any
+    {layer: fraction} dict), a cv.Probe (measured here over ``images``), or (probe, images)."""
+    from .kernels.sparsity import sparsity
+    from .probe import Probe
+
+    if not isinstance(series, Mapping) or not series:
+        raise CnnvizError(f"series must be a dict label -> sparsity (or probe), at least one, got {short_repr(series)}.")
+    ready: dict[str, Any] = {}
+    for label, value in series.items():
+        if isinstance(value, tuple) and len(value) == 2:
+            value = sparsity(_probe(value[0], f"series[{label!r}][0]"), value[1], progress=False)
+        elif isinstance(value, Probe):
+            if images is None:
+                raise CnnvizError(f"series[{label!r}] is a probe: give images= to measure its sparsity over "
+                                  f"(or pass cv.sparsity(probe, images)).")
+            value = sparsity(value, images, progress=False)
+        if not isinstance(value, Mapping) or not value or not all(
+                isinstance(v, (int, float, np.floating)) for v in value.values()):
+            raise CnnvizError(f"series[{label!r}] must be a cv.Sparsity, a dict layer -> fraction of zeros, a probe "
+                              f"or (probe, images), got {short_repr(value)}.")
+        ready[str(label)] = value
+    return sparsity_figure(ready, title)
+
+
+def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | None = None, cell: int = 32,
+                   columns: int = 8) -> Any:
+    """Figure 7: filters by their top patches. ``top``: a TopPatches (cv.top_patches) or several (a list, or a
+    dict such as ``cv.mine(...).top``), one band per layer, labelled with its name and receptive field; each
+    filter is a tile of its k patches (``per_row`` a row, ``cell`` px each), numbered. ``filters``: how many of
+    each layer's filters, strongest first, or which ones."""
+    from .kernels.topk import TopPatches
+
+    tops = list(top.values()) if isinstance(top, Mapping) else [top] if isinstance(top, TopPatches) else top
+    if not isinstance(tops, (list, tuple)) or not tops or not all(isinstance(t, TopPatches) for t in tops):
+        raise CnnvizError(f"top must be a TopPatches (from cv.top_patches) or a list or dict of them, got "
+                          f"{short_repr(top)}.")
+    cell = checks.positive_int("cell", cell, "a positive whole number of pixels")
+    columns = checks.positive_int("columns", columns, "a positive whole number of tiles a row")
+    sheet = Sheet()
+    for n, t in enumerate(tops):
+        order = [int(c) for c in np.argsort(-t.values[:, 0].numpy(), kind="stable")]
+        if checks.whole(filters):
+            chosen = order[: checks.positive_int("filters", filters, "a positive number of filters, or a list of them")]
+        else:
+            chosen = [checks.index("filter", c, t.channels, f"layer {t.layer!r} has {t.channels} filters")
+                      for c in (filters if isinstance(filters, (list, tuple, range)) else [filters])]
+            if not chosen:
+                raise CnnvizError("filters is empty: name at least one filter, or give how many (the strongest).")
+        across = per_row if per_row is not None else math.ceil(math.sqrt(t.k))
+        across = checks.positive_int("per_row", across, "a positive whole number of patches a row")
+        tiles = [(c, filter_tile(t, c, across, cell)) for c in chosen]
+        filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet,
+                      y0=sheet.bottom + (16 if n else 0), title=f"{t.k} top patch{'' if t.k == 1 else 'es'} a filter")
+    return sheet.figure()
+
+
+# ------------------------------------------------------------------ saving
+
+def figure_path(path: Any, text: bool = True) -> Path:
+    """``path`` checked as a place to save a figure: a str or os.PathLike ending in .png, .svg or .pdf (.png
+    only for a picture without text), not a folder."""
+    allowed = FORMATS if text else (".png",)
+    ends = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else allowed[0]
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise CnnvizError(f"path must be a file name (a str or pathlib.Path) ending in {ends}, got {short_repr(path)}.")
+    p = Path(path)
+    if p.suffix.lower() not in allowed:
+        why = "" if text else " (a picture without text; compose a figure with text to save SVG or PDF)"
+        raise CnnvizError(f"path must end in {ends}{why}, got {short_repr(os.fspath(path))}.")
+    if p.is_dir():
+        raise CnnvizError(f"path {short_repr(os.fspath(path))} is a folder: give a file name ending in {ends}.")
+    return p
+
+
+def save_figure(figure: Any, path: Any) -> Path:
+    """Write ``figure`` (a matplotlib Figure, such as cv.figure_layers gives, or a PIL picture such as
+    cv.picture_grid gives) to ``path``; the suffix picks the format: .png, .svg or .pdf (a PIL picture: .png).
+
+    SVG and PDF keep their text as text (searchable, selectable). The figure is drawn in memory first and the file
+    replaced in one step, so a failure leaves no half-written file; missing folders are created. Returns the path.
+    """
+    if isinstance(figure, Image.Image):
+        p = figure_path(path, text=False)
+        buf = io.BytesIO()
+        figure.save(buf, format="PNG")
+    else:
+        from matplotlib import rc_context
+        from matplotlib.figure import Figure
+
+        if not isinstance(figure, Figure):
+            raise CnnvizError(f"figure must be a matplotlib Figure (cv.figure_layers and the widgets' to_figure() make "
+                              f"one) or a PIL picture, got {short_repr(figure)}.")
+        p = figure_path(path)
+        fmt = p.suffix.lower()[1:]
+        buf = io.BytesIO()
+        metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+        with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "cnnviz"}):
+            figure.savefig(buf, format=fmt, dpi=figure.dpi, facecolor=figure.get_facecolor(), metadata=metadata)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    part = p.with_name(f".{p.name}.{os.getpid()}.part")
+    try:
+        part.write_bytes(buf.getvalue())
+        os.replace(part, p)
+    finally:
+        part.unlink(missing_ok=True)
+    return p

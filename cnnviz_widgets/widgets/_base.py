@@ -23,6 +23,7 @@ import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
 from ..errors import CnnvizError, UnsupportedModelError, short_repr
+from ..figures import sprite  # noqa: F401 - the widgets' galleries use it from here
 from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
@@ -112,33 +113,33 @@ def picture_bytes(images: list[np.ndarray], fmt: str | None = None) -> list[byte
     return out
 
 
-def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
-    """Tiles (uint8 HxWx3, any size; None for an empty place) resized to ``cell`` and laid out ``columns``
-    per row in one RGBA picture whose gutters and empty places are transparent (the page's own background,
-    light or dark, shows through them).
+class SavesFigure:
+    """``save(path)``: what the widget shows now, as a figure composed in Python from the widget's own data (the
+    kernels' results it holds, never a screenshot) by :mod:`cnnviz_widgets.figures`; ``to_figure()`` gives the
+    matplotlib Figure itself. Each widget defines ``to_figure``."""
 
-    Galleries travel as one sprite sheet per page rather than one message per patch.
-    """
-    from PIL import Image
+    def to_figure(self) -> Any:
+        """The matplotlib Figure of what the widget shows (its current layer, page, selection, zoom)."""
+        raise NotImplementedError
 
-    columns = max(1, min(columns, len(tiles))) if tiles else 1
-    rows = max(1, -(-len(tiles) // columns))
-    out = np.zeros((rows * (cell + pad) - pad, columns * (cell + pad) - pad, 4), np.uint8)
-    for n, t in enumerate(tiles):
-        if t is None:
-            continue
-        r, c = divmod(n, columns)
-        if t.shape[:2] != (cell, cell):
-            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
-        place = out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell]
-        if t.shape[2] == 4:
-            place[:] = t
-        else:
-            place[..., :3], place[..., 3] = t, 255
-    return out
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write what the widget shows to ``path``: .png, .svg or .pdf by its suffix (SVG and PDF keep the labels as
+        text). Returns the path. A widget with nothing to show yet raises a CnnvizError that says why."""
+        from ..figures import figure_path, save_figure
+
+        figure_path(path)  # a wrong suffix is said before anything is drawn
+        return save_figure(self.to_figure(), path)
+
+    def nothing_to_save(self, what: str) -> CnnvizError:
+        """The error for a save before anything is shown: names the widget, what is missing, and its error if any."""
+        error = getattr(self, "error", "")
+        error = getattr(error, "value", error)  # the SparsityChart's is an HTML widget
+        error = error if isinstance(error, str) else ""
+        return CnnvizError(f"{type(self).__name__} has nothing to save yet: {what}."
+                           + (f" It says: {error}" if error else ""))
 
 
-class CnnvizWidget(anywidget.AnyWidget):
+class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     """Base of every cnnviz widget: ``error`` (shown in the widget), ``busy``, ``progress``, ``notice``,
     and the job machinery that keeps browser-started work stoppable and never stale (see :mod:`.jobs`)."""
 

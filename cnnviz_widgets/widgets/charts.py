@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 import bqplot as bq
 import ipywidgets as ipw
 
+from ..figures import CHAR_WIDTH, PLOT_WIDTH, SERIES_COLORS, depths, sparsity_figure, thinned  # noqa: F401 - re-exported
 from ..kernels.sparsity import Sparsity
-
-PLOT_WIDTH = 640  # px: the plot area the layer names are thinned for (about that of a 1280 px screen with Lab's sidebar open)
-CHAR_WIDTH = 6.5  # px per character of an axis tick label, and the gap kept between two labels
-
-
-def depths(names: list[str]) -> list[float]:
-    """Each layer's relative depth: 0 for the first, 1 for the last, evenly between (a one-layer network: 0)."""
-    return [j / max(1, len(names) - 1) for j in range(len(names))]
+from ._base import SavesFigure
 
 
 def js_key(v: float) -> str:
@@ -24,21 +17,7 @@ def js_key(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
-def thinned(names: list[str], width: int = PLOT_WIDTH) -> list[str]:
-    """The layer names an axis can print side by side in ``width`` px: every n-th one, always the last (a
-    deep network's 50 names would be printed over each other)."""
-    if not names:
-        return []
-    room = width / len(names)
-    needed = CHAR_WIDTH * (max(len(n) for n in names) + 1)
-    step = max(1, math.ceil(needed / room))
-    picked = names[::step]
-    if picked[-1] != names[-1]:  # the last layer stands in for the last picked one (less than a step before it)
-        picked = picked[:-1] + [names[-1]] if len(picked) > 1 else picked + [names[-1]]
-    return picked
-
-
-class SparsityChart(ipw.VBox):
+class SparsityChart(SavesFigure, ipw.VBox):
     """Sparsity of each conv and pool layer, one coloured series per network; conv as circles, pools as squares.
 
     The x axis is relative depth: each network's own layers from its first (0) to its last (1), evenly spaced,
@@ -47,10 +26,11 @@ class SparsityChart(ipw.VBox):
     ``series``: a dict label -> Sparsity (from cv.sparsity) or -> (probe, images) to compute here.
     """
 
-    COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    COLORS = SERIES_COLORS  # the saved figure's too
 
     def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> None:
         self.error = ipw.HTML()
+        self._title = title
         marks: list[bq.Mark] = []
         axes: list[bq.Axis] = []
         self.data: dict[str, Sparsity] = {}
@@ -98,3 +78,10 @@ class SparsityChart(ipw.VBox):
             "■ max-pool &nbsp;·&nbsp; x: each network's layers, first to last, evenly spaced (relative depth), so networks "
             f"of different depths span the same width{more} &nbsp;·&nbsp; hover a point for its value</div>")
         super().__init__([self.error, self.title, self.figure, self.key])
+
+    def to_figure(self):
+        """Figure 6 as the chart shows it: each series' sparsity against relative depth, the first two networks'
+        (thinned) layer names on the bottom and top axes in their colours, conv circles and pool squares."""
+        if not self.data:
+            raise self.nothing_to_save("no sparsity was computed")
+        return sparsity_figure(self.data, self._title)

@@ -1,7 +1,6 @@
 """CompareModels (paper Fig. 5): the same image through two networks, reconstructions at matching depths."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import traitlets
@@ -9,16 +8,9 @@ import traitlets
 from ..errors import ImageError
 from ..imageset import load_images
 from ..display import DISPLAYS
+from ..figures import compare_sheet, field_label, matching_layers  # noqa: F401 - matching_layers re-exported
 from ..models import load_model_or_random
 from ._base import ReversingWidget, as_probe, css, esm, png_bytes
-
-
-def matching_layers(probe, n: int) -> list[str]:
-    """n conv layers spread evenly over the network's depth, ending with its last conv layer
-    (VGG16, n=4: c2_2 c3_3 c4_3 c5_3; the paper's AlexNet: c2 c3 c4 c5)."""
-    convs = [l.name for l in probe.layers if l.kind == "conv"]
-    n = min(n, len(convs))
-    return [convs[math.ceil((i + 1) * len(convs) / n) - 1] for i in range(n)]
 
 
 class CompareModels(ReversingWidget):
@@ -42,7 +34,7 @@ class CompareModels(ReversingWidget):
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
                  names: tuple[str, str] | None = None, rule: str = "deconvnet", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probes, self._images = [], None
+        self._probes, self._images, self._shown = [], None, None
         with self.guard("Comparing the models"):
             self._set_rule(rule)
             from ..images import sample_images
@@ -91,20 +83,22 @@ class CompareModels(ReversingWidget):
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         picture, name = self._images.raw(index), self._images.names[index]  # each network decodes it at its size
-        rows, preds, modes = [], [], []
+        rows, preds, modes, raw = [], [], [], []
         for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
             x = probe.model_input(picture, name)
             recs = probe.reconstruct(x, layers=cols, rule=rule, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
             pictures, mode = self.displayed([recs[c][0] for c in cols])
+            raw.append(pictures)
             rows.append([png_bytes(p) for p in pictures])
             modes.append(mode)
             preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
             if j == 0:
                 first = probe.to_image(x)[0]
         return {"index": index, "input_png": png_bytes(first), "rows": rows, "predictions": preds, "modes": modes,
-                "rule": rule}
+                "rule": rule, "input": first, "pictures": raw}
 
     def _show(self, r: dict) -> None:
+        self._shown = r  # the pictures themselves, for save()
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.rows = r["rows"]
@@ -114,3 +108,13 @@ class CompareModels(ReversingWidget):
                             "display: " + "; ".join(f"{name}, {DISPLAYS[m]}" for name, m in zip(self.model_names, modes)))
             self.shown_rule = r["rule"]
             self.shown_image = r["index"]
+
+    def to_figure(self):
+        """Figure 5 as shown: the input, each network's row of reconstructions (labelled with its layers and their
+        receptive fields) and its top-5 predictions as text."""
+        r = self._shown
+        if r is None:
+            raise self.nothing_to_save("no image has been compared")
+        labels = [[(c, field_label(p.receptive_field(c))) for c in cols] for p, cols in zip(self._probes, self.columns)]
+        title = f"{self.image_names[r['index']]} ({r['rule']}); {self.display}"
+        return compare_sheet(r["input"], self.model_names, labels, r["pictures"], r["predictions"], title=title).figure()

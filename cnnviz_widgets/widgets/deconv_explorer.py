@@ -20,6 +20,7 @@ from .. import checks
 from ..display import to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
+from ..figures import field_label, layers_sheet, predictions_text
 from ._base import ReversingWidget, as_probe, css, esm, message_field, picture_bytes
 
 
@@ -55,6 +56,7 @@ class DeconvExplorer(ReversingWidget):
         self._images = None
         self._x = None
         self._mode = "signed"
+        self._pictures, self._unit_picture = None, None
         with self.guard("Setting up the explorer"):
             self._set_rule(rule)
             self._probe = as_probe(probe)
@@ -126,9 +128,11 @@ class DeconvExplorer(ReversingWidget):
         if out is not None and out.name in self._layers and preds:
             captions[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
         pictures, mode = self.displayed(torch.cat([recs[n] for n in self._layers]))
-        encoded = picture_bytes([probe.to_image(x)[0], *pictures])
+        picture = probe.to_image(x)[0]
+        encoded = picture_bytes([picture, *pictures])
         job.check()
         return {"index": index, "x": x, "input_png": encoded[0], "recs": encoded[1:], "mode": mode,
+                "pictures": [picture, *pictures],
                 "captions": captions, "rule": rule,
                 "predictions": [[label, round(p, 4), c if out is not None else -1] for c, label, p in preds]}
 
@@ -141,6 +145,7 @@ class DeconvExplorer(ReversingWidget):
     def _show_image(self, r: dict) -> None:
         self._x = r["x"]
         self._mode = r["mode"]
+        self._pictures, self._unit_picture = r["pictures"], None  # what is shown, for save()
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.recs = r["recs"]
@@ -166,16 +171,21 @@ class DeconvExplorer(ReversingWidget):
 
         def apply(r: dict) -> None:
             if self._x is x:
+                self._unit_picture = r["picture"]
                 with self.hold_sync():
                     self.unit_png = r["png"]
                     self.selected = r["selected"]
 
-        self.run_job(what, "unit", lambda job: compute(x, rule, mode, job), apply)
+        def run(job) -> dict:
+            r = compute(x, rule, mode, job)
+            return {**r, "png": picture_bytes([r["picture"]])[0]}
 
-    def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> bytes:
-        """One reconstruction as picture bytes (:func:`picture_bytes`), in the display of the strip it belongs to."""
+        self.run_job(what, "unit", run, apply)
+
+    def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> np.ndarray:
+        """One reconstruction as a picture, in the display of the strip it belongs to."""
         rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
-        return picture_bytes([to_display(rec, mode)])[0]
+        return to_display(rec, mode)
 
     def show_unit_at(self, layer: str, x: float, y: float) -> None:
         """Reconstruct the strongest unit of ``layer`` under input pixel (``x``, ``y``) of the current image:
@@ -187,7 +197,7 @@ class DeconvExplorer(ReversingWidget):
             act = self._probe.activations(xin, [l.name])[l.name][0, :, gy, gx]
             channel = int(torch.argmax(act))
             job.check()
-            return {"png": self._one(xin, rule, mode, l.name, unit=(channel, gy, gx)), "selected": {
+            return {"picture": self._one(xin, rule, mode, l.name, unit=(channel, gy, gx)), "selected": {
                 "layer": l.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4),
                 **self.field_of(l, gy, gx)}}
 
@@ -220,7 +230,7 @@ class DeconvExplorer(ReversingWidget):
             if l is self._probe.output_layer and self._probe.labels and isinstance(c, (int, np.integer)) \
                     and 0 <= c < len(self._probe.labels):
                 selected["label"] = self._probe.labels[int(c)]
-            return {"png": self._one(x, rule, mode, l.name, channel=c), "selected": selected}
+            return {"picture": self._one(x, rule, mode, l.name, channel=c), "selected": selected}
 
         self._request_unit("Reconstructing the class" if isinstance(channel, str) else "Reconstructing the filter", compute)
 
@@ -239,7 +249,7 @@ class DeconvExplorer(ReversingWidget):
 
         def compute(x, rule, mode, job) -> dict:
             l = self._probe.layer(layer)
-            return {"png": self._one(x, rule, mode, l.name, unit=tuple(unit)),
+            return {"picture": self._one(x, rule, mode, l.name, unit=tuple(unit)),
                     "selected": {"layer": l.name, "unit": [int(v) for v in unit], **self.field_of(l, unit[1], unit[2])}}
 
         self._request_unit("Reconstructing the unit", compute)
@@ -253,3 +263,42 @@ class DeconvExplorer(ReversingWidget):
             "channel": ("Reading the filter number", lambda m: self.show_filter(layer(m), channel(m))),
             "class": ("Reconstructing the class", lambda m: self.show_class(message_field(m, "index", int))),
         }
+
+    def selection_label(self) -> str:
+        """What the unit view shows, in words: "c3: unit 12 at (3, 4)", "c4: filter 11", "fc8: class espresso"."""
+        sel = self.selected
+        layer = sel.get("layer", self.layer)
+        if isinstance(sel.get("unit"), (list, tuple)) and len(sel["unit"]) == 3:
+            c, y, x = sel["unit"]
+            return f"{layer}: unit {c} at ({y}, {x})"
+        if "label" in sel:
+            return f"{layer}: class {sel['label']}"
+        return f"{layer}: filter {sel.get('channel', sel.get('filter', '?'))}"
+
+    def to_figure(self, strip: int = 96, per_row: int = 8):
+        """What the explorer shows: the input, the current layer large (with the unit, filter or class view when one
+        is selected) and the top-5, then the strip of every layer (``strip`` px, ``per_row`` a row), the current
+        one framed; each picture labelled with its layer and receptive field."""
+        if self._pictures is None:
+            raise self.nothing_to_save("no image has been reconstructed")
+        names, pictures = self.layer_names, self._pictures[1:]
+        rfs = {n: self._probe.receptive_field(n) for n in names}
+        current = names.index(self.layer) if self.layer in names else len(names) // 2
+        big = [("input", f"{self.input_size} px"), (names[current], field_label(rfs[names[current]]))]
+        row, captions = [self._pictures[0], pictures[current]], ["", self.captions[current]]
+        if self.selected and self._unit_picture is not None:
+            big.append((self.selection_label(), field_label(rfs.get(self.selected.get("layer")))))
+            row.append(self._unit_picture)
+            captions.append("")
+        title = f"{self.image_names[self.shown_image]} ({self.shown_rule}); {self.display}"
+        sheet = layers_sheet([row], big, captions=[captions], size=224, title=title)
+        x = sheet.right + 16
+        sheet.text("top-5", x, 24 + 36, px=12, ha="left", bold=True)
+        sheet.text(predictions_text(self.predictions), x, 24 + 54, px=11, ha="left")
+        for start in range(0, len(names), per_row):
+            part = names[start : start + per_row]
+            layers_sheet([pictures[start : start + per_row]], [(n, field_label(rfs[n])) for n in part],
+                         captions=[self.captions[start : start + per_row]], size=strip, sheet=sheet,
+                         y0=sheet.bottom + 12,
+                         frame_column=current - start if start <= current < start + per_row else None)
+        return sheet.figure()

@@ -16,6 +16,7 @@ from .. import checks
 from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
+from ..figures import Sheet, field_label
 from ._base import CnnvizWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes
 
 
@@ -41,7 +42,7 @@ class EmbeddingMap(CnnvizWidget):
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, n_patches: int = 2000,
                  grid: int = 30, cell: int = 20, n_filters: int = 6, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._space, self._stack, self._n_filters, self._probe = None, [], 6, None
+        self._space, self._stack, self._n_filters, self._probe, self._mosaic = None, [], 6, None, None
         with self.guard("Embedding the representation space"):
             from ..images import sample_images
 
@@ -93,7 +94,8 @@ class EmbeddingMap(CnnvizWidget):
     def _show(self, space) -> None:
         with self.hold_sync():
             self._space = space
-            self.mosaic = png_bytes(space.mosaic(cell=self.cell))
+            self._mosaic = space.mosaic(cell=self.cell)  # the picture itself, for save()
+            self.mosaic = png_bytes(self._mosaic)
             self.grid_index = space.grid_index.tolist()
             self.region = list(space.region)
             self.depth = len(self._stack)
@@ -159,3 +161,27 @@ class EmbeddingMap(CnnvizWidget):
         """Make ``grid`` (a FilterGrid) follow this map: same layer, and the selected unit's strongest filters."""
         traitlets.dlink((self, "layer"), (grid, "layer"))
         traitlets.dlink((self, "filters"), (grid, "filters"))
+
+    def to_figure(self):
+        """The mosaic shown (the current zoom), under the layer's name, receptive field and region; with a selected
+        patch, its cell framed and the patch beside the mosaic with its picture and strongest filters."""
+        space, mosaic = self._space, self._mosaic
+        if space is None or mosaic is None:
+            raise self.nothing_to_save("no representation space is embedded")
+        rf = self._probe.receptive_field(space.layer) if self._probe is not None else None
+        x0, y0, x1, y1 = space.region
+        where = "the whole space" if self.depth == 0 else f"zoomed to x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f}"
+        sheet = Sheet()
+        sheet.text(f"{space.layer} ({field_label(rf)}): representation space, {space.grid}x{space.grid} cells, {where}",
+                   0, 0, px=14, ha="left", bold=True)
+        sheet.picture(mosaic, 0, 24)
+        sel = self.selected
+        if sel.get("layer") == space.layer and isinstance(sel.get("cell"), list) and self.patch_png:
+            row, col = sel["cell"]
+            h, w = mosaic.shape[0] / space.grid, mosaic.shape[1] / space.grid
+            sheet.frame(col * w, 24 + row * h, w, h)
+            x = mosaic.shape[1] + 16
+            sheet.picture(space.patch(int(sel["unit"])), x, 24, 128)
+            sheet.text(f"{sel.get('image_name', '')} ({sel['y']}, {sel['x']})", x, 24 + 134, px=11, ha="left")
+            sheet.text("strongest filters: " + ", ".join(map(str, self.filters)), x, 24 + 152, px=11, ha="left")
+        return sheet.figure()

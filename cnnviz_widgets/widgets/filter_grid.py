@@ -17,6 +17,7 @@ from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..imageset import load_images
 from ..kernels.mine import mine
+from ..figures import field_label, filter_tile, filters_sheet, layers_sheet
 from ._base import ReversingWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes, sprite
 
 
@@ -49,6 +50,7 @@ class FilterGrid(ReversingWidget):
                  rule: str = "deconvnet", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
+        self._detail = None
         with self.guard("Finding the top patches"):
             from ..images import sample_images
 
@@ -77,6 +79,11 @@ class FilterGrid(ReversingWidget):
     def top(self):
         """The TopPatches of the current layer."""
         return self._top.get(self.layer)
+
+    @property
+    def tops(self) -> dict:
+        """Every layer mined so far (all conv layers at first), name -> TopPatches: what cv.figure_filters takes."""
+        return dict(self._top)
 
     def _view(self) -> dict:
         return {"layer": self.layer, "filters": list(self.filters), "page": int(self.page), "page_size": int(self.page_size)}
@@ -109,8 +116,7 @@ class FilterGrid(ReversingWidget):
         tiles = []
         for c in shown:
             job.check()
-            patches = [top.patch(c, i) if int(top.image_index[c, i]) >= 0 else None for i in range(top.k)]
-            tiles.append(sprite(patches, self.per_row, self.cell, pad=1))
+            tiles.append(filter_tile(top, c, self.per_row, self.cell))
         sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.zeros((8, 8, 4), np.uint8)
         return {"mined": mined, "view": {**view, "page": page}, "n_pages": n_pages, "shown": shown, "sheet": png_bytes(sheet)}
 
@@ -182,10 +188,12 @@ class FilterGrid(ReversingWidget):
             patches = [top.patch(c, i) for i in range(top.k) if int(top.image_index[c, i]) >= 0]
             recs, mode = self.displayed(list(top.reconstructions(c, rule=rule)))
             return {"png": png_bytes(sprite(patches + recs, len(patches), 64, pad=2)), "mode": mode,
+                    "patches": patches, "recs": recs,
                     "values": [round(float(v), 4) for v in top.values[c, : len(patches)]],
                     "for": {"layer": name, "filter": c, "rule": rule}}
 
         def apply(r: dict) -> None:
+            self._detail = r  # the pictures themselves, for save()
             with self.hold_sync():
                 self.detail = r["png"]
                 self.detail_values = r["values"]
@@ -193,3 +201,25 @@ class FilterGrid(ReversingWidget):
                 self.detail_for = r["for"]
 
         self.run_job("Reconstructing the filter's patches", "detail", compute, apply)
+
+    def to_figure(self):
+        """The page shown: its filters' tiles of top patches (numbered, at the current zoom), under the layer's name
+        and receptive field; with a selected filter, its patches and their reconstructions below."""
+        view = self._shown_view
+        top = self._top.get(view["layer"]) if view else None
+        if top is None:
+            raise self.nothing_to_save("no page of filters is drawn")
+        shown = list(self.sheet_filters)
+        which = (f"filters {', '.join(map(str, shown))}" if view["filters"] else
+                 f"page {view['page'] + 1} of {self.n_pages}, strongest first")
+        sheet = filters_sheet(top.layer, top.receptive_field(), [(c, filter_tile(top, c, self.per_row, self.cell))
+                                                                  for c in shown], columns=self.columns,
+                              title=f"{which}; {top.k} top patches a filter")
+        r = self._detail
+        if r is not None and self.selected and self.detail_for and self.detail_for.get("layer") == top.layer:
+            f = r["for"]
+            labels = [(f"#{i + 1}", f"{v:.2f}") for i, v in enumerate(r["values"])]
+            layers_sheet([r["patches"], r["recs"]], labels, size=64, sheet=sheet, y0=sheet.bottom + 16,
+                         title=f"filter {f['filter']} of {f['layer']} ({field_label(top.receptive_field())}): its top "
+                               f"patches and their reconstructions ({f['rule']}); {self.display}")
+        return sheet.figure()
