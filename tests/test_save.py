@@ -389,7 +389,7 @@ def test_embedding_map_saves_its_mosaic_at_the_current_zoom_with_the_selection(t
     assert np.array_equal(at(out, 0, 24, 80, 80), decode(emap.mosaic))
     assert any(t.startswith(f"c3 ({rf(alex_probe, 'c3')}): representation space, 8x8 cells, the whole space")
                for t in svg_texts(emap.save(tmp_path / "m.svg")))
-    emap.zoom = {"x0": 0.0, "y0": 0.0, "x1": 0.5, "y1": 0.5}
+    emap.zoom_into(0.0, 0.0, 0.5, 0.5)
     emap.select(1, 2)
     out = png(emap.save(tmp_path / "z.png"))
     mosaic = decode(emap.mosaic)
