@@ -309,6 +309,11 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
         sheet.text(second, cx, y + 17, px=fitting_px(second, size, 11, 6), color=SOFT_COLOR)
     y += 36
     has_captions = captions is not None and any(t for row in captions for t in row)
+    caption_px = 10
+    if has_captions:  # a caption too long for one line at 8 px or more wraps at words; the rows make room
+        captions = [[wrapped(t, size, caption_px) if t and fitting_px(t, size, caption_px, 1) < 8 else t for t in row]
+                    for row in captions]
+    caption_h = max((t.count("\n") + 1 for row in captions or [] for t in row if t), default=1) * 13 + 5
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
             x = left + c * (size + gap)
@@ -317,17 +322,30 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
                 sheet.frame(x, y, size, size)
             text = captions[r][c] if has_captions and c < len(captions[r]) else ""
             if text:
-                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, 11, 6), color=SOFT_COLOR)
+                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, 7), color=SOFT_COLOR)
         if row_labels is not None:
             label = str(row_labels[r])
             sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90)
-        y += size + gap + (18 if has_captions else 0)
+        y += size + gap + (caption_h if has_captions else 0)
     return sheet
 
 
 def predictions_text(predictions: Sequence[Sequence[Any]], k: int = 5) -> str:
-    """Top-k predictions as lines "1. espresso  0.52" (each item starts with (label, probability))."""
-    return "\n".join(f"{i + 1}. {p[0]}  {float(p[1]):.2f}" for i, p in enumerate(list(predictions)[:k])) or "no class scores"
+    """Top-k predictions as lines "1. espresso  52.0%" (each item starts with (label, probability)), as the
+    widgets write them (random weights give 0.1%: two decimals of a fraction would read 0.00)."""
+    return "\n".join(f"{i + 1}. {p[0]}  {100 * float(p[1]):.1f}%" for i, p in enumerate(list(predictions)[:k])) or "no class scores"
+
+
+def wrapped(text: str, width: float, px: float) -> str:
+    """``text`` broken at spaces into lines that fit ``width`` px at ``px`` (a word longer than that keeps its
+    line): a caption stays readable instead of shrinking to a few pixels."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and text_width(f"{lines[-1]} {word}", px) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
 
 
 def compare_sheet(input_picture: np.ndarray, model_names: Sequence[str], columns: Sequence[Sequence[tuple[str, str]]],

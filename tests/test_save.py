@@ -201,7 +201,7 @@ def test_figure_compare_is_figure_5_with_both_networks_and_their_top_5(tmp_path,
         for c in cols:
             assert c in texts and rf(probe, c) in texts
         for i, (label, p) in enumerate(probe.predict(probe.preprocess(photos[0][1]), k=5)[0]):
-            assert f"{i + 1}. {label}  {p:.2f}" in texts
+            assert f"{i + 1}. {label}  {100 * p:.1f}%" in texts
     assert {"VGG16", "AlexNet", "VGG16: top-5", "AlexNet: top-5", f"{photos[0][0]} (deconvnet)"} <= set(texts)
     out = png(cv.save_figure(fig, tmp_path / "fig5.png"))
     assert out.shape[:2] == pixel_size(fig)[::-1]
@@ -348,8 +348,8 @@ def test_explorer_saves_what_it_shows(tmp_path, explorer, alex_probe):
     for name in explorer.layer_names:
         assert name in texts and rf(alex_probe, name) in texts
     assert f"{explorer.image_names[0]} (deconvnet); {explorer.display}" in texts
-    assert all(f"{i + 1}. {label}  {p:.2f}" in texts for i, (label, p, _) in enumerate(explorer.predictions))
-    assert explorer.captions[-1] in texts  # the output layer's top-1 class
+    assert all(f"{i + 1}. {label}  {100 * p:.1f}%" in texts for i, (label, p, _) in enumerate(explorer.predictions))
+    assert explorer.captions[-1] in " ".join(texts)  # the output layer's top-1 class (wrapped in two lines)
     explorer.show_unit("c3", (5, 3, 4))  # a unit view: saved beside the current layer
     out = png(explorer.save(tmp_path / "unit.png"))
     assert np.array_equal(at(out, 2 * (224 + 6), y, 224, 224), decode(explorer.unit_png))
@@ -409,7 +409,7 @@ def test_compare_models_saves_both_rows_and_their_top_5(tmp_path, alex_probe, ph
     for probe, cols in zip((tv, alex_probe), c.columns):
         assert all(name in texts and rf(probe, name) in texts for name in cols)
     for name, preds in zip(c.model_names, c.predictions):
-        assert f"{name}: top-5" in texts and all(f"{i + 1}. {l}  {p:.2f}" in texts for i, (l, p) in enumerate(preds))
+        assert f"{name}: top-5" in texts and all(f"{i + 1}. {l}  {100 * p:.1f}%" in texts for i, (l, p) in enumerate(preds))
     assert f"{c.image_names[1]} (deconvnet); {c.display}" in texts
     out = png(c.save(tmp_path / "c.png"))
     assert out.shape[:2] == pixel_size(c.to_figure())[::-1]

@@ -292,7 +292,7 @@ class DeconvExplorer(ReversingWidget):
             captions.append("")
         title = f"{self.image_names[self.shown_image]} ({self.shown_rule}); {self.display}"
         sheet = layers_sheet([row], big, captions=[captions], size=224, title=title)
-        x = sheet.right + 16
+        x = len(row) * (224 + 6) + 10  # beside the big pictures (the title may reach further)
         sheet.text("top-5", x, 24 + 36, px=12, ha="left", bold=True)
         sheet.text(predictions_text(self.predictions), x, 24 + 54, px=11, ha="left")
         for start in range(0, len(names), per_row):
