@@ -27,6 +27,9 @@ class SparsityChart(SavesFigure, ipw.VBox):
     """
 
     COLORS = SERIES_COLORS  # the saved figure's too
+    # the axes' layer names in their series' colour, lighter on a dark page: the same blue or red cannot read
+    # 4.5:1 on both white and JupyterLab Dark's #111 (a CSS variable the chart's key defines, per theme)
+    DARK_TEXT = ["#7db9e8", "#ff8a80", "#7bd67b", "#c5a5e6"]
 
     def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> None:
         self.error = ipw.HTML()
@@ -60,7 +63,8 @@ class SparsityChart(SavesFigure, ipw.VBox):
                                                                    labels=[f"{label} layer", "sparsity"])))
                 if i < 2:  # the first network's names below the plot, the second's above it
                     ticks = thinned(names)
-                    axes.append(bq.Axis(scale=x_sc, side="bottom" if i == 0 else "top", color=color, label_color=color,
+                    axes.append(bq.Axis(scale=x_sc, side="bottom" if i == 0 else "top", color=color,
+                                        tick_style={"fill": f"var(--cnnviz-series-{i}, {color})"},
                                         label=f"{label}: its layers, first to last", tick_values=[at[n] for n in ticks],
                                         tick_labels={js_key(at[n]): n for n in ticks}, grid_lines="none", label_offset="32px"))
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not as a traceback
@@ -68,16 +72,28 @@ class SparsityChart(SavesFigure, ipw.VBox):
         axes.append(bq.Axis(scale=y_sc, orientation="vertical", label="sparsity", tick_format=".1f"))
         top = 64 if len(self.data) > 1 else 16  # room for the second network's names above the plot
         self.figure = bq.Figure(marks=marks, axes=axes, legend_location="top-left",
+                                # the names in the page's text colour (the swatch beside each has the series')
+                                legend_text={"fill": "var(--jp-ui-font-color1, var(--vscode-editor-foreground, #1f1f1f))"},
                                 fig_margin={"top": top, "bottom": 60, "left": 60, "right": 30},
                                 layout=ipw.Layout(width="auto", height=f"{330 + top}px"))
         # the title and the key in the page's own font and colours (bqplot's title would sit on the top axis)
         self.title = ipw.HTML(f"<b style='font-size: 14px'>{html.escape(title)}</b>")
         more = "; the first two networks' names are on the axes" if len(self.data) > 2 else ""
         self.key = ipw.HTML(
-            "<div style='color: var(--jp-ui-font-color2, #666); font-size: 12px; line-height: 1.4'>● convolution &nbsp; "
+            self.series_colours_css() +
+            "<div style='color: var(--jp-ui-font-color2, #595959); font-size: 12px; line-height: 1.4'>● convolution &nbsp; "
             "■ max-pool &nbsp;·&nbsp; x: each network's layers, first to last, evenly spaced (relative depth), so networks "
             f"of different depths span the same width{more} &nbsp;·&nbsp; hover a point for its value</div>")
         super().__init__([self.error, self.title, self.figure, self.key])
+
+    @classmethod
+    def series_colours_css(cls) -> str:
+        """A <style> defining --cnnviz-series-N, the axis text colours: the series colours on a light page, lighter
+        ones where the page is dark (JupyterLab Dark, VS Code dark, or a bare page that prefers dark)."""
+        light = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(cls.COLORS))
+        dark = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(cls.DARK_TEXT))
+        return (f"<style>:root {{ {light} }} body[data-jp-theme-light='false'], body.vscode-dark {{ {dark} }} "
+                f"@media (prefers-color-scheme: dark) {{ body:not([data-jp-theme-light]):not(.vscode-light) {{ {dark} }} }}</style>")
 
     def to_figure(self):
         """Figure 6 as the chart shows it: each series' sparsity against relative depth, the first two networks'

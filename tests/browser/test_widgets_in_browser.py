@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import clean_notebook
+from pages import LOW_CONTRAST
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -591,7 +592,7 @@ def wait_until_run(page, code_cells: int, timeout: int = 420_000) -> None:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO / "notebooks")) for p in NOTEBOOKS])
 def test_every_notebook_in_light_and_dark_at_1280px(server, browser, path):
     """Each notebook, run in JupyterLab on a 1280 px screen with the file browser open: no error, no widget
-    wider than its cell, no chart text over another, and a screenshot of everything it shows in the light and
+    wider than its cell, no chart text over another, every widget's text at 4.5:1 contrast or more, and a screenshot of everything it shows in the light and
     the dark theme (test-artifacts/nb_*), to be looked at."""
     ARTIFACTS.mkdir(exist_ok=True)
     rel = path.relative_to(REPO)
@@ -621,6 +622,9 @@ def test_every_notebook_in_light_and_dark_at_1280px(server, browser, path):
                 shrunk = out.evaluate("""out => [...out.querySelectorAll('.jp-RenderedImage img')]
                     .filter(i => i.naturalWidth && i.clientWidth < 0.95 * i.naturalWidth).map(i => `${i.naturalWidth} px shown at ${i.clientWidth}`)""")
                 assert not shrunk, f"{stem}, output {k}: a picture is shrunk to fit, its labels with it: {shrunk}"
+                for part in out.locator(".cnnviz, .cnnviz-rf, .bqplot, .widget-html").all():
+                    found = part.evaluate(f"(root, min) => ({LOW_CONTRAST})([root, min])", 4.5)
+                    assert not found["low"], f"{stem}, output {k}, {theme}: text under 4.5:1 contrast: {found['low']}"
                 for chart in out.locator(".bqplot").all():
                     texts = chart.evaluate(CHART_OVERLAPS)
                     assert texts["n"] > 10 and not texts["bad"], f"{stem}, output {k}: chart texts overlap: {texts['bad']}"
