@@ -137,6 +137,16 @@ def test_saved_notebook_works_as_static_html_without_kernel(tmp_path):
             assert explorer.locator('select[aria-label="Reverse rule"]').is_disabled()
             assert grid.locator('button[aria-label="Next page"]').is_disabled()
             assert explorer.locator(".cnnviz-pred").count() == 0  # the top-5 are bars, not buttons that would ask a kernel
+            # the signal is ipywidgets' class on the view's element, which follows model.comm_live: when it changes
+            # (a kernel comes, or goes), the widget follows
+            assert explorer.evaluate("r => r.parentElement.classList.contains('jupyter-widgets-disconnected')")
+            explorer.evaluate("r => r.parentElement.classList.remove('jupyter-widgets-disconnected')")
+            page.wait_for_function("r => r.dataset.offline === ''", arg=explorer.element_handle())
+            assert explorer.locator('select[aria-label="Image"]').is_enabled() and not explorer.locator(".cnnviz-offline").is_visible()
+            assert explorer.locator(".cnnviz-pred").count() == 5  # clickable again
+            explorer.evaluate("r => r.parentElement.classList.add('jupyter-widgets-disconnected')")
+            page.wait_for_function("r => r.dataset.offline === '1'", arg=explorer.element_handle())
+            assert explorer.locator('select[aria-label="Image"]').is_disabled() and explorer.locator(".cnnviz-pred").count() == 0
 
             big = explorer.locator("img.cnnviz-big")
             pixels = """img => { const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
