@@ -145,3 +145,40 @@ export function ruleControl(model) {
   render();
   return h("label", { text: "rule " }, [select]);
 }
+
+// Whether a kernel is behind the widget. A page made by `jupyter nbconvert --to html` from a notebook saved with
+// its widget state (and a notebook reopened after its kernel has gone) renders each widget from that state with no
+// comm: ipywidgets' view then carries the class jupyter-widgets-disconnected on its element (DOMWidgetView sets it
+// from model.comm_live before render and again whenever that changes), and anywidget renders into that element.
+// Hosts that are not ipywidgets (marimo) never set it, and always have a kernel. While there is none, a note at
+// the top of ``root`` says ``message``, ``controls`` are disabled, and root carries data-offline="1".
+/**
+ * @param {HTMLElement} el  the element anywidget renders into
+ * @param {HTMLElement} root  the widget's root
+ * @param {string} message  what works without a kernel, and what needs one
+ * @param {(HTMLInputElement | HTMLSelectElement | HTMLButtonElement)[]} [controls]  what only a kernel can answer
+ * @param {(live: boolean) => void} [onChange]  called whenever the kernel comes or goes later (at first, ask live())
+ * @returns {{ live: () => boolean, dispose: () => void }}
+ */
+export function kernelWatch(el, root, message, controls = [], onChange) {
+  const note = h("div", { class: "cnnviz-offline", role: "status" });
+  root.prepend(note);
+  const live = () => !el.closest(".jupyter-widgets-disconnected");
+  /** @type {boolean | null} */
+  let was = null;
+  const render = () => {
+    const now = live();
+    if (now === was) return;
+    const first = was === null;
+    was = now;
+    note.textContent = now ? "" : message;
+    note.style.display = now ? "none" : "";
+    root.dataset.offline = now ? "" : "1";
+    for (const c of controls) c.disabled = !now;
+    if (onChange && !first) onChange(now);
+  };
+  const watch = new MutationObserver(render);
+  watch.observe(el, { attributes: true, attributeFilter: ["class"] });
+  render();
+  return { live, dispose: () => watch.disconnect() };
+}

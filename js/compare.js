@@ -1,7 +1,7 @@
 // @ts-check
 // CompareModels (paper Fig. 5): the input, then each model's reconstructions at matching depths in
 // its own row, with its top-5 predictions.
-import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl } from "./_shared.js";
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -20,8 +20,11 @@ export default {
     const note = h("span", { class: "cnnviz-busy" });
     const display = h("div", { class: "cnnviz-note" });
     const table = h("div");
-    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), ruleControl(model), busy, note]),
+    const rule = ruleControl(model);
+    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), rule, busy, note]),
                 display, table);
+    const kernel = kernelWatch(el, root, "No running kernel: these are the saved image's pictures; another image or rule "
+      + "needs a running kernel.", [picker, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
     let imgs = [];
     function render() {
       imgs.forEach((i) => i.release());
@@ -59,6 +62,6 @@ export default {
     for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
     for (const t of ["image_index", "shown_image", "rule", "shown_rule"]) model.on(`change:${t}`, markStale);
     renderPicker(); render(); markStale();
-    return () => imgs.forEach((i) => i.release());
+    return () => { imgs.forEach((i) => i.release()); kernel.dispose(); };
   },
 };

@@ -2,7 +2,7 @@
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
 // All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
-import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl } from "./_shared.js";
+import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -30,14 +30,15 @@ export default {
     const unitCaption = h("span", { text: "click the reconstruction to see one unit" });
     const filterBox = h("input", { type: "number", min: "0", step: "1", placeholder: "filter #", "aria-label": "Reconstruct one filter of this layer", style: "width:7em" });
     const preds = h("ol", { class: "cnnviz-preds", "aria-label": "Top-5 predictions" });
-    const predsBox = h("div", { class: "cnnviz-predbox" }, [h("strong", { text: "top-5 predictions" }),
-      h("div", { class: "cnnviz-note", text: "click one to reconstruct that class" }), preds]);
+    const predsHint = h("div", { class: "cnnviz-note" });
+    const predsBox = h("div", { class: "cnnviz-predbox" }, [h("strong", { text: "top-5 predictions" }), predsHint, preds]);
     const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers" });
     const note = h("div", { class: "cnnviz-note", "aria-live": "polite" });
+    const rule = ruleControl(model);
     root.append(
       error,
       h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]),
-        h("label", { text: "layer " }, [slider]), layerLabel, ruleControl(model), h("label", { text: "one filter " }, [filterBox]), busy]),
+        h("label", { text: "layer " }, [slider]), layerLabel, rule, h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
         h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, fieldMark]), inputCaption]),
@@ -47,6 +48,11 @@ export default {
       ]),
       strip,
     );
+    // a saved page (no kernel): every layer's picture of the saved image is here, so the slider, the arrow keys
+    // and the strip work; anything new is computed by the kernel
+    const kernel = kernelWatch(el, root, "No running kernel: the layer slider, the arrow keys and the strip show every "
+      + "layer of this saved image; choosing another image, rule, filter, unit or class needs a running kernel.",
+      [picker, filterBox, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
 
     let askedByEnter = null;
     let urls = [];
@@ -159,7 +165,8 @@ export default {
       unitCaption.textContent = s.unit ? `${s.layer} filter ${s.unit[0]}${s.activation !== undefined ? " (the strongest there)" : ""}, `
           + `map row ${s.unit[1]}, column ${s.unit[2]}`
         : s.label !== undefined ? `${s.layer}: class ${s.label}`
-        : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map` : "click the reconstruction to see one unit";
+        : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map`
+        : kernel.live() ? "click the reconstruction to see one unit" : "one unit's reconstruction needs a running kernel";
       preds.querySelectorAll("button").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
       placeField(s);
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
@@ -184,7 +191,8 @@ export default {
     }
     function renderPreds() {
       const items = model.get("predictions") || [];
-      preds.replaceChildren(...predictionList(items, (index) => model.send({ event: "class", index })));
+      predsHint.textContent = kernel.live() ? "click one to reconstruct that class" : "";
+      preds.replaceChildren(...predictionList(items, kernel.live() ? (index) => model.send({ event: "class", index }) : undefined));
       predsBox.style.display = items.length ? "" : "none";
     }
 
@@ -214,6 +222,7 @@ export default {
       if (ev.key === "ArrowLeft" || ev.key === "ArrowDown") { showLayer(i - 1, true); ev.preventDefault(); ev.stopPropagation(); }
     });
     bigImg.addEventListener("click", (ev) => {
+      if (!kernel.live()) return;
       const r = bigImg.getBoundingClientRect();
       const size = model.get("input_size");
       model.send({ event: "click", layer: names()[Number(slider.value)], x: (ev.clientX - r.left) / r.width * size,
@@ -237,6 +246,7 @@ export default {
 
     return () => {
       stripSized.disconnect();
+      kernel.dispose();
       urls.forEach((u) => URL.revokeObjectURL(u));
       if (inputURL) URL.revokeObjectURL(inputURL);
       if (unitURL) URL.revokeObjectURL(unitURL);

@@ -2,7 +2,7 @@
 // EmbeddingMap: the representation-space mosaic. Hover: the cell's patch large. Click: select the
 // unit (the kernel sends its patch and strongest filters). Drag: zoom into the rectangle, which the
 // kernel re-lays at full resolution. Back: the previous view.
-import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark } from "./_shared.js";
+import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, kernelWatch } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & {
@@ -30,6 +30,8 @@ export default {
                 h("div", { class: "cnnviz-note", text: `drag a rectangle to zoom, click a patch to select it · ${PATCH_EDGE_NOTE}` }),
                 h("div", { class: "cnnviz-main" }, [sheet, h("div", { class: "cnnviz-figure cnnviz-side" }, [hover, h("span", { text: "under the pointer" }), chosen, info])]));
     band.style.display = "none";
+    const kernel = kernelWatch(el, root, "No running kernel: this is the map as it was saved (hover shows each patch); "
+      + "selecting a patch, zooming and going back need a running kernel.", [back]);
 
     const size = () => model.get("grid") * model.get("cell");
     function cellAt(ev) {
@@ -77,7 +79,7 @@ export default {
       placeMark();
     }
     let drag = null;
-    mosaic.addEventListener("mousedown", (ev) => { drag = cellAt(ev); drag.x = ev.clientX; drag.y = ev.clientY; ev.preventDefault(); });
+    mosaic.addEventListener("mousedown", (ev) => { if (!kernel.live()) return; drag = cellAt(ev); drag.x = ev.clientX; drag.y = ev.clientY; ev.preventDefault(); });
     mosaic.addEventListener("mousemove", (ev) => {
       const c = cellAt(ev), cell = model.get("cell"), g = hover.getContext("2d");
       if (!g) return;
@@ -106,6 +108,6 @@ export default {
     for (const t of ["patch_png", "selected", "filters"]) model.on(`change:${t}`, renderSelected);
     for (const t of ["layer", "shown_layer", "busy"]) model.on(`change:${t}`, markStale);
     renderMosaic(); renderSelected();
-    return () => { mosaic.release(); chosen.release(); window.removeEventListener("mouseup", onMouseUp); };
+    return () => { mosaic.release(); chosen.release(); window.removeEventListener("mouseup", onMouseUp); kernel.dispose(); };
   },
 };

@@ -1,7 +1,7 @@
 // @ts-check
 // FilterGrid: one sprite sheet per page (each tile = one filter's top patches); paging, zoom,
 // click a tile to select its filter; the selected filter's patches and reconstructions below.
-import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, ruleControl } from "./_shared.js";
+import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, ruleControl, kernelWatch } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -32,9 +32,13 @@ export default {
     const detailImg = blobImage({ alt: "the selected filter's top patches and their reconstructions", class: "cnnviz-detail" });
     const detailLabel = h("span");
     const note = h("div", { class: "cnnviz-note" });
+    const rule = ruleControl(model);
     root.append(error, h("div", { class: "cnnviz-row" }, [title, allFilters, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
-                                                          ruleControl(model), busy]),
+                                                          rule, busy]),
                 note, scroller, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
+    const kernel = kernelWatch(el, root, "No running kernel: this is the page of filters as it was saved (zoom works); "
+      + "another page, a filter's close-up and another rule need a running kernel.",
+      [prev, next, allFilters, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
     const renderNote = () => { note.textContent = [model.get("note"), model.get("display"), PATCH_EDGE_NOTE].filter(Boolean).join(" · "); };
 
     const geometry = () => {
@@ -84,11 +88,12 @@ export default {
       detailImg.setPNG(model.get("detail"));
       const s = model.get("selected") || {};
       const d = model.get("detail_for") || {};
-      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their ${d.rule || model.get("rule")} reconstructions (below)` : "click a filter";
+      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their ${d.rule || model.get("rule")} reconstructions (below)`
+        : kernel.live() ? "click a filter" : "a filter's close-up needs a running kernel";
       root.dataset.selected = s.filter !== undefined ? String(s.filter) : "";
       place();
     }
-    const go = (d) => { const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
+    const go = (d) => { if (!kernel.live()) return; const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
     prev.addEventListener("click", () => go(-1));
     allFilters.addEventListener("click", () => { model.set("filters", []); model.save_changes(); });
     next.addEventListener("click", () => go(1));
@@ -100,6 +105,7 @@ export default {
       if (ev.key === "PageUp" || ev.key === "ArrowLeft") { go(-1); ev.preventDefault(); ev.stopPropagation(); }
     });
     sheetImg.addEventListener("click", (ev) => {
+      if (!kernel.live()) return;
       const r = sheetImg.getBoundingClientRect();
       const z = r.width / sheetImg.naturalWidth;
       const { tile, step, columns } = geometry();
@@ -123,6 +129,6 @@ export default {
     for (const t of ["sheet_for", "detail_for", "layer", "page", "selected", "rule"]) model.on(`change:${t}`, markStale);
     for (const t of ["note", "display"]) model.on(`change:${t}`, renderNote);
     renderSheet(); renderDetail(); markStale(); renderNote();
-    return () => { sheetImg.release(); detailImg.release(); resized.disconnect(); };
+    return () => { sheetImg.release(); detailImg.release(); resized.disconnect(); kernel.dispose(); };
   },
 };

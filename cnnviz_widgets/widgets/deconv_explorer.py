@@ -1,7 +1,7 @@
 """DeconvExplorer (paper Fig. 4): an image, every layer's reconstruction as a strip, a layer slider.
 
-All reconstructions of an image are computed in one call and sent once as picture buffers (raw
-pixels locally, JPEG on hosted notebooks: widgets._base.picture_format), so the
+All reconstructions of an image are computed in one call and sent once as picture buffers (JPEG,
+small in a notebook saved with its widget state: widgets._base.picture_format), so the
 slider and the arrow keys change the big view in the browser without a kernel round-trip. A click
 on the big view reconstructs the unit under the pointer (the strongest filter at that position);
 a filter number reconstructs that filter's whole feature map; a click on a top-5 bar reconstructs

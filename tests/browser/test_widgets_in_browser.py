@@ -211,6 +211,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     })""")
     assert len(stats) >= 10 and all(s["w"] > 0 for s in stats)
     assert stats[0]["std"] > 5 and stats[1]["std"] > 1  # the input photo, the big reconstruction
+    # a kernel is behind every widget here: none says it needs one (test_static_html.py checks the page without)
+    assert page.locator(".cnnviz[data-offline='1']").count() == 0 and not page.locator(".cnnviz-offline:visible").count()
 
     # the layer slider answers the keyboard in the browser alone: the big picture changes in the
     # same event-loop turn as the key press (no kernel round-trip), and is painted within a frame or so
