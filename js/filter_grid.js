@@ -8,7 +8,7 @@ import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, rule
  *   layer_names: string[], layer: string, filters: number[], k: number, page: number, page_size: number, n_pages: number,
  *   cell: number, columns: number, per_row: number, sheet: DataView, sheet_filters: number[],
  *   sheet_for: import("./_shared.js").Selection, selected: import("./_shared.js").Selection, detail: DataView,
- *   detail_for: import("./_shared.js").Selection, detail_values: number[], note: string
+ *   detail_for: import("./_shared.js").Selection, detail_values: number[], note: string, switches: boolean[]
  * }} Traits  the synced traits of widgets/filter_grid.py
  */
 
@@ -39,7 +39,15 @@ export default {
     const kernel = kernelWatch(el, root, "No running kernel: this is the page of filters as it was saved (zoom works); "
       + "another page, a filter's close-up and another rule need a running kernel.",
       [prev, next, allFilters, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
-    const renderNote = () => { note.textContent = [model.get("note"), model.get("display"), PATCH_EDGE_NOTE].filter(Boolean).join(" · "); };
+    // the display, the patches' flat edges, and why deconvnet reconstructions without switches look alike
+    const renderNote = () => {
+      const layer = model.get("layer"), i = (model.get("layer_names") || []).indexOf(layer);
+      const noSwitch = model.get("rule") === "deconvnet" && (model.get("switches") || [])[i] === false;
+      note.textContent = [model.get("note"), model.get("display"), PATCH_EDGE_NOTE,
+        noSwitch ? `no max-pool lies below ${layer}: the deconvnet takes nothing from a patch but this layer's activations (no switches), so its reconstructions look alike; the guided rule follows the patch` : ""]
+        .filter(Boolean).join(" · ");
+      root.dataset.noSwitches = noSwitch ? "1" : "";
+    };
 
     const geometry = () => {
       const tile = model.get("per_row") * (model.get("cell") + 1) - 1;
@@ -127,7 +135,7 @@ export default {
     for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer"]) model.on(`change:${t}`, renderSheet);
     for (const t of ["detail", "selected", "detail_for"]) model.on(`change:${t}`, renderDetail);
     for (const t of ["sheet_for", "detail_for", "layer", "page", "selected", "rule"]) model.on(`change:${t}`, markStale);
-    for (const t of ["note", "display"]) model.on(`change:${t}`, renderNote);
+    for (const t of ["note", "display", "layer", "rule", "switches"]) model.on(`change:${t}`, renderNote);
     renderSheet(); renderDetail(); markStale(); renderNote();
     return () => { sheetImg.release(); detailImg.release(); resized.disconnect(); kernel.dispose(); };
   },

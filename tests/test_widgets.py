@@ -355,3 +355,11 @@ def test_a_backbone_without_classes_has_no_bars_and_no_class_view(photos):
     assert w.error == "" and w.predictions == [] and w.captions == ["", "", ""]
     w.show_class(3)
     assert "does not end in class scores" in w.error
+
+
+def test_filter_grid_knows_which_layers_have_switches(alex_probe, photos):
+    """The grid says when its deconvnet reconstructions have no max-pool switches below the layer (they then
+    look alike for every patch): it needs each layer's switches, as the explorer has them."""
+    grid = cv.FilterGrid(alex_probe, photos[:2], layer="c1", k=1)
+    assert grid.switches == [alex_probe.layer(n).switches for n in grid.layer_names]
+    assert grid.switches[grid.layer_names.index("c1")] is False and grid.switches[grid.layer_names.index("c2")] is True

@@ -45,6 +45,7 @@ class FilterGrid(ReversingWidget):
     sheet_for = traitlets.Dict().tag(sync=True)  # {"layer", "page"} the sheet now shown answers
     detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter", "rule"} the detail now shown answers
     note = traitlets.Unicode("").tag(sync=True)  # e.g. which layers have no patches, and why
+    switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer of layer_names: a max-pool lies below it
 
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 32,
                  rule: str = "deconvnet", **kwargs: Any) -> None:
@@ -72,6 +73,7 @@ class FilterGrid(ReversingWidget):
                 self.k, self.page_size = k, page_size
                 self.per_row = math.ceil(math.sqrt(k))
                 self.layer_names = [n for n in self._probe.layer_names if n in self._top]
+                self.switches = [self._probe.layer(n).switches for n in self.layer_names]
                 self.layer = name
             self._render()
 
