@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -29,6 +30,15 @@ needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian
 
 SETUP = ("import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
          "probe = cv.Probe(cv.load_model({model!r}, weights=None, seed=0))\nphotos = cv.sample_images()[:2]")
+
+
+def front_ends() -> None:
+    """The widget front ends the page loads, from npm (package.json): installed here by `npm ci` when missing and
+    npm is at hand (CI runs it before the tests); without npm, as without Chromium, the test cannot run."""
+    if not ((NODE / "@jupyter-widgets" / "html-manager").is_dir() and (NODE / "requirejs").is_dir()):
+        if not shutil.which("npm"):
+            pytest.skip("the widget front ends come from npm: install Node and npm (apt-get install nodejs npm), then `npm ci`")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=REPO, check=True, timeout=600)
 
 
 def executed_html(tmp_path: Path, cells: list[str]) -> Path:
@@ -81,8 +91,7 @@ OPTIONAL = (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/"), re
 def test_saved_notebook_works_as_static_html_without_kernel(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    assert (NODE / "@jupyter-widgets" / "html-manager").is_dir() and (NODE / "requirejs").is_dir(), \
-        "the front ends come from npm: run `npm ci` at the repository root"
+    front_ends()
     html = executed_html(tmp_path, [
         SETUP.format(model="alexnet_paper"),
         "explorer = cv.DeconvExplorer(probe, photos)\nexplorer",
