@@ -1,4 +1,5 @@
-"""SparsityChart (paper Fig. 6): per-layer sparsity, one series per model, in bqplot."""
+"""SparsityChart (paper Fig. 6): per-layer sparsity, one series per model, in bqplot (and, in marimo, which cannot
+show bqplot, as the same chart in static SVG)."""
 from __future__ import annotations
 
 import html
@@ -97,4 +98,76 @@ class SparsityChart(ipw.VBox):
             "<div style='color: var(--jp-ui-font-color2, #666); font-size: 12px; line-height: 1.4'>● convolution &nbsp; "
             "■ max-pool &nbsp;·&nbsp; x: each network's layers, first to last, evenly spaced (relative depth), so networks "
             f"of different depths span the same width{more} &nbsp;·&nbsp; hover a point for its value</div>")
+        self._title = title
         super().__init__([self.error, self.title, self.figure, self.key])
+
+    def _display_(self) -> "_HTML":
+        """marimo's display hook (Jupyter never calls it). marimo shows anywidget widgets but not bqplot, an
+        ipywidgets widget, so there the chart is the same figure as inline SVG: its text stays text (the layer
+        names can be read, found and copied); hovering for values is Jupyter's alone."""
+        if not self.data:
+            return _HTML(f"<div class='cnnviz-sparsity' role='alert'>{self.error.value or 'No sparsity to show.'}</div>")
+        return _HTML(f"<div class='cnnviz-sparsity' role='figure' aria-label='{html.escape(self._title, quote=True)}'>"
+                     f"{svg_markup(static_figure(self.data, self._title))}</div>")
+
+
+class _HTML:
+    """HTML for marimo's ``_mime_`` protocol."""
+
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+
+    def _mime_(self) -> tuple[str, str]:
+        return "text/html", self.markup
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+
+def svg_markup(figure: Any) -> str:
+    """A matplotlib Figure as an inline <svg> element, its text as text (not paths)."""
+    import io
+
+    from matplotlib import rc_context
+
+    buf = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnviz"}):
+        figure.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def static_figure(series: dict[str, Sparsity], title: str) -> Any:
+    """The chart as a matplotlib Figure (no pyplot): relative depth on x, the first network's (thinned) layer names
+    below the plot and the second's above it in their series' colours, conv layers as circles, pools as squares."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 4.6), dpi=100, facecolor="white")
+    has_top = len(series) > 1
+    ax = fig.add_axes((0.08, 0.2, 0.9, 0.62 if has_top else 0.7))
+    for i, (label, values) in enumerate(series.items()):
+        names = list(values)
+        at = dict(zip(names, depths(names)))
+        color = SparsityChart.COLORS[i % len(SparsityChart.COLORS)]
+        shown = [n for n in names if values[n] == values[n]]  # a layer with no units (NaN) keeps its place, no point
+        key = str(label).replace("$", r"\$")  # a dollar, not mathtext
+        ax.plot([at[n] for n in shown], [float(values[n]) for n in shown], color=color, label=key, lw=1.5)
+        for kind, marker in (("conv", "o"), ("pool", "s")):
+            pts = [n for n in shown if values.kinds.get(n, "conv") == kind]
+            if pts:
+                ax.plot([at[n] for n in pts], [float(values[n]) for n in pts], ls="none", marker=marker, color=color,
+                        markersize=5)
+        if i < 2:
+            ticks = thinned(names)
+            axis = ax if i == 0 else ax.secondary_xaxis("top")
+            axis.set_xticks([at[n] for n in ticks], ticks, color=color, fontsize=8, parse_math=False)
+            axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=color, fontsize=9,
+                           parse_math=False)
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("sparsity")
+    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ax.spines[["right"] + ([] if has_top else ["top"])].set_visible(False)
+    fig.text(0.01, 0.98, title, ha="left", va="top", fontsize=11, fontweight="bold", parse_math=False)
+    fig.text(0.01, 0.02, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color="#595959")
+    return fig
