@@ -171,6 +171,21 @@ def test_sparsity_chart_series(alex_probe, photos):
     assert "no images given" in bad.error.value
 
 
+def test_sparsity_chart_shows_itself_in_marimo_as_svg_with_text(alex_probe, photos):
+    """marimo cannot show bqplot: its display hook gets the same chart as inline SVG, the layer names as text."""
+    import html
+    import re
+
+    s = cv.sparsity(alex_probe, photos[:2], progress=False)
+    mime, markup = cv.SparsityChart({"AlexNet <b>$1": s, "again": s})._display_()._mime_()
+    assert mime == "text/html" and markup.startswith("<div class='cnnviz-sparsity'") and "<svg" in markup
+    words = [html.unescape(w) for w in re.findall(r"<text[^>]*>([^<]*)</text>", markup)]
+    assert all(n in words for n in s) and "sparsity" in words and "AlexNet <b>$1" in words  # a label is text, "$" too
+    assert "<b>$1" not in markup
+    mime, markup = cv.SparsityChart({"broken": (alex_probe, [])})._display_()._mime_()
+    assert "no images given" in markup and "<svg" not in markup
+
+
 def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
     from cnnviz_widgets.widgets.charts import CHAR_WIDTH, PLOT_WIDTH, js_key, thinned
 

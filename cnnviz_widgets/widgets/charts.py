@@ -1,4 +1,5 @@
-"""SparsityChart (paper Fig. 6): per-layer sparsity, one series per model, in bqplot."""
+"""SparsityChart (paper Fig. 6): per-layer sparsity, one series per model, in bqplot (and, in marimo, which cannot
+show bqplot, as the same chart in static SVG)."""
 from __future__ import annotations
 
 import html
@@ -101,3 +102,38 @@ class SparsityChart(SavesFigure, ipw.VBox):
         if not self.data:
             raise self.nothing_to_save("no sparsity was computed")
         return sparsity_figure(self.data, self._title)
+
+    def _display_(self) -> "_HTML":
+        """marimo's display hook (Jupyter never calls it). marimo shows anywidget widgets but not bqplot, an
+        ipywidgets widget, so there the chart is the same figure as inline SVG: its text stays text (the layer
+        names can be read, found and copied); hovering for values is Jupyter's alone."""
+        if not self.data:
+            return _HTML(f"<div class='cnnviz-sparsity' role='alert'>{self.error.value or 'No sparsity to show.'}</div>")
+        return _HTML(f"<div class='cnnviz-sparsity' role='figure' aria-label='{html.escape(self._title, quote=True)}'>"
+                     f"{svg_markup(self.to_figure())}</div>")
+
+
+class _HTML:
+    """HTML for marimo's ``_mime_`` protocol."""
+
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+
+    def _mime_(self) -> tuple[str, str]:
+        return "text/html", self.markup
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+
+def svg_markup(figure: Any) -> str:
+    """A matplotlib Figure as an inline <svg> element, its text as text (not paths)."""
+    import io
+
+    from matplotlib import rc_context
+
+    buf = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnviz"}):
+        figure.savefig(buf, format="svg", metadata={"Date": None})
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
