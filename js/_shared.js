@@ -5,7 +5,13 @@
 
 /** @typedef {{ error: string, busy: boolean, progress: number, notice: string }} StatusTraits  every widget's (widgets/_base.py) */
 /** @typedef {{ rule: string, rule_options: [string, string][], display: string }} RuleTraits  a widget showing reconstructions */
-/** @typedef {{ [key: string]: any }} Selection  a synced dict, whose keys depend on what was selected */
+/**
+ * @typedef {{ layer?: string, unit?: [number, number, number], activation?: number, field?: number[],
+ *   channel?: number | string, label?: string }} UnitSelection  the explorer's unit, filter or class view
+ * @typedef {{ layer?: string, filter?: number, page?: number, rule?: string }} FilterSelection  a FilterGrid's filter (and what its pictures answer)
+ * @typedef {{ layer?: string, unit?: number, image?: number, image_name?: string, y?: number, x?: number,
+ *   cell?: [number, number] }} PatchSelection  an EmbeddingMap's patch
+ */
 /** @typedef {HTMLImageElement & { setPNG(view: DataView | null | undefined): void, release(): void }} BlobImage */
 /** @typedef {[string, number, number?]} Prediction  label, probability, class index (-1: none) */
 
@@ -82,6 +88,7 @@ export function statusParts(model, root) {
   const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" }, [label, stop, notice]);
   stop.addEventListener("click", () => model.send({ event: "stop" }));
   // a message floating over the widget hides on a click until another message comes
+  /** @type {string | null} */
   let dismissed = null;
   error.addEventListener("click", () => { if (error.classList.contains("cnnviz-over")) { dismissed = model.get("error"); render(); } });
   const render = () => {
@@ -151,7 +158,9 @@ export function ruleControl(model) {
 // comm: ipywidgets' view then carries the class jupyter-widgets-disconnected on its element (DOMWidgetView sets it
 // from model.comm_live before render and again whenever that changes), and anywidget renders into that element.
 // Hosts that are not ipywidgets (marimo) never set it, and always have a kernel. While there is none, a note at
-// the top of ``root`` says ``message``, ``controls`` are disabled, and root carries data-offline="1".
+// the top of ``root`` says so and ``message``, ``controls`` are disabled, and root carries data-offline="1". When
+// the kernel comes back they are enabled again and ``onChange`` re-renders, so a widget's own rules (Back only when
+// zoomed in) apply again: a widget that disables a control itself also asks ``live()``.
 /**
  * @param {HTMLElement} el  the element anywidget renders into
  * @param {HTMLElement} root  the widget's root
@@ -171,7 +180,7 @@ export function kernelWatch(el, root, message, controls = [], onChange) {
     if (now === was) return;
     const first = was === null;
     was = now;
-    note.textContent = now ? "" : message;
+    note.textContent = now ? "" : `Not connected to a kernel (a saved page, or the kernel restarted: run the cell again). ${message}`;
     note.style.display = now ? "none" : "";
     root.dataset.offline = now ? "" : "1";
     for (const c of controls) c.disabled = !now;

@@ -23,8 +23,9 @@ export default {
     const rule = ruleControl(model);
     root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), rule, busy, note]),
                 display, table);
-    const kernel = kernelWatch(el, root, "No running kernel: these are the saved image's pictures; another image or rule "
+    const kernel = kernelWatch(el, root, "These are the saved image's pictures; another image or rule "
       + "needs a running kernel.", [picker, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
+    /** @type {import("./_shared.js").BlobImage[]} */
     let imgs = [];
     function render() {
       imgs.forEach((i) => i.release());

@@ -8,7 +8,7 @@ import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionL
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
  *   layer_names: string[], layer: string, image_names: string[], image_index: number, input_png: DataView,
  *   recs: DataView[], rf: number[][], switches: boolean[], captions: string[], grid: number[][], channels: number[],
- *   input_size: number, selected: import("./_shared.js").Selection, unit_png: DataView,
+ *   input_size: number, selected: import("./_shared.js").UnitSelection, unit_png: DataView,
  *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string
  * }} Traits  the synced traits of widgets/deconv_explorer.py
  */
@@ -50,32 +50,36 @@ export default {
     );
     // a saved page (no kernel): every layer's picture of the saved image is here, so the slider, the arrow keys
     // and the strip work; anything new is computed by the kernel
-    const kernel = kernelWatch(el, root, "No running kernel: the layer slider, the arrow keys and the strip show every "
+    const kernel = kernelWatch(el, root, "The layer slider, the arrow keys and the strip show every "
       + "layer of this saved image; choosing another image, rule, filter, unit or class needs a running kernel.",
       [picker, filterBox, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
 
+    /** @type {string | null} */
     let askedByEnter = null;
+    /** @type {string[]} */
     let urls = [];
     let decoded = Promise.resolve();
     let inputURL = "";
     let unitURL = "";
+    /** @type {HTMLDivElement[]} */
     let thumbs = [];
 
     const names = () => model.get("layer_names") || [];
     // module paths ("layer3.0.conv1") keep their informative end under a thumbnail; the full name is its title
     // (two lines at most, broken after a dot; a longer one keeps its first part and its last whole parts)
-    const breakable = (s) => s.replace(/\./g, ".\u200b").replace(/([A-Za-z0-9])_(?=[A-Za-z0-9])/g, "$1_\u200b");  // after a dot or an inner underscore
+    const breakable = (/** @type {string} */ s) => s.replace(/\./g, ".\u200b").replace(/([A-Za-z0-9])_(?=[A-Za-z0-9])/g, "$1_\u200b");  // after a dot or an inner underscore
+    /** @param {string} name  @returns {string} */
     function shortName(name) {
       const parts = name.split(".");
       if (name.length <= 16 || parts.length < 3) return breakable(name);
-      let tail = parts.pop();
+      let tail = parts.pop() || "";  // three parts at least
       while (parts.length > 1 && tail.length + parts[parts.length - 1].length + 1 <= 18) tail = `${parts.pop()}.${tail}`;
       const head = parts[0].slice(0, 8);
       if (head.length + 1 + tail.length >= name.length) return breakable(name);
       return `${head.length + 1 + tail.length <= 22 ? head : ""}…\u200b${breakable(tail)}`;
     }
-    const layerWord = (name) => (/^layer/i.test(name) ? name : `layer ${name}`);
-    const photo = (i) => (model.get("image_names") || [])[i] ?? `image ${i}`;  // what the picker calls it
+    const layerWord = (/** @type {string} */ name) => (/^layer/i.test(name) ? name : `layer ${name}`);
+    const photo = (/** @type {number} */ i) => (model.get("image_names") || [])[i] ?? `image ${i}`;  // what the picker calls it
     // the filter box says which filters the layer has, and forgets a number asked of another layer or photo
     function renderFilterRange() {
       const c = (model.get("channels") || [])[Number(slider.value)];
@@ -108,12 +112,14 @@ export default {
       root.dataset.noSwitches = noSwitch ? "1" : "";
     }
     // the strip scrolls itself (never the page) so that the current layer's thumbnail is whole
+    /** @param {HTMLElement | undefined} t */
     function keepInView(t) {
       if (!t || !strip.clientWidth) return;
       const left = t.offsetLeft - strip.offsetLeft, right = left + t.offsetWidth;
       if (left < strip.scrollLeft) strip.scrollLeft = left;
       else if (right > strip.scrollLeft + strip.clientWidth) strip.scrollLeft = right - strip.clientWidth;
     }
+    /** @param {number} i  @param {boolean} sync  whether the model follows (not when the model moved it) */
     function showLayer(i, sync) {
       const n = names();
       if (!n.length) return;
@@ -123,7 +129,7 @@ export default {
       layerLabel.textContent = n[i];
       markStale();
       if (urls[i]) bigImg.src = urls[i];
-      thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", j === i); });
+      thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", String(j === i)); });
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
       if (sync && model.get("layer") !== n[i]) { model.set("layer", n[i]); model.save_changes(); }
@@ -175,6 +181,7 @@ export default {
     }
     // the clicked unit's receptive field (the kernel's box: top, left, bottom, right in input pixels), boxed on
     // the input where it lies inside; the whole input needs no box
+    /** @param {import("./_shared.js").UnitSelection} s */
     function placeField(s) {
       const n = model.get("input_size"), f = s.field;
       fieldMark.style.display = "none";
@@ -182,8 +189,8 @@ export default {
       if (!s.unit || !f || f.length !== 4) { inputCaption.textContent = "input"; return; }
       const [top, left, bottom, right] = [Math.max(0, f[0]), Math.max(0, f[1]), Math.min(n, f[2]), Math.min(n, f[3])];
       if (top <= 0 && left <= 0 && bottom >= n && right >= n) { inputCaption.textContent = `input: all of it is what ${s.layer} filter ${s.unit[0]} sees`; return; }
-      const at = (v) => `calc(1px + (100% - 2px) * ${(v / n).toFixed(5)})`;  // inside the picture's 1 px border
-      const span = (v) => `calc((100% - 2px) * ${(v / n).toFixed(5)})`;
+      const at = (/** @type {number} */ v) => `calc(1px + (100% - 2px) * ${(v / n).toFixed(5)})`;  // inside the picture's 1 px border
+      const span = (/** @type {number} */ v) => `calc((100% - 2px) * ${(v / n).toFixed(5)})`;
       Object.assign(fieldMark.style, { display: "block", left: at(left), top: at(top), width: span(right - left), height: span(bottom - top) });
       root.dataset.field = [top, left, bottom, right, n].join(",");  // in input pixels, of n
       const h = f[2] - f[0], w = f[3] - f[1];

@@ -7,7 +7,7 @@ import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, kern
 /**
  * @typedef {import("./_shared.js").StatusTraits & {
  *   layer: string, shown_layer: string, grid: number, cell: number, mosaic: DataView, grid_index: number[][],
- *   region: number[], depth: number, selected: import("./_shared.js").Selection, patch_png: DataView, filters: number[]
+ *   region: number[], depth: number, selected: import("./_shared.js").PatchSelection, patch_png: DataView, filters: number[]
  * }} Traits  the synced traits of widgets/embedding_map.py
  */
 
@@ -26,14 +26,17 @@ export default {
     const chosen = blobImage({ class: "cnnviz-hover", alt: "the selected patch" });
     const info = h("span", { "aria-live": "polite" });
     const pending = h("span", { class: "cnnviz-notice" });
+    const howTo = h("div", { class: "cnnviz-note" });
     root.append(error, h("div", { class: "cnnviz-row" }, [title, back, pending, busy]),
-                h("div", { class: "cnnviz-note", text: `drag a rectangle to zoom, click a patch to select it · ${PATCH_EDGE_NOTE}` }),
+                howTo,
                 h("div", { class: "cnnviz-main" }, [sheet, h("div", { class: "cnnviz-figure cnnviz-side" }, [hover, h("span", { text: "under the pointer" }), chosen, info])]));
     band.style.display = "none";
-    const kernel = kernelWatch(el, root, "No running kernel: this is the map as it was saved (hover shows each patch); "
-      + "selecting a patch, zooming and going back need a running kernel.", [back]);
+    const kernel = kernelWatch(el, root, "This is the map as it was saved (hover shows each patch); "
+      + "selecting a patch, zooming and going back need a running kernel.", [back], () => { renderMosaic(); renderSelected(); });
+    const renderHowTo = () => { howTo.textContent = `${kernel.live() ? "drag a rectangle to zoom, click a patch to select it · " : ""}${PATCH_EDGE_NOTE}`; };
 
     const size = () => model.get("grid") * model.get("cell");
+    /** @param {MouseEvent} ev  @returns {{ fx: number, fy: number, row: number, col: number }} */
     function cellAt(ev) {
       const r = mosaic.getBoundingClientRect();
       const g = model.get("grid");
@@ -46,7 +49,8 @@ export default {
       if (mosaic.complete && mosaic.naturalWidth) done(); else mosaic.onload = done;
       title.textContent = `${model.get("shown_layer")}: ${model.get("grid")}×${model.get("grid")} patches` + (model.get("depth") ? ` (zoom ${model.get("depth")})` : "");
       markStale();
-      back.disabled = !model.get("depth");
+      back.disabled = !model.get("depth") || !kernel.live();
+      renderHowTo();
     }
     // the mosaic belongs to shown_layer: while a linked slider has moved on, it is dimmed and labelled
     function markStale() {
@@ -74,12 +78,13 @@ export default {
       chosen.setPNG(model.get("patch_png"));
       const s = model.get("selected") || {};
       info.textContent = s.unit !== undefined ? `${s.image_name ?? `image ${s.image}`}, ${s.layer} map row ${s.y}, column ${s.x}; `
-        + `strongest filters ${(model.get("filters") || []).join(", ")}` : "click a patch";
+        + `strongest filters ${(model.get("filters") || []).join(", ")}` : kernel.live() ? "click a patch" : "selecting a patch needs a running kernel";
       root.dataset.selected = s.unit !== undefined ? String(s.unit) : "";
       placeMark();
     }
+    /** @type {{ fx: number, fy: number, row: number, col: number, x: number, y: number } | null} */
     let drag = null;
-    mosaic.addEventListener("mousedown", (ev) => { if (!kernel.live()) return; drag = cellAt(ev); drag.x = ev.clientX; drag.y = ev.clientY; ev.preventDefault(); });
+    mosaic.addEventListener("mousedown", (ev) => { if (!kernel.live()) return; drag = { ...cellAt(ev), x: ev.clientX, y: ev.clientY }; ev.preventDefault(); });
     mosaic.addEventListener("mousemove", (ev) => {
       const c = cellAt(ev), cell = model.get("cell"), g = hover.getContext("2d");
       if (!g) return;
@@ -91,7 +96,7 @@ export default {
                                     width: `${Math.abs(ev.clientX - drag.x)}px`, height: `${Math.abs(ev.clientY - drag.y)}px` });
       }
     });
-    const onMouseUp = (ev) => {
+    const onMouseUp = (/** @type {MouseEvent} */ ev) => {
       if (!drag) return;
       const start = drag; drag = null; band.style.display = "none";
       const end = cellAt(ev);

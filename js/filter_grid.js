@@ -7,8 +7,8 @@ import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, rule
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
  *   layer_names: string[], layer: string, filters: number[], k: number, page: number, page_size: number, n_pages: number,
  *   cell: number, columns: number, per_row: number, sheet: DataView, sheet_filters: number[],
- *   sheet_for: import("./_shared.js").Selection, selected: import("./_shared.js").Selection, detail: DataView,
- *   detail_for: import("./_shared.js").Selection, detail_values: number[], note: string, switches: boolean[]
+ *   sheet_for: import("./_shared.js").FilterSelection, selected: import("./_shared.js").FilterSelection, detail: DataView,
+ *   detail_for: import("./_shared.js").FilterSelection, detail_values: number[], note: string, switches: boolean[]
  * }} Traits  the synced traits of widgets/filter_grid.py
  */
 
@@ -36,9 +36,9 @@ export default {
     root.append(error, h("div", { class: "cnnviz-row" }, [title, allFilters, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
                                                           rule, busy]),
                 note, scroller, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
-    const kernel = kernelWatch(el, root, "No running kernel: this is the page of filters as it was saved (zoom works); "
+    const kernel = kernelWatch(el, root, "This is the page of filters as it was saved (zoom works); "
       + "another page, a filter's close-up and another rule need a running kernel.",
-      [prev, next, allFilters, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
+      [prev, next, allFilters, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderDetail(); });
     // the display, the patches' flat edges, and why deconvnet reconstructions without switches look alike
     const renderNote = () => {
       const layer = model.get("layer"), i = (model.get("layer_names") || []).indexOf(layer);
@@ -70,14 +70,14 @@ export default {
     function place() {
       const z = Number(zoom.value);
       const { tile, step, columns } = geometry();
-      const at = (i) => ({ left: (i % columns) * step * z, top: Math.floor(i / columns) * step * z });
+      const at = (/** @type {number} */ i) => ({ left: (i % columns) * step * z, top: Math.floor(i / columns) * step * z });
       const shown = model.get("sheet_filters") || [];
       numbers.replaceChildren(...shown.map((f, i) => {
         const p = at(i);
         return h("span", { class: "cnnviz-tile-no", text: String(f), style: `left:${p.left}px;top:${p.top}px` });
       }));
       const s = model.get("selected") || {};
-      const i = shown.indexOf(s.filter);
+      const i = s.filter === undefined ? -1 : shown.indexOf(s.filter);
       if (i < 0 || s.layer !== model.get("layer")) { mark.style.display = "none"; return; }
       const p = at(i);
       Object.assign(mark.style, { display: "block", left: `${p.left - 2}px`, top: `${p.top - 2}px`, width: `${tile * z}px`, height: `${tile * z}px` });
@@ -101,7 +101,7 @@ export default {
       root.dataset.selected = s.filter !== undefined ? String(s.filter) : "";
       place();
     }
-    const go = (d) => { if (!kernel.live()) return; const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
+    const go = (/** @type {number} */ d) => { if (!kernel.live()) return; const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
     prev.addEventListener("click", () => go(-1));
     allFilters.addEventListener("click", () => { model.set("filters", []); model.save_changes(); });
     next.addEventListener("click", () => go(1));

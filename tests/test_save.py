@@ -19,6 +19,15 @@ from cnnviz_widgets import figures as F
 M = 8  # the sheet's margin: pictures drawn at sheet (x, y) land at PNG pixel (x + M, y + M)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def exact_pictures():
+    """The saved figures hold the kernel's exact pixels; these tests compare them with the pictures the widgets
+    sent, so they ask for raw pixels (the default, JPEG, is a few grey levels off)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CNNVIZ_PICTURES", "bmp")
+        yield
+
+
 def png(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
@@ -380,6 +389,24 @@ def test_filter_grid_saves_its_page_and_the_selected_filter(tmp_path, alex_probe
     texts = svg_texts(grid.save(tmp_path / "detail.svg"))
     assert any(t.startswith(f"filter 7 of c3 ({rf(alex_probe, 'c3')}): its top patches") for t in texts)
     assert [f"{v:.2f}" for v in grid.detail_values] == [t for t in texts if t[:1].isdigit() and "." in t][:4]
+
+
+def test_embedding_map_frames_the_selected_unit_where_the_zoomed_view_shows_it(tmp_path, alex_probe, photos):
+    """Select, then zoom: the unit now lies in another cell (as the browser's mark follows it), or in none."""
+    emap = cv.EmbeddingMap(alex_probe, photos[:2], layer="c3", n_patches=200, grid=8, cell=10)
+    emap.select(2, 3)
+    unit = emap.selected["unit"]
+    emap.zoom_into(0.0, 0.0, 0.5, 0.5)
+    hits = np.argwhere(np.asarray(emap.space.grid_index) == unit)
+    assert emap.marked_cell() == (tuple(int(v) for v in hits[0]) if len(hits) else None)
+    red = np.array([0xd6, 0x27, 0x28])
+    out = png(emap.save(tmp_path / "z.png"))
+    if emap.marked_cell() is not None:
+        r, c = emap.marked_cell()
+        assert np.abs(at(out, c * 10 - 1, 24 + r * 10 - 1, 1, 1)[0, 0, :3].astype(int) - red).max() < 40  # its frame
+    emap.zoom_into(0.9, 0.9, 1.0, 1.0)  # a corner where the unit may not be
+    if emap.marked_cell() is None:
+        assert np.all(np.abs(png(emap.save(tmp_path / "n.png"))[..., :3].astype(int) - red).max(axis=-1) > 40)  # no frame at all
 
 
 def test_embedding_map_saves_its_mosaic_at_the_current_zoom_with_the_selection(tmp_path, alex_probe, photos):

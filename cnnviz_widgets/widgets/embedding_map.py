@@ -162,6 +162,20 @@ class EmbeddingMap(CnnvizWidget):
         traitlets.dlink((self, "layer"), (grid, "layer"))
         traitlets.dlink((self, "filters"), (grid, "filters"))
 
+    def marked_cell(self) -> tuple[int, int] | None:
+        """The grid cell that shows the selected unit in the view now shown (the one clicked if it still does),
+        or None where no cell shows it: what the browser marks (js/embedding_map.js markedCell)."""
+        sel, space = self.selected, self._space
+        if space is None or not isinstance(sel.get("unit"), int):
+            return None
+        cell = sel.get("cell")
+        g = space.grid_index
+        if isinstance(cell, list) and len(cell) == 2 and 0 <= cell[0] < g.shape[0] and 0 <= cell[1] < g.shape[1] \
+                and int(g[cell[0], cell[1]]) == sel["unit"]:
+            return int(cell[0]), int(cell[1])
+        found = (g == sel["unit"]).nonzero()
+        return (int(found[0][0]), int(found[1][0])) if len(found[0]) else None
+
     def to_figure(self):
         """The mosaic shown (the current zoom), under the layer's name, receptive field and region; with a selected
         patch, its cell framed and the patch beside the mosaic with its picture and strongest filters."""
@@ -176,12 +190,14 @@ class EmbeddingMap(CnnvizWidget):
                    0, 0, px=14, ha="left", bold=True)
         sheet.picture(mosaic, 0, 24)
         sel = self.selected
-        if sel.get("layer") == space.layer and isinstance(sel.get("cell"), list) and self.patch_png:
-            row, col = sel["cell"]
-            h, w = mosaic.shape[0] / space.grid, mosaic.shape[1] / space.grid
-            sheet.frame(col * w, 24 + row * h, w, h)
+        if sel.get("layer") == space.layer and isinstance(sel.get("unit"), int) and self.patch_png:
+            cell = self.marked_cell()
+            if cell is not None:  # the selected unit where the view now shows it (none: zoomed away from it)
+                h, w = mosaic.shape[0] / space.grid, mosaic.shape[1] / space.grid
+                sheet.frame(cell[1] * w, 24 + cell[0] * h, w, h)
             x = mosaic.shape[1] + 16
             sheet.picture(space.patch(int(sel["unit"])), x, 24, 128)
-            sheet.text(f"{sel.get('image_name', '')} ({sel['y']}, {sel['x']})", x, 24 + 134, px=11, ha="left")
+            where = f" ({sel['y']}, {sel['x']})" if "y" in sel and "x" in sel else ""
+            sheet.text(f"{sel.get('image_name', '')}{where}", x, 24 + 134, px=11, ha="left")
             sheet.text("strongest filters: " + ", ".join(map(str, self.filters)), x, 24 + 152, px=11, ha="left")
         return sheet.figure()

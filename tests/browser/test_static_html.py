@@ -140,7 +140,7 @@ def test_saved_notebook_works_as_static_html_without_kernel(tmp_path):
             # no kernel: the explorer and the grid say what needs one; their kernel-only controls are off
             for w in (explorer, grid):
                 assert w.get_attribute("data-offline") == "1"
-                assert "No running kernel" in w.locator(".cnnviz-offline").inner_text()
+                assert "Not connected to a kernel" in w.locator(".cnnviz-offline").inner_text()
             assert "layer slider" in explorer.locator(".cnnviz-offline").inner_text() and "needs a running kernel" in explorer.locator(".cnnviz-offline").inner_text()
             assert explorer.locator('select[aria-label="Image"]').is_disabled()
             assert explorer.locator('select[aria-label="Reverse rule"]').is_disabled()
