@@ -13,6 +13,7 @@ matplotlib is imported on first use only, so importing the package stays as ligh
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
@@ -657,11 +658,14 @@ def save_figure(figure: Any, path: Any) -> Path:
         metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
         with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "cnnviz"}):
             figure.savefig(buf, format=fmt, dpi=figure.dpi, facecolor=figure.get_facecolor(), metadata=metadata)
-    p.parent.mkdir(parents=True, exist_ok=True)
     part = p.with_name(f".{p.name}.{os.getpid()}.part")
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
         part.write_bytes(buf.getvalue())
         os.replace(part, p)
+    except OSError as exc:  # a folder that is a file, no permission, a full or read-only disk: said, not a traceback
+        raise CnnvizError(f"Could not write the figure to {str(p)!r}: {exc.strerror or exc}. Choose another path.") from exc
     finally:
-        part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            part.unlink(missing_ok=True)
     return p

@@ -35,7 +35,7 @@ def test_every_widget_module_is_joined_with_the_shared_helpers():
     from cnnviz_widgets.widgets._base import css, esm
 
     shared = (ROOT / "js" / "_shared.js").read_text()
-    exported = set(re.findall(r"^export (?:const|function) (\w+)", shared, re.M))
+    exported = set(re.findall(r"^export (?:const|let|function|class) (\w+)", shared, re.M))
     for js in sorted((ROOT / "js").glob("*.js")):
         if js.name.startswith("_"):
             continue

@@ -4,6 +4,7 @@ drawn at their own size), the mid-grey zero, and every layer name and receptive 
 from __future__ import annotations
 
 import io
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -389,6 +390,10 @@ def test_filter_grid_saves_its_page_and_the_selected_filter(tmp_path, alex_probe
     texts = svg_texts(grid.save(tmp_path / "detail.svg"))
     assert any(t.startswith(f"filter 7 of c3 ({rf(alex_probe, 'c3')}): its top patches") for t in texts)
     assert [f"{v:.2f}" for v in grid.detail_values] == [t for t in texts if t[:1].isdigit() and "." in t][:4]
+    grid.layer = "c4"  # the page moves on; the close-up of c3's filter 7 stays shown, and saved
+    texts = svg_texts(grid.save(tmp_path / "moved.svg"))
+    assert any(t.startswith("c4  (") for t in texts)
+    assert any(t.startswith(f"filter 7 of c3 ({rf(alex_probe, 'c3')}): its top patches") for t in texts)
 
 
 def test_embedding_map_frames_the_selected_unit_where_the_zoomed_view_shows_it(tmp_path, alex_probe, photos):
@@ -484,12 +489,24 @@ def test_a_widget_with_nothing_to_show_says_so(tmp_path, alex_probe):
     assert str(err.value).startswith("DeconvExplorer has nothing to save yet: no image has been reconstructed. "
                                      "It says: ") and "no images given" in str(err.value)
     chart = cv.SparsityChart({"broken": (alex_probe, [])})
-    with pytest.raises(cv.CnnvizError, match="SparsityChart has nothing to save yet: no sparsity was computed"):
+    with pytest.raises(cv.CnnvizError, match="SparsityChart has nothing to save yet: no sparsity was computed") as err:
         chart.save(tmp_path / "x.svg")
+    assert "It says: Could not compute sparsity: " in str(err.value) and "<" not in str(err.value)  # plain text, no markup
     table = cv.ReceptiveFieldTable({"x": "not a model"})
     with pytest.raises(cv.CnnvizError, match="ReceptiveFieldTable has nothing to save yet: no receptive fields"):
         table.save(tmp_path / "x.pdf")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_that_cannot_be_written_is_a_message(tmp_path, explorer):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(cv.CnnvizError, match=r"Could not write the figure to '.*a_file/x.png': .*Choose another path."):
+        explorer.save(tmp_path / "a_file" / "x.png")  # its folder is a file
+    if os.geteuid() != 0:  # root may write anywhere
+        (tmp_path / "locked").mkdir(mode=0o500)
+        with pytest.raises(cv.CnnvizError, match="Could not write the figure"):
+            explorer.save(tmp_path / "locked" / "x.svg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"] + (["locked"] if os.geteuid() != 0 else [])
 
 
 def test_a_widget_refuses_a_bad_suffix_before_drawing(tmp_path, explorer, monkeypatch):

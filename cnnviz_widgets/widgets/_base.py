@@ -136,8 +136,7 @@ class SavesFigure:
 
     def nothing_to_save(self, what: str) -> CnnvizError:
         """The error for a save before anything is shown: names the widget, what is missing, and its error if any."""
-        error = getattr(self, "error", "")
-        error = getattr(error, "value", error)  # the SparsityChart's is an HTML widget
+        error = getattr(self, "error_text", None) or getattr(self, "error", "")  # the SparsityChart's: plain text
         error = error if isinstance(error, str) else ""
         return CnnvizError(f"{type(self).__name__} has nothing to save yet: {what}."
                            + (f" It says: {error}" if error else ""))

@@ -69,6 +69,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
                                         label=f"{label}: its layers, first to last", tick_values=[at[n] for n in ticks],
                                         tick_labels={js_key(at[n]): n for n in ticks}, grid_lines="none", label_offset="32px"))
         except Exception as exc:  # noqa: BLE001 - shown in the widget, not as a traceback
+            self.error_text = f"Could not compute sparsity: {exc}"  # plain, for save()'s message
             self.error.value = f"<b>Could not compute sparsity:</b> {html.escape(str(exc))}"
         axes.append(bq.Axis(scale=y_sc, orientation="vertical", label="sparsity", tick_format=".1f"))
         top = 64 if len(self.data) > 1 else 16  # room for the second network's names above the plot
@@ -93,8 +94,10 @@ class SparsityChart(SavesFigure, ipw.VBox):
         ones where the page is dark (JupyterLab Dark, VS Code dark, or a bare page that prefers dark)."""
         light = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(cls.COLORS))
         dark = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(cls.DARK_TEXT))
-        return (f"<style>:root {{ {light} }} body[data-jp-theme-light='false'], body.vscode-dark {{ {dark} }} "
-                f"@media (prefers-color-scheme: dark) {{ body:not([data-jp-theme-light]):not(.vscode-light) {{ {dark} }} }}</style>")
+        return (f"<style>:root {{ {light} }} body[data-jp-theme-light='false'], body.vscode-dark, "
+                f"body.vscode-high-contrast:not(.vscode-high-contrast-light) {{ {dark} }} "
+                f"@media (prefers-color-scheme: dark) {{ body:not([data-jp-theme-light]):not(.vscode-light):not(.vscode-high-contrast-light) "
+                f"{{ {dark} }} }}</style>")
 
     def to_figure(self):
         """Figure 6 as the chart shows it: each series' sparsity against relative depth, the first two networks'

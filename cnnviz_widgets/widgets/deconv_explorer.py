@@ -287,7 +287,7 @@ class DeconvExplorer(ReversingWidget):
         big = [("input", f"{self.input_size} px"), (names[current], field_label(rfs[names[current]]))]
         row, captions = [self._pictures[0], pictures[current]], ["", self.captions[current]]
         if self.selected and self._unit_picture is not None:
-            big.append((self.selection_label(), field_label(rfs.get(self.selected.get("layer")))))
+            big.append((self.selection_label(), field_label(self._probe.receptive_field(self.selected["layer"]) if self.selected.get("layer") else None)))
             row.append(self._unit_picture)
             captions.append("")
         title = f"{self.image_names[self.shown_image]} ({self.shown_rule}); {self.display}"

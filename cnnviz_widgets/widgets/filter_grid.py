@@ -218,10 +218,11 @@ class FilterGrid(ReversingWidget):
                                                                   for c in shown], columns=self.columns,
                               title=f"{which}; {top.k} top patches a filter")
         r = self._detail
-        if r is not None and self.selected and self.detail_for and self.detail_for.get("layer") == top.layer:
+        if r is not None and self.selected and self.detail_for:  # the close-up stays shown when the page moves on
             f = r["for"]
+            of = self._top.get(f["layer"])
             labels = [(f"#{i + 1}", f"{v:.2f}") for i, v in enumerate(r["values"])]
             layers_sheet([r["patches"], r["recs"]], labels, size=64, sheet=sheet, y0=sheet.bottom + 16,
-                         title=f"filter {f['filter']} of {f['layer']} ({field_label(top.receptive_field())}): its top "
+                         title=f"filter {f['filter']} of {f['layer']} ({field_label(of.receptive_field() if of else None)}): its top "
                                f"patches and their reconstructions ({f['rule']}); {self.display}")
         return sheet.figure()
