@@ -44,10 +44,11 @@ LOW_CONTRAST = """([root, min]) => {
 }"""
 
 
-def bare_page(widget: Any, head: str = "") -> str:
+def bare_page(widget: Any, head: str = "", offline: bool = False) -> str:
     """An HTML page that renders ``widget`` from its synced state (binary buffers as DataViews) with a stand-in
     for anywidget's model, its _css in a <style> as anywidget puts it, and nothing of Jupyter. ``head``: more
-    for the page's head (e.g. a host's CSS variables). Messages the widget sends collect in ``window.sent``."""
+    for the page's head (e.g. a host's CSS variables). Messages the widget sends collect in ``window.sent``.
+    ``offline``: the element carries ipywidgets' jupyter-widgets-disconnected class (a saved page, no kernel)."""
     from ipywidgets.widgets.widget import _remove_buffers
 
     state = widget.get_state()
@@ -55,7 +56,7 @@ def bare_page(widget: Any, head: str = "") -> str:
     stripped, paths, buffers = _remove_buffers(state)
     data = {"state": stripped, "paths": paths, "buffers": [base64.b64encode(bytes(b)).decode() for b in buffers]}
     return f"""<!doctype html><html><head><meta charset="utf-8">{head}<style>{css}</style></head>
-<body><div id="widget"></div><script type="module">
+<body><div id="widget"{' class="jupyter-widgets-disconnected"' if offline else ''}></div><script type="module">
 const data = {json.dumps(data)};
 const view = b64 => {{ const s = atob(b64), a = new Uint8Array(s.length); for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return new DataView(a.buffer); }};
 data.paths.forEach((p, i) => {{ let o = data.state; for (const k of p.slice(0, -1)) o = o[k]; o[p[p.length - 1]] = view(data.buffers[i]); }});
@@ -70,8 +71,8 @@ window.rendered = true;
 </script></body></html>"""
 
 
-def write_bare_page(folder: Path, name: str, widget: Any, head: str = "") -> str:
+def write_bare_page(folder: Path, name: str, widget: Any, head: str = "", offline: bool = False) -> str:
     """:func:`bare_page` written to ``folder``/``name``.html; its file:// URL."""
     path = folder / f"{name}.html"
-    path.write_text(bare_page(widget, head), encoding="utf-8")
+    path.write_text(bare_page(widget, head, offline), encoding="utf-8")
     return path.as_uri()

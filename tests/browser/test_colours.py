@@ -68,11 +68,11 @@ def luminance(rgb: str) -> float:
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
 
 
-def open_widget(browser, tmp_path, widget, name: str, scheme: str, head: str = ""):
+def open_widget(browser, tmp_path, widget, name: str, scheme: str, head: str = "", offline: bool = False):
     page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(write_bare_page(tmp_path, f"{name}_{scheme}", widget, head))
+    page.goto(write_bare_page(tmp_path, f"{name}_{scheme}", widget, head, offline))
     page.wait_for_function("() => window.rendered === true", timeout=30_000)
     page.wait_for_timeout(500)  # pictures decode
     assert not errors, errors
@@ -80,10 +80,14 @@ def open_widget(browser, tmp_path, widget, name: str, scheme: str, head: str = "
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("name", ["explorer", "filter_grid", "embedding_map", "compare", "rf_table", "message"])
+@pytest.mark.parametrize("name", ["explorer", "filter_grid", "embedding_map", "compare", "rf_table", "message",
+                                  "explorer offline", "embedding_map offline"])
 def test_on_a_bare_page_every_text_reads_in_light_and_dark(browser, widgets, tmp_path, name, scheme):
+    """Each widget, and as a saved page shows it without a kernel (its note and greyed controls)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page = open_widget(browser, tmp_path, widgets[name], name, scheme)
+    offline = name.endswith(" offline")
+    name = name.replace(" ", "_")
+    page = open_widget(browser, tmp_path, widgets[name.replace("_offline", "")], name, scheme, offline=offline)
     try:
         assert page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--jp-ui-font-color1')") == ""
         root = page.locator(".cnnviz, .cnnviz-rf").first
@@ -92,6 +96,8 @@ def test_on_a_bare_page_every_text_reads_in_light_and_dark(browser, widgets, tmp
         assert (luminance(bg) < 0.05) if scheme == "dark" else (luminance(bg) > 0.9), f"{scheme} page, background {bg}"
         found = root.evaluate(f"(root, min) => ({LOW_CONTRAST})([root, min])", 4.5)
         assert found["n"] >= 3, found  # the texts were found
+        if offline:
+            assert "Not connected to a kernel" in root.locator(".cnnviz-offline").inner_text()
         assert not found["low"], f"{name}, {scheme}: text under 4.5:1: {found['low']}"
     finally:
         page.close()
