@@ -66,7 +66,7 @@ export default {
 
     const names = () => model.get("layer_names") || [];
     // module paths ("layer3.0.conv1") keep their informative end under a thumbnail; the full name is its title
-    // (two lines at most, broken after a dot; a longer one keeps its first part and its last whole parts)
+    // (broken after a dot or an inner underscore; a long path keeps its first part and its last whole parts)
     const breakable = (/** @type {string} */ s) => s.replace(/\./g, ".\u200b").replace(/([A-Za-z0-9])_(?=[A-Za-z0-9])/g, "$1_\u200b");  // after a dot or an inner underscore
     /** @param {string} name  @returns {string} */
     function shortName(name) {

@@ -94,6 +94,8 @@ def test_on_a_bare_page_every_text_reads_in_light_and_dark(browser, widgets, tmp
         page.screenshot(path=str(ARTIFACTS / f"bare_{name}_{scheme}.png"), full_page=True)
         bg = root.evaluate("e => getComputedStyle(e).backgroundColor")
         assert (luminance(bg) < 0.05) if scheme == "dark" else (luminance(bg) > 0.9), f"{scheme} page, background {bg}"
+        # native controls (select, number box, slider) follow: dark ones on the dark palette
+        assert root.evaluate("e => getComputedStyle(e).colorScheme") == ("dark" if scheme == "dark" else "normal")
         found = root.evaluate(f"(root, min) => ({LOW_CONTRAST})([root, min])", 4.5)
         assert found["n"] >= 3, found  # the texts were found
         if offline:
