@@ -5,8 +5,35 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+# Debian's Chromium, driven by Playwright (never `playwright install`); every browser test runs it the same way
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+def launch(pw: Any):
+    """Chromium from a sync_playwright() context, as every browser test starts it."""
+    return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module (import it into the module: ``from pages import browser``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()
 
 # Every visible text of ``root`` whose colour, over the background it is drawn on (the first opaque one up
 # its ancestors, with the translucent ones between blended in), has a WCAG contrast ratio under ``min``;

@@ -3,18 +3,15 @@ Colab's output frame or a plain page give it), light and dark as the page prefer
 theme variables. Every text keeps a contrast ratio of 4.5:1 or more, computed from the rendered colours."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from pages import LOW_CONTRAST, write_bare_page
+from pages import LOW_CONTRAST, browser, needs_chromium, write_bare_page  # noqa: F401 - browser is a fixture
 
 import cnnviz_widgets as cv
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = needs_chromium
 
 # VS Code's own values for these variables (Dark Modern and Light Modern), as its notebook webview defines them
 VSCODE = {
@@ -49,16 +46,6 @@ def widgets(alex_probe, photos):
     return {"explorer": explorer, "filter_grid": grid, "embedding_map": emap, "compare": compare,
             "rf_table": table, "message": failed}
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 def luminance(rgb: str) -> float:

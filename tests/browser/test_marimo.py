@@ -20,16 +20,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from pages import browser, needs_chromium  # noqa: F401 - browser is a fixture
 
 pytest.importorskip("marimo")
 from playwright.sync_api import expect  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 TOUR = REPO / "notebooks" / "marimo_tour.py"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = needs_chromium
 
 EXPLORER = "[aria-label='Deconvnet explorer'][data-ready='1']"
 EMAP = "[aria-label='Representation space'][data-ready='1']"
@@ -96,17 +96,6 @@ def marimo_app(request, tmp_path_factory):
         proc.kill()
     log.close()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-            "--no-first-run", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def drawn(widget, least: int, name: str) -> list[dict]:

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from pages import launch, needs_chromium
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 NODE = REPO / "node_modules"
 ORIGIN = "http://notebook.invalid"  # the page's own address: no server, Playwright answers it
 
-needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)")
 
 SETUP = ("import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
          "probe = cv.Probe(cv.load_model({model!r}, weights=None, seed=0))\nphotos = cv.sample_images()[:2]")
@@ -116,9 +115,7 @@ def test_saved_notebook_works_as_static_html_without_kernel(tmp_path):
         return route.abort()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-            "--no-first-run", "--disable-component-update", "--disable-sync"])
+        browser = launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000}, service_workers="block")
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -22,13 +22,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import clean_notebook
-from pages import LOW_CONTRAST
+from pages import LOW_CONTRAST, browser, needs_chromium  # noqa: F401 - browser is a fixture
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 XSS = '<img src=x onerror="window.__cnnviz_xss = 1">'
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = needs_chromium
 
 CELLS = [
     "import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
@@ -120,17 +119,6 @@ def server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-            "--no-first-run", "--disable-component-update", "--disable-sync"])
-        yield b
-        b.close()
 
 
 def run_all(page, ui: str) -> None:
