@@ -634,6 +634,18 @@ def figure_path(path: Any, text: bool = True) -> Path:
     return p
 
 
+def figure_bytes(figure: Any, fmt: str) -> bytes:
+    """A matplotlib Figure drawn as ``fmt`` ("png", "svg" or "pdf"), the same bytes every time (no date, a fixed
+    SVG id salt), text kept as text in SVG and PDF: what save_figure writes and the marimo chart inlines."""
+    from matplotlib import rc_context
+
+    buf = io.BytesIO()
+    metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
+    with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "cnnviz"}):
+        figure.savefig(buf, format=fmt, dpi=figure.dpi, facecolor=figure.get_facecolor(), metadata=metadata)
+    return buf.getvalue()
+
+
 def save_figure(figure: Any, path: Any) -> Path:
     """Write ``figure`` (a matplotlib Figure, such as cv.figure_layers gives, or a PIL picture such as
     cv.picture_grid gives) to ``path``; the suffix picks the format: .png, .svg or .pdf (a PIL picture: .png).
@@ -646,18 +658,13 @@ def save_figure(figure: Any, path: Any) -> Path:
         buf = io.BytesIO()
         figure.save(buf, format="PNG")
     else:
-        from matplotlib import rc_context
         from matplotlib.figure import Figure
 
         if not isinstance(figure, Figure):
             raise CnnvizError(f"figure must be a matplotlib Figure (cv.figure_layers and the widgets' to_figure() make "
                               f"one) or a PIL picture, got {short_repr(figure)}.")
         p = figure_path(path)
-        fmt = p.suffix.lower()[1:]
-        buf = io.BytesIO()
-        metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
-        with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "cnnviz"}):
-            figure.savefig(buf, format=fmt, dpi=figure.dpi, facecolor=figure.get_facecolor(), metadata=metadata)
+        buf = io.BytesIO(figure_bytes(figure, p.suffix.lower()[1:]))
     part = p.with_name(f".{p.name}.{os.getpid()}.part")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as ipw
 
-from ..figures import CHAR_WIDTH, PLOT_WIDTH, SERIES_COLORS, depths, sparsity_figure, thinned  # noqa: F401 - re-exported
+from ..figures import CHAR_WIDTH, PLOT_WIDTH, SERIES_COLORS, depths, figure_bytes, sparsity_figure, thinned  # noqa: F401 - re-exported
 from ..kernels.sparsity import Sparsity
 from ._base import SavesFigure
 
@@ -130,13 +130,6 @@ class _HTML:
 
 
 def svg_markup(figure: Any) -> str:
-    """A matplotlib Figure as an inline <svg> element, its text as text (not paths)."""
-    import io
-
-    from matplotlib import rc_context
-
-    buf = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnviz"}):
-        figure.savefig(buf, format="svg", metadata={"Date": None})
-    svg = buf.getvalue()
+    """A matplotlib Figure as an inline <svg> element, its text as text (not paths): the saved SVG's own bytes."""
+    svg = figure_bytes(figure, "svg").decode("utf-8")
     return svg[svg.index("<svg"):]
