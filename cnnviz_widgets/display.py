@@ -72,7 +72,7 @@ def faintness(rec: torch.Tensor | np.ndarray) -> np.ndarray:
     t, _ = _batch(rec)
     flat = t.flatten(1)
     peak = torch.maximum(flat.amax(1), -flat.amin(1))  # the largest |value|, without a copy of the strip
-    a = (flat[:, _sample(flat.shape[1])] if flat.shape[1] > SAMPLE else flat).abs()
+    a = (flat.index_select(1, _sample(flat.shape[1])).abs_() if flat.shape[1] > SAMPLE else flat.abs())
     ratio = torch.where(peak > 0, upper_quantile(a, PERCENTILE) / peak.clamp_min(1e-30), torch.ones_like(peak))
     return ratio.numpy()
 
@@ -99,8 +99,9 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
         out = np.stack([to_display(t[i], choose_display([t[i]])) for i in range(len(t))])
         return out[0] if single else out
     # each mode is (value - offset) / scale * gain + base per picture (or channel), done in one fused pass
-    if mode == "signed":
-        offset, scale, gain, base = torch.zeros(()), t.abs().amax(dim=(1, 2, 3), keepdim=True), 127.5, 127.5
+    if mode == "signed":  # the largest |value| from the extremes, without an abs() copy of the strip
+        peak = torch.maximum(t.amax(dim=(1, 2, 3), keepdim=True), -t.amin(dim=(1, 2, 3), keepdim=True))
+        offset, scale, gain, base = torch.zeros(()), peak, 127.5, 127.5
     elif mode == "contrast":
         offset = t.flatten(2).median(dim=2).values[..., None, None]
         centred = t - offset
@@ -117,10 +118,12 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
     if not bool(torch.isfinite(factor).all()):  # a scale below float32's range (a 1e-40 peak): divide first
         t, factor = t / scale, torch.full_like(scale, gain)
     # in channels-last order, so the uint8 result is already HxWx3 in memory (a permuted copy took as long as
-    # the arithmetic); +0.5 then the uint8 cast's truncation rounds in the same pass (half up)
+    # the arithmetic); +0.5 then the integer cast's truncation rounds in the same pass (half up). float32 ->
+    # int32 -> uint8 gives the same bytes as float32 -> uint8 in a sixth of the time (0.3 + 0.4 ms for a VGG16
+    # strip on 2 CPU threads, against 2.3 ms: PyTorch's float -> uint8 cast is not vectorised)
     t = t.contiguous(memory_format=torch.channels_last)
     out = torch.addcmul(torch.as_tensor(base, dtype=t.dtype) + 0.5, t, factor)
-    img = out.clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    img = out.clamp_(0, 255).to(torch.int32).to(torch.uint8).permute(0, 2, 3, 1)
     if img.shape[-1] == 1:
         img = img.expand(-1, -1, -1, 3)
     img = img.contiguous().numpy()
