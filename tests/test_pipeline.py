@@ -289,3 +289,34 @@ def test_nvjpeg_gets_only_what_it_decodes_as_the_readers_would(tmp_path, photos)
     for name in ("big.jpg", "a.png", "turned.jpg"):
         assert jpeg_bytes(str(tmp_path / name), 224) is None, name
     assert jpeg_bytes(np.zeros((4, 4, 3), np.uint8), 224) is None
+
+
+def test_nvjpeg_waits_for_the_work_queued_before_it(monkeypatch):
+    """decode='cuda': nvJPEG writes blocks the caching allocator hands it without waiting for the caller's stream
+    (pytorch/vision#9606, meta-pytorch/torchcodec#1634), so it could overwrite the last batch's top-k indices
+    while queued kernels still read them (a device-side index assert). The stream is synchronised first; the
+    stream and the decoder here are fakes that record the order of events, so this runs without a GPU."""
+    from types import SimpleNamespace
+
+    import torchvision.io
+
+    from cnnviz_widgets.kernels.stream import PictureBatch, decode_on_device
+
+    events = []
+
+    class Stream:
+        def synchronize(self):
+            events.append("caller stream synchronized")
+
+    def fake_decode_jpeg(data, mode=None, device=None):
+        events.append("nvjpeg writes")
+        return [torch.full((3, 10, 12), 7, dtype=torch.uint8) for _ in data]
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torchvision.io, "decode_jpeg", fake_decode_jpeg)
+    probe = SimpleNamespace(device=torch.device("cuda"), input_size=8, resize_size=None, channels=3)
+    batch = PictureBatch(torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.uint8), [], [4, 2], [b"a", b"b"])
+    index, pictures, bad = decode_on_device(batch, probe, images=None)
+    assert index.tolist() == [4, 2] and pictures.shape == (2, 3, 8, 8) and bad == []
+    assert pictures.unique().tolist() == [7]
+    assert events == ["caller stream synchronized", "nvjpeg writes"]

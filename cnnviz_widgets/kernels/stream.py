@@ -130,6 +130,7 @@ def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tup
 
     try:
         data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch.encoded]
+        wait_before_device_decode(probe.device)
         with torchvision_io():
             decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=probe.device)
     except RuntimeError:  # one damaged file fails the batch: decode them one by one on the CPU instead
@@ -138,6 +139,15 @@ def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tup
         return index, pictures.to(probe.device), bad
     prepared = [to_channels(resize_center_crop(t, probe.input_size, probe.resize_size), probe.channels) for t in decoded]
     return torch.tensor(batch.encoded_index, dtype=torch.long), stack_pictures(prepared), []
+
+
+def wait_before_device_decode(device: torch.device) -> None:
+    """Let the work queued on ``device``'s current stream finish before nvJPEG decodes. The decoder takes its
+    output blocks from the caching allocator on that stream but writes them without waiting for it
+    (pytorch/vision#9606, meta-pytorch/torchcodec#1634), so it could overwrite blocks the previous batch just
+    freed while queued kernels still read them: its top-k indices, giving a device-side index assert."""
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
 
 
 def join_batches(a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor], device: torch.device
