@@ -66,24 +66,60 @@ def upper_quantile(a: torch.Tensor, q: float) -> torch.Tensor:
     return v_lo + (pos - lo) * (v_hi - v_lo)
 
 
+def _peak_and_sample(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image of a batch: the largest |value| of all (from the extremes, without a copy of the batch), and
+    |value| at the SAMPLE positions faintness reads (every value of a small picture)."""
+    flat = t.flatten(1)
+    peak = torch.maximum(flat.amax(1), -flat.amin(1))
+    return peak, (flat.index_select(1, _sample(flat.shape[1])).abs_() if flat.shape[1] > SAMPLE else flat.abs())
+
+
+def _ratio(peak: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    return torch.where(peak > 0, upper_quantile(a, PERCENTILE) / peak.clamp_min(1e-30), torch.ones_like(peak))
+
+
 def faintness(rec: torch.Tensor | np.ndarray) -> np.ndarray:
     """Per image: the 99.5th percentile of |value| over its peak (small: a few hot pixels set the signed scale);
     the percentile of a strided sample of at most SAMPLE values, the peak of all."""
     t, _ = _batch(rec)
-    flat = t.flatten(1)
-    peak = torch.maximum(flat.amax(1), -flat.amin(1))  # the largest |value|, without a copy of the strip
-    a = (flat.index_select(1, _sample(flat.shape[1])).abs_() if flat.shape[1] > SAMPLE else flat.abs())
-    ratio = torch.where(peak > 0, upper_quantile(a, PERCENTILE) / peak.clamp_min(1e-30), torch.ones_like(peak))
-    return ratio.numpy()
+    return _ratio(*_peak_and_sample(t)).numpy()
+
+
+_MARGIN = 1e-4  # ratios this close to PEAK_RATIO (relative) are computed, not counted: rounding cannot flip a side
+
+
+def _sides(t: torch.Tensor) -> np.ndarray:
+    """Per image, where its faintness lies against PEAK_RATIO, by counting instead of selecting: 0.0 (under),
+    inf (at or over) or, where counting cannot tell, the faintness itself. The percentile interpolates between
+    the lo-th and next sorted value: it is under r * peak when fewer than n - lo - 1 values reach that, and at
+    least r * peak when n - lo values or more do. One pass instead of a partial sort (a fifth of the time)."""
+    peak, a = _peak_and_sample(t)
+    n = a.shape[1]
+    lo = int(np.floor(PERCENTILE * (n - 1)))
+    a.mul_((1.0 / peak)[:, None])  # over the peak: compared with one number (a broadcast compare is 2x slower)
+    reach = lambda r: (a >= r).view(torch.uint8).sum(1, dtype=torch.int32)  # noqa: E731 - how many reach r
+    under = (reach(PEAK_RATIO * (1 - _MARGIN)) <= n - lo - 2) & (peak > 0)
+    over = (reach(PEAK_RATIO * (1 + _MARGIN)) >= n - lo) | (peak <= 0)
+    out = torch.where(under, 0.0, torch.where(over, float("inf"), float("nan"))).double().numpy()
+    unsure = (~(under | over)).numpy()
+    if unsure.any():  # near the line, or not finite: the faintness itself, as faintness() computes it
+        out[unsure] = faintness(t[torch.from_numpy(unsure)])
+    return out
 
 
 def choose_display(recs: Iterable[torch.Tensor | np.ndarray]) -> str:
     """'signed' or 'contrast' for a set of reconstructions: 'contrast' where the median of their 99.5th
-    percentile over peak is under PEAK_RATIO (see the module docstring for the measurement)."""
-    ratios = [q for r in recs for q in faintness(r).tolist()]
-    if not ratios:
+    percentile over peak is under PEAK_RATIO (see the module docstring for the measurement). Decided from
+    which side of PEAK_RATIO each one lies (:func:`_sides`), which is all the median's side depends on, except
+    for an even number straddling the line: that median is the mean of two faintnesses, computed then."""
+    batches = [_batch(r)[0] for r in recs]
+    sides = np.concatenate([_sides(b) for b in batches]) if batches else np.zeros(0)
+    if not len(sides):
         return "signed"
-    return "contrast" if float(np.median(ratios)) < PEAK_RATIO else "signed"
+    middle = np.sort(sides)[(len(sides) - 1) // 2 : len(sides) // 2 + 1]
+    if len(middle) == 2 and (middle < PEAK_RATIO).any() and (middle >= PEAK_RATIO).any():
+        sides = np.concatenate([faintness(b) for b in batches])
+    return "contrast" if float(np.median(sides)) < PEAK_RATIO else "signed"
 
 
 def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarray:

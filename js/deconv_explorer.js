@@ -59,6 +59,7 @@ export default {
     /** @type {string[]} */
     let urls = [];
     let decoded = Promise.resolve();
+    let renders = 0;  // which renderImages the pictures decoding now belong to
     let inputURL = "";
     let unitURL = "";
     /** @type {HTMLDivElement[]} */
@@ -128,7 +129,9 @@ export default {
       renderFilterRange();
       layerLabel.textContent = n[i];
       markStale();
-      if (urls[i]) bigImg.src = urls[i];
+      // a layer whose picture is still on its way (the one on screen comes first) is an empty tile meanwhile
+      if (urls[i] || urls.length) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
+      if (urls.length && !urls[i] && !stale()) bigCaption.textContent = `${layerWord(n[i])}: arriving…`;
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", String(j === i)); });
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
@@ -139,17 +142,22 @@ export default {
       decoded.then(() => old.forEach((u) => URL.revokeObjectURL(u)));
       urls = (model.get("recs") || []).map(pngURL);
       // decode every layer's picture now, so a slider move only swaps an already-decoded image
-      decoded = Promise.all(urls.map((u) => { const im = new Image(); im.src = u; return im.decode().catch(() => null); }))
-        .then(() => { root.dataset.decoded = "1"; });
+      const render = ++renders;
+      const whole = urls.length > 0 && urls.every(Boolean);  // not a first part (the layer on screen alone)
+      root.dataset.decoded = "";
+      decoded = Promise.all(urls.filter(Boolean).map((u) => { const im = new Image(); im.src = u; return im.decode().catch(() => null); }))
+        .then(() => { if (whole && render === renders) root.dataset.decoded = "1"; });
       strip.replaceChildren();
       thumbs = names().map((name, i) => {
-        const t = h("div", { class: "cnnviz-thumb", role: "option", title: name }, [h("img", { src: urls[i] || "", alt: name }), h("span", { text: shortName(name) })]);
+        const img = h("img", { src: urls[i] || EMPTY_IMAGE, alt: name, class: urls[i] ? "" : "cnnviz-empty" });
+        const t = h("div", { class: "cnnviz-thumb", role: "option", title: name }, [img, h("span", { text: shortName(name) })]);
         t.addEventListener("click", () => showLayer(i, true));
         strip.appendChild(t);
         return t;
       });
       slider.max = String(Math.max(0, names().length - 1));
       showLayer(Math.max(0, names().indexOf(model.get("layer"))), false);
+      root.dataset.arrived = String(urls.filter(Boolean).length);  // pictures of the strip here so far
       const ready = () => { root.dataset.ready = "1"; };
       if (bigImg.complete && bigImg.naturalWidth > 0) ready(); else bigImg.onload = ready;
     }

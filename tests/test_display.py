@@ -108,3 +108,49 @@ def test_tiny_reconstructions_still_show():
     for mode in ("signed", "minmax", "contrast"):
         img = cv.to_display(rec, mode)
         assert img[0, 0].tolist() == [128, 128, 128] and img[1, 1, 0] == 255 and img[2, 2, 1] == 0, mode
+
+
+def test_choose_display_by_counting_decides_as_the_median_of_faintnesses():
+    """choose_display decides from which side of PEAK_RATIO each picture lies (a count, not a partial sort):
+    the same choice as the median of the exact faintnesses, for odd and even sets, batches and single
+    pictures, flat and all-zero ones, and pictures built to sit right at the line."""
+    from cnnviz_widgets.display import PEAK_RATIO, PERCENTILE, SAMPLE, choose_display, faintness
+
+    def exact(recs):
+        ratios = np.concatenate([faintness(r) for r in recs])
+        return "contrast" if float(np.median(ratios)) < PEAK_RATIO else "signed"
+
+    def at_ratio(r: float, side: int, g) -> torch.Tensor:
+        """A (3, side, side) picture whose faintness is close to r: a spread bulk, and one hot pixel as its peak."""
+        t = torch.rand(3, side, side, generator=g) * 2 - 1
+        q = float(faintness(t)[0]) * float(t.abs().max())  # the bulk's percentile
+        t.view(-1)[-1] = q / r  # the peak (the percentile barely moves: one value of many)
+        return t
+
+    g = torch.Generator().manual_seed(0)
+    cases = 0
+    for trial in range(60):
+        n = 1 + trial % 6
+        side = (16, 64, 224)[trial % 3]
+        ratios = np.clip(PEAK_RATIO + torch.randn(n, generator=g).numpy() * (0.2 if trial % 2 else 0.002), 0.01, 0.99)
+        recs = [at_ratio(float(r), side, g) for r in ratios]
+        if trial % 5 == 0:
+            recs.append(torch.zeros(3, side, side))  # no signal: faintness 1
+        batch = [torch.stack(recs)] if trial % 4 == 0 else recs
+        assert choose_display(batch) == exact(batch), (trial, [float(faintness(r)[0]) for r in recs])
+        cases += 1
+    # exactly on the line, for a picture over SAMPLE values (the sampled path) and a small one
+    near = 0
+    for side in (16, 300):
+        t = torch.rand(3, side, side, generator=g)
+        t.view(-1)[-1] = 10.0
+        q = float(faintness(t)[0]) * 10.0
+        for peak in np.nextafter(np.float32(q / PEAK_RATIO), np.float32([0, np.inf, np.inf]), dtype=np.float32).tolist() + [q / PEAK_RATIO]:
+            u = t.clone()
+            u.view(-1)[-1] = peak
+            near += abs(float(faintness(u)[0]) - PEAK_RATIO) < 1e-6
+            assert choose_display([u]) == exact([u]) and choose_display([u, u]) == exact([u, u]), (side, peak)
+            assert choose_display([u, u * 0.0 + 1]) == exact([u, u * 0.0 + 1]), (side, peak)  # an even set straddling
+    assert near >= 6
+    assert 3 * 300 * 300 > SAMPLE and PERCENTILE == 0.995 and cases == 60
+    assert choose_display([]) == "signed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -454,3 +455,67 @@ def test_back_to_the_shown_image_under_a_new_rule_computes_it(probe, photos):
     x = probe.model_input(cv.load_images(photos[:3]).raw(0))
     c4 = probe.reconstruct(x, layers="c4", rule="guided")["c4"][0]
     assert w.recs[w.layer_names.index("c4")] == picture_bytes([to_display(c4)])[0]
+
+
+def test_the_layer_on_screen_comes_first_then_the_whole_strip(probe, photos):
+    """A browser-started image change shows the photo, the top-5 and the current layer's picture first (the other
+    layers empty), then every layer; the pictures are those of the whole strip. A Python-started change sends
+    the whole strip at once."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    w.layer = w.layer_names[3]
+    sent = []
+    w.observe(lambda c: sent.append(list(c["new"])), "recs")
+
+    async def scenario():
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    expected = expected_recs(probe, photos[:4], 2)
+    assert len(sent) == 2, [sum(map(bool, r)) for r in sent]
+    first, whole = sent
+    assert [i for i, b in enumerate(first) if b] == [3] and first[3] == expected[3]
+    assert whole == expected and w.recs == expected and w.shown_image == 2 and not w.busy and w.error == ""
+    sent.clear()
+    w.image_index = 1  # from a cell: inline, one message
+    assert len(sent) == 1 and sent[0] == expected_recs(probe, photos[:4], 1)
+
+
+def test_a_first_part_on_screen_is_always_completed(probe, photos):
+    """Once the current layer's picture is shown, the rest of that strip follows even if a Stop or a newer image
+    comes meanwhile, so going back to that image (nothing to compute) never leaves half a strip."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    original = w._reconstruct
+    previewed = threading.Event()
+
+    def reconstruct(index, rule, job):
+        real_preview = job.preview
+
+        def preview(part):
+            real_preview(part)
+            previewed.set()
+            time.sleep(0.3)  # the kernel reads the browser's next messages before the rest is encoded
+
+        job.preview = preview
+        return original(index, rule, job)
+
+    w._reconstruct = reconstruct
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)  # the first part is applied on the loop
+        assert w.shown_image == 1 and sum(map(bool, w.recs)) == 1
+        w._on_custom_msg(w, {"event": "stop"}, [])  # a Stop while the rest is encoded
+        await settle(w)
+        assert w.recs == expected_recs(probe, photos[:4], 1) and w.notice == ""
+        previewed.clear()
+        w.set_state({"image_index": 2})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)
+        w.set_state({"image_index": 3})  # a newer image, then straight back to image 2
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""

@@ -230,6 +230,7 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         """Start a request: ``compute(job)`` does the kernel work (calling ``job.report`` between steps,
         touching no trait), ``apply(result)`` shows it. Earlier requests of the same lane, and of the
         lanes in ``supersedes``, are cancelled; a result that is no longer the newest is dropped.
+        ``job.preview(part)`` applies a first part of the result with ``apply`` while the rest is made.
 
         Browser-started requests run on the background worker; Python-started ones run inline.
         """
@@ -239,7 +240,7 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         for other in supersedes:
             self._latest[other] = -1
         loop = running_loop() if self._frontend_thread == threading.get_ident() else None
-        job = Job(lane, what, self._job_progress(loop))
+        job = Job(lane, what, self._job_progress(loop), self._job_preview(loop, apply) if loop is not None else None)
         self._latest[lane] = job.id
         self.notice = ""
         if loop is None:
@@ -270,11 +271,27 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
 
         return inline if loop is None else threaded
 
+    def _job_preview(self, loop, apply: Callable[[Any], None]) -> Callable[[Job, Any], None]:
+        """On the worker: hand a first part of the result to the event loop, which shows it if the job is still
+        the newest of its lane (the rest is then shown whatever comes meanwhile: never half a result)."""
+        def on_loop(job: Job, part: Any) -> None:
+            if job.id in self._jobs and not job.cancelled and self._latest.get(job.lane) == job.id:
+                try:
+                    apply(part)
+                    job.previewed = True
+                except Exception as e:  # noqa: BLE001
+                    self._show_error(job.what, e)
+
+        return lambda job, part: loop.call_soon_threadsafe(on_loop, job, part)
+
     def _job_done(self, apply: Callable[[Any], None]) -> Callable[[Job, Any, BaseException | None], None]:
         def done(job: Job, result: Any, exc: BaseException | None) -> None:
             self._jobs.pop(job.id, None)
             try:
-                if job.cancelled or self._latest.get(job.lane) != job.id:
+                # the rest of a result whose first part is on screen is shown even after a Stop or a newer request
+                # (which replaces it when done): a half result must not stay, e.g. after going back to its image
+                finishes_preview = job.previewed and exc is None
+                if not finishes_preview and (job.cancelled or self._latest.get(job.lane) != job.id):
                     log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
                     if job.stopped_by_user:
                         self.notice = f"{job.what}: stopped; the previous result is still shown."
@@ -404,11 +421,17 @@ class ReversingWidget(CnnvizWidget):
     def rule_changed(self) -> None:
         """Hook: recompute what the widget shows with ``self.rule``."""
 
+    def display_for(self, recs: Any) -> str:
+        """The display of a set of reconstructions (a list of (3, H, W), or one (N, 3, H, W) batch): one for all
+        of them (a strip looks alike)."""
+        batch = recs if isinstance(recs, torch.Tensor) and recs.ndim == 4 else None
+        return choose_display([batch] if batch is not None else recs)
+
     def displayed(self, recs: Any) -> tuple[list[np.ndarray], str]:
         """Reconstructions (a list of (3, H, W), or one (N, 3, H, W) batch: one pass for a whole strip) as
-        pictures, one display chosen for all of them (a strip looks alike)."""
+        pictures, in the display :meth:`display_for` chooses for all of them."""
         batch = recs if isinstance(recs, torch.Tensor) and recs.ndim == 4 else None
-        mode = choose_display([batch] if batch is not None else recs)
+        mode = self.display_for(recs)
         if batch is not None:
             return list(to_display(batch, mode)), mode
         return [to_display(r, mode) for r in recs], mode

@@ -1,7 +1,8 @@
 """DeconvExplorer (paper Fig. 4): an image, every layer's reconstruction as a strip, a layer slider.
 
-All reconstructions of an image are computed in one call and sent once as picture buffers (JPEG,
-small in a notebook saved with its widget state: widgets._base.picture_format), so the
+All reconstructions of an image are computed in one call and sent as picture buffers (JPEG,
+small in a notebook saved with its widget state: widgets._base.picture_format), the layer on screen
+first and every other layer right after (in the browser, an empty tile until it arrives), so the
 slider and the arrow keys change the big view in the browser without a kernel round-trip. A click
 on the big view reconstructs the unit under the pointer (the strongest filter at that position);
 a filter number reconstructs that filter's whole feature map; a click on a top-5 bar reconstructs
@@ -127,14 +128,24 @@ class DeconvExplorer(ReversingWidget):
         captions = [""] * len(self._layers)
         if out is not None and out.name in self._layers and preds:
             captions[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
-        pictures, mode = self.displayed(torch.cat([recs[n] for n in self._layers]))
+        strip = torch.cat([recs[n] for n in self._layers])
+        mode = self.display_for(strip)
         picture = probe.to_image(x)[0]
-        encoded = picture_bytes([picture, *pictures])
-        job.check()
-        return {"index": index, "x": x, "input_png": encoded[0], "recs": encoded[1:], "mode": mode,
-                "pictures": [picture, *pictures],
-                "captions": captions, "rule": rule,
-                "predictions": [[label, round(p, 4), c if out is not None else -1] for c, label, p in preds]}
+        # the photo and the layer on screen go first (its picture alone displayed: each picture is scaled on its
+        # own, so it is the strip's), every other layer right after: their display and encoding are most of the
+        # work left, and on a remote kernel most of the bytes
+        current = self._layers.index(self.layer) if self.layer in self._layers else 0
+        input_png, current_png = picture_bytes([picture, to_display(strip[current], mode)])
+        n = len(self._layers)
+        first = {"index": index, "x": x, "input_png": input_png, "mode": mode, "pictures": None,
+                 "recs": [current_png if i == current else b"" for i in range(n)],
+                 "captions": captions, "rule": rule,
+                 "predictions": [[label, round(p, 4), c if out is not None else -1] for c, label, p in preds]}
+        job.preview(first)  # the last check: from here on, the rest follows what is on screen
+        pictures = list(to_display(strip, mode))
+        others = iter(picture_bytes([p for i, p in enumerate(pictures) if i != current]))
+        return {**first, "pictures": [picture, *pictures],
+                "recs": [current_png if i == current else next(others) for i in range(n)]}
 
     def _classify(self, x: torch.Tensor) -> list:
         try:

@@ -32,13 +32,16 @@ _MAIN_LOOP: asyncio.AbstractEventLoop | None = None
 class Job:
     """One request: its id, its lane, and the flag that stops it at the next check."""
 
-    def __init__(self, lane: str, what: str, on_progress: Callable[[Job, float], None] | None = None) -> None:
+    def __init__(self, lane: str, what: str, on_progress: Callable[[Job, float], None] | None = None,
+                 on_preview: Callable[[Job, Any], None] | None = None) -> None:
         self.id = next(_IDS)
         self.lane = lane
         self.what = what
         self.stopped_by_user = False
+        self.previewed = False  # a first part of the result is on screen: the rest must follow it
         self._cancelled = threading.Event()
         self._on_progress = on_progress
+        self._on_preview = on_preview
 
     @property
     def cancelled(self) -> bool:
@@ -52,6 +55,14 @@ class Job:
         """Raise StoppedError if the job was cancelled (kernels call it through ``report``)."""
         if self._cancelled.is_set():
             raise StoppedError(f"{self.what}: stopped.")
+
+    def preview(self, part: Any) -> None:
+        """Show the first part of the result before the rest is ready (the explorer's current layer before the
+        other pictures are encoded). Only jobs started from the browser show one: a cell gets the whole result
+        on its next line anyway. The compute must not stop after this (no ``check``): the rest follows."""
+        self.check()
+        if self._on_preview is not None:
+            self._on_preview(self, part)
 
     def report(self, done: int, total: int) -> None:
         """Progress callback for the kernels: stops the job if cancelled, else passes the fraction on."""

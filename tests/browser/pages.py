@@ -94,6 +94,8 @@ const model = {{ get: k => data.state[k], set: (k, v) => {{ data.state[k] = v; (
 const url = URL.createObjectURL(new Blob([{json.dumps(module)}], {{ type: "text/javascript" }}));
 const mod = await import(url);
 mod.default.render({{ model, el: document.getElementById("widget") }});
+window.model = model;  // a test changes the state as the kernel would: model.set(name, value), view(base64)
+window.view = view;
 window.rendered = true;
 </script></body></html>"""
 
