@@ -21,6 +21,7 @@ import torch
 
 import cnnviz_widgets as cv
 from cnnviz_widgets.kernels.stream import device_batch
+from cnnviz_widgets.kernels.topk import TopKMiner
 from cnnviz_widgets.precision import AUTOCAST_DTYPES, tf32
 from timing import paired
 from user_loops import folder_loop, tensor_loop
@@ -71,9 +72,11 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--precision", default="fp32", help="fp32 (exact), tf32, bf16 or fp16")
     ap.add_argument("--decode", default="cpu", help="cpu or cuda (nvjpeg), both loops")
+    ap.add_argument("--by-rows", action="store_true", help="the batch-wide top-k (TopKMiner.by_rows, opt-in)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
+    TopKMiner.by_rows = args.by_rows
     model = cv.load_model(args.model, weights=None).eval()
     probe = cv.Probe(model, device=args.device, input_size=args.input_size)
     device = probe.device
@@ -83,7 +86,8 @@ def main() -> None:
     autocast = AUTOCAST_DTYPES.get(args.precision)
     mine = lambda images, **kw: cv.mine(probe, images, top_layers=None, k=9, progress=False, options=options, **kw)  # noqa: E731
     print(f"{args.model} at {args.input_size}px, batch {batch} (asked {args.batch_size}), device={device}, "
-          f"threads={args.threads}, precision={args.precision}, channels_last={args.channels_last}, decode={args.decode}")
+          f"threads={args.threads}, precision={args.precision}, channels_last={args.channels_last}, decode={args.decode}, "
+          f"by_rows={args.by_rows}")
     n_top = sum(l.kind == "conv" for l in probe.layers)
     n_sp = sum(l.kind in ("conv", "pool") for l in probe.layers)
     print(f"  mining = top-9 of {n_top} conv layers + sparsity of {n_sp} layers, one pass")

@@ -3,7 +3,8 @@
 # on an H100, plus its start):
 #   VGG16 deconvnet latency vs its floor and a Captum loop, the variants (batched, tf32, bf16/fp16) with their errors,
 #   CUDA vs CPU per layer; the explorer's image change; mining in memory (fp32, then bf16 + channels_last) vs a
-#   plain forward loop; mining a JPEG folder vs a torchvision loop, decoded by the readers and by nvjpeg;
+#   plain forward loop; mining a JPEG folder vs a torchvision loop, decoded by the readers and by nvjpeg (and with the
+#   batch-wide top-k, TopKMiner.by_rows);
 #   t-SNE of 20,000 patches; the soak test with torch.cuda.memory_allocated.
 # Here first: bash benchmarks/gpu_wheels.sh   (the packages the lent image lacks, into .whl/)
 # Then the device tool: run(command="bash benchmarks/gpu_report.sh", carry=[".whl"], timeout_s=540)
@@ -50,6 +51,8 @@ step mining-memory-fp32 "$limit" python3 benchmarks/bench_mining.py --device "$d
 step mining-memory-bf16-nhwc "$limit" python3 benchmarks/bench_mining.py --device "$device" "${memory[@]}" --precision bf16 --channels-last
 step mining-folder-readers "$limit" python3 benchmarks/bench_mining.py --device "$device" "${folder[@]}"
 step mining-folder-nvjpeg-bf16 "$limit" python3 benchmarks/bench_mining.py --device "$device" "${folder[@]}" --decode "$gpu_decode" --precision bf16 --channels-last
+# the batch-wide top-k where it once hit a device-side index assert (before nvjpeg waited for the stream)
+step mining-folder-nvjpeg-bf16-by-rows "$limit" python3 benchmarks/bench_mining.py --device "$device" "${folder[@]}" --decode "$gpu_decode" --precision bf16 --channels-last --by-rows
 step tsne 100 python3 benchmarks/bench_embedding.py --device "$device" --no-reference "${tsne[@]}"
 step soak "$limit" python3 -m pytest -q -s -p no:cacheprovider tests/test_soak.py
 echo "report: $out"
