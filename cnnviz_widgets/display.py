@@ -164,3 +164,18 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
         img = img.expand(-1, -1, -1, 3)
     img = img.contiguous().numpy()
     return img[0] if single else img
+
+
+def pictures(recs: torch.Tensor | Iterable[torch.Tensor | np.ndarray], mode: str = "auto") -> tuple[list[np.ndarray], str]:
+    """Reconstructions (a list of (3, H, W), or one (N, 3, H, W) batch, displayed in one pass) as uint8 HxWx3
+    pictures, and the display used: ``mode`` "auto" chooses one for the whole set (:func:`choose_display`: a
+    strip looks alike), the others force it. What every widget and figure shows."""
+    if mode not in MODES:
+        raise ImageError(f"display must be one of {', '.join(repr(m) for m in MODES)}, not {mode!r}.")
+    batch = recs if isinstance(recs, torch.Tensor) and recs.ndim == 4 else None
+    recs = [batch] if batch is not None else list(recs)
+    if mode == "auto":
+        mode = choose_display(recs)
+    if batch is not None:
+        return list(to_display(batch, mode)), mode
+    return [to_display(r, mode) for r in recs], mode

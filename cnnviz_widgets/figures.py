@@ -442,12 +442,11 @@ def displayed(recs: Sequence[Any], display: str = "auto") -> list[np.ndarray]:
     """Reconstructions as pictures, as the widgets show them: ``display="auto"`` picks one display for the whole
     set (:func:`cnnviz_widgets.display.choose_display`); "signed" (the paper's: zero is mid-grey), "contrast" or
     "minmax" force one."""
-    from .display import MODES, choose_display, to_display
+    from .display import MODES, pictures
 
     if display not in MODES:
         raise CnnvizError(f"display must be one of {', '.join(repr(m) for m in MODES)}, got {short_repr(display)}.")
-    mode = choose_display(recs) if display == "auto" else display
-    return [to_display(r, mode) for r in recs]
+    return pictures(recs, display)[0]
 
 
 def paper_layers(probe: Any) -> list[str]:

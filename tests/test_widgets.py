@@ -187,7 +187,8 @@ def test_sparsity_chart_shows_itself_in_marimo_as_svg_with_text(alex_probe, phot
 
 
 def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
-    from cnnviz_widgets.widgets.charts import CHAR_WIDTH, PLOT_WIDTH, js_key, thinned
+    from cnnviz_widgets.figures import CHAR_WIDTH, PLOT_WIDTH
+    from cnnviz_widgets.widgets.charts import js_key, thinned
 
     s = cv.sparsity(alex_probe, photos[:2], progress=False)
     vgg = {f"c{i}_{j}": 0.5 for i in range(1, 6) for j in range(1, 4)}
@@ -214,7 +215,7 @@ def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
 
 def test_sprite_sheets_are_clear_between_tiles():
     """Gutters and empty places let the page's background through (a white gutter glared in the dark theme)."""
-    from cnnviz_widgets.widgets._base import sprite
+    from cnnviz_widgets.figures import sprite
 
     red, blue = np.full((5, 5, 3), (255, 0, 0), np.uint8), np.full((10, 10, 3), (0, 0, 255), np.uint8)
     out = sprite([red, None, blue], columns=2, cell=5, pad=3)

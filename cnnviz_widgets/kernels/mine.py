@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from .. import checks
 from ..errors import CnnvizError, CnnvizWarning

@@ -18,12 +18,10 @@ from typing import Any
 
 import anywidget
 import numpy as np
-import torch
 import traitlets
 
-from ..display import DISPLAYS, choose_display, to_display
+from ..display import DISPLAYS, pictures
 from ..errors import CnnvizError, UnsupportedModelError, short_repr
-from ..figures import sprite  # noqa: F401 - the widgets' galleries use it from here
 from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
@@ -421,20 +419,10 @@ class ReversingWidget(CnnvizWidget):
     def rule_changed(self) -> None:
         """Hook: recompute what the widget shows with ``self.rule``."""
 
-    def display_for(self, recs: Any) -> str:
-        """The display of a set of reconstructions (a list of (3, H, W), or one (N, 3, H, W) batch): one for all
-        of them (a strip looks alike)."""
-        batch = recs if isinstance(recs, torch.Tensor) and recs.ndim == 4 else None
-        return choose_display([batch] if batch is not None else recs)
-
     def displayed(self, recs: Any) -> tuple[list[np.ndarray], str]:
         """Reconstructions (a list of (3, H, W), or one (N, 3, H, W) batch: one pass for a whole strip) as
-        pictures, in the display :meth:`display_for` chooses for all of them."""
-        batch = recs if isinstance(recs, torch.Tensor) and recs.ndim == 4 else None
-        mode = self.display_for(recs)
-        if batch is not None:
-            return list(to_display(batch, mode)), mode
-        return [to_display(r, mode) for r in recs], mode
+        pictures, one display chosen for all of them (:func:`cnnviz_widgets.display.pictures`)."""
+        return pictures(recs)
 
     def show_display(self, mode: str) -> None:
         self.display = f"display: {DISPLAYS[mode]}"

@@ -8,7 +8,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as ipw
 
-from ..figures import CHAR_WIDTH, PLOT_WIDTH, SERIES_COLORS, depths, figure_bytes, sparsity_figure, thinned  # noqa: F401 - re-exported
+from ..figures import SERIES_COLORS, depths, figure_bytes, sparsity_figure, thinned
 from ..kernels.sparsity import Sparsity
 from ._base import SavesFigure
 

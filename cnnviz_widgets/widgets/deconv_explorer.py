@@ -18,7 +18,7 @@ import torch
 import traitlets
 
 from .. import checks
-from ..display import to_display
+from ..display import choose_display, to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
@@ -129,7 +129,7 @@ class DeconvExplorer(ReversingWidget):
         if out is not None and out.name in self._layers and preds:
             captions[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
         strip = torch.cat([recs[n] for n in self._layers])
-        mode = self.display_for(strip)
+        mode = choose_display([strip])
         picture = probe.to_image(x)[0]
         # the photo and the layer on screen go first (its picture alone displayed: each picture is scaled on its
         # own, so it is the strip's), every other layer right after: their display and encoding are most of the

@@ -17,8 +17,8 @@ from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ..figures import field_label, filter_tile, filters_sheet, layers_sheet
-from ._base import ReversingWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes, sprite
+from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite
+from ._base import ReversingWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes
 
 
 class FilterGrid(ReversingWidget):
