@@ -98,8 +98,9 @@ def _sides(t: torch.Tensor) -> np.ndarray:
     lo = int(np.floor(PERCENTILE * (n - 1)))
     a.mul_((1.0 / peak)[:, None])  # over the peak: compared with one number (a broadcast compare is 2x slower)
     reach = lambda r: (a >= r).view(torch.uint8).sum(1, dtype=torch.int32)  # noqa: E731 - how many reach r
-    under = (reach(PEAK_RATIO * (1 - _MARGIN)) <= n - lo - 2) & (peak > 0)
-    over = (reach(PEAK_RATIO * (1 + _MARGIN)) >= n - lo) | (peak <= 0)
+    plain = torch.isfinite(peak) & (peak >= 1e-30)  # not a 1e-40 or overflowed picture: those go the exact way
+    under = (reach(PEAK_RATIO * (1 - _MARGIN)) <= n - lo - 2) & plain
+    over = ((reach(PEAK_RATIO * (1 + _MARGIN)) >= n - lo) & plain) | (peak == 0)
     out = torch.where(under, 0.0, torch.where(over, float("inf"), float("nan"))).double().numpy()
     unsure = (~(under | over)).numpy()
     if unsure.any():  # near the line, or not finite: the faintness itself, as faintness() computes it

@@ -99,7 +99,9 @@ export default {
       const caption = (model.get("captions") || [])[i];
       const layer = `${layerWord(names()[i] || "")}${caption ? `: ${caption}` : ""}`;
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
-      bigCaption.textContent = !s ? layer : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
+      const arriving = urls.length > 0 && !urls[i];  // the layer on screen came first; this one is on its way
+      bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…` : layer)
+        : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
         : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
     };
@@ -131,7 +133,6 @@ export default {
       markStale();
       // a layer whose picture is still on its way (the one on screen comes first) is an empty tile meanwhile
       if (urls[i] || urls.length) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
-      if (urls.length && !urls[i] && !stale()) bigCaption.textContent = `${layerWord(n[i])}: arriving…`;
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", String(j === i)); });
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];

@@ -154,3 +154,25 @@ def test_choose_display_by_counting_decides_as_the_median_of_faintnesses():
     assert near >= 6
     assert 3 * 300 * 300 > SAMPLE and PERCENTILE == 0.995 and cases == 60
     assert choose_display([]) == "signed"
+
+
+def test_choose_display_at_the_extremes_of_float32_decides_as_before():
+    """Pictures with a 1e-35 peak (below the 1e-30 guard) or an overflowed value (bf16/fp16 inf) are judged by
+    their exact faintness, as the median rule always did; NaN and all-zero ones too."""
+    from cnnviz_widgets.display import PEAK_RATIO, choose_display, faintness
+
+    def exact(recs):
+        return "contrast" if float(np.median(np.concatenate([faintness(r) for r in recs]))) < PEAK_RATIO else "signed"
+
+    g = torch.Generator().manual_seed(1)
+    faint = torch.randn(3, 64, 64, generator=g) * 0.05
+    faint[:, 3, 3] = 5.0
+    spread = torch.rand(3, 64, 64, generator=g) * 2 - 1
+    overflowed = spread.clone()
+    overflowed[0, 0, 0] = float("inf")
+    nan = spread.clone()
+    nan[1, 2, 2] = float("nan")
+    for recs in ([faint * 1e-35], [spread * 1e-35], [faint * 1e-38, spread], [overflowed], [overflowed, faint, faint],
+                 [nan, faint], [torch.zeros(3, 64, 64), faint, faint], [-overflowed, spread]):
+        assert choose_display(recs) == exact(recs), [float(faintness(r)[0]) for r in recs]
+    assert choose_display([faint * 1e-35]) == "contrast"  # a faint picture, however small its numbers

@@ -519,3 +519,74 @@ def test_a_first_part_on_screen_is_always_completed(probe, photos):
 
     asyncio.run(scenario())
     assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
+
+
+def _slow_after_preview(w, after=None):
+    """The explorer's job pauses after its first part is handed over (``after`` runs then, on the worker): the
+    kernel reads the next messages, or a cell runs, while the rest is encoded."""
+    original = w._reconstruct
+    previewed = threading.Event()
+
+    def reconstruct(index, rule, job):
+        real_preview = job.preview
+
+        def preview(part):
+            real_preview(part)
+            previewed.set()
+            time.sleep(0.3)
+            if after is not None:
+                after(index)
+
+        job.preview = preview
+        return original(index, rule, job)
+
+    w._reconstruct = reconstruct
+    return previewed
+
+
+def test_a_cells_result_is_not_overwritten_by_the_rest_of_an_older_first_part(probe, photos):
+    """A cell that picks image 2 while the browser's image 1 is being completed: image 2 stays on screen."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    previewed = _slow_after_preview(w)
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)  # image 1's first part is on screen
+        assert w.shown_image == 1
+        w.image_index = 2  # a cell: runs at once, in the cell
+        assert w.shown_image == 2
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and not w.busy
+
+
+def test_a_first_part_whose_rest_failed_is_computed_again(probe, photos):
+    """The rest of image 1 fails after its first part was shown and image 2 was asked: going back to image 1
+    computes it (it is not taken as the image on screen), and the widget can still be saved afterwards."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+
+    def fail(index):
+        if index == 1 and not failed:
+            failed.append(index)
+            raise RuntimeError("encoding failed")
+
+    failed: list[int] = []
+    previewed = _slow_after_preview(w, fail)
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)
+        with pytest.raises(cv.CnnvizError, match="still arriving"):
+            w.to_figure()  # a save while only the first part is there says why
+        w.set_state({"image_index": 2})  # image 1's rest then fails: dropped, a newer request is on its way
+        await asyncio.to_thread(lambda: time.sleep(0.4))
+        w.set_state({"image_index": 1})  # back to image 1 before image 2 is shown
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert failed == [1]
+    assert w.shown_image == w.image_index == 1 and w.recs == expected_recs(probe, photos[:4], 1) and w.error == ""
+    assert w.to_figure() is not None

@@ -128,9 +128,9 @@ def decode_on_device(batch: PictureBatch, probe: Probe, images: ImageSet) -> tup
     the CPU path then reads to name the damage)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    wait_before_device_decode(probe.device)  # outside the try: an earlier CUDA error is not a damaged file
     try:
         data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in batch.encoded]
-        wait_before_device_decode(probe.device)
         with torchvision_io():
             decoded = decode_jpeg(data, mode=ImageReadMode.RGB, device=probe.device)
     except RuntimeError:  # one damaged file fails the batch: decode them one by one on the CPU instead

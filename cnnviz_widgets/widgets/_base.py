@@ -152,6 +152,7 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     def __init__(self, **kwargs: Any) -> None:
         self._jobs: dict[int, Job] = {}
         self._latest: dict[str, int] = {}  # lane -> id of its newest request
+        self._shown: dict[str, int] = {}  # lane -> id of the request whose result (or first part) is on screen
         self._frontend_thread: int | None = None  # the thread applying browser state, while it does
         remember_main_loop()  # widgets are made in a cell, on the kernel's main thread
         unknown = [k for k in kwargs if not self.has_trait(k)]
@@ -238,21 +239,26 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         for other in supersedes:
             self._latest[other] = -1
         loop = running_loop() if self._frontend_thread == threading.get_ident() else None
-        job = Job(lane, what, self._job_progress(loop), self._job_preview(loop, apply) if loop is not None else None)
+        job = Job(lane, what, self._job_progress(loop))
         self._latest[lane] = job.id
         self.notice = ""
+        def show(result: Any) -> None:  # what is shown, and which request it answers
+            apply(result)
+            self._shown[lane] = job.id
+
         if loop is None:
             try:
                 with self.guard(what):
-                    apply(compute(job))
+                    show(compute(job))
             except KeyboardInterrupt:  # the notebook's interrupt: the inputs go back to what is shown
                 self.restore_inputs(job)
                 raise
             return job
+        job._on_preview = self._job_preview(loop, show)
         self._jobs[job.id] = job
         self.busy = True
         self.progress = 0.0
-        submit(job, compute, self._job_done(apply), loop)
+        submit(job, compute, self._job_done(show), loop)
         return job
 
     def _job_progress(self, loop) -> Callable[[Job, float], None]:
@@ -286,9 +292,10 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         def done(job: Job, result: Any, exc: BaseException | None) -> None:
             self._jobs.pop(job.id, None)
             try:
-                # the rest of a result whose first part is on screen is shown even after a Stop or a newer request
-                # (which replaces it when done): a half result must not stay, e.g. after going back to its image
-                finishes_preview = job.previewed and exc is None
+                # the rest of a result whose first part is on screen, and still the last thing shown of its lane,
+                # is shown even after a Stop or a newer request (which replaces it when done): a half result must
+                # not stay, e.g. after going back to its image. A result shown since (a cell's) is not overwritten.
+                finishes_preview = job.previewed and exc is None and self._shown.get(job.lane) == job.id
                 if not finishes_preview and (job.cancelled or self._latest.get(job.lane) != job.id):
                     log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
                     if job.stopped_by_user:

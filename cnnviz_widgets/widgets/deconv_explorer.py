@@ -90,7 +90,8 @@ class DeconvExplorer(ReversingWidget):
     def _on_image(self, change: dict) -> None:
         if self._probe is None or self._images is None or change["old"] == change["new"]:
             return
-        if change["new"] == self.shown_image and self.rule == self.shown_rule:  # back to the image on screen: nothing to compute
+        # back to the image on screen, whole (not a first part whose rest failed): nothing to compute
+        if change["new"] == self.shown_image and self.rule == self.shown_rule and all(self.recs):
             self.back_to_shown("image")
             return
         self._request_image(change["new"])
@@ -291,7 +292,8 @@ class DeconvExplorer(ReversingWidget):
         is selected) and the top-5, then the strip of every layer (``strip`` px, ``per_row`` a row), the current
         one framed; each picture labelled with its layer and receptive field."""
         if self._pictures is None:
-            raise self.nothing_to_save("no image has been reconstructed")
+            raise self.nothing_to_save("no image has been reconstructed" if self.shown_image < 0 else
+                                       "its layers' pictures are still arriving (the one on screen came first)")
         names, pictures = self.layer_names, self._pictures[1:]
         rfs = {n: self._probe.receptive_field(n) for n in names}
         current = names.index(self.layer) if self.layer in names else len(names) // 2

@@ -32,8 +32,7 @@ _MAIN_LOOP: asyncio.AbstractEventLoop | None = None
 class Job:
     """One request: its id, its lane, and the flag that stops it at the next check."""
 
-    def __init__(self, lane: str, what: str, on_progress: Callable[[Job, float], None] | None = None,
-                 on_preview: Callable[[Job, Any], None] | None = None) -> None:
+    def __init__(self, lane: str, what: str, on_progress: Callable[[Job, float], None] | None = None) -> None:
         self.id = next(_IDS)
         self.lane = lane
         self.what = what
@@ -41,7 +40,7 @@ class Job:
         self.previewed = False  # a first part of the result is on screen: the rest must follow it
         self._cancelled = threading.Event()
         self._on_progress = on_progress
-        self._on_preview = on_preview
+        self._on_preview: Callable[[Job, Any], None] | None = None  # set for background jobs only
 
     @property
     def cancelled(self) -> bool:

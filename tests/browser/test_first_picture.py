@@ -52,6 +52,9 @@ def test_the_first_part_keeps_the_layout_and_says_what_is_arriving(browser, alex
         assert moved["layer"] == w.layer_names[current + 1] and moved["bigEmpty"]
         assert moved["caption"] == f"layer {w.layer_names[current + 1]}: arriving…"
         assert moved["big"] == first["big"], (moved["big"], first["big"])
+        # the other traits of the same message (captions, shown_image, busy) redraw the caption: it still says so
+        page.evaluate("() => { for (const k of ['captions', 'shown_image', 'busy']) window.model.set(k, window.model.get(k)); }")
+        assert boxes(page)["caption"] == f"layer {w.layer_names[current + 1]}: arriving…"
         # the rest arrives: every picture, decoded, the big view on the layer chosen meanwhile
         page.evaluate("b64s => window.model.set('recs', b64s.map(window.view))",
                       [base64.b64encode(b).decode() for b in whole])
