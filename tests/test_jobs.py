@@ -481,46 +481,6 @@ def test_the_layer_on_screen_comes_first_then_the_whole_strip(probe, photos):
     assert len(sent) == 1 and sent[0] == expected_recs(probe, photos[:4], 1)
 
 
-def test_a_first_part_on_screen_is_always_completed(probe, photos):
-    """Once the current layer's picture is shown, the rest of that strip follows even if a Stop or a newer image
-    comes meanwhile, so going back to that image (nothing to compute) never leaves half a strip."""
-    w = cv.DeconvExplorer(probe, photos[:4])
-    original = w._reconstruct
-    previewed = threading.Event()
-
-    def reconstruct(index, rule, job):
-        real_preview = job.preview
-
-        def preview(part):
-            real_preview(part)
-            previewed.set()
-            time.sleep(0.3)  # the kernel reads the browser's next messages before the rest is encoded
-
-        job.preview = preview
-        return original(index, rule, job)
-
-    w._reconstruct = reconstruct
-
-    async def scenario():
-        w.set_state({"image_index": 1})
-        await asyncio.to_thread(previewed.wait, 30)
-        await asyncio.sleep(0.05)  # the first part is applied on the loop
-        assert w.shown_image == 1 and sum(map(bool, w.recs)) == 1
-        w._on_custom_msg(w, {"event": "stop"}, [])  # a Stop while the rest is encoded
-        await settle(w)
-        assert w.recs == expected_recs(probe, photos[:4], 1) and w.notice == ""
-        previewed.clear()
-        w.set_state({"image_index": 2})
-        await asyncio.to_thread(previewed.wait, 30)
-        await asyncio.sleep(0.05)
-        w.set_state({"image_index": 3})  # a newer image, then straight back to image 2
-        w.set_state({"image_index": 2})
-        await settle(w)
-
-    asyncio.run(scenario())
-    assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
-
-
 def _slow_after_preview(w, after=None):
     """The explorer's job pauses after its first part is handed over (``after`` runs then, on the worker): the
     kernel reads the next messages, or a cell runs, while the rest is encoded."""
@@ -542,6 +502,32 @@ def _slow_after_preview(w, after=None):
 
     w._reconstruct = reconstruct
     return previewed
+
+
+def test_a_first_part_on_screen_is_always_completed(probe, photos):
+    """Once the current layer's picture is shown, the rest of that strip follows even if a Stop or a newer image
+    comes meanwhile, so going back to that image (nothing to compute) never leaves half a strip."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    previewed = _slow_after_preview(w)
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)  # the first part is applied on the loop
+        assert w.shown_image == 1 and sum(map(bool, w.recs)) == 1
+        w._on_custom_msg(w, {"event": "stop"}, [])  # a Stop while the rest is encoded
+        await settle(w)
+        assert w.recs == expected_recs(probe, photos[:4], 1) and w.notice == ""
+        previewed.clear()
+        w.set_state({"image_index": 2})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)
+        w.set_state({"image_index": 3})  # a newer image, then straight back to image 2
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
 
 
 def test_a_cells_result_is_not_overwritten_by_the_rest_of_an_older_first_part(probe, photos):
