@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from .. import checks
 from ..errors import CnnvizError, CnnvizWarning
 from ..imageset import load_images

@@ -242,6 +242,7 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         job = Job(lane, what, self._job_progress(loop))
         self._latest[lane] = job.id
         self.notice = ""
+
         def show(result: Any) -> None:  # what is shown, and which request it answers
             apply(result)
             self._shown[lane] = job.id
