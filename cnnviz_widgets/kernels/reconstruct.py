@@ -196,14 +196,17 @@ def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selec
 def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
     """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere.
 
-    A class of the output layer is seeded with 1 (the gradient of its score), not with its signed score.
+    A class of the output layer is seeded with the derivative of its score (1 on an fc layer; see
+    ``Probe.class_seed``), not with its signed score; so is a unit of it.
     """
     if channel is None and unit is None:
         return act
-    seed = torch.zeros_like(act)
     is_class = layer is probe.output_layer
+    if channel is not None and is_class:
+        return probe.class_seed(act, channel)
+    seed = torch.zeros_like(act)
     if channel is not None:
-        seed[:, channel] = 1.0 if is_class else act[:, channel]
+        seed[:, channel] = act[:, channel]
     else:
         k, y, x = unit
         if y >= act.shape[2] or x >= act.shape[3]:

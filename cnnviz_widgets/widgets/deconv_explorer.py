@@ -119,7 +119,7 @@ class DeconvExplorer(ReversingWidget):
 
         def read_scores(acts: dict[str, torch.Tensor]) -> dict[str, int]:
             if "preds" not in found:
-                found["preds"] = probe.top_classes(acts[out.name].flatten(1), k=5)[0]
+                found["preds"] = probe.top_classes(probe.output_scores(acts[out.name]), k=5)[0]
             preds = found["preds"]
             return {out.name: preds[0][0]} if preds and out.name in self._layers else {}
 
