@@ -39,6 +39,8 @@ def reconstruct(
     autocast: str | torch.dtype | None = None,
     precision: str | None = None,
     on_forward: Callable[[dict[str, torch.Tensor]], Mapping[str, int | str] | None] | None = None,
+    next_layer: Callable[[], str | None] | None = None,
+    on_layer: Callable[[str, torch.Tensor], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device (float32).
 
@@ -57,6 +59,11 @@ def reconstruct(
     once with the forward pass's activations of the chosen layers ((N, C, H, W), detached) before any
     backward pass; the targets it returns are added to ``targets`` (the explorer reads the top-5 from the
     output layer there and seeds it with the top-1 class: one forward pass for both).
+
+    ``next_layer()`` is asked before each backward pass which layer is wanted next (the one on screen: a
+    widget answers with its slider's layer); a chosen layer not yet done is done next, else forward order
+    goes on. ``on_layer(name, reconstruction)`` is called as each layer is done (float32, shaped like ``x``),
+    so the layer on screen can be shown before the others are computed. The result is the same in any order.
     """
     x = probe.check_input(x)
     reverse = resolve_rule(rule)
@@ -75,9 +82,12 @@ def reconstruct(
     with grad_enabled(), compute_precision(x.device, mode):
         if batched and len(chosen) > 1:
             out = _all_layers_at_once(probe, x, chosen, selectors, reverse, progress, late)
+            if on_layer is not None:
+                for name, g in out.items():
+                    on_layer(name, g.float())
         else:
-            out = _layer_by_layer(probe, x, chosen, selectors, reverse, progress, late)
-    return {name: g.float() for name, g in out.items()}
+            out = _layer_by_layer(probe, x, chosen, selectors, reverse, progress, late, next_layer, on_layer)
+    return {l.name: out[l.name].float() for l in chosen}
 
 
 def _late_targets(probe: Probe, chosen: list[Layer], selectors: dict[str, Selector], on_forward: Callable | None
@@ -120,23 +130,41 @@ def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
 
 def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
                     rule: ReverseRule, progress: Callable[[int, int], None] | None,
-                    late: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
-    """One forward, then one partial backward per layer, keeping the graph until the last."""
+                    late: Callable[[dict[str, torch.Tensor]], None],
+                    next_layer: Callable[[], str | None] | None = None,
+                    on_layer: Callable[[str, torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+    """One forward, then one partial backward per layer (the one ``next_layer`` wants first), keeping the graph
+    until the last."""
     xi = x.detach().clone().requires_grad_(True)
     acts = probe.forward(xi, chosen, rule)
     late(acts)
+    for l in chosen:  # every layer, before any backward: a cut-off layer must not leave a half-made strip
+        check_connected(l, acts[l.name], xi)
     if progress is not None:
         progress(1, len(chosen) + 1)
     out: dict[str, torch.Tensor] = {}
-    for i, l in enumerate(chosen):
+    todo = {l.name: l for l in chosen}
+    for i in range(len(chosen)):
+        wanted = next_layer() if next_layer is not None else None
+        key = _known(probe, wanted)
+        l = todo.pop(key) if key in todo else todo.pop(next(iter(todo)))
         act = acts[l.name]
-        check_connected(l, act, xi)
         seed = from_nchw(make_seed(probe, l, to_nchw(act.detach(), l.layout), *selectors[l.name]), l.layout)
-        (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(chosen))
+        (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=bool(todo))
         out[l.name] = g.detach()
+        if on_layer is not None:
+            on_layer(l.name, out[l.name].float())
         if progress is not None:
             progress(i + 2, len(chosen) + 1)
     return out
+
+
+def _known(probe: Probe, name: str | None) -> str | None:
+    """The probe's name for a layer a caller asks for by either of its names; None for anything else."""
+    try:
+        return probe.layer(name).name if isinstance(name, str) and name else None
+    except Exception:  # noqa: BLE001 - a stale or foreign name from a widget only loses its priority
+        return None
 
 
 def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
