@@ -25,7 +25,7 @@ AFFINE = {"mul", "mul_", "multiply", "add", "add_", "sub", "sub_", "subtract", "
           "true_divide", "__mul__", "__rmul__", "__add__", "__radd__", "__sub__", "__rsub__", "__truediv__",
           "__imul__", "__iadd__", "__isub__", "__itruediv__"}
 DIVIDES = {"div", "div_", "divide", "true_divide", "__truediv__", "__itruediv__"}  # only x / scale is affine in x
-SAME = {"contiguous"}
+SAME = {"contiguous", "clone"}
 PASS_THROUGH = NORMS | AFFINE | SAME | {"permute"}  # ops a pending layer may cross on its way to the rectifier
 _INPLACE_DUNDERS = {"__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__",
                     "__ipow__", "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__",
