@@ -324,7 +324,7 @@ def rectifier_warning(model: str, rule: Any, labels: set[str], unfaithful: set[s
     if blind:
         one = len(blind) == 1
         parts.append(f"{model} uses {', '.join(blind)}: the {rule.name} rule has no meaning there, since the sign of "
-                     f"{'its' if one else 'their'} input does not say where {'it passes' if one else 'they pass'} it on; "
+                     f"{'its' if one else 'their'} input does not say where {'it lets' if one else 'they let'} the signal through; "
                      f"it still passes relu(signal) where the input was positive, as at a ReLU, so what came through "
                      f"the negative side is missing from the reconstructions.")
     return " ".join(parts)
