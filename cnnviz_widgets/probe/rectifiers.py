@@ -319,12 +319,13 @@ def rectifier_warning(model: str, rule: Any, labels: set[str], unfaithful: set[s
     read = [label for label in new if label not in blind]
     parts = []
     if read:
-        parts.append(f"{model} uses {', '.join(read)}: the {rule.name} rule reverses {'it' if len(read) == 1 else 'them'} "
-                     f"as it does ReLU ({rule.title.split(': ', 1)[-1]}); read the reconstructions as approximate.")
+        them = "it" if len(read) == 1 else "them"
+        parts.append(f"{model} uses {', '.join(read)}: the {rule.name} rule reverses {them} as it does ReLU "
+                     f"({rule.title.split(': ', 1)[-1]}); read the reconstructions as approximate.")
     if blind:
-        one = len(blind) == 1
+        its, lets = ("its", "it lets") if len(blind) == 1 else ("their", "they let")
         parts.append(f"{model} uses {', '.join(blind)}: the {rule.name} rule has no meaning there, since the sign of "
-                     f"{'its' if one else 'their'} input does not say where {'it lets' if one else 'they let'} the signal through; "
-                     f"it still passes relu(signal) where the input was positive, as at a ReLU, so what came through "
-                     f"the negative side is missing from the reconstructions.")
+                     f"{its} input does not say where {lets} the signal through; it still passes relu(signal) where "
+                     f"the input was positive, as at a ReLU, so what came through the negative side is missing from "
+                     f"the reconstructions.")
     return " ".join(parts)
