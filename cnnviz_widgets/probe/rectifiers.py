@@ -236,6 +236,8 @@ class MaskTracker:
 
     def note(self, name: str, args: Sequence[Any], kwargs: dict[str, Any], result: Any) -> None:
         """Record ``result`` if it is a positive mask of a tensor (or a conversion of one)."""
+        if name not in self.COMPARE and name not in self.CONVERT:
+            return
         if not isinstance(result, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
             return
         other = _arg(args, kwargs, 1, "other", None)
