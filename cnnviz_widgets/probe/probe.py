@@ -42,6 +42,7 @@ from .receptive_field import (
     support_mode,
 )
 from .recorder import ForwardRecorder, StopForward
+from .rectifiers import rectifier_warning
 from .rules import ReverseRule, resolve_rule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -456,16 +457,10 @@ class Probe:
                 self.model(x)
         except StopForward:
             pass
-        rule = rec.rule.name if rec.rule is not None else None
-        new = {label for label in rec.rectifier_labels if (rule, label) not in self._warned} if rule else set()
-        if new:
-            self._warned |= {(rule, label) for label in new}
-            warnings.warn(
-                f"{type(self.model).__name__} uses {', '.join(sorted(new))}: the {rec.rule.name} rule reverses "
-                f"{'it' if len(new) == 1 else 'them'} as it does ReLU ({rec.rule.title.split(': ', 1)[-1]}); "
-                f"read the reconstructions as approximate.",
-                CnnvizWarning, stacklevel=3,
-            )
+        note = rectifier_warning(type(self.model).__name__, rec.rule, rec.rectifier_labels, rec.unfaithful,
+                                 self._warned) if rec.rule is not None else None
+        if note:
+            warnings.warn(note, CnnvizWarning, stacklevel=3)
         acts = rec.activations()
         return {l.name: acts[l.module_path] for l in layers}
 

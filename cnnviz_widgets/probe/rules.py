@@ -2,14 +2,18 @@
 
 Every rule takes the same path back (transposed filters for conv and fc, max-pool switches, the
 ordinary linear backward of everything else); they differ only at the rectifiers the probe
-intercepts (ReLU as a module, functional or in place, ReLU6, LeakyReLU, SiLU, GELU, Hardswish, ...):
+intercepts (every op :mod:`.rectifiers` lists: the ReLU family however it is written, clamp at zero,
+maximum with zero, threshold at zero, ``x * (x > 0)``, and the rectifier-like activations):
 
 - ``deconvnet`` (Zeiler & Fergus 2014; the paper): ``relu(signal)``. Nothing of the input but the
   seed (the layer's activations) and the max-pool switches is used, so the deep layers of a network
   without max-pools give much the same picture for every image.
-- ``guided`` (Springenberg et al. 2015, guided backpropagation): ``relu(signal) * (forward input > 0)``.
+- ``guided`` (Springenberg et al. 2015, guided backpropagation): ``relu(signal) * (forward input > 0)``,
+  the input's sign kept as a bool mask (a later in-place change of the op's output cannot reach it).
 - ``gradient`` (Simonyan et al. 2013, saliency): the ordinary backward.
 
+Other activations than ReLU are read as the ReLU they approximate by both rules (see
+:mod:`.rectifiers` for each op, and for those where the guided mask has no meaning: a warning names them).
 A new rule is one subclass of :class:`ReverseRule` added to ``RULES``.
 """
 from __future__ import annotations
@@ -28,9 +32,11 @@ class ReverseRule:
     name: ClassVar[str]
     title: ClassVar[str]  # a short line for selectors and captions
     intercepts: ClassVar[bool] = True  # False: rectifiers keep their own backward
+    reads_input: ClassVar[bool] = False  # True: the backward uses the sign of the rectifier's input
 
-    def save(self, out: torch.Tensor) -> torch.Tensor | None:
-        """What the backward needs of the rectifier's forward (its output; None: nothing)."""
+    def save(self, x: torch.Tensor) -> torch.Tensor | None:
+        """What the backward needs of the rectifier's input ``x``, taken before the op runs (None: nothing).
+        Never ``x`` itself nor the op's output: the network may change either in place later."""
         return None
 
     def backward(self, grad: torch.Tensor, saved: torch.Tensor | None) -> torch.Tensor:
@@ -52,13 +58,16 @@ class Guided(ReverseRule):
     name = "guided"
     title = "guided backprop (Springenberg et al.): relu of the signal where the input was positive"
 
-    def save(self, out: torch.Tensor) -> torch.Tensor:
-        # every rectifier intercepted (ReLU, ReLU6, LeakyReLU, SiLU, GELU, Hardswish, ELU, Mish) is positive
-        # exactly where its input is, so the output serves as the mask: no copy, and the next layer keeps it anyway
-        return out
+    reads_input = True
+
+    def save(self, x: torch.Tensor) -> torch.Tensor:
+        # the input's sign as a new bool tensor: the output would serve for the ReLU family, but the network
+        # may change it in place later (EfficientNetV2's residual +=), and Softplus or a negative slope is
+        # positive where the input is not
+        return x > 0
 
     def backward(self, grad: torch.Tensor, saved: torch.Tensor | None) -> torch.Tensor:
-        return torch.ops.aten.threshold_backward(grad, saved, 0).clamp_min_(0)
+        return torch.where(saved, grad, 0).clamp_min_(0)
 
 
 class Gradient(ReverseRule):
@@ -90,11 +99,12 @@ class Rectify(torch.autograd.Function):
                 inplace: bool) -> torch.Tensor:
         ctx.rule = rule
         if inplace:
+            saved = rule.save(x)  # before the input is overwritten
             ctx.mark_dirty(x)
             out = x.copy_(compute(x))
         else:
+            saved = rule.save(x)
             out = compute(x)
-        saved = rule.save(out)
         if saved is not None:
             ctx.save_for_backward(saved)
         return out
