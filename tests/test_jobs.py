@@ -545,13 +545,16 @@ def test_the_layer_on_screen_is_computed_first_and_a_slider_move_is_computed_nex
     reconstruct = probe.reconstruct
 
     def spying(*args, **kwargs):
-        inner = kwargs["on_layer"]
+        inner = kwargs.get("on_layer")
+        if inner is None:  # the layer on screen, alone
+            result = reconstruct(*args, **kwargs)
+            done.extend(result)
+            w.layer = w.layer_names[7]  # the slider moves on while the first part is sent
+            return result
 
         def on_layer(name, rec):
             done.append(name)
             inner(name, rec)
-            if len(done) == 1:  # the slider moves to layer 7 once the first part is sent
-                w.layer = w.layer_names[7]
 
         return reconstruct(*args, **{**kwargs, "on_layer": on_layer})
 

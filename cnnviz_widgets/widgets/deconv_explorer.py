@@ -106,23 +106,27 @@ class DeconvExplorer(ReversingWidget):
             self._request_image(self.image_index)
 
     def _reconstruct(self, index: int, rule: str, job) -> dict:
-        """One forward pass (whose output layer gives the top-5 too), then one backward per layer, the layer on
-        screen first: it is shown with the photo and the top-5 as soon as it is done, and every other picture the
-        slider needs follows, displayed as one strip and encoded once."""
+        """The layer on screen first, alone (a forward pass that stops at it, one backward): shown with the photo
+        as soon as it is done; then the top-5 and every other layer (one forward pass, whose output layer gives the
+        top-5 too, one backward per layer, the slider's layer next), displayed as one strip and encoded once."""
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
         x = probe.model_input(self._images.raw(index), self._images.names[index])
         out = probe.output_layer
+        current = self.layer if self.layer in self._layers else self._layers[0]
         found: dict[str, list] = {}
-        if out is None or not (probe.scores_at_output_layer and out.name in self._layers):
-            found["preds"] = self._classify(x)  # the strip stops short of the scores: one more forward pass
+        scores_in_strip = out is not None and probe.scores_at_output_layer and out.name in self._layers
+        if out is not None and out.name == current and not scores_in_strip:
+            found["preds"] = self._classify(x)  # its class seed needs the top-1 before its backward pass
 
         def read_scores(acts: dict[str, torch.Tensor]) -> dict[str, int]:
-            if "preds" not in found:
+            if "preds" not in found and scores_in_strip and out.name in acts:
                 found["preds"] = probe.top_classes(probe.output_scores(acts[out.name]), k=5)[0]
-            preds = found["preds"]
-            return {out.name: preds[0][0]} if preds and out.name in self._layers else {}
+                if "pngs" in sent:  # the top-5 joins the part on screen before the other layers are computed
+                    job.preview(part(sent["pngs"], sent["mode"]))
+            preds = found.get("preds")
+            return {out.name: preds[0][0]} if preds and out.name in acts else {}
 
         n = len(self._layers)
         picture = probe.to_image(x)[0]
@@ -141,11 +145,10 @@ class DeconvExplorer(ReversingWidget):
                     "predictions": [[label, round(p, 4), c if out is not None else -1]
                                     for c, label, p in found.get("preds", [])]}
 
-        def on_layer(name: str, rec: torch.Tensor) -> None:
-            # the layer on screen is shown as soon as it is computed (with the photo and the top-5), before any
-            # other; a slider move onto a layer not yet there makes it the next one computed, and shown at once
+        def on_layer(name: str, rec: torch.Tensor, first: bool = False) -> None:
+            # a slider move onto a layer not yet there makes it the next one computed, and shown at once
             i = self._layers.index(name)
-            if name != self.layer or i in sent.get("pngs", {}):
+            if not first and (name != self.layer or i in sent.get("pngs", {})):
                 return
             if "pngs" not in sent:
                 sent["mode"] = choose_display([rec])
@@ -155,17 +158,22 @@ class DeconvExplorer(ReversingWidget):
                 sent["pngs"][i] = picture_bytes([to_display(rec[0], sent["mode"])])[0]
             job.preview(part(sent["pngs"], sent["mode"]))
 
-        recs = probe.reconstruct(x, layers=self._layers, rule=rule, on_forward=read_scores if out is not None else None,
-                                 next_layer=lambda: self.layer, on_layer=on_layer,
-                                 progress=lambda d, t: job.report(0.8 * d, t))
+        scores = read_scores if out is not None else None
+        recs = probe.reconstruct(x, layers=current, rule=rule, on_forward=scores,
+                                 progress=lambda d, t: job.report(0.1 * d, t))
+        on_layer(current, recs[current], first=True)
+        rest = [name for name in self._layers if name != current]
+        if "preds" not in found and not scores_in_strip:
+            found["preds"] = self._classify(x)  # the strip stops short of the scores: one more forward pass
+            job.preview(part(sent["pngs"], sent["mode"]))
+        if rest:
+            recs.update(probe.reconstruct(x, layers=rest, rule=rule, on_forward=scores, next_layer=lambda: self.layer,
+                                          on_layer=on_layer, progress=lambda d, t: job.report(0.1 + 0.7 * d / t, 1)))
         strip = torch.cat([recs[name] for name in self._layers])
         mode = choose_display([strip])
         pictures = list(to_display(strip, mode))  # each picture is scaled on its own: the first part's are the strip's
-        done = sent.get("pngs", {}) if sent.get("mode") == mode else {}
-        fresh = iter(picture_bytes(([] if "input_png" in sent else [picture])
-                                   + [p for i, p in enumerate(pictures) if i not in done]))
-        if "input_png" not in sent:  # nothing was shown early (a cell's request, or a layer not in the strip)
-            sent["input_png"] = next(fresh)
+        done = sent["pngs"] if sent["mode"] == mode else {}
+        fresh = iter(picture_bytes([p for i, p in enumerate(pictures) if i not in done]))
         return {**part({i: done[i] if i in done else next(fresh) for i in range(n)}, mode),
                 "pictures": [picture, *pictures]}
 
