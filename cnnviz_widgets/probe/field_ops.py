@@ -198,8 +198,10 @@ def indexed(state: State, t: torch.Tensor, index: Any) -> State | None:
     """``t[index]``: plain slices on the spatial dims are left to the caller (None); ints, None and one
     1-D list or tensor on other dims keep the positions (dims renumbered); anything else that touches a
     spatial or flattened dim moves values between positions: UNKNOWN."""
+    if not isinstance(state, (Geometry, Flat)):
+        return state
     index = tuple(index) if isinstance(index, tuple) else (index,)
-    spatial = set(state.dims) if isinstance(state, Geometry) else {state.dim} if isinstance(state, Flat) else set()
+    spatial = set(state.dims) if isinstance(state, Geometry) else {state.dim}
     if sum(i is Ellipsis for i in index) > 1:
         return UNKNOWN
     used = sum(1 for i in index if i is not None and i is not Ellipsis)

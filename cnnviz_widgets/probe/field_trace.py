@@ -41,6 +41,7 @@ _PERMUTE = {"permute", "transpose", "transpose_", "swapaxes", "swapdims", "moved
 _RESHAPE = {"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as", "squeeze", "unsqueeze", "ravel",
             "squeeze_", "unsqueeze_"}
 _SOFTMAX = {"softmax", "log_softmax", "_softmax", "_log_softmax", "softmin"}
+_SPLIT = {"split", "chunk", "tensor_split", "split_with_sizes", "unbind"}
 _MATMUL = {"matmul", "__matmul__", "__rmatmul__", "mm", "bmm"}
 # ops whose result does not depend on the values of their inputs (so a MIXED input does not mix it)
 _VALUE_BLIND = {"zeros_like", "ones_like", "empty_like", "full_like", "new_zeros", "new_ones", "new_empty", "new_full",
@@ -355,7 +356,18 @@ class GeometryTracer:
             return permuted(first, perm) if perm is not None else UNKNOWN
         if name in _RESHAPE and single:
             g = reshaped(first, tuple(first_t.shape), tuple(out.shape))
-            return GLOBAL if g == UNKNOWN and out.ndim <= 2 else g  # flattened into a fully connected layer
+            if g == UNKNOWN and out.ndim <= 2 and isinstance(first, (Geometry, Flat)):
+                return GLOBAL  # a map flattened into a fully connected layer
+            return g
+        if name in _SPLIT and single and isinstance(first, (Geometry, Flat)):
+            dim = int(_arg(args, kwargs, 2 if name != "unbind" else 1, "dim", 0)) % first_t.ndim
+            spatial = first.dims if isinstance(first, Geometry) else (first.dim,)
+            if dim in spatial:
+                return UNKNOWN
+            if name != "unbind":
+                return first
+            return replace(first, dims=tuple(d - (d > dim) for d in first.dims)) if isinstance(first, Geometry) \
+                else replace(first, dim=first.dim - (first.dim > dim))
         if name == "__getitem__" and single and len(args) > 1:
             g = indexed(first, first_t, args[1])
             if g is None:
@@ -392,8 +404,8 @@ class GeometryTracer:
     def _windowed(self, name, args, kwargs, first_t, first, out) -> Any:
         if args and args[0] is not first_t:
             return UNKNOWN
-        if isinstance(first, Flat):
-            return UNKNOWN
+        if isinstance(first, Flat):  # a linear layer over the features of tokens keeps them in place
+            return first if name == "linear" and first.dim < first_t.ndim - 1 else UNKNOWN
         if not isinstance(first, Geometry):
             return first
         if name in _CONV | _CONV_T:
@@ -478,6 +490,8 @@ class GeometryTracer:
         if a.ndim < 2 or b.ndim < 2:
             sa, sb = self.get(a), self.get(b)
             return UNKNOWN if isinstance(sa, (Geometry, Flat)) or isinstance(sb, (Geometry, Flat)) else GLOBAL
+        if UNKNOWN in (self.get(a), self.get(b)):
+            return UNKNOWN
         kept = []
         for t, contracted, matrix_dim, to in ((a, a.ndim - 1, a.ndim - 2, out.ndim - 2), (b, b.ndim - 2, b.ndim - 1, out.ndim - 1)):
             s = self.get(t)
@@ -513,6 +527,8 @@ class GeometryTracer:
             perm = permutation(func, (eq, ops[0]), {}, ops[0].ndim)
             if perm is not None:
                 return permuted(self.get(ops[0]), perm)
+        if any(self.get(t) == UNKNOWN for t in ops):
+            return UNKNOWN
         kept = []
         for term, t in zip(terms, ops):
             s = self.get(t)
