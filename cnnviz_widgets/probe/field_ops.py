@@ -40,6 +40,9 @@ class Geometry:
     ``whole``: the input's (H, W) when every cell sees the whole input (then size, stride and offset are
     moot). ``mirror``: a reflect/replicate/circular pad whose cells copy other cells, pending until the
     next window reads it: ``(mode, ((top, bottom), (left, right)), (rows, cols) before padding)``.
+    ``exact``: False below upsampling (nearest, a transposed conv, depth-to-space), where neighbouring cells
+    read the same cell and the field is the smallest affine box that holds each cell's (the convention for
+    upsampled layers); such a box joined with a different one is no field at all (see the tracer's union).
     """
 
     dims: tuple[int, int]
@@ -48,6 +51,7 @@ class Geometry:
     offset: tuple[Fraction, Fraction]
     whole: tuple[int, int] | None = None
     mirror: tuple | None = None
+    exact: bool = True
 
     def axis(self, a: int, size: Fraction, stride: Fraction, offset: Fraction) -> "Geometry":
         """This geometry with axis ``a``'s field replaced."""
@@ -182,9 +186,9 @@ def reshaped(state: State, a: Sequence[int], b: Sequence[int]) -> State:
         elif big_in[0] == s and len(big_out) == 1:  # merged with the dims after it: each cell read `rep` times
             rep = math.prod(a[d] for d in big_in[1:])
             new_dims[k] = big_out[0]
-            if geo.whole is None:
+            if geo.whole is None and rep > 1:
                 lead = Fraction(rep - 1, rep) * geo.stride[k]
-                geo = geo.axis(k, geo.size[k] + lead, geo.stride[k] / rep, geo.offset[k] - lead)
+                geo = replace(geo.axis(k, geo.size[k] + lead, geo.stride[k] / rep, geo.offset[k] - lead), exact=False)
         else:
             return UNKNOWN
     if isinstance(state, Flat) or None in new_dims or new_dims[0] == new_dims[1]:
