@@ -338,9 +338,12 @@ class Rolled(nn.Module):
         super().__init__()
         self.c1, self.c2, self.c3 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3)
 
+        self.se = nn.Conv2d(4, 4, 1)
+
     def forward(self, x):
         x = self.c1(x).roll(1, 1)  # moves channels only, but the tracer cannot tell: the field is measured
-        return self.c3(self.c2(x).transpose(2, 3).transpose(2, 3))
+        x = self.c2(x).transpose(2, 3).transpose(2, 3)
+        return self.c3(x * torch.sigmoid(self.se(x.mean((2, 3), keepdim=True))))  # a gate: global, traced
 
 
 def test_missing_fields_are_measured_in_the_background_and_recorded(photos):
@@ -348,6 +351,7 @@ def test_missing_fields_are_measured_in_the_background_and_recorded(photos):
     net = Rolled().eval()
     probe = cv.Probe(net, input_size=16)
     assert probe.receptive_field("c2") is None and probe.receptive_field("c3") is None
+    assert probe.receptive_field("se").is_global  # a global pool of a map the tracer lost is still global
     with pytest.raises(cv.UnsupportedModelError, match="measure_missing_fields"):
         probe.field_or_error("c2")
     assert probe.measure_missing_fields(timeout=0) == {}  # no time: nothing measured, nothing recorded

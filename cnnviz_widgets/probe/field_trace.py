@@ -96,6 +96,14 @@ def _shifted(state: Any, by: int) -> Any:
     return state
 
 
+def _pooled_to_one(t: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether ``out`` pools a (..., H, W) map ``t`` to one cell: (..., 1, 1), or (N, C) from (N, C, H, W)."""
+    if t.ndim < 3 or tuple(t.shape[-2:]) == (1, 1):
+        return False
+    return (out.ndim == t.ndim and tuple(out.shape[-2:]) == (1, 1) and out.shape[:-2] == t.shape[:-2]) or \
+        (out.ndim == t.ndim - 2 and out.shape == t.shape[:-2])
+
+
 def _is_whole(state: Any) -> bool:
     return state == MIXED or (isinstance(state, Geometry) and state.whole is not None) or \
         (isinstance(state, Flat) and state.geo.whole is not None)
@@ -239,6 +247,8 @@ class GeometryTracer:
             return UNKNOWN
         if isinstance(first, Flat):  # a linear layer over the features of tokens keeps them in place
             return first if name == "linear" and first.dim < first_t.ndim - 1 else UNKNOWN
+        if first == UNKNOWN and name in _ADAPTIVE and _pooled_to_one(first_t, out):
+            return GLOBAL  # a global pool sees every cell, wherever they moved (a squeeze-excitation gate)
         if not isinstance(first, Geometry):
             return first
         if name in _CONV | _CONV_T:
@@ -429,6 +439,9 @@ class GeometryTracer:
                 return replace(flats[0], geo=u) if isinstance(u, Geometry) else UNKNOWN
             return UNKNOWN
         if UNKNOWN in states:
+            unknown_t = next(t for t, g in ins if g == UNKNOWN)
+            if name in _REDUCE and len(ins) == 1 and _pooled_to_one(unknown_t, out):
+                return GLOBAL  # a global pool sees every cell, wherever they moved
             return UNKNOWN
         if not aligned:
             return GLOBAL
