@@ -46,7 +46,9 @@ export default {
       const d = model.get("detail_for") || {};
       const by = d.layer === layer && d.drawn ? d.drawn.split(" ")[0] : model.get("rule");  // "auto" draws no switch-less deep layer by the deconvnet
       const noSwitch = by === "deconvnet" && (model.get("switches") || [])[i] === false;
-      note.textContent = [model.get("note"), model.get("display"), PATCH_EDGE_NOTE,
+      // effective-field patches are moved inside the photo: no flat padding at their edges to explain
+      const moved = (model.get("field") || "").includes("effective field");
+      note.textContent = [model.get("note"), model.get("display"), moved ? "" : PATCH_EDGE_NOTE,
         noSwitch ? `no max-pool lies below ${layer}: the deconvnet takes nothing from a patch but this layer's activations (no switches), so its reconstructions look alike; the guided rule follows the patch` : ""]
         .filter(Boolean).join(" · ");
       root.dataset.noSwitches = noSwitch ? "1" : "";
@@ -140,7 +142,7 @@ export default {
     for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer", "field"]) model.on(`change:${t}`, renderSheet);
     for (const t of ["detail", "selected", "detail_for"]) model.on(`change:${t}`, renderDetail);
     for (const t of ["sheet_for", "detail_for", "layer", "page", "selected", "rule"]) model.on(`change:${t}`, markStale);
-    for (const t of ["note", "display", "layer", "rule", "switches", "detail_for"]) model.on(`change:${t}`, renderNote);
+    for (const t of ["note", "display", "layer", "rule", "switches", "detail_for", "field"]) model.on(`change:${t}`, renderNote);
     renderSheet(); renderDetail(); markStale(); renderNote();
     return () => { sheetImg.release(); detailImg.release(); resized.disconnect(); kernel.dispose(); };
   },
