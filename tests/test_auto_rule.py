@@ -356,3 +356,13 @@ def test_the_rf_table_keeps_the_theoretical_field_and_says_the_effective_one(lit
     assert t.effective[0] == ["", "", "whole picture" if e.size >= 8 else str(e.size)]
     texts = [x.get_text() for x in t.to_figure().texts]
     assert "effective (8 px picture)" in texts and t.effective[0][-1] in texts
+
+
+def test_the_representation_space_crops_wide_fields_to_the_effective_one(lite, photos):
+    space = cv.representation_space(lite, photos[:3], "_conv_head", n_patches=20, grid=3, seed=0)
+    assert space.field_kind == "effective"
+    eff = space.patch_field()
+    assert eff.size <= lite.input_size and space.patch(0).shape == (eff.size, eff.size, 3)
+    small = cv.representation_space(lite, photos[:3], "_blocks.3._depthwise_conv", n_patches=20, grid=3, seed=0)
+    assert small.field_kind == "theoretical" and small.patch(0).shape[0] == lite.receptive_field(small.layer).size
+    assert space.zoom(0, 0, 0.5, 0.5).patch_field() is eff  # measured once

@@ -106,3 +106,27 @@ def inside(box: tuple[int, int, int, int], height: int, width: int) -> tuple[int
     dy = (-top if top < 0 else height - bottom if bottom > height else 0) if bottom - top <= height else 0
     dx = (-left if left < 0 else width - right if right > width else 0) if right - left <= width else 0
     return top + dy, left + dx, bottom + dy, right + dx
+
+
+def is_wider_than_picture(probe: Probe, rf: ReceptiveField) -> bool:
+    """Whether ``rf`` (a layer's theoretical field) is wider than the probe's picture: then its patches are cropped
+    to the effective field (fully connected layers, whose field is the picture, are not)."""
+    return not rf.is_global and rf.size > probe.input_size
+
+
+def patch_field(probe: Probe, layer: str, x: torch.Tensor, fraction: float = FRACTION) -> ReceptiveField:
+    """The field a layer whose theoretical field is wider than the picture crops its patches to: the effective field
+    over ``x``, no wider than the picture (still centred on each unit)."""
+    eff = effective_field(probe, x, layer, fraction)
+    side = probe.input_size
+    if eff.size > side:
+        cut = (eff.size - side) // 2
+        eff = ReceptiveField(side, eff.stride_yx, tuple(o + cut for o in eff.offset_yx))
+    return eff
+
+
+def patch_box(probe: Probe, field: ReceptiveField, y: int, x: int, effective: bool) -> tuple[int, int, int, int]:
+    """Input rows and columns (top, left, bottom, right) unit (y, x)'s patch is cropped from: ``field``'s square box,
+    moved inside the picture when ``effective`` (a theoretical box crossing the border keeps its place and is padded)."""
+    box = field.square_box(int(y), int(x))
+    return inside(box, probe.input_size, probe.input_size) if effective else box

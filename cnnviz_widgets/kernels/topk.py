@@ -182,9 +182,9 @@ class TopPatches:
     def field_kind(self) -> str:
         """Which field the patches are cropped to: "theoretical" (the receptive field), or "effective" where the
         theoretical field is wider than the picture."""
-        rf = self.receptive_field()
-        side = self._probe.input_size if self._probe is not None else None
-        return "effective" if side is not None and not rf.is_global and rf.size > side else "theoretical"
+        from .effective import is_wider_than_picture
+
+        return "effective" if is_wider_than_picture(self._probe, self.receptive_field()) else "theoretical"
 
     def patch_field(self) -> ReceptiveField:
         """The field the patches are cropped to: the receptive field, or (``field_kind == "effective"``) the effective
@@ -193,30 +193,20 @@ class TopPatches:
         if self.field_kind == "theoretical":
             return rf
         if self._effective is None:
-            from .effective import PICTURES, effective_field
+            from .effective import PICTURES, patch_field
 
             if self._source is None:
                 raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
             found = sorted({int(v) for v in self.image_index.flatten().tolist() if v >= 0})[:PICTURES]
-            eff = effective_field(self._probe, self._source.model_input(found), self.layer, self.fraction)
-            side = self._probe.input_size
-            if eff.size > side:  # no wider than the picture, still centred on the unit
-                cut = (eff.size - side) // 2
-                eff = ReceptiveField(side, eff.stride_yx, tuple(o + cut for o in eff.offset_yx))
-            self._effective = eff
+            self._effective = patch_field(self._probe, self.layer, self._source.model_input(found), self.fraction)
         return self._effective
 
     def patch_box(self, y: int, x: int) -> tuple[int, int, int, int]:
         """Input rows and columns (top, left, bottom, right) that unit (y, x)'s patch is cropped from: its receptive
         field's square box (crossing the border, padded), or its effective box moved inside the picture."""
-        f = self.patch_field()
-        box = f.square_box(int(y), int(x))
-        if self.field_kind == "effective":
-            from .effective import inside
+        from .effective import patch_box
 
-            side = self._probe.input_size
-            box = inside(box, side, side)
-        return box
+        return patch_box(self._probe, self.patch_field(), y, x, self.field_kind == "effective")
 
     def patch(self, c: int, i: int) -> np.ndarray:
         """uint8 (S, S, 3) crop of what the network saw at filter c's i-th unit: its receptive field (S = rf.size),
