@@ -59,8 +59,9 @@ def main() -> None:
 
     cache: dict = {}
 
-    def cached(x, layers=None, rule="deconvnet", on_forward=None, progress=None, **kw):
-        """The reconstruction from the first call; on_forward still sees the forward pass's activations."""
+    def cached(x, layers=None, rule="deconvnet", on_forward=None, progress=None, next_layer=None, on_layer=None, **kw):
+        """The reconstruction from the first call; on_forward still sees the forward pass's activations, and
+        on_layer hears every layer, the one next_layer wants first (as the kernel does)."""
         if "recs" not in cache:
             acts = {}
             cache["recs"] = real(x, layers=layers, rule=rule, progress=progress,
@@ -68,6 +69,12 @@ def main() -> None:
             cache["acts"] = acts
         elif on_forward is not None:
             on_forward(cache["acts"])
+        todo = list(cache["recs"]) if on_layer is not None else []
+        while todo:
+            wanted = next_layer() if next_layer is not None else None
+            name = wanted if wanted in todo else todo[0]
+            todo.remove(name)
+            on_layer(name, cache["recs"][name])
         return cache["recs"]
 
     probe.reconstruct = cached

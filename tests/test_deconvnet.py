@@ -258,3 +258,22 @@ def test_torchvision_families(name, kwargs):
     mid = probe.layer(picks[1])
     single = probe.deconvnet(x[:1], layers=picks[1], unit=(0, mid.shape[1] // 2, mid.shape[2] // 2))[picks[1]]
     assert torch.isfinite(single).all()
+
+
+def test_the_layer_wanted_next_is_reversed_next_and_the_results_do_not_change(alex_probe):
+    """``next_layer`` is asked before each backward pass (a widget answers with its slider's layer); ``on_layer``
+    hears each layer as it is done. The order changes nothing in the numbers."""
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    names = ["c1", "c3", "p5", "fc7"]
+    plain = alex_probe.deconvnet(x, layers=names)
+    wanted, heard = ["p5"], []
+
+    def on_layer(name, rec):
+        heard.append(name)
+        if name == "p5":
+            wanted[0] = "fc7"  # the slider moved on meanwhile
+
+    got = alex_probe.deconvnet(x, layers=names, next_layer=lambda: wanted[0], on_layer=on_layer)
+    assert heard == ["p5", "fc7", "c1", "c3"] and list(got) == names
+    assert all(torch.equal(got[n], plain[n]) for n in names)
+    assert alex_probe.deconvnet(x, layers=names, next_layer=lambda: "no such layer")["c3"].equal(plain["c3"])

@@ -139,8 +139,8 @@ def test_stop_cancels_inside_the_kernel_between_layers(probe, photos):
     def spy(x, progress=None, **options):
         def report(d, t):
             layers_done.append(d)
-            if d == 2:
-                w.stop()  # pressed while layer 1 is being reversed
+            if d == 1:
+                w.stop()  # pressed after the forward pass, before the layer on screen is reversed
             progress(d, t)
         return original(x, progress=report, **options)
 
@@ -153,8 +153,8 @@ def test_stop_cancels_inside_the_kernel_between_layers(probe, photos):
             del probe.reconstruct
 
     asyncio.run(scenario())
-    assert layers_done == [1, 2], f"work went on after Stop: progress {layers_done}"
-    assert w.shown_image == 0 and "stopped" in w.notice
+    assert layers_done == [1], f"work went on after Stop: progress {layers_done}"
+    assert w.shown_image == 0 and "stopped; the previous result is still shown" in w.notice
 
 
 def test_a_unit_click_for_an_image_left_behind_is_dropped(probe, photos):
@@ -504,9 +504,10 @@ def _slow_after_preview(w, after=None):
     return previewed
 
 
-def test_a_first_part_on_screen_is_always_completed(probe, photos):
-    """Once the current layer's picture is shown, the rest of that strip follows even if a Stop or a newer image
-    comes meanwhile, so going back to that image (nothing to compute) never leaves half a strip."""
+def test_a_stop_after_the_first_part_ends_the_work_and_the_image_is_computed_again_when_picked(probe, photos):
+    """The layer on screen is shown before the others are computed; a Stop then ends the work between layers (it
+    may be seconds on a CPU), the part shown stays and says so, and going back to that image computes it whole. A
+    newer image cancels the rest the same way, and going back to the half-shown image computes it."""
     w = cv.DeconvExplorer(probe, photos[:4])
     previewed = _slow_after_preview(w)
 
@@ -515,9 +516,14 @@ def test_a_first_part_on_screen_is_always_completed(probe, photos):
         await asyncio.to_thread(previewed.wait, 30)
         await asyncio.sleep(0.05)  # the first part is applied on the loop
         assert w.shown_image == 1 and sum(map(bool, w.recs)) == 1
-        w._on_custom_msg(w, {"event": "stop"}, [])  # a Stop while the rest is encoded
+        w._on_custom_msg(w, {"event": "stop"}, [])  # a Stop while the other layers are computed
         await settle(w)
-        assert w.recs == expected_recs(probe, photos[:4], 1) and w.notice == ""
+        assert sum(map(bool, w.recs)) == 1 and "the layers not computed yet stay empty" in w.notice
+        w.set_state({"image_index": 0})
+        await settle(w)
+        w.set_state({"image_index": 1})
+        await settle(w)
+        assert w.recs == expected_recs(probe, photos[:4], 1)
         previewed.clear()
         w.set_state({"image_index": 2})
         await asyncio.to_thread(previewed.wait, 30)
@@ -528,6 +534,40 @@ def test_a_first_part_on_screen_is_always_completed(probe, photos):
 
     asyncio.run(scenario())
     assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
+
+
+def test_the_layer_on_screen_is_computed_first_and_a_slider_move_is_computed_next(probe, photos):
+    """The first part goes out when one layer's backward pass is done, not all; moving the slider onto a layer not
+    yet there makes it the next one computed, sent on its own before the whole strip."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    w.layer = w.layer_names[3]
+    done: list[str] = []
+    reconstruct = probe.reconstruct
+
+    def spying(*args, **kwargs):
+        inner = kwargs["on_layer"]
+
+        def on_layer(name, rec):
+            done.append(name)
+            inner(name, rec)
+            if len(done) == 1:  # the slider moves to layer 7 once the first part is sent
+                w.layer = w.layer_names[7]
+
+        return reconstruct(*args, **{**kwargs, "on_layer": on_layer})
+
+    sent = []
+    w.observe(lambda c: sent.append([i for i, b in enumerate(c["new"]) if b]), "recs")
+    w._probe = type("Spy", (), {"__getattr__": lambda self, a: getattr(probe, a), "reconstruct": staticmethod(spying)})()
+
+    async def scenario():
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    w._probe = probe
+    assert done[:2] == [w.layer_names[3], w.layer_names[7]] and sorted(done) == sorted(w.layer_names)
+    assert sent[0] == [3] and sent[1] == [3, 7] and sent[-1] == list(range(len(w.layer_names)))
+    assert w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
 
 
 def test_a_cells_result_is_not_overwritten_by_the_rest_of_an_older_first_part(probe, photos):

@@ -222,7 +222,10 @@ def test_users_model_is_left_exactly_as_it_was(tiny):
     tiny.features[3].register_forward_hook(lambda *a: None)  # a hook of the user's own stays
     before = _state(tiny)
     probe = cv.Probe(tiny, input_size=32)
-    assert probe.model is tiny  # same device: no copy
+    # same device: the probe's own module object over the very same parameters and buffers (no memory spent)
+    assert probe.model is not tiny
+    assert all(a is b for a, b in zip(probe.model.parameters(), tiny.parameters()))
+    assert all(a is b for a, b in zip(probe.model.buffers(), tiny.buffers()))
     x = probe.preprocess(np.zeros((40, 40, 3), np.uint8))
     probe.activations(x)
     probe.deconvnet(x)
@@ -241,7 +244,7 @@ def test_interrupted_forward_leaves_nothing_behind(tiny):
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    handle = tiny.features[5].register_forward_hook(interrupt)
+    handle = probe.model.features[5].register_forward_hook(interrupt)
     x = torch.rand(1, 3, 32, 32)
     for call in (lambda: probe.deconvnet(x), lambda: probe.activations(x), lambda: probe.predict(x)):
         with pytest.raises(KeyboardInterrupt):

@@ -39,6 +39,8 @@ def reconstruct(
     autocast: str | torch.dtype | None = None,
     precision: str | None = None,
     on_forward: Callable[[dict[str, torch.Tensor]], Mapping[str, int | str] | None] | None = None,
+    next_layer: Callable[[], str | None] | None = None,
+    on_layer: Callable[[str, torch.Tensor], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device (float32).
 
@@ -59,6 +61,11 @@ def reconstruct(
     once with the forward pass's activations of the chosen layers ((N, C, H, W), detached) before any
     backward pass; the targets it returns are added to ``targets`` (the explorer reads the top-5 from the
     output layer there and seeds it with the top-1 class: one forward pass for both).
+
+    ``next_layer()`` is asked before each backward pass which layer is wanted next (the one on screen: a
+    widget answers with its slider's layer); a chosen layer not yet done is done next, else forward order
+    goes on. ``on_layer(name, reconstruction)`` is called as each layer is done (float32, shaped like ``x``),
+    so the layer on screen can be shown before the others are computed. The result is the same in any order.
     """
     x = probe.check_input(x)
     rule = rule_name(rule) if not isinstance(rule, ReverseRule) else rule
@@ -78,8 +85,11 @@ def reconstruct(
     with grad_enabled(), compute_precision(x.device, mode):
         if batched and len(chosen) > 1:
             out = _all_layers_at_once(probe, x, groups, selectors, progress, late)
+            if on_layer is not None:
+                for l in chosen:
+                    on_layer(l.name, out[l.name].float())
         else:
-            out = _layer_by_layer(probe, x, groups, selectors, progress, late)
+            out = _layer_by_layer(probe, x, groups, selectors, progress, late, next_layer, on_layer)
     return {l.name: out[l.name].float() for l in chosen}
 
 
@@ -123,31 +133,54 @@ def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
 
 def _layer_by_layer(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
                     selectors: dict[str, Selector], progress: Callable[[int, int], None] | None,
-                    late: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
-    """One forward per rule (one in all unless "auto" mixes rules), then one partial backward per layer, each
-    forward's graph kept until its last layer."""
+                    late: Callable[[dict[str, torch.Tensor]], None],
+                    next_layer: Callable[[], str | None] | None = None,
+                    on_layer: Callable[[str, torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+    """One forward per rule (one in all unless "auto" mixes rules), then one partial backward per layer (the one
+    ``next_layer`` wants first, else forward order), each forward's graph kept until its last layer is done."""
     passes = []
     for rule, layers in groups:
         xi = x.detach().clone().requires_grad_(True)
         passes.append((xi, layers, probe.forward(xi, layers, rule)))
     late({name: a for _, _, acts in passes for name, a in acts.items()})
+    for xi, layers, acts in passes:  # every layer, before any backward: a cut-off layer must not leave a half-made strip
+        for l in layers:
+            check_connected(l, acts[l.name], xi)
     total = len(passes) + sum(len(layers) for _, layers, _ in passes)
     done = len(passes)
     if progress is not None:
         progress(done, total)
     out: dict[str, torch.Tensor] = {}
-    for xi, layers, acts in passes:
-        for i, l in enumerate(layers):
-            act = acts[l.name]
-            check_connected(l, act, xi)
-            seed = from_nchw(make_seed(probe, l, to_nchw(act.detach(), l.layout), *selectors[l.name]), l.layout)
-            (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=i + 1 < len(layers))
-            out[l.name] = g.detach()
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        acts.clear()
+    which = {l.name: p for p, (_, layers, _) in enumerate(passes) for l in layers}
+    left = [len(layers) for _, layers, _ in passes]  # layers not yet done, per forward pass
+    todo = {l.name: l for _, layers, _ in passes for l in layers}
+    while todo:
+        wanted = next_layer() if next_layer is not None else None
+        key = _known(probe, wanted)
+        l = todo.pop(key) if key in todo else todo.pop(next(iter(todo)))
+        p = which[l.name]
+        xi, _, acts = passes[p]
+        act = acts[l.name]
+        seed = from_nchw(make_seed(probe, l, to_nchw(act.detach(), l.layout), *selectors[l.name]), l.layout)
+        left[p] -= 1
+        (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=left[p] > 0)
+        out[l.name] = g.detach()
+        if left[p] == 0:
+            acts.clear()  # that forward's graph is no longer needed
+        if on_layer is not None:
+            on_layer(l.name, out[l.name].float())
+        done += 1
+        if progress is not None:
+            progress(done, total)
     return out
+
+
+def _known(probe: Probe, name: str | None) -> str | None:
+    """The probe's name for a layer a caller asks for by either of its names; None for anything else."""
+    try:
+        return probe.layer(name).name if isinstance(name, str) and name else None
+    except Exception:  # noqa: BLE001 - a stale or foreign name from a widget only loses its priority
+        return None
 
 
 def _all_layers_at_once(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
@@ -212,14 +245,17 @@ def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selec
 def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
     """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere.
 
-    A class of the output layer is seeded with 1 (the gradient of its score), not with its signed score.
+    A class of the output layer is seeded with the derivative of its score (1 on an fc layer; see
+    ``Probe.class_seed``), not with its signed score; so is a unit of it.
     """
     if channel is None and unit is None:
         return act
-    seed = torch.zeros_like(act)
     is_class = layer is probe.output_layer
+    if channel is not None and is_class:
+        return probe.class_seed(act, channel)
+    seed = torch.zeros_like(act)
     if channel is not None:
-        seed[:, channel] = 1.0 if is_class else act[:, channel]
+        seed[:, channel] = act[:, channel]
     else:
         k, y, x = unit
         if y >= act.shape[2] or x >= act.shape[3]:

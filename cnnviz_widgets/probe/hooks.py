@@ -2,10 +2,33 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import itertools
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
+
+from ..errors import CnnvizWarning
+
+
+def shared_copy(model: nn.Module) -> nn.Module:
+    """A module tree of its own whose parameters and buffers are the model's very tensors.
+
+    Hooks, train/eval flags and attributes set on it never reach the user's object (a cell may run the model
+    while a widget's pass runs the copy), while weights the user trains or loads in place are shared. Modules the
+    user replaces or hooks added after the copy are not seen. A model that cannot be copied is used itself, with a
+    warning: then a cell and a widget share hooks for the length of a pass.
+    """
+    memo: dict[int, object] = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception as exc:  # a module holding a lock, a file or a generator
+        warnings.warn(f"{type(model).__name__} cannot be copied ({type(exc).__name__}: {exc}), so the probe hooks your "
+                      f"model object itself: while a widget works, running it in a cell may disturb both.",
+                      CnnvizWarning, stacklevel=4)
+        return model
 
 
 @contextlib.contextmanager

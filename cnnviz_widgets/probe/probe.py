@@ -28,8 +28,9 @@ from ..errors import (
 )
 from ..images import prepare_picture, split_pictures, to_unit
 from ..precision import compute_precision
-from .hooks import eval_mode, forward_hooks, grad_enabled
+from .hooks import eval_mode, forward_hooks, grad_enabled, shared_copy
 from .layers import Layer, layer_kind, paper_names
+from .outputs import apply_head, class_seed, find_head, output_kind
 from .receptive_field import (
     GLOBAL,
     Geometry,
@@ -51,27 +52,6 @@ def input_channels(model: nn.Module) -> int:
     """The channels the network takes: those of its first Conv2d (1 for MNIST-style networks, else 3)."""
     first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     return int(first.in_channels) if first is not None else 3
-
-
-OUTPUT_OPS = {"softmax": "probabilities", "_softmax": "probabilities", "log_softmax": "log_probabilities",
-              "_log_softmax": "log_probabilities", "sigmoid": "sigmoid", "sigmoid_": "sigmoid"}
-
-
-def output_kind(out: Any, last_op: str) -> str:
-    """What the network's (N, classes) output holds: 'logits', 'probabilities' (it ends in a softmax),
-    'log_probabilities' (log-softmax) or 'sigmoid' (each output its own probability), judged by the op
-    that made it in the traced pass, module or functional, or failing that by the values themselves."""
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or not out.dtype.is_floating_point:
-        return "logits"
-    if last_op in OUTPUT_OPS:
-        return OUTPUT_OPS[last_op]
-    o = out.detach().double()
-    ones = torch.ones(o.shape[0], dtype=o.dtype, device=o.device)
-    if o.shape[1] > 1 and (o >= 0).all() and torch.allclose(o.sum(1), ones, atol=1e-4):
-        return "probabilities"
-    if o.shape[1] > 1 and (o <= 0).all() and torch.allclose(o.exp().sum(1), ones, atol=1e-4):
-        return "log_probabilities"
-    return "logits"
 
 
 class Probe:
@@ -162,8 +142,11 @@ class Probe:
             )
 
     def _own_copy(self, model: nn.Module) -> nn.Module:
-        """The model itself when it is float32 on the probe's device; otherwise a float32 copy there (the
-        user's model is never moved or converted; reverse rules need float32, autocast= gives speed)."""
+        """The probe's own module object. When the model is float32 on the probe's device it shares the model's
+        parameters and buffers (weights you train or load are seen at once, no memory is spent) while hooks and
+        train/eval flags stay on the probe's object, so a widget's pass never touches the object a cell runs;
+        otherwise a float32 copy there (the user's model is never moved or converted; reverse rules need float32,
+        autocast= gives speed)."""
         tensors = list(model.parameters()) + list(model.buffers())
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
             if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all()):
@@ -175,7 +158,7 @@ class Probe:
         low = sorted({str(t.dtype).replace("torch.", "") for t in tensors
                       if t.is_floating_point() and t.dtype != torch.float32})
         if on_device and not low:
-            return model
+            return shared_copy(model)
         if low:
             warnings.warn(
                 f"{type(model).__name__} holds {', '.join(low)} weights: the probe works on a float32 copy (your model "
@@ -242,16 +225,41 @@ class Probe:
             layers.append(Layer(names[path], kinds[path], path, shape[0], rf, shape, layout, path in rec.rectified,
                                 rec.switches.get(path, 0) > 0))
         self.layers: tuple[Layer, ...] = tuple(layers)
-        last = layers[-1] if layers else None
-        self._output_layer = last if (last is not None and last.kind == "fc" and not last.rectified
-                                      and last.channels == self._num_outputs) else None
-        # the output layer's activation is the network's output itself (no softmax or scaling after it):
-        # then a reconstruction's forward pass already holds the class scores (DeconvExplorer reads them there)
-        self.scores_at_output_layer = (self._output_layer is not None
-                                       and rec.module_out.get(self._output_layer.module_path) is out)
         self._by_name = {l.name: l for l in layers}
         self._by_name.update({l.module_path: l for l in layers})
         self._final_at_module = {l.module_path for l in layers if not l.rectified}
+        self._output_layer, self._head = self._find_output_layer(layers, rec, out)
+        # the output layer's activation gives the network's output itself (no softmax or scaling after its head):
+        # then a reconstruction's forward pass already holds the class scores (DeconvExplorer reads them there)
+        self.scores_at_output_layer = self._output_layer is not None and (
+            rec.module_out.get(self._output_layer.module_path) is out or self._output_layer.kind == "conv")
+
+    def _find_output_layer(self, layers: list[Layer], rec: ForwardRecorder, out: Any) -> tuple[Layer | None, str | None]:
+        """The layer that produces the output and its head (see :mod:`.outputs`): the last fc layer with one
+        channel per output and no rectifier after it, or the last conv layer whose activation, as it is or pooled
+        over its positions (trailing pool layers included), equals the output (DPN, SqueezeNet)."""
+        produced = [l for l in layers if l.kind != "pool"]
+        last = produced[-1] if produced else None
+        if last is None or self._num_outputs is None or last.channels != self._num_outputs:
+            return None, None
+        if last.kind == "fc":
+            return (last, "identity") if not last.rectified and layers[-1] is last else (None, None)
+        if last.kind != "conv" or last.layout != "nchw" or self.output_kind != "logits":
+            return None, None
+        act = rec.activations()[last.module_path]
+        if act.shape[2:] != (1, 1):  # constant maps of a zero input cannot tell a mean from a max: a random one can
+            act, out = self._head_pass(last)
+        head = find_head(act, out)
+        return (last, head) if head is not None else (None, None)
+
+    def _head_pass(self, layer: Layer) -> tuple[torch.Tensor, Any]:
+        """The activation of ``layer`` and the network's output for one seeded random input."""
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(1, self.channels, self.input_size, self.input_size, generator=gen).to(self.device)
+        rec = ForwardRecorder(wanted={layer.module_path}, final_at_module=self._final_at_module)
+        with eval_mode(self.model), torch.no_grad(), forward_hooks(self._hooks(rec, {layer.module_path: self._module_of[layer.module_path]})), rec:
+            out = self.model(x)
+        return rec.activations()[layer.module_path], out
 
     @staticmethod
     def _layout(act: torch.Tensor, geo: Any) -> str | None:
@@ -510,8 +518,18 @@ class Probe:
     # ------------------------------------------------------------------ classes
     @property
     def output_layer(self) -> Layer | None:
-        """The layer whose output is the network's class scores (fc8 of VGG16), or None."""
+        """The layer that produces the network's class scores (fc8 of VGG16; a 1x1 conv head, pooled, in
+        SqueezeNet or DPN), or None."""
         return self._output_layer
+
+    def class_seed(self, act: torch.Tensor, channel: int) -> torch.Tensor:
+        """The seed of class ``channel`` at the output layer, for its activation ``act`` (N, C, H, W): the
+        derivative of the class's score by the activation (1 for an fc layer, 1/(H*W) under an average pool)."""
+        return class_seed(self._head or "identity", act, channel)
+
+    def output_scores(self, act: torch.Tensor) -> torch.Tensor:
+        """The network's output (N, classes) from the output layer's activation (N, C, H, W)."""
+        return apply_head(self._head or "identity", act)
 
     def class_index(self, label: str | int, layer: str | Layer | None = None) -> int:
         """The index of a class given by label (exact, then case-insensitive) or index; a CnnvizError names

@@ -299,7 +299,10 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
                 finishes_preview = job.previewed and exc is None and self._shown.get(job.lane) == job.id
                 if not finishes_preview and (job.cancelled or self._latest.get(job.lane) != job.id):
                     log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
-                    if job.stopped_by_user:
+                    if job.stopped_by_user and job.previewed and self._shown.get(job.lane) == job.id:
+                        self.notice = (f"{job.what}: stopped; the layers not computed yet stay empty (pick another "
+                                       f"image and back to compute them).")
+                    elif job.stopped_by_user:
                         self.notice = f"{job.what}: stopped; the previous result is still shown."
                         self.restore_inputs(job)
                 elif exc is not None:

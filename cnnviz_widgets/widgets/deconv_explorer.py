@@ -111,8 +111,9 @@ class DeconvExplorer(ReversingWidget):
             self._request_image(self.image_index)
 
     def _reconstruct(self, index: int, rule: str, job) -> dict:
-        """One forward pass (whose output layer gives the top-5 too), one backward per layer; every picture
-        the slider needs, displayed as one strip and encoded once."""
+        """One forward pass (whose output layer gives the top-5 too), then one backward per layer, the layer on
+        screen first: it is shown with the photo and the top-5 as soon as it is done, and every other picture the
+        slider needs follows, displayed as one strip and encoded once."""
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
@@ -124,34 +125,56 @@ class DeconvExplorer(ReversingWidget):
 
         def read_scores(acts: dict[str, torch.Tensor]) -> dict[str, int]:
             if "preds" not in found:
-                found["preds"] = probe.top_classes(acts[out.name].flatten(1), k=5)[0]
+                found["preds"] = probe.top_classes(probe.output_scores(acts[out.name]), k=5)[0]
             preds = found["preds"]
             return {out.name: preds[0][0]} if preds and out.name in self._layers else {}
 
-        recs = probe.reconstruct(x, layers=self._layers, rule=rule, on_forward=read_scores if out is not None else None,
-                                 progress=lambda d, t: job.report(0.8 * d, t))
-        preds = found.get("preds", [])
-        captions = [""] * len(self._layers)
-        if out is not None and out.name in self._layers and preds:
-            captions[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
-        strip = torch.cat([recs[n] for n in self._layers])
-        mode = choose_display([strip])
-        picture = probe.to_image(x)[0]
-        # the photo and the layer on screen go first (its picture alone displayed: each picture is scaled on its
-        # own, so it is the strip's), every other layer right after: their display and encoding are most of the
-        # work left, and on a remote kernel most of the bytes
-        current = self._layers.index(self.layer) if self.layer in self._layers else 0
-        input_png, current_png = picture_bytes([picture, to_display(strip[current], mode)])
         n = len(self._layers)
-        first = {"index": index, "x": x, "input_png": input_png, "mode": mode, "pictures": None,
-                 "recs": [current_png if i == current else b"" for i in range(n)],
-                 "captions": captions, "rule": rule, "drawn": [self.drawn_by(rule, n, probe) for n in self._layers],
-                 "predictions": [[label, round(p, 4), c if out is not None else -1] for c, label, p in preds]}
-        job.preview(first)  # the last check: from here on, the rest follows what is on screen
-        pictures = list(to_display(strip, mode))
-        others = iter(picture_bytes([p for i, p in enumerate(pictures) if i != current]))
-        return {**first, "pictures": [picture, *pictures],
-                "recs": [current_png if i == current else next(others) for i in range(n)]}
+        picture = probe.to_image(x)[0]
+        sent: dict[str, Any] = {}  # the part on screen: its display and each picture sent, by layer
+        drawn = [self.drawn_by(rule, name, probe) for name in self._layers]  # "guided (auto)": the rule of each picture
+
+        def captions() -> list[str]:
+            preds = found.get("preds", [])
+            c = [""] * n
+            if out is not None and out.name in self._layers and preds:
+                c[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
+            return c
+
+        def part(pngs: dict[int, bytes], mode: str) -> dict:
+            return {"index": index, "x": x, "input_png": sent["input_png"], "mode": mode, "pictures": None,
+                    "recs": [pngs.get(i, b"") for i in range(n)], "captions": captions(), "rule": rule,
+                    "drawn": drawn,
+                    "predictions": [[label, round(p, 4), c if out is not None else -1]
+                                    for c, label, p in found.get("preds", [])]}
+
+        def on_layer(name: str, rec: torch.Tensor) -> None:
+            # the layer on screen is shown as soon as it is computed (with the photo and the top-5), before any
+            # other; a slider move onto a layer not yet there makes it the next one computed, and shown at once
+            i = self._layers.index(name)
+            if name != self.layer or i in sent.get("pngs", {}):
+                return
+            if "pngs" not in sent:
+                sent["mode"] = choose_display([rec])
+                sent["input_png"], png = picture_bytes([picture, to_display(rec[0], sent["mode"])])
+                sent["pngs"] = {i: png}
+            else:
+                sent["pngs"][i] = picture_bytes([to_display(rec[0], sent["mode"])])[0]
+            job.preview(part(sent["pngs"], sent["mode"]))
+
+        recs = probe.reconstruct(x, layers=self._layers, rule=rule, on_forward=read_scores if out is not None else None,
+                                 next_layer=lambda: self.layer, on_layer=on_layer,
+                                 progress=lambda d, t: job.report(0.8 * d, t))
+        strip = torch.cat([recs[name] for name in self._layers])
+        mode = choose_display([strip])
+        pictures = list(to_display(strip, mode))  # each picture is scaled on its own: the first part's are the strip's
+        done = sent.get("pngs", {}) if sent.get("mode") == mode else {}
+        fresh = iter(picture_bytes(([] if "input_png" in sent else [picture])
+                                   + [p for i, p in enumerate(pictures) if i not in done]))
+        if "input_png" not in sent:  # nothing was shown early (a cell's request, or a layer not in the strip)
+            sent["input_png"] = next(fresh)
+        return {**part({i: done[i] if i in done else next(fresh) for i in range(n)}, mode),
+                "pictures": [picture, *pictures]}
 
     def _classify(self, x: torch.Tensor) -> list:
         try:

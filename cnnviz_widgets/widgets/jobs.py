@@ -56,9 +56,11 @@ class Job:
             raise StoppedError(f"{self.what}: stopped.")
 
     def preview(self, part: Any) -> None:
-        """Show the first part of the result before the rest is ready (the explorer's current layer before the
-        other pictures are encoded). Only jobs started from the browser show one: a cell gets the whole result
-        on its next line anyway. The compute must not stop after this (no ``check``): the rest follows."""
+        """Show part of the result before the rest is ready (the explorer's layer on screen before the other
+        layers are computed; again when the slider moves onto one not yet there). Only jobs started from the
+        browser show one: a cell gets the whole result on its next line anyway. A Stop or a newer request still
+        ends the work between layers; the part shown stays, and its missing layers are computed again when its
+        image is picked again."""
         self.check()
         if self._on_preview is not None:
             self._on_preview(self, part)
