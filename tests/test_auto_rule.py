@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.kernels.effective import effective_field, gradient_mass, inside, smallest_box
+from cnnviz_widgets.kernels.effective import effective_field, inside, smallest_box
 from cnnviz_widgets.probe import rules
 from cnnviz_widgets.probe.rules import RULES, ReverseRule, auto_rule, resolve_rule_for, rule_name
 
