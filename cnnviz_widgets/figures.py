@@ -18,6 +18,7 @@ import functools
 import io
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -166,9 +167,60 @@ def matching_layers(probe: Any, n: int) -> list[str]:
     return [convs[math.ceil((i + 1) * len(convs) / n) - 1] for i in range(n)]
 
 
-def field_label(rf: Any) -> str:
-    """How a figure names a layer's receptive field: "RF 32 px" (its size), "RF ?" where it is unknown."""
-    return "RF ?" if rf is None else f"RF {rf.size} px"
+def field_label(rf: Any, input_size: int | None = None, effective: Any = None) -> str:
+    """How a figure names a layer's receptive field: "RF 32 px" (its size), "RF ?" where it is unknown. A field
+    wider than the ``input_size`` px picture is said as such: "RF whole picture", or with the ``effective`` field
+    (:func:`cnnviz_widgets.kernels.effective.effective_field`) beside it, "RF 851 px; eff. 143 px" (or "RF 851 px;
+    eff. whole picture")."""
+    if rf is None:
+        return "RF ?"
+    if input_size is not None and rf.size > input_size:
+        if effective is None:
+            return "RF whole picture"
+        return f"RF {rf.size} px; eff. {'whole picture' if effective.size >= input_size else f'{effective.size} px'}"
+    return f"RF {rf.size} px"
+
+
+def field_words(rf: Any, input_size: int | None = None, effective: Any = None) -> str:
+    """:func:`field_label` in full, for a hover or a band's title: "RF 1115 px, wider than the 224 px picture
+    (effective field 143 px: 95% of the gradient)"."""
+    if rf is None or input_size is None or rf.size <= input_size:
+        return field_label(rf)
+    eff = f"; effective field {effective.size} px" if effective is not None else ""
+    return f"RF {rf.size} px, wider than the {input_size} px picture{eff}"
+
+
+_SPLIT = re.compile(r"(?<=[.\-/])|(?=_)")  # after dots, dashes and slashes; before underscores
+
+
+def title_lines(name: str, width: float, px: float = 13, bold: bool = True, lines: int = 3,
+                smallest: float = 9) -> tuple[str, float]:
+    """A column title that fits ``width`` px: ``name`` itself at ``px`` when it fits, else broken after its dots
+    and before its underscores into at most ``lines`` lines (the font going down to ``smallest`` px), else
+    shortened in the middle with "…" (both ends of a module path kept). Returns (text, px): two titles ``width``
+    apart never run into each other; the figure keeps the full name for hovering (:meth:`Sheet.text` ``full=``)."""
+    if text_width(name, px, bold) <= width:
+        return name, px
+    parts = [p for p in _SPLIT.split(name) if p]
+    # fewer lines first, the font at most 2 px smaller; then down to ``smallest``
+    for floor in (max(smallest, px - 2), smallest):
+        for most in range(2, lines + 1) if len(parts) > 1 else (1,):
+            p = px
+            while p >= floor - 1e-9:
+                out: list[str] = []
+                for part in parts:
+                    if out and text_width(out[-1] + part, p, bold) <= width:
+                        out[-1] += part
+                    else:
+                        out.append(part)
+                if len(out) <= most and all(text_width(t, p, bold) <= width for t in out):
+                    return "\n".join(out), p
+                p -= 0.5
+    for keep in range(len(name) - 1, 1, -1):
+        short = name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
+        if text_width(short, smallest, bold) <= width:
+            return short, smallest
+    return "…", smallest
 
 
 @functools.lru_cache(maxsize=1)
@@ -202,10 +254,10 @@ def text_width(text: str, px: float, bold: bool = False) -> float:
                default=0.0) * DPI / 72
 
 
-def fitting_px(text: str, width: float, px: float, smallest: float = 7.0) -> float:
+def fitting_px(text: str, width: float, px: float, smallest: float = 7.0, bold: bool = False) -> float:
     """The font size (px) at which ``text`` fits ``width`` px: ``px`` when it fits, smaller down to ``smallest``
     (a name is never shortened: the saved figure's text is searchable)."""
-    w = text_width(text, px)
+    w = text_width(text, px, bold)
     return px if w <= width else max(smallest, px * width / w)
 
 
@@ -238,16 +290,18 @@ class Sheet:
         return w, h
 
     def text(self, text: str, x: float, y: float, px: float = 12, ha: str = "center", va: str = "top",
-             color: str = TEXT_COLOR, bold: bool = False, rotation: float = 0, family: str | None = None) -> None:
+             color: str = TEXT_COLOR, bold: bool = False, rotation: float = 0, family: str | None = None,
+             full: str | None = None) -> None:
         """``text`` (lines split at "\\n") anchored at (x, y) by ``ha`` (left, center, right) and ``va`` (top,
-        center, bottom, baseline)."""
+        center, bottom, baseline). ``full``: the whole text where ``text`` is wrapped or shortened; an SVG keeps it
+        as the text's tooltip (``<title>``) and id, a PNG or PDF has the text as drawn."""
         w = text_width(text, px, bold)
         h = px * 1.25 * (text.count("\n") + 1)
         if rotation:
             w, h = h, w
         x1 = x + {"left": w, "center": w / 2, "right": 0}[ha]
         y1 = y + {"top": h, "center": h / 2, "bottom": 0, "baseline": px * 0.3}[va]
-        self._ops.append(("text", text, x, y, px, ha, va, color, bold, rotation, family))
+        self._ops.append(("text", text, x, y, px, ha, va, color, bold, rotation, family, full))
         self._extend(x1, y1)
 
     def frame(self, x: float, y: float, w: float, h: float, color: str = MARK_COLOR, width: float = 2) -> None:
@@ -267,6 +321,7 @@ class Sheet:
         m = self.margin
         W, H = self.size
         fig = _figure_class()(figsize=(W / DPI, H / DPI), dpi=DPI, facecolor="white")
+        fig.full_titles = {}  # SVG group id -> the whole text of a wrapped or shortened title (figure_bytes adds <title>)
         for op in self._ops:
             op = (op[0], *op[1:2], op[2] + m, op[3] + m, *op[4:]) if op[0] != "frame" else (op[0], op[1] + m, op[2] + m, *op[3:])
             if op[0] == "picture":
@@ -277,10 +332,14 @@ class Sheet:
                           extent=(0, w, h, 0))
                 ax.set_axis_off()
             elif op[0] == "text":
-                _, text, x, y, px, ha, va, color, bold, rotation, family = op
-                fig.text(x / W, 1 - y / H, text, fontsize=px * 72 / DPI, ha=ha, va=va, color=color,
-                         fontweight="bold" if bold else "normal", rotation=rotation, family=family or "sans-serif",
-                         linespacing=1.15, parse_math=False)  # names and labels are text: "$" is a dollar
+                _, text, x, y, px, ha, va, color, bold, rotation, family, full = op
+                t = fig.text(x / W, 1 - y / H, text, fontsize=px * 72 / DPI, ha=ha, va=va, color=color,
+                             fontweight="bold" if bold else "normal", rotation=rotation, family=family or "sans-serif",
+                             linespacing=1.15, parse_math=False)  # names and labels are text: "$" is a dollar
+                if full is not None and full != text:
+                    gid = f"cnnviz-title-{len(fig.full_titles)}"
+                    t.set_gid(gid)
+                    fig.full_titles[gid] = full
             else:
                 _, x, y, w, h, color, width = op
                 d = width / 2
@@ -304,11 +363,8 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
         sheet.text(title, 0, y, px=14, ha="left", bold=True)
         y += 24
     left = 22 if row_labels is not None else 0
-    for c, (name, second) in enumerate(column_labels):
-        cx = left + c * (size + gap) + size / 2
-        sheet.text(name, cx, y, px=fitting_px(name, size, 13, 6), bold=True)
-        sheet.text(second, cx, y + 17, px=fitting_px(second, size, 11, 6), color=SOFT_COLOR)
-    y += 36
+    y = column_titles(sheet, column_labels, [left + c * (size + gap) + size / 2 for c in range(len(column_labels))],
+                      y, size)
     has_captions = captions is not None and any(t for row in captions for t in row)
     caption_px = 10
     if has_captions:  # a caption too long for one line at 8 px or more wraps at words; the rows make room
@@ -329,6 +385,31 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
             sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90)
         y += size + gap + (caption_h if has_captions else 0)
     return sheet
+
+
+def _name_height(labels: Sequence[tuple[str, str]], width: float) -> float:
+    fitted = [title_lines(name, width) for name, _ in labels]
+    return max([16.0] + [(t.count("\n") + 1) * p * 1.25 for t, p in fitted])
+
+
+def titles_height(labels: Sequence[tuple[str, str]], width: float) -> float:
+    """How tall :func:`column_titles` draws ``labels`` over columns ``width`` px wide (36 px when every name fits
+    one line)."""
+    return _name_height(labels, width) + 20
+
+
+def column_titles(sheet: Sheet, labels: Sequence[tuple[str, str]], centres: Sequence[float], y: float,
+                  width: float, height: float | None = None) -> float:
+    """Two-part titles over columns ``width`` px wide centred at ``centres``: each layer's name (bold; wrapped or
+    shortened by :func:`title_lines`, never into its neighbour, the full name kept for hovering) and its second line
+    (the receptive field: smaller, down to 6 px). ``height``: the room to take (at least :func:`titles_height`).
+    Returns the y below them, the same for every column."""
+    fitted = [title_lines(name, width) for name, _ in labels]
+    name_h = (height - 20) if height is not None else _name_height(labels, width)
+    for (name, second), (text, p), cx in zip(labels, fitted, centres):
+        sheet.text(text, cx, y, px=p, bold=True, full=name)
+        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, 6), color=SOFT_COLOR, full=second)
+    return y + name_h + 20
 
 
 def predictions_text(predictions: Sequence[Sequence[Any]], k: int = 5) -> str:
@@ -361,31 +442,30 @@ def compare_sheet(input_picture: np.ndarray, model_names: Sequence[str], columns
         y += 24
     left = 22
     top = y
+    head = max(titles_height(list(cols), size) for cols in columns) if columns else 36
     sheet.text("input", left + size / 2, y, px=13, bold=True)
-    sheet.picture(input_picture, left, y + 36, size)
+    sheet.picture(input_picture, left, y + head, size)
     x0 = left + size + 3 * gap
     for m, (name, cols, row, preds) in enumerate(zip(model_names, columns, rows, predictions)):
-        ry = top + m * (size + 36 + gap)
-        for c, ((layer, second), picture) in enumerate(zip(cols, row)):
-            x = x0 + c * (size + gap)
-            sheet.text(layer, x + size / 2, ry, px=fitting_px(layer, size, 13, 6), bold=True)
-            sheet.text(second, x + size / 2, ry + 17, px=fitting_px(second, size, 11, 6), color=SOFT_COLOR)
-            sheet.picture(picture, x, ry + 36, size)
-        sheet.text(str(name), x0 - gap, ry + 36 + size / 2, px=fitting_px(str(name), size, 12, 6), ha="right",
+        ry = top + m * (size + head + gap)
+        column_titles(sheet, list(cols), [x0 + c * (size + gap) + size / 2 for c in range(len(cols))], ry, size, head)
+        for c, picture in enumerate(row):
+            sheet.picture(picture, x0 + c * (size + gap), ry + head, size)
+        sheet.text(str(name), x0 - gap, ry + head + size / 2, px=fitting_px(str(name), size, 12, 6), ha="right",
                    va="center", rotation=90)
         px_ = x0 + len(row) * (size + gap) + gap
-        sheet.text(f"{name}: top-5", px_, ry + 36, px=12, ha="left", bold=True)
-        sheet.text(predictions_text(preds), px_, ry + 54, px=11, ha="left")
+        sheet.text(f"{name}: top-5", px_, ry + head, px=12, ha="left", bold=True)
+        sheet.text(predictions_text(preds), px_, ry + head + 18, px=11, ha="left")
     return sheet
 
 
 def filters_sheet(layer: str, rf: Any, tiles: Sequence[tuple[int, np.ndarray]], columns: int = 8, title: str = "",
-                  sheet: Sheet | None = None, y0: float = 0) -> Sheet:
-    """Figure 7's band for one layer: its name and receptive field, then tiles (filter number, sprite of its top
-    patches) ``columns`` a row, each numbered."""
+                  sheet: Sheet | None = None, y0: float = 0, field: str = "") -> Sheet:
+    """Figure 7's band for one layer: its name and receptive field (``field``: how to say it, e.g. which field the
+    patches are cropped to), then tiles (filter number, sprite of its top patches) ``columns`` a row, each numbered."""
     sheet = sheet or Sheet()
     y = y0
-    sheet.text(f"{layer}  ({field_label(rf)})" + (f"  {title}" if title else ""), 0, y, px=13, ha="left", bold=True)
+    sheet.text(f"{layer}  ({field or field_label(rf)})" + (f"  {title}" if title else ""), 0, y, px=13, ha="left", bold=True)
     y += 22
     gap = 8
     for n, (c, tile) in enumerate(tiles):
@@ -438,6 +518,15 @@ def filter_tile(top: Any, c: int, per_row: int, cell: int) -> np.ndarray:
                   pad=1)
 
 
+def tile_field(top: Any) -> str:
+    """How a band of top patches names the field they are cropped to: "RF 32 px", or where the receptive field is
+    wider than the picture "RF 851 px; eff. 224 px" (:attr:`TopPatches.field_kind`)."""
+    rf = top.receptive_field()
+    if top.field_kind == "effective":
+        return field_label(rf, top._probe.input_size, top.patch_field())
+    return field_label(rf)
+
+
 def displayed(recs: Sequence[Any], display: str = "auto") -> list[np.ndarray]:
     """Reconstructions as pictures, as the widgets show them: ``display="auto"`` picks one display for the whole
     set (:func:`cnnviz_widgets.display.choose_display`); "signed" (the paper's: zero is mid-grey), "contrast" or
@@ -485,19 +574,20 @@ def _strip(probe: Any, x: Any, names: Sequence[str], rule: str) -> tuple[dict[st
     return recs, label
 
 
-def figure_layers(probe: Any, images: Any, layers: Any = None, rule: str = "deconvnet", size: int = 112,
+def figure_layers(probe: Any, images: Any, layers: Any = None, rule: str = "auto", size: int = 112,
                   display: str = "auto", title: str = "") -> Any:
     """Figure 4: what each layer keeps. One row per image (the input, then each layer's reconstruction by
     ``rule``), one column per layer, labelled with the layer's name and receptive field; the output layer shows
     its top-1 class (named under the picture). ``layers`` None: every second conv layer and the output layer.
     Returns a matplotlib Figure (shown in a notebook as it is; :func:`save_figure` writes it)."""
     from .imageset import load_images
-    from .probe.rules import resolve_rule
+    from .probe.rules import rule_name, rule_words
 
     probe = _probe(probe, "probe")
-    rule = resolve_rule(rule).name
+    rule = rule_name(rule)
     size = checks.positive_int("size", size, "a positive whole number of pixels")
-    names = [l.name for l in probe.select(paper_layers(probe) if layers is None else layers)]
+    chosen = probe.select(paper_layers(probe) if layers is None else layers)
+    names = [l.name for l in chosen]
     images = load_images(images)
     rows, captions = [], []
     for i in range(len(images)):
@@ -506,13 +596,23 @@ def figure_layers(probe: Any, images: Any, layers: Any = None, rule: str = "deco
         rows.append([probe.to_image(x)[0], *displayed([recs[n][0] for n in names], display)])
         out = probe.output_layer
         captions.append([""] + [label if out is not None and n == out.name else "" for n in names])
-    labels = [("input", f"{probe.input_size} px")] + [(n, field_label(probe.receptive_field(n))) for n in names]
+    labels = [("input", f"{probe.input_size} px")] + [(n, field_label(probe.receptive_field(n), probe.input_size))
+                                                      for n in names]
     return layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
-                        title=title or f"What each layer keeps ({rule})").figure()
+                        title=title or f"What each layer keeps ({rule_words(rule, chosen, probe)})").figure()
+
+
+def models_rule_words(rule: str, model_names: Sequence[str], probes: Sequence[Any], columns: Sequence[Sequence[str]]) -> str:
+    """The rule that drew two networks' columns, in words: "deconvnet", "auto: deconvnet" (alike for both), or
+    "VGG16: auto: deconvnet; EfficientNet: auto: guided"."""
+    from .probe.rules import rule_words
+
+    words = [rule_words(rule, p.select(cols), p) for p, cols in zip(probes, columns)]
+    return words[0] if len(set(words)) == 1 else "; ".join(f"{m}: {w}" for m, w in zip(model_names, words))
 
 
 def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, depths: int = 5,
-                   names: Sequence[str] | None = None, rule: str = "deconvnet", size: int = 112,
+                   names: Sequence[str] | None = None, rule: str = "auto", size: int = 112,
                    display: str = "auto") -> Any:
     """Figure 5: two networks on the same images. Per image, the input, then per network a row of
     reconstructions at matching depths (each labelled with its layer and receptive field) and its top-5
@@ -520,10 +620,10 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
     over each network (ending with its last conv layer, as CompareModels)."""
     from .errors import UnsupportedModelError
     from .imageset import load_images
-    from .probe.rules import resolve_rule
+    from .probe.rules import rule_name
 
     probes = [_probe(probe_a, "probe_a"), _probe(probe_b, "probe_b")]
-    rule = resolve_rule(rule).name
+    rule = rule_name(rule)
     size = checks.positive_int("size", size, "a positive whole number of pixels")
     depths = checks.positive_int("depths", depths, "a positive whole number of layers")
     if layers is None:
@@ -550,8 +650,9 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
             except UnsupportedModelError:
                 preds.append([])
             first = p.to_image(x)[0] if first is None else first
-        labels = [[(c, field_label(p.receptive_field(c))) for c in cols] for p, cols in zip(probes, columns)]
-        compare_sheet(first, model_names, labels, rows, preds, size=size, title=f"{name} ({rule})", sheet=sheet,
+        labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols] for p, cols in zip(probes, columns)]
+        words = models_rule_words(rule, model_names, probes, columns)
+        compare_sheet(first, model_names, labels, rows, preds, size=size, title=f"{name} ({words})", sheet=sheet,
                       y0=sheet.bottom + (24 if i else 0))
     return sheet.figure()
 
@@ -610,7 +711,7 @@ def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | N
         across = per_row if per_row is not None else math.ceil(math.sqrt(t.k))
         across = checks.positive_int("per_row", across, "a positive whole number of patches a row")
         tiles = [(c, filter_tile(t, c, across, cell)) for c in chosen]
-        filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet,
+        filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet, field=tile_field(t),
                       y0=sheet.bottom + (16 if n else 0), title=f"{t.k} top patch{'' if t.k == 1 else 'es'} a filter")
     return sheet.figure()
 
@@ -642,7 +743,16 @@ def figure_bytes(figure: Any, fmt: str) -> bytes:
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
     with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "cnnviz"}):
         figure.savefig(buf, format=fmt, dpi=figure.dpi, facecolor=figure.get_facecolor(), metadata=metadata)
-    return buf.getvalue()
+    data = buf.getvalue()
+    titles = getattr(figure, "full_titles", None)
+    if fmt == "svg" and titles:
+        from xml.sax.saxutils import escape
+
+        text = data.decode("utf-8")
+        for gid, full in titles.items():  # a wrapped or shortened title: its whole text as the group's tooltip
+            text = text.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{escape(full)}</title>', 1)
+        data = text.encode("utf-8")
+    return data
 
 
 def save_figure(figure: Any, path: Any) -> Path:

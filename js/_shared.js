@@ -8,7 +8,7 @@
 /**
  * @typedef {{ layer?: string, unit?: [number, number, number], activation?: number, field?: number[],
  *   channel?: number | string, label?: string }} UnitSelection  the explorer's unit, filter or class view
- * @typedef {{ layer?: string, filter?: number, page?: number, rule?: string }} FilterSelection  a FilterGrid's filter (and what its pictures answer)
+ * @typedef {{ layer?: string, filter?: number, page?: number, rule?: string, drawn?: string }} FilterSelection  a FilterGrid's filter (and what its pictures answer)
  * @typedef {{ layer?: string, unit?: number, image?: number, image_name?: string, y?: number, x?: number,
  *   cell?: [number, number] }} PatchSelection  an EmbeddingMap's patch
  */

@@ -7,7 +7,7 @@ import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleC
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
  *   image_names: string[], image_index: number, input_png: DataView, model_names: string[], columns: string[][],
  *   rows: DataView[][], predictions: import("./_shared.js").Prediction[][], note: string, shown_image: number,
- *   shown_rule: string
+ *   shown_rule: string, drawn: string[][]
  * }} Traits  the synced traits of widgets/compare.py
  */
 
@@ -40,7 +40,10 @@ export default {
           const img = blobImage({ alt: `${model.get("model_names")[m]} ${model.get("columns")[m][j]}` });
           img.setPNG(png);
           imgs.push(img);
-          cells.push(h("div", { class: "cnnviz-figure" }, [img, h("span", { text: model.get("columns")[m][j] })]));
+          // the layer, and the rule that drew it ("guided (auto)") as its title
+          const drawn = ((model.get("drawn") || [])[m] || [])[j] || "";
+          cells.push(h("div", { class: "cnnviz-figure", title: drawn ? `drawn by ${drawn}` : "" },
+                       [img, h("span", { text: model.get("columns")[m][j] }), ...(drawn ? [h("span", { class: "cnnviz-note", text: drawn })] : [])]));
         });
         cells.push(h("div", { class: "cnnviz-compare-preds" }, [h("span", { class: "cnnviz-note", text: "top-5" }),
                                  h("ol", { class: "cnnviz-preds" }, predictionList((model.get("predictions") || [])[m]))]));
@@ -59,7 +62,7 @@ export default {
     const markStale = () => staleMark(root, [table], () => model.get("shown_image") !== model.get("image_index")
                                                       || model.get("shown_rule") !== model.get("rule"));
     picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
-    for (const t of ["rows", "input_png", "predictions", "note", "display"]) model.on(`change:${t}`, render);
+    for (const t of ["rows", "input_png", "predictions", "note", "display", "drawn"]) model.on(`change:${t}`, render);
     for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
     for (const t of ["image_index", "shown_image", "rule", "shown_rule"]) model.on(`change:${t}`, markStale);
     renderPicker(); render(); markStale();

@@ -7,7 +7,7 @@ import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionL
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
  *   layer_names: string[], layer: string, image_names: string[], image_index: number, input_png: DataView,
- *   recs: DataView[], rf: number[][], switches: boolean[], captions: string[], grid: number[][], channels: number[],
+ *   recs: DataView[], rf: number[][], switches: boolean[], captions: string[], drawn: string[], grid: number[][], channels: number[],
  *   input_size: number, selected: import("./_shared.js").UnitSelection, unit_png: DataView,
  *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string
  * }} Traits  the synced traits of widgets/deconv_explorer.py
@@ -97,10 +97,12 @@ export default {
       root.dataset.rule = model.get("shown_rule") || "";
       const i = Number(slider.value);
       const caption = (model.get("captions") || [])[i];
+      const drawn = (model.get("drawn") || [])[i];  // the rule that drew this picture: "guided (auto)"
       const layer = `${layerWord(names()[i] || "")}${caption ? `: ${caption}` : ""}`;
+      const by = drawn ? ` · ${drawn}` : "";
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
       const arriving = urls.length > 0 && !urls[i];  // the layer on screen came first; this one is on its way
-      bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…` : layer)
+      bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…${by}` : `${layer}${by}`)
         : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
         : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
@@ -108,7 +110,8 @@ export default {
     // one line under the controls: the display used, and why a deconvnet without switches looks alike for every image
     function renderNote() {
       const i = Number(slider.value);
-      const noSwitch = model.get("shown_rule") === "deconvnet" && (model.get("switches") || [])[i] === false;
+      const drawnBy = ((model.get("drawn") || [])[i] || model.get("shown_rule") || "").split(" ")[0];
+      const noSwitch = drawnBy === "deconvnet" && (model.get("switches") || [])[i] === false;
       const parts = [model.get("display") || ""];
       if (noSwitch) parts.push(`No max-pool lies below ${names()[i]}: the deconvnet takes nothing from the picture but this layer's activations (it has no switches), so deep layers look alike for every image; the guided rule follows the image.`);
       note.textContent = parts.filter(Boolean).join(" · ");
@@ -250,7 +253,7 @@ export default {
     model.on("change:layer", () => { const i = names().indexOf(model.get("layer")); if (i >= 0 && String(i) !== slider.value) showLayer(i, false); });
     model.on("change:image_names", renderPicker);
     model.on("change:image_index", () => { renderPicker(); markStale(); });
-    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "display"]) model.on(`change:${t}`, markStale);
+    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "drawn", "display"]) model.on(`change:${t}`, markStale);
     model.on("change:shown_image", forgetFilter);  // a number typed for the last photo is not this one's
     model.on("change:channels", renderFilterRange);
     model.on("change:unit_png", renderUnit);

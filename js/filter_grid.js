@@ -8,7 +8,7 @@ import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, rule
  *   layer_names: string[], layer: string, filters: number[], k: number, page: number, page_size: number, n_pages: number,
  *   cell: number, columns: number, per_row: number, sheet: DataView, sheet_filters: number[],
  *   sheet_for: import("./_shared.js").FilterSelection, selected: import("./_shared.js").FilterSelection, detail: DataView,
- *   detail_for: import("./_shared.js").FilterSelection, detail_values: number[], note: string, switches: boolean[]
+ *   detail_for: import("./_shared.js").FilterSelection, detail_values: number[], note: string, switches: boolean[], field: string
  * }} Traits  the synced traits of widgets/filter_grid.py
  */
 
@@ -18,6 +18,7 @@ export default {
     const root = cnnvizRoot(el, "Filters by their top patches");
     const { error, busy } = statusParts(model, root);
     const title = h("strong", { "aria-live": "polite" });
+    const fieldLabel = h("span", { class: "cnnviz-note" });  // the field the patches are cropped to (effective or not)
     const prev = h("button", { text: "◀", "aria-label": "Previous page" });
     const next = h("button", { text: "▶", "aria-label": "Next page" });
     const pageLabel = h("span");
@@ -35,15 +36,19 @@ export default {
     const rule = ruleControl(model);
     root.append(error, h("div", { class: "cnnviz-row" }, [title, allFilters, prev, pageLabel, next, h("label", { text: "zoom " }, [zoom]),
                                                           rule, busy]),
-                note, scroller, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
+                fieldLabel, note, scroller, h("div", { class: "cnnviz-figure" }, [detailLabel, detailImg]));
     const kernel = kernelWatch(el, root, "This is the page of filters as it was saved (zoom works); "
       + "another page, a filter's close-up and another rule need a running kernel.",
       [prev, next, allFilters, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderDetail(); });
     // the display, the patches' flat edges, and why deconvnet reconstructions without switches look alike
     const renderNote = () => {
       const layer = model.get("layer"), i = (model.get("layer_names") || []).indexOf(layer);
-      const noSwitch = model.get("rule") === "deconvnet" && (model.get("switches") || [])[i] === false;
-      note.textContent = [model.get("note"), model.get("display"), PATCH_EDGE_NOTE,
+      const d = model.get("detail_for") || {};
+      const by = d.layer === layer && d.drawn ? d.drawn.split(" ")[0] : model.get("rule");  // "auto" draws no switch-less deep layer by the deconvnet
+      const noSwitch = by === "deconvnet" && (model.get("switches") || [])[i] === false;
+      // effective-field patches are moved inside the photo: no flat padding at their edges to explain
+      const moved = (model.get("field") || "").includes("effective field");
+      note.textContent = [model.get("note"), model.get("display"), moved ? "" : PATCH_EDGE_NOTE,
         noSwitch ? `no max-pool lies below ${layer}: the deconvnet takes nothing from a patch but this layer's activations (no switches), so its reconstructions look alike; the guided rule follows the patch` : ""]
         .filter(Boolean).join(" · ");
       root.dataset.noSwitches = noSwitch ? "1" : "";
@@ -88,6 +93,8 @@ export default {
       if (sheetImg.complete && sheetImg.naturalWidth) done(); else sheetImg.onload = done;
       const f = model.get("filters") || [];
       title.textContent = `${model.get("layer")}: ${f.length ? `filters ${f.join(", ")}` : "all filters, strongest first"}`;
+      fieldLabel.textContent = model.get("field") || "";
+      root.dataset.field = (model.get("field") || "").includes("effective field") ? "effective" : "theoretical";
       allFilters.style.display = f.length ? "" : "none";  // the way back once a map (or a cell) chose some
       pageLabel.textContent = `page ${model.get("page") + 1} of ${model.get("n_pages")}`;
       root.dataset.filters = (model.get("sheet_filters") || []).join(",");
@@ -96,7 +103,7 @@ export default {
       detailImg.setPNG(model.get("detail"));
       const s = model.get("selected") || {};
       const d = model.get("detail_for") || {};
-      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their ${d.rule || model.get("rule")} reconstructions (below)`
+      detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their ${d.drawn || d.rule || model.get("rule")} reconstructions (below)`
         : kernel.live() ? "click a filter" : "a filter's close-up needs a running kernel";
       root.dataset.selected = s.filter !== undefined ? String(s.filter) : "";
       place();
@@ -132,10 +139,10 @@ export default {
       staleMark(root, [sheet], () => f.layer !== model.get("layer") || f.page !== model.get("page"));
       detailImg.classList.toggle("cnnviz-stale", s.filter !== undefined && (d.filter !== s.filter || d.layer !== s.layer || d.rule !== model.get("rule")));
     };
-    for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer"]) model.on(`change:${t}`, renderSheet);
+    for (const t of ["sheet", "sheet_filters", "page", "n_pages", "filters", "layer", "field"]) model.on(`change:${t}`, renderSheet);
     for (const t of ["detail", "selected", "detail_for"]) model.on(`change:${t}`, renderDetail);
     for (const t of ["sheet_for", "detail_for", "layer", "page", "selected", "rule"]) model.on(`change:${t}`, markStale);
-    for (const t of ["note", "display", "layer", "rule", "switches"]) model.on(`change:${t}`, renderNote);
+    for (const t of ["note", "display", "layer", "rule", "switches", "detail_for", "field"]) model.on(`change:${t}`, renderNote);
     renderSheet(); renderDetail(); markStale(); renderNote();
     return () => { sheetImg.release(); detailImg.release(); resized.disconnect(); kernel.dispose(); };
   },

@@ -2,7 +2,7 @@
 // ReceptiveFieldTable: layer, size and stride for one model or two side by side (paper Tables 1-2).
 /**
  * @typedef {import("./_shared.js").StatusTraits & {
- *   models: string[], rows: [string, string, number, number][][], layer: string
+ *   models: string[], rows: [string, string, number, number][][], layer: string, effective: string[][], input_sizes: number[]
  * }} Traits  the synced traits of widgets/rf_table.py
  */
 
@@ -23,18 +23,24 @@ export default {
         const table = document.createElement("table");
         const cap = document.createElement("caption"); cap.textContent = label; table.appendChild(cap);
         const head = table.insertRow();
-        for (const t of ["layer", "size", "stride"]) { const th = document.createElement("th"); th.textContent = t; head.appendChild(th); }
-        for (const [name, kind, size, stride] of model.get("rows")[m]) {
+        // the size is the theoretical field (Tables 1-2); where it is wider than the picture, the effective one beside it
+        const eff = (model.get("effective") || [])[m] || [];
+        const wide = eff.some(Boolean);
+        const side = (model.get("input_sizes") || [])[m];
+        for (const t of ["layer", "size", "stride", ...(wide ? [`effective${side ? ` (${side} px picture)` : ""}`] : [])]) {
+          const th = document.createElement("th"); th.textContent = t; head.appendChild(th);
+        }
+        model.get("rows")[m].forEach(([name, kind, size, stride], i) => {
           const tr = table.insertRow();
           tr.className = kind + (name === model.get("layer") ? " active" : "");
-          for (const v of [name, size, stride]) tr.insertCell().textContent = String(v);
+          for (const v of [name, size, stride, ...(wide ? [eff[i] || ""] : [])]) tr.insertCell().textContent = String(v);
           tr.addEventListener("click", () => { model.set("layer", name); model.save_changes(); });
-        }
+        });
         root.appendChild(table);
       });
       root.dataset.ready = "1";
     }
-    for (const t of ["rows", "models", "layer", "error"]) model.on(`change:${t}`, render);
+    for (const t of ["rows", "models", "layer", "error", "effective"]) model.on(`change:${t}`, render);
     render();
   },
 };

@@ -217,7 +217,7 @@ def test_filter_grid_view_and_detail_are_never_stale(probe, photos):
 
     asyncio.run(scenario())
     assert sheets == [{"layer": "c5", "page": 0}], sheets
-    assert g.detail_for == {"layer": "c5", "filter": 2, "rule": "deconvnet"} and g.error == ""
+    assert g.detail_for == {"layer": "c5", "filter": 2, "rule": "auto", "drawn": "deconvnet (auto)"} and g.error == ""
     strongest_first = [int(c) for c in np.argsort(-g.top.values[:, 0].numpy(), kind="stable")]
     assert g.sheet_filters == strongest_first[: g.page_size]  # page 0 of c5, not page 1 of c3
 
@@ -320,7 +320,7 @@ def test_stopping_the_filter_grid_restores_its_view_and_detail(probe, photos):
 
     asyncio.run(detail())
     assert g.selected == {"layer": "c3", "filter": 1} and g.detail == shown_detail
-    assert g.detail_for == {"layer": "c3", "filter": 1, "rule": "deconvnet"}
+    assert g.detail_for == {"layer": "c3", "filter": 1, "rule": "auto", "drawn": "deconvnet (auto)"}
 
 
 def test_the_notebooks_interrupt_stops_background_jobs(probe, photos):
@@ -437,7 +437,7 @@ def test_stopping_a_rule_change_puts_the_selector_back(probe, photos):
         await settle(w)
 
     asyncio.run(scenario())
-    assert w.rule == w.shown_rule == "deconvnet" and w.recs == before  # nothing recomputed on the way back
+    assert w.rule == w.shown_rule == "auto" and w.recs == before  # nothing recomputed on the way back
     assert w.image_index == w.shown_image == 0 and "stopped" in w.notice and not w.busy and w.error == ""
 
 

@@ -119,12 +119,16 @@ def test_every_widget_opens(lite, photos):
     explorer = cv.DeconvExplorer(lite, pictures)
     assert explorer.error == "" and len(explorer.recs) == len(lite.layers)
     assert explorer.switches == [False] * len(lite.layers)
+    # no max-pool anywhere: "auto", the default, opens on guided backprop, and says so
+    assert explorer.rule == explorer.shown_rule == "auto" and set(explorer.drawn) == {"guided (auto)"}
+    assert explorer.display == "display: channel medians removed, scaled to the 99.5th percentile"  # faint otherwise
+    auto = list(explorer.recs)
+    explorer.rule = "guided"
+    assert explorer.error == "" and explorer.shown_rule == "guided" and explorer.recs == auto
+    explorer.rule = "deconvnet"
+    assert explorer.error == "" and explorer.shown_rule == "deconvnet" and explorer.recs != auto
     # the deconvnet's tint stays: it is what the deconvnet gives without switches (the note says why), not faint
     assert explorer.display == "display: zero = grey, scaled to the largest value (the paper's)"
-    deconv = list(explorer.recs)
-    explorer.rule = "guided"
-    assert explorer.error == "" and explorer.shown_rule == "guided" and explorer.recs != deconv
-    assert explorer.display == "display: channel medians removed, scaled to the 99.5th percentile"  # faint otherwise
     explorer.show_class("espresso")
     assert explorer.selected == {"layer": "_fc", "channel": 967, "label": "espresso"} and explorer.unit_png
     grid = cv.FilterGrid(lite, pictures, k=2, page_size=8)

@@ -245,7 +245,7 @@ def test_rules_are_one_registry_and_bad_names_are_named(tiny):
     assert all(isinstance(r, ReverseRule) and r.title for r in RULES.values())
     assert resolve_rule(None).name == "deconvnet" and resolve_rule("Guided") is RULES["guided"]
     probe = cv.Probe(tiny, input_size=32)
-    with pytest.raises(cv.CnnvizError, match="rule='saliency' is not a reverse rule; use one of 'deconvnet', 'guided', 'gradient'"):
+    with pytest.raises(cv.CnnvizError, match="rule='saliency' is not a reverse rule; use one of 'auto', 'deconvnet', 'guided', 'gradient'"):
         probe.reconstruct(torch.zeros(1, 3, 32, 32), rule="saliency")
 
 

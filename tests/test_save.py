@@ -186,7 +186,7 @@ def test_figure_layers_is_figure_4_labelled_by_layer_and_receptive_field(tmp_pat
     texts = svg_texts(cv.save_figure(fig, tmp_path / "fig4.svg"))
     for n in names:
         assert n in texts and rf(alex_probe, n) in texts
-    assert {"input", "224 px", photos[0][0], photos[1][0], "What each layer keeps (deconvnet)"} <= set(texts)
+    assert {"input", "224 px", photos[0][0], photos[1][0], "What each layer keeps (auto: deconvnet)"} <= set(texts)
     x = alex_probe.preprocess(photos[1][1])
     top1 = alex_probe.predict(x, k=1)[0][0][0]
     assert top1 in texts  # the output layer shows the top-1 class, named under it
@@ -212,7 +212,7 @@ def test_figure_compare_is_figure_5_with_both_networks_and_their_top_5(tmp_path,
             assert c in texts and rf(probe, c) in texts
         for i, (label, p) in enumerate(probe.predict(probe.preprocess(photos[0][1]), k=5)[0]):
             assert f"{i + 1}. {label}  {100 * p:.1f}%" in texts
-    assert {"VGG16", "AlexNet", "VGG16: top-5", "AlexNet: top-5", f"{photos[0][0]} (deconvnet)"} <= set(texts)
+    assert {"VGG16", "AlexNet", "VGG16: top-5", "AlexNet: top-5", f"{photos[0][0]} (auto: deconvnet)"} <= set(texts)
     out = png(cv.save_figure(fig, tmp_path / "fig5.png"))
     assert out.shape[:2] == pixel_size(fig)[::-1]
     assert_not_blank(out)
@@ -357,7 +357,7 @@ def test_explorer_saves_what_it_shows(tmp_path, explorer, alex_probe):
     texts = svg_texts(explorer.save(tmp_path / "e.svg"))
     for name in explorer.layer_names:
         assert name in texts and rf(alex_probe, name) in texts
-    assert f"{explorer.image_names[0]} (deconvnet); {explorer.display}" in texts
+    assert f"{explorer.image_names[0]} (auto: deconvnet); {explorer.display}" in texts
     assert all(f"{i + 1}. {label}  {100 * p:.1f}%" in texts for i, (label, p, _) in enumerate(explorer.predictions))
     assert explorer.captions[-1] in " ".join(texts)  # the output layer's top-1 class (wrapped in two lines)
     explorer.show_unit("c3", (5, 3, 4))  # a unit view: saved beside the current layer
@@ -442,7 +442,7 @@ def test_compare_models_saves_both_rows_and_their_top_5(tmp_path, alex_probe, ph
         assert all(name in texts and rf(probe, name) in texts for name in cols)
     for name, preds in zip(c.model_names, c.predictions):
         assert f"{name}: top-5" in texts and all(f"{i + 1}. {l}  {100 * p:.1f}%" in texts for i, (l, p) in enumerate(preds))
-    assert f"{c.image_names[1]} (deconvnet); {c.display}" in texts
+    assert f"{c.image_names[1]} (auto: deconvnet); {c.display}" in texts
     out = png(c.save(tmp_path / "c.png"))
     assert out.shape[:2] == pixel_size(c.to_figure())[::-1]
     assert out.shape[1] >= 22 + 4 * (112 + 6) and out.shape[0] >= 2 * (36 + 112)  # input + 3 layers; two rows

@@ -50,7 +50,8 @@ def test_explorer_traits_hold_the_kernels_results(explorer, alex_probe, photos):
     assert explorer.switches == [False] + [True] * 10  # c1 lies below the first max-pool
     preds = alex_probe.classify(x, k=5)[0]
     assert explorer.predictions == [[l, round(p, 4), c] for c, l, p in preds]
-    assert explorer.rule == explorer.shown_rule == "deconvnet"
+    # the widgets' default "auto" draws every layer of the paper's AlexNet by the deconvnet, and says so
+    assert explorer.rule == explorer.shown_rule == "auto" and explorer.drawn == ["deconvnet (auto)"] * 11
 
 
 def test_state_travels_as_binary_buffers_not_base64(explorer):
@@ -328,7 +329,7 @@ def test_explorer_on_a_backbone_without_class_scores(photos):
 
 def test_the_rule_selector_recomputes_and_a_bad_rule_is_refused(alex_probe, photos):
     w = cv.DeconvExplorer(alex_probe, photos[:2], rule="guided")
-    assert w.rule == w.shown_rule == "guided" and [r[0] for r in w.rule_options] == ["deconvnet", "guided", "gradient"]
+    assert w.rule == w.shown_rule == "guided" and [r[0] for r in w.rule_options] == ["auto", "deconvnet", "guided", "gradient"]
     x = alex_probe.preprocess(photos[0][1])
     guided = alex_probe.reconstruct(x, layers="c4", rule="guided")["c4"][0]
     assert np.array_equal(decode(w.recs[w.layer_names.index("c4")]), cv.to_display(guided))
@@ -346,7 +347,7 @@ def test_the_rule_selector_recomputes_and_a_bad_rule_is_refused(alex_probe, phot
     for make in (cv.DeconvExplorer, cv.FilterGrid, cv.CompareModels):  # rule= in the constructor: the same message
         bad = make(alex_probe, alex_probe, photos[:1], rule="nope") if make is cv.CompareModels else make(
             alex_probe, photos[:1], rule="nope")
-        assert "rule='nope' is not a reverse rule; use one of 'deconvnet', 'guided', 'gradient'" in bad.error
+        assert "rule='nope' is not a reverse rule; use one of 'auto', 'deconvnet', 'guided', 'gradient'" in bad.error
 
 
 def test_top5_bars_reconstruct_their_class(vgg_probe, photos):

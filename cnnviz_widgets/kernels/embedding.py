@@ -124,6 +124,7 @@ class RepresentationSpace:
     region: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
     _probe: Probe | None = field(default=None, repr=False)
     _source: PatchSource | None = field(default=None, repr=False)
+    _effective: Any = field(default=None, repr=False)
 
     @property
     def grid(self) -> int:
@@ -140,16 +141,43 @@ class RepresentationSpace:
             raise CnnvizError(f"zoom needs 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got ({x0}, {y0}, {x1}, {y1}).")
         region = (float(x0), float(y0), float(x1), float(y1))
         return RepresentationSpace(self.layer, self.units, self.features, self.xy,
-                                   grid_fill(self.xy_unit, self.grid, region), region, self._probe, self._source)
+                                   grid_fill(self.xy_unit, self.grid, region), region, self._probe, self._source,
+                                   self._effective)
 
     def _unit(self, i: int) -> tuple[int, int, int]:
         i = checks.index("unit", i, len(self.units), f"{len(self.units)} units were sampled")
         return tuple(int(v) for v in self.units[i])
 
+    @property
+    def field_kind(self) -> str:
+        """Which field the patches are cropped to: "theoretical", or "effective" where the receptive field is wider
+        than the picture (as :attr:`TopPatches.field_kind`)."""
+        from .effective import is_wider_than_picture
+
+        return "effective" if is_wider_than_picture(self._probe, self._probe.field_or_error(self.layer)) else "theoretical"
+
+    def patch_field(self) -> Any:
+        """The field the patches are cropped to: the receptive field, or the effective field measured over up to eight
+        of the sampled pictures (at most the picture's side)."""
+        rf = self._probe.field_or_error(self.layer)
+        if self.field_kind == "theoretical":
+            return rf
+        if self._effective is None:
+            from .effective import PICTURES, patch_field
+
+            found = sorted({int(v) for v in self.units[:, 0].tolist()})[:PICTURES]
+            self._effective = patch_field(self._probe, self.layer, self._source.model_input(found))
+        return self._effective
+
     def patch(self, i: int) -> np.ndarray:
-        """uint8 (S, S, 3) receptive-field crop of sampled unit ``i``."""
+        """uint8 (S, S, 3) crop of sampled unit ``i``: its receptive field, or where that is wider than the picture
+        its effective field (``field_kind``)."""
+        from .effective import patch_box
+        from .patches import crop_padded
+
         img, y, x = self._unit(i)
-        return self._source.patch(img, y, x, self._probe.field_or_error(self.layer))
+        box = patch_box(self._probe, self.patch_field(), y, x, self.field_kind == "effective")
+        return crop_padded(self._source.seen(img), box, self._source.fill)
 
     def top_filters(self, i: int, k: int = 6) -> list[int]:
         """The k channels with the highest activation at unit ``i``, highest first (ties: lower channel)."""

@@ -20,7 +20,7 @@ from ..errors import IndexOutOfRangeError, UnsupportedModelError, short_repr
 from ..probe.hooks import grad_enabled
 from ..probe.layers import Layer
 from ..probe.probe import Probe, from_nchw, to_nchw
-from ..probe.rules import ReverseRule, resolve_rule
+from ..probe.rules import ReverseRule, resolve_rule_for, rule_name, rules_by_layer
 from ..precision import compute_precision, resolve_precision
 
 Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
@@ -44,7 +44,9 @@ def reconstruct(
 ) -> dict[str, torch.Tensor]:
     """Layer name -> reconstruction in input space, shaped like ``x``, on the probe's device (float32).
 
-    ``rule``: "deconvnet" (the paper's), "guided" or "gradient" (see :mod:`cnnviz_widgets.probe.rules`).
+    ``rule``: "deconvnet" (the paper's), "guided" or "gradient" (see :mod:`cnnviz_widgets.probe.rules`), or
+    "auto": per layer, the deconvnet where max-pool switches lie below it, guided elsewhere (one forward pass per
+    rule that comes out; on VGG16 and the AlexNets every layer is the deconvnet's, exactly as ``"deconvnet"``).
     ``channel`` may be a class label on the output layer (``channel="espresso"``). ``targets`` gives some
     layers their own channel (``{"fc8": 967}``), the others follow ``channel``/``unit``.
 
@@ -66,8 +68,9 @@ def reconstruct(
     so the layer on screen can be shown before the others are computed. The result is the same in any order.
     """
     x = probe.check_input(x)
-    reverse = resolve_rule(rule)
+    rule = rule_name(rule) if not isinstance(rule, ReverseRule) else rule
     chosen = probe.select(layers)
+    groups = rules_by_layer(rule, chosen, probe)
     mode = resolve_precision(precision, autocast)
     if channel is not None and unit is not None:
         raise IndexOutOfRangeError("Pass either channel= or unit=, not both (unit already names its channel).")
@@ -81,12 +84,12 @@ def reconstruct(
     late = _late_targets(probe, chosen, selectors, on_forward)
     with grad_enabled(), compute_precision(x.device, mode):
         if batched and len(chosen) > 1:
-            out = _all_layers_at_once(probe, x, chosen, selectors, reverse, progress, late)
+            out = _all_layers_at_once(probe, x, groups, selectors, progress, late)
             if on_layer is not None:
-                for name, g in out.items():
-                    on_layer(name, g.float())
+                for l in chosen:
+                    on_layer(l.name, out[l.name].float())
         else:
-            out = _layer_by_layer(probe, x, chosen, selectors, reverse, progress, late, next_layer, on_layer)
+            out = _layer_by_layer(probe, x, groups, selectors, progress, late, next_layer, on_layer)
     return {l.name: out[l.name].float() for l in chosen}
 
 
@@ -128,34 +131,47 @@ def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
     )
 
 
-def _layer_by_layer(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
-                    rule: ReverseRule, progress: Callable[[int, int], None] | None,
+def _layer_by_layer(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
+                    selectors: dict[str, Selector], progress: Callable[[int, int], None] | None,
                     late: Callable[[dict[str, torch.Tensor]], None],
                     next_layer: Callable[[], str | None] | None = None,
                     on_layer: Callable[[str, torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
-    """One forward, then one partial backward per layer (the one ``next_layer`` wants first), keeping the graph
-    until the last."""
-    xi = x.detach().clone().requires_grad_(True)
-    acts = probe.forward(xi, chosen, rule)
-    late(acts)
-    for l in chosen:  # every layer, before any backward: a cut-off layer must not leave a half-made strip
-        check_connected(l, acts[l.name], xi)
+    """One forward per rule (one in all unless "auto" mixes rules), then one partial backward per layer (the one
+    ``next_layer`` wants first, else forward order), each forward's graph kept until its last layer is done."""
+    passes = []
+    for rule, layers in groups:
+        xi = x.detach().clone().requires_grad_(True)
+        passes.append((xi, layers, probe.forward(xi, layers, rule)))
+    late({name: a for _, _, acts in passes for name, a in acts.items()})
+    for xi, layers, acts in passes:  # every layer, before any backward: a cut-off layer must not leave a half-made strip
+        for l in layers:
+            check_connected(l, acts[l.name], xi)
+    total = len(passes) + sum(len(layers) for _, layers, _ in passes)
+    done = len(passes)
     if progress is not None:
-        progress(1, len(chosen) + 1)
+        progress(done, total)
     out: dict[str, torch.Tensor] = {}
-    todo = {l.name: l for l in chosen}
-    for i in range(len(chosen)):
+    which = {l.name: p for p, (_, layers, _) in enumerate(passes) for l in layers}
+    left = [len(layers) for _, layers, _ in passes]  # layers not yet done, per forward pass
+    todo = {l.name: l for _, layers, _ in passes for l in layers}
+    while todo:
         wanted = next_layer() if next_layer is not None else None
         key = _known(probe, wanted)
         l = todo.pop(key) if key in todo else todo.pop(next(iter(todo)))
+        p = which[l.name]
+        xi, _, acts = passes[p]
         act = acts[l.name]
         seed = from_nchw(make_seed(probe, l, to_nchw(act.detach(), l.layout), *selectors[l.name]), l.layout)
-        (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=bool(todo))
+        left[p] -= 1
+        (g,) = torch.autograd.grad(act, xi, grad_outputs=seed, retain_graph=left[p] > 0)
         out[l.name] = g.detach()
+        if left[p] == 0:
+            acts.clear()  # that forward's graph is no longer needed
         if on_layer is not None:
             on_layer(l.name, out[l.name].float())
+        done += 1
         if progress is not None:
-            progress(i + 2, len(chosen) + 1)
+            progress(done, total)
     return out
 
 
@@ -167,29 +183,34 @@ def _known(probe: Probe, name: str | None) -> str | None:
         return None
 
 
-def _all_layers_at_once(probe: Probe, x: torch.Tensor, chosen: list[Layer], selectors: dict[str, Selector],
-                        rule: ReverseRule, progress: Callable[[int, int], None] | None,
+def _all_layers_at_once(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
+                        selectors: dict[str, Selector], progress: Callable[[int, int], None] | None,
                         late: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
-    """Copy j of the input (rows j*n to (j+1)*n) is seeded at layer j only; one backward for all."""
-    n, count = x.shape[0], len(chosen)
-    xi = x.detach().repeat(count, *([1] * (x.dim() - 1))).requires_grad_(True)
-    acts = probe.forward(xi, chosen, rule)
-    late({name: a[:n] for name, a in acts.items()})
+    """Per rule, copy j of the input (rows j*n to (j+1)*n) is seeded at layer j only; one backward for all."""
+    n = x.shape[0]
+    passes = []
+    for rule, chosen in groups:
+        xi = x.detach().repeat(len(chosen), *([1] * (x.dim() - 1))).requires_grad_(True)
+        passes.append((xi, chosen, probe.forward(xi, chosen, rule)))
+    late({name: a[:n] for _, _, acts in passes for name, a in acts.items()})
     if progress is not None:
-        progress(1, 2)
-    outputs, seeds = [], []
-    for j, l in enumerate(chosen):
-        act = acts[l.name]
-        check_connected(l, act, xi)
-        rows = slice(j * n, (j + 1) * n)
-        seed = torch.zeros_like(act)
-        seed[rows] = from_nchw(make_seed(probe, l, to_nchw(act.detach()[rows], l.layout), *selectors[l.name]), l.layout)
-        outputs.append(act)
-        seeds.append(seed)
-    (g,) = torch.autograd.grad(outputs, xi, grad_outputs=seeds)
-    if progress is not None:
-        progress(2, 2)
-    return {l.name: g[j * n : (j + 1) * n].detach() for j, l in enumerate(chosen)}
+        progress(1, 1 + len(passes))
+    result: dict[str, torch.Tensor] = {}
+    for p, (xi, chosen, acts) in enumerate(passes):
+        outputs, seeds = [], []
+        for j, l in enumerate(chosen):
+            act = acts[l.name]
+            check_connected(l, act, xi)
+            rows = slice(j * n, (j + 1) * n)
+            seed = torch.zeros_like(act)
+            seed[rows] = from_nchw(make_seed(probe, l, to_nchw(act.detach()[rows], l.layout), *selectors[l.name]), l.layout)
+            outputs.append(act)
+            seeds.append(seed)
+        (g,) = torch.autograd.grad(outputs, xi, grad_outputs=seeds)
+        result.update({l.name: g[j * n : (j + 1) * n].detach() for j, l in enumerate(chosen)})
+        if progress is not None:
+            progress(2 + p, 1 + len(passes))
+    return result
 
 
 def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selector:
@@ -247,14 +268,14 @@ def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None
 
 def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch.Tensor,
                          rule: str | ReverseRule = "deconvnet") -> torch.Tensor:
-    """Reconstruction of one unit per image by ``rule``: image n seeded at ``units[n] = (channel, y, x)`` only.
+    """Reconstruction of one unit per image by ``rule`` ("auto" too): image n seeded at ``units[n] = (channel, y, x)`` only.
 
     One forward and one backward for the whole batch; (N, 3, H, W) in input space. This is what a
     gallery of top patches shows next to each crop (Zeiler & Fergus, Fig. 2).
     """
     x = probe.check_input(x)
-    reverse = resolve_rule(rule)
     (l,) = probe.select(layer)
+    reverse = resolve_rule_for(rule, l, probe)
     units = torch.as_tensor(units, dtype=torch.long).reshape(-1, 3)
     if len(units) != len(x):
         raise IndexOutOfRangeError(f"units has {len(units)} rows for {len(x)} images; give one (channel, y, x) per image.")

@@ -20,7 +20,7 @@ from ..probe.probe import Probe
 from ..probe.receptive_field import ReceptiveField
 from .options import StreamOptions
 from .stream import device_batch
-from .patches import PatchSource, crop_reconstruction
+from .patches import PatchSource, crop_padded, crop_reconstruction
 
 
 def order_desc(values: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -125,6 +125,12 @@ class TopPatches:
 
     values (C, k) descending per filter; image_index (C, k); yx (C, k, 2) the unit's grid position.
     Entries past the number of available units are -inf / -1 (tiny sets only).
+
+    Patches are cropped to the layer's receptive field, or, where that is wider than the picture (deep layers of
+    EfficientNet, ResNet), to its *effective* field (:func:`~cnnviz_widgets.kernels.effective.effective_field`:
+    the box holding ``fraction`` of a unit's gradient, measured once over a few of the pictures at hand, at most
+    the picture's side, moved inside the picture at its borders): ``field_kind`` says which, ``patch_field()``
+    gives it; ``receptive_field()`` stays the theoretical one.
     """
 
     layer: str
@@ -135,6 +141,8 @@ class TopPatches:
     _probe: Probe | None = field(default=None, repr=False)
     _images: ImageSet | None = field(default=None, repr=False)
     _source: PatchSource | None = field(default=None, repr=False)
+    fraction: float = 0.95  # of a unit's gradient that its effective field holds
+    _effective: ReceptiveField | None = field(default=None, repr=False)
 
     @property
     def k(self) -> int:
@@ -155,8 +163,10 @@ class TopPatches:
         values = torch.cat([self.values, other.values.to(self.values.device)], 1)
         flat = torch.cat([self._flat(), other._flat().to(self.values.device)], 1)
         perm = order_desc(values, torch.where(flat < 0, torch.iinfo(torch.long).max, flat))[:, : max(self.k, other.k)]
-        return _from_flat(self.layer, values.gather(1, perm), flat.gather(1, perm), self.grid_hw,
-                          self._probe, self._images, self._source)
+        merged = _from_flat(self.layer, values.gather(1, perm), flat.gather(1, perm), self.grid_hw,
+                            self._probe, self._images, self._source)
+        merged.fraction = self.fraction
+        return merged
 
     def _check(self, c: int, i: int) -> None:
         c = checks.index("filter", c, self.channels, f"layer {self.layer!r} has {self.channels}")
@@ -168,15 +178,57 @@ class TopPatches:
         if self._source is None:
             raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
 
+    @property
+    def field_kind(self) -> str:
+        """Which field the patches are cropped to: "theoretical" (the receptive field), or "effective" where the
+        theoretical field is wider than the picture."""
+        from .effective import is_wider_than_picture
+
+        return "effective" if is_wider_than_picture(self._probe, self.receptive_field()) else "theoretical"
+
+    def patch_field(self) -> ReceptiveField:
+        """The field the patches are cropped to: the receptive field, or (``field_kind == "effective"``) the effective
+        field measured over up to eight of the pictures the top units come from, at most the picture's side."""
+        rf = self.receptive_field()
+        if self.field_kind == "theoretical":
+            return rf
+        if self._effective is None:
+            from .effective import PICTURES, patch_field
+
+            if self._source is None:
+                raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
+            found = sorted({int(v) for v in self.image_index.flatten().tolist() if v >= 0})[:PICTURES]
+            self._effective = patch_field(self._probe, self.layer, self._source.model_input(found), self.fraction)
+        return self._effective
+
+    def patch_box(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """Input rows and columns (top, left, bottom, right) that unit (y, x)'s patch is cropped from: its receptive
+        field's square box (crossing the border, padded), or its effective box moved inside the picture."""
+        from .effective import patch_box
+
+        return patch_box(self._probe, self.patch_field(), y, x, self.field_kind == "effective")
+
     def patch(self, c: int, i: int) -> np.ndarray:
-        """uint8 (S, S, 3) crop of what the network saw at the receptive field of filter c's i-th unit."""
+        """uint8 (S, S, 3) crop of what the network saw at filter c's i-th unit: its receptive field (S = rf.size),
+        or where that is wider than the picture its effective field (``field_kind``, ``patch_field()``)."""
         self._check(c, i)
         y, x = self.yx[c, i].tolist()
-        return self._source.patch(int(self.image_index[c, i]), y, x, self.receptive_field())
+        return crop_padded(self._source.seen(int(self.image_index[c, i])), self.patch_box(y, x), self._source.fill)
+
+    def field_words(self) -> str:
+        """Which field the patches use, in words for a caption: "receptive field 32 px", "effective field 143 px
+        (95% of the gradient; the receptive field, 851 px, is wider than the 224 px picture)"."""
+        rf = self.receptive_field()
+        if self.field_kind == "theoretical":
+            return f"receptive field {rf.size} px"
+        eff = self.patch_field()
+        whole = " (the whole picture)" if eff.size >= self._probe.input_size else ""
+        return (f"effective field {eff.size} px{whole}: {round(100 * self.fraction)}% of a unit's gradient; the "
+                f"receptive field, {rf.size} px, is wider than the {self._probe.input_size} px picture")
 
     def reconstructions(self, c: int, rule: str = "deconvnet") -> torch.Tensor:
-        """Reconstruction (by ``rule``: deconvnet, guided, gradient) of each of filter c's top units,
-        cropped to its receptive field: (k, 3, S, S)."""
+        """Reconstruction (by ``rule``: deconvnet, guided, gradient, auto) of each of filter c's top units,
+        cropped as its patch is: (k, 3, S, S)."""
         from .reconstruct import unit_reconstructions
 
         self._check(c, 0)
@@ -185,21 +237,19 @@ class TopPatches:
         units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
         layer = self._probe.layer(self.layer)
         chunk = device_batch(self._probe, [layer], len(valid), keep_graph=True)
-        rf = self.receptive_field()
         rec = torch.cat([unit_reconstructions(self._probe, self._source.model_input(images[j : j + chunk]), self.layer,
                                               units[j : j + chunk], rule) for j in range(0, len(valid), chunk)])
-        return torch.stack([crop_reconstruction(rec[j], rf.square_box(*units[j, 1:].tolist())) for j in range(len(valid))])
+        return torch.stack([crop_reconstruction(rec[j], self.patch_box(*units[j, 1:].tolist())) for j in range(len(valid))])
 
     def reconstruction(self, c: int, i: int, rule: str = "deconvnet") -> torch.Tensor:
-        """Reconstruction (by ``rule``) of filter c's i-th unit alone, cropped to its receptive field: (3, S, S)."""
+        """Reconstruction (by ``rule``) of filter c's i-th unit alone, cropped as its patch is: (3, S, S)."""
         from .reconstruct import unit_reconstructions
 
         self._check(c, i)
-        rf = self.receptive_field()
         y, x = self.yx[c, i].tolist()
         rec = unit_reconstructions(self._probe, self._source.model_input([int(self.image_index[c, i])]), self.layer,
                                    torch.tensor([[c, y, x]]), rule)
-        return crop_reconstruction(rec[0], rf.square_box(y, x))
+        return crop_reconstruction(rec[0], self.patch_box(y, x))
 
     def receptive_field(self) -> ReceptiveField:
         """The layer's receptive field, or an UnsupportedModelError saying why patches cannot be cropped."""

@@ -14,11 +14,21 @@ maximum with zero, threshold at zero, ``x * (x > 0)``, and the rectifier-like ac
 
 Other activations than ReLU are read as the ReLU they approximate by both rules (see
 :mod:`.rectifiers` for each op, and for those where the guided mask has no meaning: a warning names them).
-A new rule is one subclass of :class:`ReverseRule` added to ``RULES``.
+
+``"auto"`` is no rule of its own but a choice per layer (:func:`resolve_rule_for`), the widgets' and figures'
+default (``WIDGET_RULE``): the deconvnet where max-pool switches lie below the layer, and in the layers before a
+network's first max-pool (the paper's first block, which the paper draws by the deconvnet too); guided elsewhere,
+i.e. on networks without max-pools (EfficientNet, MobileNet), whose deep layers the deconvnet would draw alike
+for every image. VGG16, both AlexNets and ResNets (a max-pool in the stem) thus get the deconvnet everywhere,
+exactly as under ``rule="deconvnet"``. ``probe.reconstruct`` takes ``"auto"`` too, but its default stays the
+paper's deconvnet (``DEFAULT_RULE``).
+
+A new rule is one subclass of :class:`ReverseRule` added to ``RULES``; it joins every selector (the widgets read
+:func:`rule_options` when they are made).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -77,18 +87,95 @@ class Gradient(ReverseRule):
 
 
 RULES: dict[str, ReverseRule] = {r.name: r for r in (Deconvnet(), Guided(), Gradient())}
-DEFAULT_RULE = "deconvnet"
+DEFAULT_RULE = "deconvnet"  # probe.reconstruct's: the paper's
+AUTO = "auto"
+AUTO_TITLE = ("auto: the deconvnet where max-pool switches lie below the layer (the paper's networks), "
+              "guided elsewhere")
+WIDGET_RULE = AUTO  # the widgets' and figures' default
+
+
+def _choices() -> str:
+    return ", ".join(repr(r) for r in (AUTO, *RULES))
 
 
 def resolve_rule(rule: str | ReverseRule | None) -> ReverseRule:
-    """The ReverseRule called ``rule`` (None: the paper's deconvnet), or a CnnvizError listing the rules."""
+    """The ReverseRule called ``rule`` (None: the paper's deconvnet), or a CnnvizError listing the rules.
+    ``"auto"`` depends on the layer: :func:`resolve_rule_for` resolves it."""
     if rule is None:
         return RULES[DEFAULT_RULE]
     if isinstance(rule, ReverseRule):
         return rule
     if isinstance(rule, str) and rule.lower() in RULES:
         return RULES[rule.lower()]
-    raise CnnvizError(f"rule={rule!r} is not a reverse rule; use one of {', '.join(repr(r) for r in RULES)}.")
+    if isinstance(rule, str) and rule.lower() == AUTO:
+        raise CnnvizError("rule='auto' picks a rule per layer; resolve it with resolve_rule_for(rule, layer, probe).")
+    raise CnnvizError(f"rule={rule!r} is not a reverse rule; use one of {_choices()}.")
+
+
+def rule_name(rule: str | ReverseRule | None) -> str:
+    """``rule`` checked, as a name: "auto" or one of ``RULES`` (None: the paper's deconvnet); a CnnvizError
+    listing them for anything else."""
+    if isinstance(rule, str) and rule.lower() == AUTO:
+        return AUTO
+    return resolve_rule(rule).name
+
+
+def is_auto(rule: Any) -> bool:
+    return isinstance(rule, str) and rule.lower() == AUTO
+
+
+def auto_rule(layer: Any, probe: Any) -> ReverseRule:
+    """What ``"auto"`` draws ``layer`` of ``probe`` by: the deconvnet where max-pool switches lie below the layer
+    (``layer.switches``) or where the layer comes before the network's first layer that has them (the first block
+    of VGG16 and the AlexNets: shallow enough that the seed itself carries the picture); guided elsewhere (a
+    network without max-pools, or a branch that passes none)."""
+    if layer.switches:
+        return RULES["deconvnet"]
+    layers = list(getattr(probe, "layers", ()))
+    first = next((i for i, l in enumerate(layers) if l.switches), None)
+    if first is not None and any(l.name == layer.name for l in layers[:first]):
+        return RULES["deconvnet"]
+    return RULES["guided"]
+
+
+def resolve_rule_for(rule: str | ReverseRule | None, layer: Any, probe: Any) -> ReverseRule:
+    """The ReverseRule that draws ``layer`` of ``probe`` under ``rule``: :func:`auto_rule` for "auto", else
+    :func:`resolve_rule`."""
+    return auto_rule(layer, probe) if is_auto(rule) else resolve_rule(rule)
+
+
+def rules_by_layer(rule: str | ReverseRule | None, layers: Iterable[Any], probe: Any
+                   ) -> list[tuple[ReverseRule, list[Any]]]:
+    """``layers`` grouped by the rule that draws them (in order of first appearance, each group in the given
+    order): one forward pass per group."""
+    groups: dict[str, tuple[ReverseRule, list[Any]]] = {}
+    for layer in layers:
+        r = resolve_rule_for(rule, layer, probe)
+        groups.setdefault(r.name, (r, []))[1].append(layer)
+    return list(groups.values())
+
+
+def drawn_by(rule: str | ReverseRule | None, layer: Any, probe: Any) -> str:
+    """What a caption says drew ``layer``'s picture: "guided (auto)" under "auto", "deconvnet" otherwise."""
+    name = resolve_rule_for(rule, layer, probe).name
+    return f"{name} (auto)" if is_auto(rule) else name
+
+
+def rule_words(rule: str | ReverseRule | None, layers: Iterable[Any], probe: Any) -> str:
+    """The rule that drew ``layers``, in words for a title: "deconvnet", "auto: guided", or "auto: deconvnet for
+    c1, c2; guided for c3" where "auto" drew them by different rules."""
+    if not is_auto(rule):
+        return resolve_rule(rule).name
+    groups = rules_by_layer(rule, layers, probe)
+    if len(groups) == 1:
+        return f"auto: {groups[0][0].name}"
+    return "auto: " + "; ".join(f"{r.name} for {', '.join(l.name for l in ls)}" for r, ls in groups)
+
+
+def rule_options() -> list[list[str]]:
+    """[name, title] of "auto" and of every rule in ``RULES`` now (one registered later included): a selector's
+    options, "auto" first."""
+    return [[AUTO, AUTO_TITLE]] + [[r.name, r.title] for r in RULES.values()]
 
 
 class Rectify(torch.autograd.Function):

@@ -22,7 +22,7 @@ import traitlets
 
 from ..display import DISPLAYS, pictures
 from ..errors import CnnvizError, UnsupportedModelError, short_repr
-from ..probe.rules import DEFAULT_RULE, RULES, resolve_rule
+from ..probe.rules import WIDGET_RULE, drawn_by, rule_name, rule_options
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
 log = logging.getLogger("cnnviz_widgets")
@@ -391,23 +391,31 @@ class ReversingWidget(CnnvizWidget):
     """A widget that shows reconstructions: a synced reverse ``rule`` with its selector, and the display
     (see :mod:`cnnviz_widgets.display`) its pictures use, described for the reader."""
 
-    rule = traitlets.Unicode(DEFAULT_RULE).tag(sync=True)  # "deconvnet", "guided" or "gradient"
-    rule_options = traitlets.List(traitlets.List(traitlets.Unicode()),
-                                  [[r.name, r.title] for r in RULES.values()]).tag(sync=True)
+    rule = traitlets.Unicode(WIDGET_RULE).tag(sync=True)  # "auto", "deconvnet", "guided" or "gradient"
+    rule_options = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # [[name, title]], "auto" first
     display = traitlets.Unicode("").tag(sync=True)  # how the pictures shown map values to grey levels
+
+    @traitlets.default("rule_options")
+    def _rule_options(self) -> list[list[str]]:
+        return rule_options()  # made with the widget: a rule registered after the import is listed
 
     def _set_rule(self, rule: Any) -> None:
         """The constructor's ``rule=``, checked (a CnnvizError names the rules)."""
         self._rule_ready = False
-        self.rule = resolve_rule(rule).name
+        self.rule = rule_name(rule)
         self._rule_ready = True
+
+    @staticmethod
+    def drawn_by(rule: str, layer: Any, probe: Any) -> str:
+        """What a caption says drew ``layer``'s picture under ``rule``: "guided (auto)", "deconvnet"."""
+        return drawn_by(rule, probe.layer(layer), probe)
 
     @traitlets.observe("rule")
     def _on_rule(self, change: dict) -> None:
         if not getattr(self, "_rule_ready", False) or change["old"] == change["new"]:
             return
         try:
-            name = resolve_rule(change["new"]).name
+            name = rule_name(change["new"])
         except CnnvizError as exc:  # a bad value from the browser or a cell: say so, keep the old rule
             self._show_error("Changing the rule", exc)
             self.restore_rule(change["old"])

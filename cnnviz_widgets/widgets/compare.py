@@ -8,8 +8,9 @@ import traitlets
 from ..errors import ImageError
 from ..imageset import load_images
 from ..display import DISPLAYS
-from ..figures import compare_sheet, field_label, matching_layers  # noqa: F401 - matching_layers re-exported
+from ..figures import compare_sheet, field_label, matching_layers, models_rule_words  # noqa: F401 - matching_layers re-exported
 from ..models import load_model_or_random
+from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, png_bytes
 
 
@@ -28,11 +29,12 @@ class CompareModels(ReversingWidget):
     rows = traitlets.List(traitlets.List(traitlets.Bytes())).tag(sync=True)  # PNGs per model
     predictions = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
+    drawn = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # per model and column: the rule that drew it
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the rows now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
-                 names: tuple[str, str] | None = None, rule: str = "deconvnet", **kwargs: Any) -> None:
+                 names: tuple[str, str] | None = None, rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probes, self._images, self._shown = [], None, None
         with self.guard("Comparing the models"):
@@ -94,8 +96,9 @@ class CompareModels(ReversingWidget):
             preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
             if j == 0:
                 first = probe.to_image(x)[0]
+        drawn = [[self.drawn_by(rule, c, p) for c in cols] for p, cols in zip(self._probes, self.columns)]
         return {"index": index, "input_png": png_bytes(first), "rows": rows, "predictions": preds, "modes": modes,
-                "rule": rule, "input": first, "pictures": raw}
+                "rule": rule, "input": first, "pictures": raw, "drawn": drawn}
 
     def _show(self, r: dict) -> None:
         self._shown = r  # the pictures themselves, for save()
@@ -106,6 +109,7 @@ class CompareModels(ReversingWidget):
             modes = r["modes"]
             self.display = (f"display: {DISPLAYS[modes[0]]}" if len(set(modes)) == 1 else
                             "display: " + "; ".join(f"{name}, {DISPLAYS[m]}" for name, m in zip(self.model_names, modes)))
+            self.drawn = r["drawn"]
             self.shown_rule = r["rule"]
             self.shown_image = r["index"]
 
@@ -115,6 +119,8 @@ class CompareModels(ReversingWidget):
         r = self._shown
         if r is None:
             raise self.nothing_to_save("no image has been compared")
-        labels = [[(c, field_label(p.receptive_field(c))) for c in cols] for p, cols in zip(self._probes, self.columns)]
-        title = f"{self.image_names[r['index']]} ({r['rule']}); {self.display}"
+        labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols]
+                  for p, cols in zip(self._probes, self.columns)]
+        title = (f"{self.image_names[r['index']]} ({models_rule_words(r['rule'], self.model_names, self._probes, self.columns)}); "
+                 f"{self.display}")
         return compare_sheet(r["input"], self.model_names, labels, r["pictures"], r["predictions"], title=title).figure()

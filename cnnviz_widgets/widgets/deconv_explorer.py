@@ -7,7 +7,10 @@ slider and the arrow keys change the big view in the browser without a kernel ro
 on the big view reconstructs the unit under the pointer (the strongest filter at that position);
 a filter number reconstructs that filter's whole feature map; a click on a top-5 bar reconstructs
 that class. The output layer's picture in the strip is its top-1 class (the paper's last column).
-The reverse rule (deconvnet, guided, gradient) is a synced trait with a selector.
+The reverse rule (auto, deconvnet, guided, gradient) is a synced trait with a selector; "auto", the default,
+draws each layer by the deconvnet where max-pool switches lie below it and by guided backprop elsewhere (every
+layer of VGG16 and the AlexNets by the deconvnet, an EfficientNet's by guided), and ``drawn`` says which rule
+drew each layer's picture.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from ..display import choose_display, to_display
 from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
+from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, message_field, picture_bytes
 
 
@@ -40,6 +44,7 @@ class DeconvExplorer(ReversingWidget):
     rf = traitlets.List(traitlets.List(traitlets.Float())).tag(sync=True)  # (size, stride, offset) per layer; [] if none
     switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer: max-pools below it (the deconvnet's only input)
     captions = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per layer: what its picture shows, when not the whole layer
+    drawn = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per layer: the rule that drew its picture, "guided (auto)"
     grid = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (H, W) of each layer's map
     channels = traitlets.List(traitlets.Int()).tag(sync=True)  # filters (classes) of each layer: the filter box's range
     input_size = traitlets.Int(224).tag(sync=True)
@@ -51,7 +56,7 @@ class DeconvExplorer(ReversingWidget):
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
-                 rule: str = "deconvnet", **kwargs: Any) -> None:
+                 rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probe = None
         self._images = None
@@ -131,6 +136,7 @@ class DeconvExplorer(ReversingWidget):
         n = len(self._layers)
         picture = probe.to_image(x)[0]
         sent: dict[str, Any] = {}  # the part on screen: its display and each picture sent, by layer
+        drawn = [self.drawn_by(rule, name, probe) for name in self._layers]  # "guided (auto)": the rule of each picture
 
         def captions() -> list[str]:
             preds = found.get("preds", [])
@@ -142,6 +148,7 @@ class DeconvExplorer(ReversingWidget):
         def part(pngs: dict[int, bytes], mode: str) -> dict:
             return {"index": index, "x": x, "input_png": sent["input_png"], "mode": mode, "pictures": None,
                     "recs": [pngs.get(i, b"") for i in range(n)], "captions": captions(), "rule": rule,
+                    "drawn": drawn,
                     "predictions": [[label, round(p, 4), c if out is not None else -1]
                                     for c, label, p in found.get("preds", [])]}
 
@@ -191,6 +198,7 @@ class DeconvExplorer(ReversingWidget):
             self.input_png = r["input_png"]
             self.recs = r["recs"]
             self.captions = r["captions"]
+            self.drawn = r["drawn"]
             self.predictions = r["predictions"]
             self.show_display(r["mode"])
             self.shown_rule = r["rule"]
@@ -316,6 +324,18 @@ class DeconvExplorer(ReversingWidget):
             return f"{layer}: class {sel['label']}"
         return f"{layer}: filter {sel.get('channel', sel.get('filter', '?'))}"
 
+    def rule_words(self) -> str:
+        """The rule of the pictures shown, in words: "deconvnet", "auto: guided" or "auto: deconvnet for c1, c2;
+        guided for ..." where "auto" drew layers by different rules."""
+        if self.shown_rule != "auto" or not self.drawn:
+            return self.shown_rule
+        by: dict[str, list[str]] = {}
+        for name, d in zip(self.layer_names, self.drawn):
+            by.setdefault(d.split(" ")[0], []).append(name)
+        if len(by) == 1:
+            return f"auto: {next(iter(by))}"
+        return "auto: " + "; ".join(f"{r} for {', '.join(ns)}" for r, ns in by.items())
+
     def to_figure(self, strip: int = 96, per_row: int = 8):
         """What the explorer shows: the input, the current layer large (with the unit, filter or class view when one
         is selected) and the top-5, then the strip of every layer (``strip`` px, ``per_row`` a row), the current
@@ -325,21 +345,22 @@ class DeconvExplorer(ReversingWidget):
                                        "its layers' pictures are still arriving (the one on screen came first)")
         names, pictures = self.layer_names, self._pictures[1:]
         rfs = {n: self._probe.receptive_field(n) for n in names}
+        field = lambda name: field_label(rfs[name] if name in rfs else self._probe.receptive_field(name), self.input_size)  # noqa: E731
         current = names.index(self.layer) if self.layer in names else len(names) // 2
-        big = [("input", f"{self.input_size} px"), (names[current], field_label(rfs[names[current]]))]
+        big = [("input", f"{self.input_size} px"), (names[current], field(names[current]))]
         row, captions = [self._pictures[0], pictures[current]], ["", self.captions[current]]
         if self.selected and self._unit_picture is not None:
-            big.append((self.selection_label(), field_label(self._probe.receptive_field(self.selected["layer"]) if self.selected.get("layer") else None)))
+            big.append((self.selection_label(), field(self.selected["layer"]) if self.selected.get("layer") else "RF ?"))
             row.append(self._unit_picture)
             captions.append("")
-        title = f"{self.image_names[self.shown_image]} ({self.shown_rule}); {self.display}"
+        title = f"{self.image_names[self.shown_image]} ({self.rule_words()}); {self.display}"
         sheet = layers_sheet([row], big, captions=[captions], size=224, title=title)
         x = len(row) * (224 + 6) + 10  # beside the big pictures (the title may reach further)
         sheet.text("top-5", x, 24 + 36, px=12, ha="left", bold=True)
         sheet.text(predictions_text(self.predictions), x, 24 + 54, px=11, ha="left")
         for start in range(0, len(names), per_row):
             part = names[start : start + per_row]
-            layers_sheet([pictures[start : start + per_row]], [(n, field_label(rfs[n])) for n in part],
+            layers_sheet([pictures[start : start + per_row]], [(n, field(n)) for n in part],
                          captions=[self.captions[start : start + per_row]], size=strip, sheet=sheet,
                          y0=sheet.bottom + 12,
                          frame_column=current - start if start <= current < start + per_row else None)

@@ -186,7 +186,9 @@ class EmbeddingMap(CnnvizWidget):
         x0, y0, x1, y1 = space.region
         where = "the whole space" if self.depth == 0 else f"zoomed to x {x0:.2f}-{x1:.2f}, y {y0:.2f}-{y1:.2f}"
         sheet = Sheet()
-        sheet.text(f"{space.layer} ({field_label(rf)}): representation space, {space.grid}x{space.grid} cells, {where}",
+        wide = rf is not None and space.field_kind == "effective"
+        label = field_label(rf, self._probe.input_size, space.patch_field()) if wide else field_label(rf)
+        sheet.text(f"{space.layer} ({label}): representation space, {space.grid}x{space.grid} cells, {where}",
                    0, 0, px=14, ha="left", bold=True)
         sheet.picture(mosaic, 0, 24)
         sel = self.selected

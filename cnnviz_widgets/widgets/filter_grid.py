@@ -17,7 +17,8 @@ from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..imageset import load_images
 from ..kernels.mine import mine
-from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite
+from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite, tile_field
+from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes
 
 
@@ -46,9 +47,10 @@ class FilterGrid(ReversingWidget):
     detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter", "rule"} the detail now shown answers
     note = traitlets.Unicode("").tag(sync=True)  # e.g. which layers have no patches, and why
     switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer of layer_names: a max-pool lies below it
+    field = traitlets.Unicode("").tag(sync=True)  # the field the sheet's patches are cropped to, in words
 
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 32,
-                 rule: str = "deconvnet", **kwargs: Any) -> None:
+                 rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
         self._detail = None
@@ -120,7 +122,8 @@ class FilterGrid(ReversingWidget):
             job.check()
             tiles.append(filter_tile(top, c, self.per_row, self.cell))
         sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.zeros((8, 8, 4), np.uint8)
-        return {"mined": mined, "view": {**view, "page": page}, "n_pages": n_pages, "shown": shown, "sheet": png_bytes(sheet)}
+        return {"mined": mined, "view": {**view, "page": page}, "n_pages": n_pages, "shown": shown, "sheet": png_bytes(sheet),
+                "field": f"patches: {top.field_words()}"}
 
     def _show_sheet(self, r: dict) -> None:
         if r["mined"]:
@@ -131,6 +134,7 @@ class FilterGrid(ReversingWidget):
             self.n_pages, self.page = r["n_pages"], r["view"]["page"]
             self.sheet_filters = r["shown"]
             self.sheet = r["sheet"]
+            self.field = r["field"]
             self.sheet_for = {"layer": r["view"]["layer"], "page": r["view"]["page"]}
 
     def restore_inputs(self, job) -> None:
@@ -143,6 +147,7 @@ class FilterGrid(ReversingWidget):
                 self._restoring = False
         elif job.lane == "detail":
             shown = dict(self.detail_for)
+            shown.pop("drawn", None)
             self.restore_rule(shown.pop("rule", ""))
             self.selected = shown
 
@@ -168,11 +173,13 @@ class FilterGrid(ReversingWidget):
     @traitlets.observe("selected")
     def _on_select(self, change: dict) -> None:
         sel = change["new"]
-        if not sel or self._probe is None or {**sel, "rule": self.rule} == self.detail_for:  # what the detail shows
+        shown = {k: v for k, v in self.detail_for.items() if k != "drawn"}
+        if not sel or self._probe is None or {**sel, "rule": self.rule} == shown:  # what the detail shows
             return
         self._request_detail(sel)
 
     def _request_detail(self, sel: dict) -> None:
+        sel = {k: v for k, v in sel.items() if k not in ("rule", "drawn")}
         name = sel.get("layer", self.layer)
         if not isinstance(name, str):
             self._show_error("Selecting a filter", CnnvizError(
@@ -192,7 +199,7 @@ class FilterGrid(ReversingWidget):
             return {"png": png_bytes(sprite(patches + recs, len(patches), 64, pad=2)), "mode": mode,
                     "patches": patches, "recs": recs,
                     "values": [round(float(v), 4) for v in top.values[c, : len(patches)]],
-                    "for": {"layer": name, "filter": c, "rule": rule}}
+                    "for": {"layer": name, "filter": c, "rule": rule, "drawn": self.drawn_by(rule, name, self._probe)}}
 
         def apply(r: dict) -> None:
             self._detail = r  # the pictures themselves, for save()
@@ -216,13 +223,13 @@ class FilterGrid(ReversingWidget):
                  f"page {view['page'] + 1} of {self.n_pages}, strongest first")
         sheet = filters_sheet(top.layer, top.receptive_field(), [(c, filter_tile(top, c, self.per_row, self.cell))
                                                                   for c in shown], columns=self.columns,
-                              title=f"{which}; {top.k} top patches a filter")
+                              title=f"{which}; {top.k} top patches a filter", field=tile_field(top))
         r = self._detail
         if r is not None and self.selected and self.detail_for:  # the close-up stays shown when the page moves on
             f = r["for"]
             of = self._top.get(f["layer"])
             labels = [(f"#{i + 1}", f"{v:.2f}") for i, v in enumerate(r["values"])]
             layers_sheet([r["patches"], r["recs"]], labels, size=64, sheet=sheet, y0=sheet.bottom + 16,
-                         title=f"filter {f['filter']} of {f['layer']} ({field_label(of.receptive_field() if of else None)}): its top "
-                               f"patches and their reconstructions ({f['rule']}); {self.display}")
+                         title=f"filter {f['filter']} of {f['layer']} ({tile_field(of) if of else field_label(None)}): its top "
+                               f"patches and their reconstructions ({f.get('drawn', f['rule'])}); {self.display}")
         return sheet.figure()

@@ -1,4 +1,8 @@
-"""ReceptiveFieldTable (paper Tables 1 and 2): size and stride of every layer, one or two models."""
+"""ReceptiveFieldTable (paper Tables 1 and 2): size and stride of every layer, one or two models.
+
+The size is the theoretical receptive field (Tables 1-2). Where it is wider than the picture, an "effective"
+column says so: "whole picture", or with ``images=`` the effective field measured over up to eight of them
+(:func:`cnnviz_widgets.kernels.effective.effective_field`), which is what FilterGrid crops those patches to."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,33 +21,52 @@ class ReceptiveFieldTable(CnnvizWidget):
     models = traitlets.List(traitlets.Unicode()).tag(sync=True)
     rows = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)  # per model: [name, kind, size, stride]
     # (a stride below one pixel, after upsampling, is a string such as "1/2"; "?" where there is no field)
+    effective = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # per model, per row: "" where the
+    # field fits the picture, else "whole picture" or the effective field's size ("143") measured over images=
+    input_sizes = traitlets.List(traitlets.Int()).tag(sync=True)  # per model: the picture's side
     layer = traitlets.Unicode("").tag(sync=True)  # shared: the highlighted layer
 
-    def __init__(self, probes: Any, include_fc: bool = False, **kwargs: Any) -> None:
+    def __init__(self, probes: Any, include_fc: bool = False, images: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         with self.guard("Reading receptive fields"):
             if not isinstance(probes, dict):
                 probes = {type(getattr(probes, "model", probes)).__name__: probes}
-            models, rows = [], []
+            models, rows, effective, sides = [], [], [], []
             for label, p in probes.items():
                 p = as_probe(p)
                 models.append(str(label))
-                table = []
+                table, eff = [], []
+                x = None
                 for l in p.layers:
                     if l.kind == "fc" and not include_fc:
                         continue
                     rf = p.receptive_field(l.name)  # None where an op below it cannot be traced: shown as "?"
                     table.append([l.name, l.kind, *((_number(rf.size), _number(rf.stride)) if rf else ("?", "?"))])
+                    wide = rf is not None and not rf.is_global and rf.size > p.input_size
+                    if wide and images is not None:
+                        from ..imageset import load_images
+                        from ..kernels.effective import PICTURES, effective_field
+
+                        if x is None:
+                            pictures = load_images(images)
+                            x = p.preprocess([pictures.raw(i) for i in range(min(PICTURES, len(pictures)))])
+                        e = effective_field(p, x, l.name)
+                        eff.append("whole picture" if e.size >= p.input_size else str(e.size))
+                    else:
+                        eff.append("whole picture" if wide else "")
                 rows.append(table)
+                effective.append(eff)
+                sides.append(int(p.input_size))
             with self.hold_sync():
-                self.models, self.rows = models, rows
+                self.models, self.rows, self.effective, self.input_sizes = models, rows, effective, sides
 
     def to_figure(self):
         """The table shown: per model, every layer's name, kind, receptive field size and stride (Tables 1 and 2),
         the highlighted layer in colour."""
         if not self.rows:
             raise self.nothing_to_save("no receptive fields were read")
-        return _table_figure(list(self.models), [list(t) for t in self.rows], self.layer)
+        return _table_figure(list(self.models), [list(t) for t in self.rows], self.layer,
+                             [list(e) for e in self.effective], list(self.input_sizes))
 
 
 def _number(v: Any) -> int | str:
@@ -51,15 +74,19 @@ def _number(v: Any) -> int | str:
     return v if isinstance(v, int) else str(v)
 
 
-def _table_figure(models: list[str], rows: list[list[list]], current: str):
+def _table_figure(models: list[str], rows: list[list[list]], current: str, effective: list[list[str]] | None = None,
+                  sides: list[int] | None = None):
     from ..figures import MARK_COLOR, TEXT_COLOR, Sheet, text_width
 
     sheet = Sheet()
-    heads = ("layer", "kind", "RF size", "stride")
     x = 0.0
-    for model, table in zip(models, rows):
-        cells = [heads] + [tuple(str(v) for v in r) for r in table]
-        widths = [max(text_width(c[j], 12, bold=True) for c in cells) + 14 for j in range(4)]
+    for m, (model, table) in enumerate(zip(models, rows)):
+        eff = (effective or [])[m] if effective and m < len(effective) else []
+        wide = any(eff)
+        heads = ("layer", "kind", "RF size", "stride") + ((f"effective ({sides[m]} px picture)" if sides else "effective",)
+                                                          if wide else ())
+        cells = [heads] + [tuple(str(v) for v in r) + ((eff[i],) if wide else ()) for i, r in enumerate(table)]
+        widths = [max(text_width(c[j], 12, bold=True) for c in cells) + 14 for j in range(len(heads))]
         sheet.text(model, x, 0, px=14, ha="left", bold=True)
         for i, cell in enumerate(cells):
             y = 24 + i * 18

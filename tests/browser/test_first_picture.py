@@ -43,18 +43,18 @@ def test_the_first_part_keeps_the_layout_and_says_what_is_arriving(browser, alex
         n = len(whole)
         assert first["arrived"] == "1" and first["decoded"] == ""  # not the whole strip yet
         assert first["empty"] == [i != current for i in range(n)] and not first["bigEmpty"]
-        assert first["caption"] == f"layer {w.layer}"
+        assert first["caption"] == f"layer {w.layer} · deconvnet (auto)"  # the rule that drew it, "auto" the default
         assert all(b[2:] == [76, 76] for b in first["thumbs"]), first["thumbs"]  # every tile in place: 72 px + border
         # the slider on a layer still on its way: an empty tile of the same size and a caption, not a stale picture
         page.locator(".cnnviz").focus()
         page.keyboard.press("ArrowRight")
         moved = boxes(page)
         assert moved["layer"] == w.layer_names[current + 1] and moved["bigEmpty"]
-        assert moved["caption"] == f"layer {w.layer_names[current + 1]}: arriving…"
+        assert moved["caption"] == f"layer {w.layer_names[current + 1]}: arriving… · deconvnet (auto)"
         assert moved["big"] == first["big"], (moved["big"], first["big"])
         # the other traits of the same message (captions, shown_image, busy) redraw the caption: it still says so
         page.evaluate("() => { for (const k of ['captions', 'shown_image', 'busy']) window.model.set(k, window.model.get(k)); }")
-        assert boxes(page)["caption"] == f"layer {w.layer_names[current + 1]}: arriving…"
+        assert boxes(page)["caption"] == f"layer {w.layer_names[current + 1]}: arriving… · deconvnet (auto)"
         # the rest arrives: every picture, decoded, the big view on the layer chosen meanwhile
         page.evaluate("b64s => window.model.set('recs', b64s.map(window.view))",
                       [base64.b64encode(b).decode() for b in whole])
@@ -62,7 +62,7 @@ def test_the_first_part_keeps_the_layout_and_says_what_is_arriving(browser, alex
         done = boxes(page)
         assert done["arrived"] == str(n) and not any(done["empty"]) and not done["bigEmpty"]
         assert done["layer"] == w.layer_names[current + 1]  # the model's layer followed the key press
-        assert done["caption"] == f"layer {w.layer_names[current + 1]}" and done["big"] == first["big"]
+        assert done["caption"] == f"layer {w.layer_names[current + 1]} · deconvnet (auto)" and done["big"] == first["big"]
         assert done["thumbs"] == first["thumbs"]  # nothing moved when the pictures came
         natural = page.evaluate("() => [...document.querySelectorAll('.cnnviz-thumb img')].map(i => i.naturalWidth)")
         assert all(v == alex_probe.input_size for v in natural), natural

@@ -271,7 +271,7 @@ def test_widgets_render_and_respond(server, browser, ui):
         const c = document.createElement('canvas'); c.width = 64; c.height = 64; const g = c.getContext('2d');
         g.drawImage(big, 0, 0, 64, 64); return Array.from(g.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 0)); }"""
     before_rule = explorer.evaluate(digest)
-    assert explorer.evaluate("r => r.dataset.rule") == "deconvnet"
+    assert explorer.evaluate("r => r.dataset.rule") == "auto"  # the default: the deconvnet on the paper's AlexNet
     explorer.locator("select.cnnviz-rule").select_option("guided")
     page.wait_for_function("() => { const r = document.querySelector(\".cnnviz[data-ready='1']\"); return r.dataset.rule === 'guided' && r.dataset.stale === ''; }",
                            timeout=120_000)
@@ -310,7 +310,7 @@ def test_widgets_render_and_respond(server, browser, ui):
     names = explorer.locator("select").first.locator("option").all_inner_texts()
     explorer.locator("select").first.select_option(index=1)
     caption = explorer.locator(".cnnviz-figure span").nth(1).inner_text()
-    assert caption in (f"computing {names[1]}…", "layer c3"), caption  # "layer c3" once it is already done
+    assert caption in (f"computing {names[1]}…", "layer c3 · deconvnet (auto)"), caption  # the second once it is done
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''", timeout=120_000)
     assert box.input_value() == ""
     explorer.locator("select").first.select_option(index=0)
