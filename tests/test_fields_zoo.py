@@ -377,3 +377,21 @@ def test_a_measurement_never_records_a_wrong_box():
     assert probe.receptive_field("c1") is None
     with pytest.raises(cv.UnsupportedModelError, match="no box"):
         probe.field_or_error("c1")
+
+
+@pytest.mark.parametrize("norm", [lambda: nn.GroupNorm(2, 8), lambda: nn.GroupNorm(1, 8),
+                                  lambda: nn.InstanceNorm2d(8, affine=True), lambda: nn.LayerNorm([8, 16, 16])],
+                         ids=["group", "group-of-one", "instance", "layer-over-space"])
+def test_norm_statistics_are_not_counted_in_the_field_like_squeeze_excite_gates(norm):
+    """GroupNorm, InstanceNorm and a LayerNorm over positions read every position for their statistics (one number
+    per group and picture, like a gate): the oracle detaches them, so it agrees with the traced field (before it
+    measured no field at all), and its normalised values are torch's own."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), norm(), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+    probe = cv.Probe(net, input_size=16, device="cpu")
+    assert [l.rf for l in probe.layers] == [cv.ReceptiveField(3, 1, -1), cv.ReceptiveField(5, 1, -2)]
+    assert probe.measure_receptive_fields() == {"c1": cv.ReceptiveField(3, 1, -1), "c2": cv.ReceptiveField(5, 1, -2)}
+    twin = positive_copy(net)
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    with support_mode():
+        inside = twin[1](twin[0](x))
+    assert torch.allclose(inside, twin[1](twin[0](x)))

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -174,7 +175,9 @@ class _SupportMode(TorchFunctionMode):
 
     Max-pools become average pools (a max routes gradient to one pixel), rectifiers identities,
     saturating functions (softmax, sigmoid) see their input scaled down, and global-pooling outputs are
-    detached, so squeeze-excitation gates do not make every field global.
+    detached, so squeeze-excitation gates do not make every field global. Normalisation statistics taken
+    over positions (group, instance and layer norm) are detached for the same reason: one number per
+    group and picture, like a gate, they are not what a unit's field means (the tracer does not count them).
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -193,6 +196,10 @@ class _SupportMode(TorchFunctionMode):
                 kernel = tuple(dilation[a] * (_pair(kernel)[a] - 1) + 1 for a in range(2))
             out = torch.nn.functional.avg_pool2d(x, kernel, stride, padding, ceil, True)
             return (out, torch.zeros_like(out, dtype=torch.long)) if _arg(args, kwargs, 6, "return_indices", False) or name == "max_pool2d_with_indices" else out
+        if name in _NORMS and args and isinstance(args[0], torch.Tensor):
+            normed = _norm_with_detached_statistics(name, args, kwargs)
+            if normed is not None:
+                return normed
         if name in _SATURATING and args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
             x = args[0]  # scaled into [-1/2, 1/2], where these never flatten to an exactly-zero gradient
             args = (x / (2 * x.detach().abs().amax().clamp_min(1.0)), *args[1:])
@@ -203,6 +210,52 @@ class _SupportMode(TorchFunctionMode):
                 if result.shape[-2:] == (1, 1) or result.ndim <= 2:
                     return result.detach()
         return result
+
+
+_NORMS = {"group_norm", "instance_norm", "layer_norm", "rms_norm"}
+
+
+def _norm_with_detached_statistics(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """``name``'s result with its mean and variance detached (None: a form it does not take, left to torch)."""
+    x = args[0]
+    eps = float(kwargs.get("eps", 1e-5))
+    if name == "group_norm":
+        groups = int(_arg(args, kwargs, 1, "num_groups", 1))
+        weight, bias = _arg(args, kwargs, 2, "weight", None), _arg(args, kwargs, 3, "bias", None)
+        eps = float(_arg(args, kwargs, 4, "eps", eps))
+        flat = x.reshape(x.shape[0], groups, -1)
+        mean, var = flat.mean(-1, keepdim=True).detach(), flat.var(-1, unbiased=False, keepdim=True).detach()
+        y = ((flat - mean) / torch.sqrt(var + eps)).reshape(x.shape)
+        affine = (1, -1) + (1,) * (x.ndim - 2)
+    elif name == "instance_norm":
+        if not _arg(args, kwargs, 5, "use_input_stats", True):
+            return None  # running statistics: element-wise already
+        weight, bias = _arg(args, kwargs, 3, "weight", None), _arg(args, kwargs, 4, "bias", None)
+        eps = float(_arg(args, kwargs, 7, "eps", eps))
+        dims = tuple(range(2, x.ndim))
+        mean, var = x.mean(dims, keepdim=True).detach(), x.var(dims, unbiased=False, keepdim=True).detach()
+        y = (x - mean) / torch.sqrt(var + eps)
+        affine = (1, -1) + (1,) * (x.ndim - 2)
+    else:  # layer_norm / rms_norm over the trailing normalized_shape
+        shape = _arg(args, kwargs, 1, "normalized_shape", None)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape or ())
+        weight, bias = _arg(args, kwargs, 2, "weight", None), (_arg(args, kwargs, 3, "bias", None) if name == "layer_norm" else None)
+        given = _arg(args, kwargs, 4 if name == "layer_norm" else 3, "eps", None)
+        eps = float(given) if given is not None else (1e-5 if name == "layer_norm" else torch.finfo(x.dtype).eps)
+        dims = tuple(range(x.ndim - len(shape), x.ndim))
+        if not dims:
+            return None
+        if name == "layer_norm":
+            mean, var = x.mean(dims, keepdim=True).detach(), x.var(dims, unbiased=False, keepdim=True).detach()
+            y = (x - mean) / torch.sqrt(var + eps)
+        else:
+            y = x / torch.sqrt(x.pow(2).mean(dims, keepdim=True).detach() + eps)
+        affine = shape
+    if weight is not None:
+        y = y * weight.reshape(affine)
+    if bias is not None:
+        y = y + bias.reshape(affine)
+    return y
 
 
 def positive_copy(model: nn.Module) -> nn.Module:
