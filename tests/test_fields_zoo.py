@@ -395,3 +395,20 @@ def test_norm_statistics_are_not_counted_in_the_field_like_squeeze_excite_gates(
     with support_mode():
         inside = twin[1](twin[0](x))
     assert torch.allclose(inside, twin[1](twin[0](x)))
+
+
+def test_every_unit_of_a_whole_picture_field_has_the_whole_picture_as_its_box():
+    """After global context a map's units all see the whole picture: box and centre do not move with the unit
+    (they used to step by the picture's size, so a patch of unit (4, 4) was cut from outside the picture)."""
+    rf = cv.ReceptiveField(64, 64, 0, is_global=True)
+    assert {rf.box(y, x) for y in range(5) for x in range(5)} == {(0, 0, 64, 64)}
+    assert rf.centre(4, 3) == rf.centre(0, 0) == (31.5, 31.5)
+
+
+def test_a_one_by_one_map_flattened_is_what_fully_connected_layers_read():
+    """Inception-v3 at 96 px ends in a 1x1 map that is squeezed to (N, C): no positions are left (it raised an
+    IndexError while tracing)."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+    probe = cv.Probe(net, input_size=5, device="cpu")
+    assert probe.receptive_field(probe.layer_names[-1]).is_global
+    assert probe.receptive_field(probe.layer_names[1]) == cv.ReceptiveField(5, 1, 0)

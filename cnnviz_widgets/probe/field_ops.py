@@ -153,6 +153,9 @@ def reshaped(state: State, a: Sequence[int], b: Sequence[int]) -> State:
     if groups is None:
         return UNKNOWN
     spatial = list(state.dims) if isinstance(state, Geometry) else [state.dim]
+    gone = [d for gi, gj in groups if not gj for d in gi if d in spatial]  # size-1 spatial dims squeezed away
+    if gone:  # a 1x1 map flattened to (N, C): no positions left, what fully connected layers read
+        return GLOBAL if len(gone) == len(spatial) else UNKNOWN
     new_dims: list[int | None] = [None] * len(spatial)
     geo = state if isinstance(state, Geometry) else state.geo
     for gi, gj in groups:

@@ -99,7 +99,10 @@ class ReceptiveField:
         return self.size_yx[0] == self.size_yx[1] and self.stride_yx[0] == self.stride_yx[1]
 
     def box(self, y: int, x: int) -> tuple[int, int, int, int]:
-        """Input rows and columns ``(top, left, bottom, right)`` (exclusive ends) of unit (y, x)."""
+        """Input rows and columns ``(top, left, bottom, right)`` (exclusive ends) of unit (y, x); the whole input
+        for every unit of a global field (after attention or global context, a map's units all see it all)."""
+        if self.is_global:
+            y = x = 0
         top = self.offset_yx[0] + y * self.stride_yx[0]
         left = self.offset_yx[1] + x * self.stride_yx[1]
         return (math.floor(top), math.floor(left), math.ceil(top + self.size_yx[0]), math.ceil(left + self.size_yx[1]))
@@ -113,7 +116,9 @@ class ReceptiveField:
         return top, left, top + s, left + s
 
     def centre(self, y: int, x: int) -> tuple[float, float]:
-        """The input position (row, column) at the centre of unit (y, x)'s field."""
+        """The input position (row, column) at the centre of unit (y, x)'s field (the input's, for a global one)."""
+        if self.is_global:
+            y = x = 0
         return tuple(float(self.offset_yx[a] + (y, x)[a] * self.stride_yx[a] + Fraction(self.size_yx[a] - 1, 2))
                      for a in range(2))
 
