@@ -412,3 +412,35 @@ def test_a_one_by_one_map_flattened_is_what_fully_connected_layers_read():
     probe = cv.Probe(net, input_size=5, device="cpu")
     assert probe.receptive_field(probe.layer_names[-1]).is_global
     assert probe.receptive_field(probe.layer_names[1]) == cv.ReceptiveField(5, 1, 0)
+
+
+class _MixedConv(nn.Module):
+    """MixNet's pattern: the map split along channels, a 3x3 and a 7x7 depthwise conv, concatenated, gated, split
+    again (split, chunk, a slice) into 1x1 convs, plus a residual add of a plain map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.a = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+        self.b = nn.Conv2d(4, 4, 7, padding=3, groups=4)
+        self.pa = nn.Conv2d(4, 4, 1)
+        self.pb = nn.Conv2d(4, 4, 1)
+        self.after = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x1, x2 = torch.split(x, [4, 4], 1)
+        y = torch.cat([self.a(x1), self.b(x2)], 1)
+        y = F.silu(y * torch.sigmoid(y.mean((2, 3), keepdim=True))) + x  # a gate, a residual add
+        y1, _ = y.chunk(2, 1)
+        z = torch.cat([self.pa(y1), self.pb(y[:, 4:])], 1)
+        return self.after(z.narrow(1, 0, 4))
+
+
+def test_a_channel_slice_of_a_concatenation_has_its_own_branches_field_not_the_union():
+    """MixNet: each slice keeps its own kernel's field (was the 7x7 branch's for all: 'pa' read 9 px, not 5)."""
+    probe = cv.Probe(_MixedConv(), input_size=32, device="cpu")
+    traced = {l.name: l.rf for l in probe.layers}
+    assert traced["pa"] == cv.ReceptiveField(5, 1, -2) and traced["pb"] == cv.ReceptiveField(9, 1, -4)
+    assert traced["after"] == cv.ReceptiveField(5, 1, -2)
+    assert probe.measure_receptive_fields() == traced  # the oracle: gradient support of single units

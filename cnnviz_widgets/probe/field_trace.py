@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .field_segments import ChannelSegments
 from .field_ops import GLOBAL, MIXED, PAIRS, UNKNOWN, Flat, Geometry, covers, indexed, permutation, permuted, reshaped
 from .field_windows import (_arg, _axes_of, _geometry, _grow, _interpolated, _pair, _padded, _sliced,
                             _transposed)
@@ -126,6 +127,7 @@ class GeometryTracer:
         self.input_hw: tuple[int, int] | None = None
         self._ops = 0
         self._made_by: dict[int, tuple[torch.Tensor, str]] = {}  # tensor id -> (tensor, the op that made it)
+        self.segments = ChannelSegments()
 
     def made_by(self, t: Any) -> str:
         """The name of the op that produced ``t`` in the traced pass ('softmax', 'sigmoid', ...), or ''."""
@@ -169,8 +171,10 @@ class GeometryTracer:
         g = self._rule(func, name, args, kwargs, [(t, gi) for t, gi, _ in ins], outs[0])
         if g == UNKNOWN and any(isinstance(gi, (Geometry, Flat)) for _, gi, _ in ins):
             self.lost.append(name)
-        for o in outs[:1] if name in _MAXPOOL | _ADAPTIVE else outs:
-            self.geo[id(o)] = (o, g, tag)
+        # a channel slice of a concatenation of branches with different fields has only its own branches' field
+        sliced = self.segments.after(name, args, kwargs, outs, self.get) if isinstance(g, Geometry) else {}
+        for i, o in enumerate(outs[:1] if name in _MAXPOOL | _ADAPTIVE else outs):
+            self.geo[id(o)] = (o, sliced.get(i, g), tag)
 
     def _rule(self, func, name, args, kwargs, ins, out) -> Any:
         states = [g for _, g in ins]
