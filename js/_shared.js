@@ -102,7 +102,8 @@ export function statusParts(model, root) {
     const controls = /** @type {HTMLElement | null} */ (root.querySelector(".cnnviz-row"));
     error.style.top = over && controls ? `${controls.offsetTop + controls.offsetHeight + 2}px` : "";
     root.dataset.error = e ? "1" : "";
-    label.textContent = model.get("busy") ? `working… ${Math.round(100 * model.get("progress"))}% ` : "";
+    // while busy, the job's own status (e.g. "measuring the receptive field of …") stands in for "working…"
+    label.textContent = model.get("busy") ? `${model.get("notice") || "working…"} ${Math.round(100 * model.get("progress"))}% ` : "";
     notice.textContent = model.get("busy") ? "" : (model.get("notice") || "");
     root.setAttribute("aria-busy", model.get("busy") ? "true" : "false");
   };

@@ -358,6 +358,17 @@ class Probe:
                 self._filling.start()
             return self._filling
 
+    def field_pending(self, name: str) -> bool:
+        """Whether tracing gave ``name`` no field and no measurement has recorded one (nor found none) yet: what
+        :meth:`measure_missing_fields` would measure. Widgets ask it to show 'measuring…' while it runs."""
+        layer = self.layer(name)
+        return layer.rf is None and layer.name not in self._filled
+
+    @property
+    def untraced_ops(self) -> tuple[str, ...]:
+        """The ops the field tracer could not follow, each once (what hides the fields that are None)."""
+        return tuple(dict.fromkeys(self._untraced))
+
     @property
     def fields_measuring(self) -> bool:
         """Whether a background measurement of missing fields is running."""

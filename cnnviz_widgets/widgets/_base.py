@@ -199,6 +199,10 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         finally:
             self._idle()
 
+    def _say(self, text: str) -> None:
+        """A status line for inline work outside a job (a constructor measuring a field): the ``notice``."""
+        self.notice = text
+
     def report(self, done: int, total: int) -> None:
         """Progress callback for the kernels: feeds the ``progress`` trait (a bar in the widget)."""
         self.progress = done / total if total else 0.0
@@ -240,6 +244,7 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
             self._latest[other] = -1
         loop = running_loop() if self._frontend_thread == threading.get_ident() else None
         job = Job(lane, what, self._job_progress(loop))
+        job._on_status = self._job_status(loop)
         self._latest[lane] = job.id
         self.notice = ""
 
@@ -254,6 +259,8 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
             except KeyboardInterrupt:  # the notebook's interrupt: the inputs go back to what is shown
                 self.restore_inputs(job)
                 raise
+            finally:
+                self._clear_status(job)
             return job
         job._on_preview = self._job_preview(loop, show)
         self._jobs[job.id] = job
@@ -275,6 +282,22 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
             loop.call_soon_threadsafe(on_loop, job, value)
 
         return inline if loop is None else threaded
+
+    def _job_status(self, loop) -> Callable[[Job, str], None]:
+        """``job.status(text)`` -> ``notice`` (the browser shows it in place of "working…" while busy), if the job is
+        still the newest of its lane."""
+        def on_loop(job: Job, text: str) -> None:
+            if job.id in self._jobs and not job.cancelled and self._latest.get(job.lane) == job.id:
+                self.notice = text
+
+        def inline(job: Job, text: str) -> None:
+            self.notice = text
+
+        return inline if loop is None else (lambda job, text: loop.call_soon_threadsafe(on_loop, job, text))
+
+    def _clear_status(self, job: Job) -> None:
+        if job.status_text and self.notice == job.status_text:
+            self.notice = ""
 
     def _job_preview(self, loop, apply: Callable[[Any], None]) -> Callable[[Job, Any], None]:
         """On the worker: hand a first part of the result to the event loop, which shows it if the job is still
@@ -314,6 +337,7 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
                     except Exception as e:  # noqa: BLE001
                         self._show_error(job.what, e)
             finally:
+                self._clear_status(job)
                 self._idle()
 
         return done
@@ -447,19 +471,63 @@ class ReversingWidget(CnnvizWidget):
         self.display = f"display: {DISPLAYS[mode]}"
 
 
+FIELD_TIMEOUT = 30.0  # seconds a widget spends measuring one layer's field that tracing could not give
+
+
+def measuring_text(probe: Any, name: str) -> str:
+    """The "measuring…" line a widget shows while it measures the field of ``name``."""
+    ops = ", ".join(probe.untraced_ops) or "an op"
+    return f"measuring the receptive field of {name}… (tracing cannot follow {ops})"
+
+
+def layer_field(probe: Any, name: str, job: Job | None = None, timeout: float = FIELD_TIMEOUT,
+                say: Callable[[str], None] | None = None) -> Any:
+    """The receptive field of ``name`` as the probe gives it (traced, or measured: ``measured=True``). Where tracing
+    gave none and none was measured yet, it is measured now by gradient support, for at most ``timeout`` seconds
+    (past it, or after a Stop, the layer is left unmeasured), saying "measuring…" meanwhile (``job.status``, or
+    ``say`` for work outside a job). An UnsupportedModelError naming the op says when there is no box (never a
+    wrong crop)."""
+    name = probe.layer(name).name
+    if probe.field_pending(name):
+        text = measuring_text(probe, name)
+        if job is not None:
+            job.status(text)
+        elif say is not None:
+            say(text)
+        try:
+            probe.measure_missing_fields(timeout=timeout, layers=[name], stop=None if job is None else job.stop_event)
+        finally:
+            if job is None and say is not None:
+                say("")
+        if job is not None:
+            job.check()
+        if probe.field_pending(name):  # the time ran out (a Stop ends the job above)
+            ops = ", ".join(probe.untraced_ops) or "an op"
+            raise UnsupportedModelError(
+                f"Layer {name!r} has no traced receptive field (tracing cannot follow {ops}), and measuring it by "
+                f"gradient support did not end within {timeout:g} s, so its patches cannot be cropped yet; "
+                f"probe.measure_missing_fields(timeout=...) with more time may measure it.")
+    return probe.field_or_error(name)
+
+
 def patch_layers(probe: Any, layer: str | None) -> tuple[list[str], str]:
-    """The conv layers whose patches can be cropped (they have a receptive field), and the layer to show:
-    ``layer`` (an UnsupportedModelError says why when it has no field) or the middle one of them."""
-    convs = [l.name for l in probe.layers if l.kind == "conv" and l.rf is not None]
+    """The conv layers whose patches can be cropped or may be (a receptive field traced or measured, or one not
+    measured yet: :func:`layer_field` measures it when it is shown), and the layer to show: ``layer`` or the middle
+    one of those with a field (of those not measured yet where none has one). A layer measured to have no box is
+    left out; named, an UnsupportedModelError says why."""
+    convs = [l.name for l in probe.layers if l.kind == "conv"
+             and (probe.receptive_field(l.name) is not None or probe.field_pending(l.name))]
     if layer:
         name = probe.layer(layer).name
-        probe.field_or_error(name)
+        if not probe.field_pending(name):
+            probe.field_or_error(name)
         return convs, name
-    if not convs:
+    known = [n for n in convs if probe.receptive_field(n) is not None] or convs
+    if not known:
         raise UnsupportedModelError(
             f"No conv layer of {type(probe.model).__name__} has a receptive field, so no patches can be cropped; "
             f"DeconvExplorer still shows what each layer keeps.")
-    return convs, convs[len(convs) // 2]
+    return convs, known[len(known) // 2]
 
 
 def as_probe(model_or_probe: Any, **kwargs: Any):

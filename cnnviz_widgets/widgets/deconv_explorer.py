@@ -26,7 +26,7 @@ from ..errors import ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, css, esm, message_field, picture_bytes
+from ._base import ReversingWidget, as_probe, css, esm, layer_field, message_field, picture_bytes
 
 
 class DeconvExplorer(ReversingWidget):
@@ -73,11 +73,10 @@ class DeconvExplorer(ReversingWidget):
                                        f"there {'is 1 picture' if len(images) == 1 else f'are {len(images)} pictures'}")
             chosen = self._probe.select(layers)
             self._layers = [l.name for l in chosen]
-            rfs = [self._probe.receptive_field(n) for n in self._layers]
             with self.hold_sync():
                 self.input_size = self._probe.input_size
                 self.layer_names = self._layers
-                self.rf = [[float(r.size), float(r.stride), float(r.offset)] if r is not None else [] for r in rfs]
+                self.rf = self._fields()
                 self.switches = [l.switches for l in chosen]
                 self.grid = [[l.shape[1], l.shape[2]] for l in chosen]
                 self.channels = [l.channels for l in chosen]
@@ -222,6 +221,7 @@ class DeconvExplorer(ReversingWidget):
             if self._x is x:
                 self._unit_picture = r["picture"]
                 with self.hold_sync():
+                    self.rf = self._fields()  # with any field measured for this unit
                     self.unit_png = r["png"]
                     self.selected = r["selected"]
 
@@ -242,6 +242,7 @@ class DeconvExplorer(ReversingWidget):
 
         def compute(xin, rule, mode, job) -> dict:
             l = self._probe.layer(layer)
+            self._unit_field(l, job)  # measured first ("measuring…") where tracing gave none
             gy, gx = self.unit_under(l, y, x)
             act = self._probe.activations(xin, [l.name])[l.name][0, :, gy, gx]
             channel = int(torch.argmax(act))
@@ -252,18 +253,35 @@ class DeconvExplorer(ReversingWidget):
 
         self._request_unit("Reconstructing the unit", compute)
 
-    @staticmethod
-    def field_of(layer, y: int, x: int) -> dict:
+    def _unit_field(self, layer, job) -> None:
+        """Measure the field of ``layer`` where tracing gave none and it was not measured yet (bounded, "measuring…"
+        meanwhile): the unit's box and the unit under a click then use it. No box: the unit is still reconstructed,
+        with no box drawn."""
+        if self._probe.field_pending(layer.name):
+            try:
+                layer_field(self._probe, layer.name, job)
+            except UnsupportedModelError:
+                pass
+
+    def _fields(self) -> list[list[float]]:
+        """The ``rf`` trait: (size, stride, offset) per layer as the probe gives it now (measured ones included)."""
+        rfs = [self._probe.receptive_field(n) for n in self._layers]
+        return [[float(r.size), float(r.stride), float(r.offset)] if r is not None else [] for r in rfs]
+
+    def field_of(self, layer, y: int, x: int) -> dict:
         """{"field": [top, left, bottom, right]}: the input pixels unit (y, x) of ``layer`` sees, which the browser
-        boxes on the picture (per axis, as :meth:`ReceptiveField.box` gives it); {} where the field is unknown."""
-        return {"field": [int(v) for v in layer.rf.box(int(y), int(x))]} if layer.rf is not None else {}
+        boxes on the picture (per axis, as :meth:`ReceptiveField.box` gives it), by the probe's field (traced, or
+        measured where tracing could not follow an op); {} where the field is unknown."""
+        rf = self._probe.receptive_field(layer.name)
+        return {"field": [int(v) for v in rf.box(int(y), int(x))]} if rf is not None else {}
 
     def unit_under(self, layer, row: float, col: float) -> tuple[int, int]:
-        """The unit of ``layer`` whose receptive field is centred nearest input pixel (row, col); where the
-        layer has no receptive field, the unit at the same relative place of its map."""
+        """The unit of ``layer`` whose receptive field (traced or measured) is centred nearest input pixel
+        (row, col); where the layer has no receptive field, the unit at the same relative place of its map."""
         h, w = layer.shape[1:]
-        if layer.rf is not None and not layer.rf.is_global:
-            return layer.rf.unit_at(row, col, (h, w))
+        rf = self._probe.receptive_field(layer.name)
+        if rf is not None and not rf.is_global:
+            return rf.unit_at(row, col, (h, w))
         s = self._probe.input_size
         return (int(np.clip(row / s * h, 0, h - 1)), int(np.clip(col / s * w, 0, w - 1)))
 
@@ -298,6 +316,7 @@ class DeconvExplorer(ReversingWidget):
 
         def compute(x, rule, mode, job) -> dict:
             l = self._probe.layer(layer)
+            self._unit_field(l, job)
             return {"picture": self._one(x, rule, mode, l.name, unit=tuple(unit)),
                     "selected": {"layer": l.name, "unit": [int(v) for v in unit], **self.field_of(l, unit[1], unit[2])}}
 

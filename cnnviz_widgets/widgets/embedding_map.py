@@ -17,7 +17,7 @@ from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
 from ..figures import Sheet, field_label
-from ._base import CnnvizWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes
+from ._base import CnnvizWidget, as_probe, css, esm, layer_field, message_field, minimum, patch_layers, png_bytes
 
 
 class EmbeddingMap(CnnvizWidget):
@@ -52,6 +52,7 @@ class EmbeddingMap(CnnvizWidget):
             probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
             _, name = patch_layers(probe, layer)
+            layer_field(probe, name, say=self._say)  # measured here if tracing gave no field (bounded)
             self._options = {"images": images, "n_patches": n_patches, "grid": grid, "seed": seed}
             space = representation_space(probe, images, name, n_patches=n_patches, grid=grid, seed=seed,
                                          progress=self.report)
@@ -69,10 +70,13 @@ class EmbeddingMap(CnnvizWidget):
             self.back_to_shown("view")
             return
         name, o = change["new"], self._options
-        self.run_job("Embedding the representation space", "view",
-                     lambda job: representation_space(self._probe, o["images"], name, n_patches=o["n_patches"],
-                                                      grid=o["grid"], seed=o["seed"], progress=job.report),
-                     self._show_new)
+
+        def compute(job):
+            layer_field(self._probe, name, job)  # "measuring…" first where tracing gave no field
+            return representation_space(self._probe, o["images"], name, n_patches=o["n_patches"], grid=o["grid"],
+                                        seed=o["seed"], progress=job.report)
+
+        self.run_job("Embedding the representation space", "view", compute, self._show_new)
 
     def restore_inputs(self, job) -> None:
         if job.lane == "view" and self.shown_layer:

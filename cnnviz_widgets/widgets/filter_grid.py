@@ -2,8 +2,9 @@
 
 One mining pass finds the top-k patches of every conv layer; a page of filters travels as one
 sprite sheet, so paging and zooming are cheap. Selecting a filter adds its patches large with the
-reconstruction of each by the synced ``rule`` (computed for that filter only). Layers without a
-receptive field (an op below them the tracer cannot follow) have no patches and are left out, with a note.
+reconstruction of each by the synced ``rule`` (computed for that filter only). A layer whose receptive field
+tracing cannot give (an op below it the tracer cannot follow) has it measured by gradient support when it is
+shown ("measuring…" meanwhile, bounded in time); one whose field is no box has no patches, and the widget says so.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..imageset import load_images
 from ..kernels.mine import mine
 from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite, tile_field
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, css, esm, message_field, minimum, patch_layers, png_bytes
+from ._base import ReversingWidget, as_probe, css, esm, layer_field, message_field, minimum, patch_layers, png_bytes
 
 
 class FilterGrid(ReversingWidget):
@@ -63,10 +64,7 @@ class FilterGrid(ReversingWidget):
             self._probe = as_probe(probe)
             images = load_images(sample_images() if images is None else images)
             convs, name = patch_layers(self._probe, layer)
-            blind = [l.name for l in self._probe.layers if l.rf is None]
-            if blind:
-                self.note = (f"{len(blind)} layer(s) have no receptive field, so no patches: "
-                             f"{', '.join(blind[:3])}{', ...' if len(blind) > 3 else ''}")
+            self._set_note()
             if name not in convs:
                 convs.append(name)
             self._images = images
@@ -78,6 +76,20 @@ class FilterGrid(ReversingWidget):
                 self.switches = [self._probe.layer(n).switches for n in self.layer_names]
                 self.layer = name
             self._render()
+
+    def _set_note(self) -> None:
+        """Which layers have no patches (measured: no box), and which have their field measured when shown."""
+        p = self._probe
+        blind = [l.name for l in p.layers if p.receptive_field(l.name) is None and not p.field_pending(l.name)]
+        pending = [l.name for l in p.layers if p.field_pending(l.name)]
+        few = lambda names: f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"  # noqa: E731
+        parts = []
+        if blind:
+            parts.append(f"{len(blind)} layer(s) have no receptive field, so no patches: {few(blind)}")
+        if pending:
+            parts.append(f"{len(pending)} layer(s) have a field tracing cannot follow, measured by gradient support "
+                         f"when shown: {few(pending)}")
+        self.note = "; ".join(parts)
 
     @property
     def top(self):
@@ -106,6 +118,8 @@ class FilterGrid(ReversingWidget):
             top = self._top.get(name) or mine(self._probe, self._images, top_layers=[name], k=self.k, sparsity=False,
                                              progress=job.report).top[name]
             mined = {name: top, view["layer"]: top}
+        # a field tracing could not give is measured first ("measuring…"), bounded; no box: the error names the op
+        layer_field(self._probe, top.layer, job)
         if view["filters"]:
             bad = [f for f in view["filters"] if not 0 <= f < top.channels]
             if bad:
@@ -123,9 +137,11 @@ class FilterGrid(ReversingWidget):
             tiles.append(filter_tile(top, c, self.per_row, self.cell))
         sheet = sprite(tiles, self.columns, tiles[0].shape[0] if tiles else self.cell, pad=6) if tiles else np.zeros((8, 8, 4), np.uint8)
         return {"mined": mined, "view": {**view, "page": page}, "n_pages": n_pages, "shown": shown, "sheet": png_bytes(sheet),
-                "field": f"patches: {top.field_words()}"}
+                "field": f"patches: {top.field_words()}", "measured": bool(job.status_text)}
 
     def _show_sheet(self, r: dict) -> None:
+        if r.get("measured"):
+            self._set_note()
         if r["mined"]:
             self._top.update(r["mined"])
             self.layer_names = [n for n in self._probe.layer_names if n in self._top]
@@ -192,6 +208,7 @@ class FilterGrid(ReversingWidget):
 
         def compute(job) -> dict:
             c = message_field(sel, "filter", int)
+            layer_field(self._probe, top.layer, job)
             if not 0 <= c < top.channels:
                 raise IndexOutOfRangeError(f"filter {c} is out of range: 0 to {top.channels - 1}.")
             patches = [top.patch(c, i) for i in range(top.k) if int(top.image_index[c, i]) >= 0]

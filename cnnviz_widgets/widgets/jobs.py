@@ -41,6 +41,8 @@ class Job:
         self._cancelled = threading.Event()
         self._on_progress = on_progress
         self._on_preview: Callable[[Job, Any], None] | None = None  # set for background jobs only
+        self._on_status: Callable[[Job, str], None] | None = None  # set by the widget that runs it
+        self.status_text = ""  # the last status line it showed ("measuring the receptive field of ...")
 
     @property
     def cancelled(self) -> bool:
@@ -49,6 +51,19 @@ class Job:
     def cancel(self, by_user: bool = False) -> None:
         self.stopped_by_user = self.stopped_by_user or by_user
         self._cancelled.set()
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """The Event a Stop or a newer request sets: for kernels that take ``stop=`` (a field measurement)."""
+        return self._cancelled
+
+    def status(self, text: str) -> None:
+        """Say what the job is doing now (the widget's ``notice``, shown beside its progress while it is busy), e.g.
+        "measuring the receptive field of c2…"; the widget clears it when the job ends."""
+        self.check()
+        self.status_text = text
+        if self._on_status is not None:
+            self._on_status(self, text)
 
     def check(self) -> None:
         """Raise StoppedError if the job was cancelled (kernels call it through ``report``)."""
