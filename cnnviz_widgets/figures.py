@@ -169,16 +169,24 @@ def matching_layers(probe: Any, n: int) -> list[str]:
 
 def field_label(rf: Any, input_size: int | None = None, effective: Any = None) -> str:
     """How a figure names a layer's receptive field: "RF 32 px" (its size), "RF ?" where it is unknown. A field
-    wider than the ``input_size`` px picture is said as such: "RF whole picture", or with the ``effective`` field
+    wider than the ``input_size`` px picture is said as such: "RF whole picture" where every unit sees all of it
+    (:func:`sees_whole_picture`), else "RF 243 px > picture", or with the ``effective`` field
     (:func:`cnnviz_widgets.kernels.effective.effective_field`) beside it, "RF 851 px; eff. 143 px" (or "RF 851 px;
     eff. whole picture")."""
     if rf is None:
         return "RF ?"
     if input_size is not None and rf.size > input_size:
         if effective is None:
-            return "RF whole picture"
+            return "RF whole picture" if sees_whole_picture(rf, input_size) else f"RF {rf.size} px > picture"
         return f"RF {rf.size} px; eff. {'whole picture' if effective.size >= input_size else f'{effective.size} px'}"
     return f"RF {rf.size} px"
+
+
+def sees_whole_picture(rf: Any, input_size: int) -> bool:
+    """Whether every unit whose field is centred in the ``input_size`` px picture sees all of it: a global field,
+    or one at least twice the picture (ResNet-18's layer4.0.conv1, 243 px on 224, is not: its corner units see
+    half the picture)."""
+    return bool(rf.is_global) or rf.size >= 2 * input_size - 1
 
 
 def field_words(rf: Any, input_size: int | None = None, effective: Any = None) -> str:

@@ -334,7 +334,9 @@ def test_field_label_says_a_field_wider_than_the_picture():
 
     wide, small = ReceptiveField(851, 32, -394), ReceptiveField(35, 8, -10)
     assert field_label(wide) == "RF 851 px" and field_label(None) == "RF ?"
-    assert field_label(wide, 224) == "RF whole picture"
+    assert field_label(wide, 224) == "RF whole picture"  # 851 >= 2 * 224: a unit centred anywhere sees it all
+    resnet_layer4 = ReceptiveField(243, 32, -121)  # wider than 224 px, but unit (0, 0) sees rows 0-121 only
+    assert field_label(resnet_layer4, 224) == "RF 243 px > picture"
     assert field_label(wide, 224, ReceptiveField(143, 32, -50)) == "RF 851 px; eff. 143 px"
     assert field_label(wide, 224, ReceptiveField(224, 32, -50)) == "RF 851 px; eff. whole picture"
     assert field_label(small, 224) == "RF 35 px"
@@ -347,7 +349,7 @@ def test_the_rf_table_keeps_the_theoretical_field_and_says_the_effective_one(lit
     assert plain.error == "" and plain.input_sizes == [224] and len(eff) == len(rows)
     for (name, kind, size, stride), e in zip(rows, eff):
         assert size == lite.receptive_field(name).size  # Tables 1-2: the theoretical field
-        assert e == ("whole picture" if size > 224 else ""), name
+        assert e == "", name  # the effective field is measured only with images=: no claim without
     small = cv.Probe(seeded(NoPools), input_size=8, device="cpu")  # fields 3, 5, 9 px on an 8 px picture
     pictures = [np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8) for i in range(3)]
     t = cv.ReceptiveFieldTable({"small": small}, images=pictures)
@@ -366,3 +368,15 @@ def test_the_representation_space_crops_wide_fields_to_the_effective_one(lite, p
     small = cv.representation_space(lite, photos[:3], "_blocks.3._depthwise_conv", n_patches=20, grid=3, seed=0)
     assert small.field_kind == "theoretical" and small.patch(0).shape[0] == lite.receptive_field(small.layer).size
     assert space.zoom(0, 0, 0.5, 0.5).patch_field() is eff  # measured once
+
+
+def test_auto_draws_deep_layers_before_a_late_max_pool_by_guided():
+    """The deconvnet below the first max-pool only where that pool closes a stem (VGG's first block, AlexNet's and
+    ResNet's stems): six strided convs and then one pool (a pooling head) are drawn by guided, as with no pool."""
+    from cnnviz_widgets.probe.rules import auto_rule
+
+    convs = [m for i in range(6) for m in (nn.Conv2d(3 if i == 0 else 8, 8, 3, stride=2 if i < 3 else 1, padding=1),
+                                           nn.ReLU())]
+    probe = cv.Probe(nn.Sequential(*convs, nn.MaxPool2d(2), nn.Conv2d(8, 8, 1), nn.ReLU()), input_size=64,
+                     device="cpu")
+    assert [auto_rule(l, probe).name for l in probe.layers] == ["guided"] * 6 + ["deconvnet"] * 2

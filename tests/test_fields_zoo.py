@@ -351,7 +351,8 @@ def test_missing_fields_are_measured_in_the_background_and_recorded(photos):
     net = Rolled().eval()
     probe = cv.Probe(net, input_size=16)
     assert probe.receptive_field("c2") is None and probe.receptive_field("c3") is None
-    assert probe.receptive_field("se").is_global  # a global pool of a map the tracer lost is still global
+    # a global pool of a map the tracer lost stays lost: that map may have dropped or repeated cells
+    assert probe.receptive_field("se") is None
     with pytest.raises(cv.UnsupportedModelError, match="measure_missing_fields"):
         probe.field_or_error("c2")
     assert probe.measure_missing_fields(timeout=0) == {}  # no time: nothing measured, nothing recorded
@@ -444,3 +445,20 @@ def test_a_channel_slice_of_a_concatenation_has_its_own_branches_field_not_the_u
     assert traced["pa"] == cv.ReceptiveField(5, 1, -2) and traced["pb"] == cv.ReceptiveField(9, 1, -4)
     assert traced["after"] == cv.ReceptiveField(5, 1, -2)
     assert probe.measure_receptive_fields() == traced  # the oracle: gradient support of single units
+
+
+@pytest.mark.parametrize("lose", [lambda x: x[:, :, [0, 1, 2]], lambda x: x[:, :, :, torch.tensor([0, 1])]],
+                         ids=["list-rows", "tensor-columns"])
+def test_a_global_pool_of_a_lost_map_is_no_whole_picture_field(lose):
+    """An index that keeps three rows, then a global pool: the units read only those rows, so 'whole picture' would
+    be a wrong box; the field is None (a review found this)."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            return self.c2(F.adaptive_avg_pool2d(lose(F.relu(self.c1(x))), 1))
+
+    probe = cv.Probe(Net(), input_size=16, device="cpu")
+    assert probe.receptive_field("c2") is None

@@ -573,6 +573,41 @@ def test_the_layer_on_screen_is_computed_first_and_a_slider_move_is_computed_nex
     assert w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
 
 
+def test_a_slider_move_onto_a_layer_computed_but_not_sent_sends_it_with_the_next_layer(probe, photos):
+    """Layers computed while the slider was elsewhere are not sent one by one; moving onto one sends it as soon as
+    the next layer is done, not only with the whole strip."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    w.layer = w.layer_names[0]
+    reconstruct = probe.reconstruct
+    heard: list[str] = []
+
+    def spying(*args, **kwargs):
+        inner = kwargs.get("on_layer")
+        if inner is None:
+            return reconstruct(*args, **kwargs)
+
+        def on_layer(name, rec):
+            heard.append(name)
+            if len(heard) == 3:  # layers 1 and 2 are done (not sent): the slider moves back onto layer 1
+                w.layer = w.layer_names[1]
+            inner(name, rec)
+
+        return reconstruct(*args, **{**kwargs, "on_layer": on_layer})
+
+    sent = []
+    w.observe(lambda c: sent.append([i for i, b in enumerate(c["new"]) if b]), "recs")
+    w._probe = type("Spy", (), {"__getattr__": lambda self, a: getattr(probe, a), "reconstruct": staticmethod(spying)})()
+
+    async def scenario():
+        w.set_state({"image_index": 2})
+        await settle(w)
+
+    asyncio.run(scenario())
+    w._probe = probe
+    assert heard[:3] == w.layer_names[1:4] and sent[0] == [0] and sent[1] == [0, 1]
+    assert w.recs == expected_recs(probe, photos[:4], 2)
+
+
 def test_a_cells_result_is_not_overwritten_by_the_rest_of_an_older_first_part(probe, photos):
     """A cell that picks image 2 while the browser's image 1 is being completed: image 2 stays on screen."""
     w = cv.DeconvExplorer(probe, photos[:4])

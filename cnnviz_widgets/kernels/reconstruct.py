@@ -246,7 +246,7 @@ def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None
     """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere.
 
     A class of the output layer is seeded with the derivative of its score (1 on an fc layer; see
-    ``Probe.class_seed``), not with its signed score; so is a unit of it.
+    ``Probe.class_seed``), not with its signed score; a unit of it (one position of a conv head) with 1.
     """
     if channel is None and unit is None:
         return act

@@ -251,8 +251,8 @@ class GeometryTracer:
             return UNKNOWN
         if isinstance(first, Flat):  # a linear layer over the features of tokens keeps them in place
             return first if name == "linear" and first.dim < first_t.ndim - 1 else UNKNOWN
-        if first == UNKNOWN and name in _ADAPTIVE and _pooled_to_one(first_t, out):
-            return GLOBAL  # a global pool sees every cell, wherever they moved (a squeeze-excitation gate)
+        # a global pool of a map the tracer lost stays lost: the map may have dropped or repeated cells (a crop by
+        # index, a zoomed grid_sample), so "every cell" need not be the whole picture
         if not isinstance(first, Geometry):
             return first
         if name in _CONV | _CONV_T:
@@ -443,10 +443,7 @@ class GeometryTracer:
                 return replace(flats[0], geo=u) if isinstance(u, Geometry) else UNKNOWN
             return UNKNOWN
         if UNKNOWN in states:
-            unknown_t = next(t for t, g in ins if g == UNKNOWN)
-            if name in _REDUCE and len(ins) == 1 and _pooled_to_one(unknown_t, out):
-                return GLOBAL  # a global pool sees every cell, wherever they moved
-            return UNKNOWN
+            return UNKNOWN  # pooled or not: a lost map may have dropped or repeated cells
         if not aligned:
             return GLOBAL
         # a map whose positions the output does not keep

@@ -249,9 +249,9 @@ class Probe:
             return (last, "identity") if not last.rectified and layers[-1] is last else (None, None)
         if last.kind != "conv" or last.layout != "nchw" or self.output_kind != "logits":
             return None, None
-        act = rec.activations()[last.module_path]
-        if act.shape[2:] != (1, 1):  # constant maps of a zero input cannot tell a mean from a max: a random one can
-            act, out = self._head_pass(last)
+        # a zero input makes maps (and often outputs) constant or zero, which cannot tell a mean from a max, or a
+        # head from a scaled one: a random input can
+        act, out = self._head_pass(last)
         head = find_head(act, out)
         return (last, head) if head is not None else (None, None)
 

@@ -155,6 +155,7 @@ class ForwardRecorder(TorchFunctionMode):
         else:
             result = func(*args, **kwargs)
             self._masks.note(name, args, kwargs, result)
+        self._masks.note_result(name, result)
 
         if self.tracer is not None:
             self.tracer.update(func, args, kwargs, result)

@@ -84,12 +84,14 @@ def _num(v: Any) -> float | None:
     return None
 
 
-def _zeros_for(other: Any, x: Any) -> bool:
+def _zeros_for(other: Any, x: Any, masks: "MaskTracker | None" = None) -> bool:
     """``other`` is an all-zero tensor (or number) that broadcasting with ``x`` leaves ``x``'s shape."""
     if not isinstance(x, torch.Tensor) or isinstance(other, torch.Tensor) and other.requires_grad:
         return False
     if not isinstance(other, torch.Tensor):
         return _num(other) == 0
+    if other.numel() > 1 and masks is not None and masks.computed(other):
+        return False  # a map that happens to be zero (a branch on the probe's zero input) is no constant zero
     try:
         same = torch.broadcast_shapes(x.shape, other.shape) == x.shape
     except RuntimeError:
@@ -161,9 +163,9 @@ def _maximum(args, kwargs, masks):
     a, b = (args[0] if args else None), _arg(args, kwargs, 1, "other", None)
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
         return None  # max(x), max(x, dim)
-    if _zeros_for(b, a):
+    if _zeros_for(b, a, masks):
         return 0, "ReLU", True
-    if _zeros_for(a, b):
+    if _zeros_for(a, b, masks):
         return 1, "ReLU", True
     return None
 
@@ -182,7 +184,7 @@ def _mul(args, kwargs, masks):
 def _where(args, kwargs, masks):
     if masks is None or len(args) < 3 or not masks.positive_mask_of(args[0], args[1]):
         return None
-    return (1, "ReLU", True) if _zeros_for(args[2], args[1]) else None
+    return (1, "ReLU", True) if _zeros_for(args[2], args[1], masks) else None
 
 
 _RELU = Rectifier("ReLU", 1, F.relu, _plain("ReLU"))
@@ -231,8 +233,25 @@ class MaskTracker:
     COMPARE = {"gt", "greater", "ge", "greater_equal"}
     CONVERT = {"float", "to", "type_as", "type", "half", "double", "bfloat16", "int", "long"}
 
+    CONSTANT = {"zeros", "zeros_like", "new_zeros", "full", "full_like", "new_full", "empty", "empty_like",
+                "new_empty", "tensor", "as_tensor", "scalar_tensor"}
+
     def __init__(self) -> None:
         self._masks: dict[int, tuple[weakref.ref, weakref.ref]] = {}
+        self._computed: dict[int, weakref.ref] = {}  # results of the network's ops: data, not constants
+
+    def note_result(self, name: str, result: Any) -> None:
+        """Remember that ``result`` came out of an op of the network (unless the op makes a constant), so a map
+        that happens to be zero (a branch on a zero input) is never taken for the zero of ``maximum(x, 0)``."""
+        if name in self.CONSTANT:
+            return
+        for r in result if isinstance(result, (tuple, list)) else (result,):
+            if isinstance(r, torch.Tensor):
+                self._computed[id(r)] = weakref.ref(r)
+
+    def computed(self, t: torch.Tensor) -> bool:
+        ref = self._computed.get(id(t))
+        return ref is not None and ref() is t
 
     def note(self, name: str, args: Sequence[Any], kwargs: dict[str, Any], result: Any) -> None:
         """Record ``result`` if it is a positive mask of a tensor (or a conversion of one)."""

@@ -126,16 +126,21 @@ def is_auto(rule: Any) -> bool:
 
 def auto_rule(layer: Any, probe: Any) -> ReverseRule:
     """What ``"auto"`` draws ``layer`` of ``probe`` by: the deconvnet where max-pool switches lie below the layer
-    (``layer.switches``) or where the layer comes before the network's first layer that has them (the first block
-    of VGG16 and the AlexNets: shallow enough that the seed itself carries the picture); guided elsewhere (a
-    network without max-pools, or a branch that passes none)."""
+    (``layer.switches``) or where the layer comes before the network's first layer that has them, when that first
+    max-pool closes a stem (at most ``STEM_CONVS`` convolutions below it: the first block of VGG16 and the AlexNets,
+    shallow enough that the seed itself carries the picture); guided elsewhere (a network without max-pools, a
+    branch that passes none, or deep layers before a late pooling head)."""
     if layer.switches:
         return RULES["deconvnet"]
     layers = list(getattr(probe, "layers", ()))
     first = next((i for i, l in enumerate(layers) if l.switches), None)
-    if first is not None and any(l.name == layer.name for l in layers[:first]):
+    if first is not None and sum(l.kind == "conv" for l in layers[:first]) <= STEM_CONVS \
+            and any(l.name == layer.name for l in layers[:first]):
         return RULES["deconvnet"]
     return RULES["guided"]
+
+
+STEM_CONVS = 3  # VGG's first block has 2 convolutions, AlexNet's and ResNet's stems 1
 
 
 def resolve_rule_for(rule: str | ReverseRule | None, layer: Any, probe: Any) -> ReverseRule:

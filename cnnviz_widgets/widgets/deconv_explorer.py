@@ -151,11 +151,16 @@ class DeconvExplorer(ReversingWidget):
                     "predictions": [[label, round(p, 4), c if out is not None else -1]
                                     for c, label, p in found.get("preds", [])]}
 
+        computed: dict[str, torch.Tensor] = {}
+
         def on_layer(name: str, rec: torch.Tensor, first: bool = False) -> None:
-            # a slider move onto a layer not yet there makes it the next one computed, and shown at once
-            i = self._layers.index(name)
-            if not first and (name != self.layer or i in sent.get("pngs", {})):
+            # the layer the slider is on now goes out as soon as it is computed: a slider move onto a layer not yet
+            # there makes it the next one computed (next_layer), onto one computed but not sent, it is sent now
+            computed[name] = rec
+            target = name if first else self.layer
+            if target not in computed or self._layers.index(target) in sent.get("pngs", {}):
                 return
+            i, rec = self._layers.index(target), computed[target]
             if "pngs" not in sent:
                 sent["mode"] = choose_display([rec])
                 sent["input_png"], png = picture_bytes([picture, to_display(rec[0], sent["mode"])])

@@ -1,8 +1,8 @@
 """ReceptiveFieldTable (paper Tables 1 and 2): size and stride of every layer, one or two models.
 
-The size is the theoretical receptive field (Tables 1-2). Where it is wider than the picture, an "effective"
-column says so: "whole picture", or with ``images=`` the effective field measured over up to eight of them
-(:func:`cnnviz_widgets.kernels.effective.effective_field`), which is what FilterGrid crops those patches to."""
+The size is the theoretical receptive field (Tables 1-2). Where it is wider than the picture and ``images=`` is
+given, an "effective" column gives the effective field measured over up to eight of them ("whole picture", or its
+size: :func:`cnnviz_widgets.kernels.effective.effective_field`), which is what FilterGrid crops those patches to."""
 from __future__ import annotations
 
 from typing import Any
@@ -22,7 +22,8 @@ class ReceptiveFieldTable(CnnvizWidget):
     rows = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)  # per model: [name, kind, size, stride]
     # (a stride below one pixel, after upsampling, is a string such as "1/2"; "?" where there is no field)
     effective = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # per model, per row: "" where the
-    # field fits the picture, else "whole picture" or the effective field's size ("143") measured over images=
+    # field fits the picture or images= was not given, else "whole picture" or the effective field's size ("143")
+    # measured over images=
     input_sizes = traitlets.List(traitlets.Int()).tag(sync=True)  # per model: the picture's side
     layer = traitlets.Unicode("").tag(sync=True)  # shared: the highlighted layer
 
@@ -53,7 +54,7 @@ class ReceptiveFieldTable(CnnvizWidget):
                         e = effective_field(p, x, l.name)
                         eff.append("whole picture" if e.size >= p.input_size else str(e.size))
                     else:
-                        eff.append("whole picture" if wide else "")
+                        eff.append("")  # not measured: images= measures it
                 rows.append(table)
                 effective.append(eff)
                 sides.append(int(p.input_size))
