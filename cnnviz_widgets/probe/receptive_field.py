@@ -312,7 +312,8 @@ def measure_field(
             (g,) = torch.autograd.grad(act[0, :, uy, ux].sum(), x, retain_graph=True)
             return support_box(g[0].abs().sum(0))
 
-        units = [(H // 2, W // 2), (H // 2 + 1, W // 2 + 1)] if H > 1 and W > 1 else [(H // 2, W // 2)]
+        cy, cx = (H - 1) // 2, (W - 1) // 2  # central, with a neighbour below and to the right (a 2x2 map too)
+        units = [(cy, cx), (cy + 1, cx + 1)] if H > 1 and W > 1 else [(H // 2, W // 2)]
         boxes = [support(uy, ux) for uy, ux in units]
         if any(b is None for b in boxes):
             return None
@@ -330,7 +331,7 @@ def measure_field(
             offset = (t0 - units[0][0] * stride[0], l0 - units[0][1] * stride[1])
             rf = ReceptiveField(size, stride, offset)
             if strict:
-                checks = [(H // 2, W // 2 + 1), (0, 0), (H - 1, W - 1), (0, W - 1), (H - 1, 0)]
+                checks = [(cy, cx + 1), (0, 0), (H - 1, W - 1), (0, W - 1), (H - 1, 0)]
                 for uy, ux in checks:
                     t, l, b, r = rf.box(uy, ux)
                     want = (max(t, 0), max(l, 0), min(b, h), min(r, w))
