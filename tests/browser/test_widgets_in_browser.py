@@ -316,8 +316,10 @@ def test_widgets_render_and_respond(server, browser, ui):
     explorer.locator("select").first.select_option(index=0)
     page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''", timeout=120_000)
 
-    # hostile class labels are text, never markup
+    # hostile class labels are text, never markup (the top-5 follows the layer on screen, which comes first)
     preds = explorer.locator(".cnnviz-preds")
+    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1'] .cnnviz-preds\").innerText.length > 0",
+                           timeout=120_000)
     assert "<img src=x" in preds.inner_text()
     assert preds.locator("img").count() == 0
     assert page.evaluate("() => window.__cnnviz_xss") is None
