@@ -211,18 +211,21 @@ def test_cuda_math_is_exact_by_default_and_the_users_flags_are_restored():
         matmul.fp32_precision, conv.fp32_precision = saved
 
 
-def test_an_image_change_runs_one_forward_pass(vgg_probe):
+def test_an_image_change_runs_one_full_forward_pass(vgg_probe):
     """The top-5 comes from the reconstruction's own forward pass (the output layer's scores are the
-    network's output); before, predict ran a second full forward."""
-    calls = []
-    handle = vgg_probe.model.features[0].register_forward_hook(lambda *a: calls.append(1))  # every pass runs it
+    network's output); before, predict ran a second full forward. The layer on screen goes first, by a pass
+    that stops at it: two passes start, one reaches the scores."""
+    calls, full = [], []
+    first = vgg_probe.model.features[0].register_forward_hook(lambda *a: calls.append(1))  # every pass runs it
+    last = vgg_probe.model.classifier[-1].register_forward_hook(lambda *a: full.append(1))  # only full passes
     try:
         w = cv.DeconvExplorer(vgg_probe, cv.sample_images()[:2])
-        assert w.error == "" and len(calls) == 1
+        assert w.error == "" and (len(calls), len(full)) == (2, 1)
         w.image_index = 1
-        assert w.error == "" and len(calls) == 2
+        assert w.error == "" and (len(calls), len(full)) == (4, 2)
     finally:
-        handle.remove()
+        first.remove()
+        last.remove()
     x = vgg_probe.model_input(cv.sample_images()[1][1])
     preds = vgg_probe.classify(x, k=5)[0]
     assert [p[2] for p in w.predictions] == [c for c, _, _ in preds]
