@@ -5,8 +5,8 @@ For VGG16 (21 layers), ResNet-50 and Inception-v3 (random weights, the explorer'
 measured in one run, alternating so a busy machine slows each alike:
 - ``single``: ``probe.reconstruct(x, layers=<layer on screen>)``, what the first picture is compared with;
 - ``all layers``: ``probe.reconstruct(x, layers=<every layer>)``, the single pass the explorer made before;
-- ``explorer``: the explorer's image change as a browser-started job runs it, to the first part (the photo, the
-  top-5, the layer on screen) and to the whole strip (every picture displayed and encoded).
+- ``explorer``: the explorer's image change as a browser-started job runs it, to the first part (the photo and the
+  layer on screen; the top-5 follows) and to the whole strip (every picture displayed and encoded).
 Targets (issue 23): first part within 1.5x ``single``; whole strip within 1.2x ``all layers``.
 
 Run: python benchmarks/bench_layer_first.py [--threads 2] [--repeats 3] [--nets vgg16,resnet50,inception_v3]
@@ -81,7 +81,7 @@ def main() -> None:
               f"median of {args.repeats}")
         print(f"  single reconstruction of that layer     {m['single']:8.0f} ms")
         print(f"  one pass over every layer (before)      {m['all']:8.0f} ms")
-        print(f"  explorer: first part (photo, top-5, it) {m['first']:8.0f} ms")
+        print(f"  explorer: first part (photo, the layer) {m['first']:8.0f} ms")
         print(f"  explorer: the whole strip               {m['whole']:8.0f} ms")
         print(f"RATIO {name} first part / single reconstruction: {m['first'] / m['single']:.2f}x (target <= 1.5x)")
         print(f"RATIO {name} whole strip / one pass over every layer: {m['whole'] / m['all']:.2f}x (target <= 1.2x)")
