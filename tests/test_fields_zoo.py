@@ -462,3 +462,18 @@ def test_a_global_pool_of_a_lost_map_is_no_whole_picture_field(lose):
 
     probe = cv.Probe(Net(), input_size=16, device="cpu")
     assert probe.receptive_field("c2") is None
+
+
+def test_a_measurement_cut_short_by_its_deadline_is_no_verdict(monkeypatch):
+    """The deadline passing while the input is doubled used to be recorded as 'no box' for good (the widget then
+    said the field was no box, and never measured it again); it is left for the next call."""
+    import cnnviz_widgets.probe.receptive_field as rf_module
+
+    torch.manual_seed(0)
+    probe = cv.Probe(Rolled().eval(), input_size=8)
+    clock = iter([0.0, 0.0] + [1e9] * 1000)  # the deadline, the first check, then time is up
+    monkeypatch.setattr(rf_module.time, "monotonic", lambda: next(clock))
+    assert probe.measure_missing_fields(timeout=5, layers=["c3"]) == {}
+    monkeypatch.undo()
+    assert probe.field_pending("c3")  # still to be measured
+    assert probe.measure_missing_fields(timeout=60, layers=["c3"])["c3"] is not None

@@ -442,6 +442,9 @@ class Probe:
                 with grad_enabled():
                     rf = measure_field(run, (side, side), max_side=max(max_side, side), channels=self.channels,
                                        deadline=deadline, strict=strict)
+                if rf is None and ((deadline is not None and time.monotonic() > deadline) or
+                                   (stop is not None and stop.is_set())):
+                    break  # out of time inside this layer: no verdict (not "no box"), left for the next call
                 self._measured[layer.name] = rf
                 result[layer.name] = rf
         return result
