@@ -35,6 +35,23 @@ def non_negative_int(name: str, value: Any, what: str = "a whole number, 0 or mo
     return int(value)
 
 
+def number(name: str, value: Any, what: str = "a finite number") -> float:
+    """``value`` as a finite float (ints, floats and numpy numbers; NaN, infinities, bools and strings refused)."""
+    if not isinstance(value, (numbers.Real, np.floating, np.integer)) or isinstance(value, (bool, np.bool_)) \
+            or not np.isfinite(float(value)):
+        raise CnnvizError(f"{name} must be {what}, got {short_repr(value)}.")
+    return float(value)
+
+
+def text(name: str, value: Any, what: str = "a str") -> str:
+    """``value`` as a str (None: ""); anything else refused rather than printed with str() into a figure."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise CnnvizError(f"{name} must be {what}, got {short_repr(value)}.")
+    return value
+
+
 def side(name: str, value: Any) -> int:
     """A square input's side in pixels: a whole number >= 1 (a tuple or a fractional size is refused)."""
     if isinstance(value, (tuple, list)):

@@ -43,6 +43,13 @@ def _batch(rec: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
         t = t[None]
     if t.ndim != 4 or t.shape[1] not in (1, 3):
         raise ImageError(f"to_display: expected (3, H, W) or (N, 3, H, W), got shape {tuple(t.shape)}.")
+    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):  # one reduction; exact where it fails
+        nan = int(torch.isnan(t).sum())
+        raise ImageError(
+            f"to_display: the map holds {nan:,} NaN and {int((~torch.isfinite(t)).sum()) - nan:,} infinite values "
+            f"(of {t.numel():,}); no picture can show it truthfully (a NaN would be drawn black, one infinity would "
+            f"flatten the rest to grey). They come from the network's numbers (an overflow in half precision?) or "
+            f"from a custom reverse rule.")
     return t, single
 
 

@@ -19,6 +19,7 @@ import io
 import math
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,16 +48,38 @@ def _as_picture(p: object, where: str) -> Image.Image:
     return Image.fromarray(a).convert("RGBA")
 
 
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: Any) -> str:
+    """``text`` as a figure can hold it: control characters (a line break aside), lone surrogates and the
+    non-characters U+FFFE and U+FFFF written out as escapes ("\\x07", "\\ufffe"). Linux file names and labels may
+    hold them; drawn as they are they make a saved SVG invalid XML, which browsers refuse to show."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", str(text))
+
+
+def middle_cut(text: str, fits: Any) -> str:
+    """``text`` shortened in the middle with "…" (both ends kept: module paths, file names) to the longest form for
+    which ``fits(form)`` holds, "…" where none does. Found by bisection: a 10,000-character name costs 14
+    measurements, not 10,000."""
+    if fits(text):
+        return text
+    cut = lambda keep: text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]  # noqa: E731
+    lo, hi, best = 2, len(text) - 1, ""
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if fits(cut(mid)):
+            best, lo = cut(mid), mid + 1
+        else:
+            hi = mid - 1
+    return best or "…"
+
+
 def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
     """``text`` shortened in the middle until it fits ``width`` px (module paths keep both ends); "…" alone
     where not even one character each side fits."""
-    if font.getlength(text) <= width:
-        return text
-    for keep in range(len(text) - 1, 1, -1):
-        short = text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2) :]
-        if font.getlength(short) <= width:
-            return short
-    return "…"
+    return middle_cut(printable(text), lambda t: font.getlength(t) <= width)
 
 
 def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
@@ -83,6 +106,9 @@ def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2
     return out
 
 
+GRID_PIXELS = 40_000_000  # picture_grid's largest canvas (160 MB of RGBA): 8 x 5 pictures of 1,000 px
+
+
 def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[str] | None = None,
                  row_labels: Sequence[str] | None = None, size: int = 128, gap: int = 4, label_px: int = 13) -> Image.Image:
     """Pictures laid out in rows, each resized to ``size`` px square, with a label over each column and before
@@ -106,17 +132,22 @@ def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[s
     font = _font(label_px)
     line = label_px + 6
     top = line if column_labels is not None else 0
-    left = (min(160, int(max(font.getlength(str(t)) for t in row_labels)) + 8) if row_labels is not None else 0)
-    out = Image.new("RGBA", (left + columns * (size + gap) - gap, top + len(rows) * (size + gap) - gap), (0, 0, 0, 0))
+    left = (min(160, int(max(font.getlength(_fit(t, font, 160)) for t in row_labels)) + 8) if row_labels is not None
+            else 0)
+    width, height = left + columns * (size + gap) - gap, top + len(rows) * (size + gap) - gap
+    if width * height > GRID_PIXELS:
+        raise CnnvizError(f"picture_grid would be {width:,} x {height:,} px ({width * height / 1e6:.0f} megapixels, over "
+                          f"the {GRID_PIXELS / 1e6:.0f} it draws): give a smaller size= (now {size}) or fewer pictures.")
+    out = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(out)
     tiles = [np.asarray(_as_picture(p, f"the picture at row {r}, column {c}")) if c < len(row) else None
              for r, row in enumerate(rows) for c, p in enumerate([*row, *[None] * (columns - len(row))])]
     out.paste(Image.fromarray(sprite(tiles, columns, size, pad=gap)), (left, top))
     for r in range(len(rows) if row_labels is not None else 0):
-        draw.text((0, top + r * (size + gap) + size // 2), _fit(str(row_labels[r]), font, left - 8), fill=LABEL_COLOR,
+        draw.text((0, top + r * (size + gap) + size // 2), _fit(row_labels[r], font, left - 8), fill=LABEL_COLOR,
                   font=font, anchor="lm")
     for c, text in enumerate(column_labels or []):
-        draw.text((left + c * (size + gap) + size // 2, top // 2), _fit(str(text), font, size), fill=LABEL_COLOR,
+        draw.text((left + c * (size + gap) + size // 2, top // 2), _fit(text, font, size), fill=LABEL_COLOR,
                   font=font, anchor="mm")
     return out
 
@@ -135,6 +166,8 @@ SOFT_COLOR = "#666666"  # second lines: receptive fields, captions
 MARK_COLOR = "#d62728"  # the current layer's frame, the selected cell's box
 SERIES_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]  # the SparsityChart's
 FORMATS = (".png", ".svg", ".pdf")
+FREE_WIDTH = 1600  # px: how wide a text may make a figure beyond its pictures (a title over one narrow column)
+MAX_LINES = 8  # lines of one text (a caption wrapped at words, a name holding line breaks)
 PLOT_WIDTH = 640  # px: the plot area the layer names are thinned for (about that of a 1280 px screen with Lab's sidebar open)
 CHAR_WIDTH = 6.5  # px per character of an axis tick label, and the gap kept between two labels
 
@@ -162,9 +195,21 @@ def thinned(names: Sequence[str], width: float = PLOT_WIDTH) -> list[str]:
 def matching_layers(probe: Any, n: int) -> list[str]:
     """n conv layers spread evenly over the network's depth, ending with its last conv layer
     (VGG16, n=4: c2_2 c3_3 c4_3 c5_3; the paper's AlexNet: c2 c3 c4 c5)."""
+    n = checks.positive_int("depths", n, "a positive whole number of layers")
     convs = [l.name for l in probe.layers if l.kind == "conv"]
     n = min(n, len(convs))
     return [convs[math.ceil((i + 1) * len(convs) / n) - 1] for i in range(n)]
+
+
+def model_names(names: Any, probes: Sequence[Any]) -> list[str]:
+    """The two networks' names as a comparison shows them: ``names`` checked (two strs), or each model's class
+    name where None. One name, three, or a non-str would leave a network unnamed or misnamed in the figure."""
+    if names is None:
+        return [type(p.model).__name__ for p in probes]
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or len(names) != len(probes) \
+            or not all(isinstance(n, str) for n in names):
+        raise CnnvizError(f"names must be two names, one per network (strs), got {short_repr(names)}.")
+    return list(names)
 
 
 def field_label(rf: Any, input_size: int | None = None, effective: Any = None) -> str:
@@ -198,6 +243,7 @@ def field_words(rf: Any, input_size: int | None = None, effective: Any = None) -
     return f"RF {rf.size} px, wider than the {input_size} px picture{eff}"
 
 
+LONG_TITLE = 200  # characters: a longer column title is cut in the middle rather than broken into lines
 _SPLIT = re.compile(r"(?<=[.\-/])|(?=_)")  # after dots, dashes and slashes; before underscores
 
 
@@ -207,8 +253,11 @@ def title_lines(name: str, width: float, px: float = 13, bold: bool = True, line
     and before its underscores into at most ``lines`` lines (the font going down to ``smallest`` px), else
     shortened in the middle with "…" (both ends of a module path kept). Returns (text, px): two titles ``width``
     apart never run into each other; the figure keeps the full name for hovering (:meth:`Sheet.text` ``full=``)."""
+    name = printable(name)
     if text_width(name, px, bold) <= width:
         return name, px
+    if len(name) > LONG_TITLE:  # past any line break's help: straight to the cut (a wrap of 10,000 characters is slow)
+        return middle_cut(name, lambda t: text_width(t, smallest, bold) <= width), smallest
     parts = [p for p in _SPLIT.split(name) if p]
     # fewer lines first, the font at most 2 px smaller; then down to ``smallest``
     for floor in (max(smallest, px - 2), smallest):
@@ -224,11 +273,7 @@ def title_lines(name: str, width: float, px: float = 13, bold: bool = True, line
                 if len(out) <= most and all(text_width(t, p, bold) <= width for t in out):
                     return "\n".join(out), p
                 p -= 0.5
-    for keep in range(len(name) - 1, 1, -1):
-        short = name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2) :]
-        if text_width(short, smallest, bold) <= width:
-            return short, smallest
-    return "…", smallest
+    return middle_cut(name, lambda t: text_width(t, smallest, bold) <= width), smallest
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,13 +303,14 @@ def text_width(text: str, px: float, bold: bool = False) -> float:
     from matplotlib.font_manager import FontProperties
 
     prop = FontProperties(size=px * 72 / DPI, weight="bold" if bold else "normal")
-    return max((_measurer().get_text_width_height_descent(line, prop, ismath=False)[0] for line in text.split("\n")),
+    return max((_measurer().get_text_width_height_descent(line, prop, ismath=False)[0]
+                for line in printable(text).split("\n")),
                default=0.0) * DPI / 72
 
 
 def fitting_px(text: str, width: float, px: float, smallest: float = 7.0, bold: bool = False) -> float:
     """The font size (px) at which ``text`` fits ``width`` px: ``px`` when it fits, smaller down to ``smallest``
-    (a name is never shortened: the saved figure's text is searchable)."""
+    (:meth:`Sheet.text` given ``width=`` then cuts what still does not fit, keeping the whole text for hovering)."""
     w = text_width(text, px, bold)
     return px if w <= width else max(smallest, px * width / w)
 
@@ -278,6 +324,7 @@ class Sheet:
         self._ops: list[tuple] = []
         self.right = 0.0
         self.bottom = 0.0
+        self._free_right = 0.0
 
     def _extend(self, x1: float, y1: float) -> None:
         self.right, self.bottom = max(self.right, x1), max(self.bottom, y1)
@@ -299,18 +346,44 @@ class Sheet:
 
     def text(self, text: str, x: float, y: float, px: float = 12, ha: str = "center", va: str = "top",
              color: str = TEXT_COLOR, bold: bool = False, rotation: float = 0, family: str | None = None,
-             full: str | None = None) -> None:
+             full: str | None = None, width: float | None = None) -> None:
         """``text`` (lines split at "\\n") anchored at (x, y) by ``ha`` (left, center, right) and ``va`` (top,
         center, bottom, baseline). ``full``: the whole text where ``text`` is wrapped or shortened; an SVG keeps it
-        as the text's tooltip (``<title>``) and id, a PNG or PDF has the text as drawn."""
+        as the text's tooltip (``<title>``) and id, a PNG or PDF has the text as drawn.
+
+        Every text is bounded, whatever a user's names and labels hold: at most MAX_LINES lines, each cut in the
+        middle to ``width`` px when given (turned text: to FREE_WIDTH), else to the width of what else the sheet
+        holds (at least FREE_WIDTH) when the figure is made; characters no SVG can hold are written as escapes."""
+        original = printable(text)
+        full = printable(full) if full is not None else None
+        lines = original.split("\n")
+        if len(lines) > MAX_LINES:
+            lines = [*lines[: MAX_LINES - 1], "…"]
+        if width is None and rotation:
+            width = FREE_WIDTH
+        if width is not None:
+            lines = [middle_cut(line, lambda t: text_width(t, px, bold) <= width) for line in lines]
+        text = "\n".join(lines)
+        if text != original:
+            full = full or original
         w = text_width(text, px, bold)
         h = px * 1.25 * (text.count("\n") + 1)
         if rotation:
             w, h = h, w
         x1 = x + {"left": w, "center": w / 2, "right": 0}[ha]
         y1 = y + {"top": h, "center": h / 2, "bottom": 0, "baseline": px * 0.3}[va]
-        self._ops.append(("text", text, x, y, px, ha, va, color, bold, rotation, family, full))
-        self._extend(x1, y1)
+        free = width is None
+        self._ops.append(("text", text, x, y, px, ha, va, color, bold, rotation, family, full, free))
+        if free:  # its right end counts when the figure is made, up to what the rest leaves it (_text_room)
+            self._free_right = max(self._free_right, x1)
+            self.bottom = max(self.bottom, y1)
+        else:
+            self._extend(x1, y1)
+
+    def _content_right(self) -> float:
+        """How far right the figure reaches: what was drawn, texts without a width of their own up to the wider of
+        it and FREE_WIDTH (a 10,000-character name never makes a figure 100,000 px wide)."""
+        return max(self.right, min(self._free_right, max(self.right, FREE_WIDTH)))
 
     def frame(self, x: float, y: float, w: float, h: float, color: str = MARK_COLOR, width: float = 2) -> None:
         """A rectangle's outline drawn around the box (x, y, w, h) (outside it, so the pixels inside are untouched)."""
@@ -320,7 +393,7 @@ class Sheet:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels of the figure: what was drawn and a margin around it."""
-        return int(np.ceil(self.right)) + 2 * self.margin, int(np.ceil(self.bottom)) + 2 * self.margin
+        return int(np.ceil(self._content_right())) + 2 * self.margin, int(np.ceil(self.bottom)) + 2 * self.margin
 
     def figure(self) -> Any:
         """The matplotlib Figure of what was drawn, :attr:`size` pixels at DPI, on white."""
@@ -340,7 +413,12 @@ class Sheet:
                           extent=(0, w, h, 0))
                 ax.set_axis_off()
             elif op[0] == "text":
-                _, text, x, y, px, ha, va, color, bold, rotation, family, full = op
+                _, text, x, y, px, ha, va, color, bold, rotation, family, full, free = op
+                if free:
+                    room = max(W - m - x if ha == "left" else W - 2 * m, 160)  # longer than the figure: cut
+                    cut = "\n".join(middle_cut(line, lambda t: text_width(t, px, bold) <= room + 0.5)
+                                    for line in text.split("\n"))
+                    full, text = (full or text) if cut != text else full, cut
                 t = fig.text(x / W, 1 - y / H, text, fontsize=px * 72 / DPI, ha=ha, va=va, color=color,
                              fontweight="bold" if bold else "normal", rotation=rotation, family=family or "sans-serif",
                              linespacing=1.15, parse_math=False)  # names and labels are text: "$" is a dollar
@@ -387,10 +465,12 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
                 sheet.frame(x, y, size, size)
             text = captions[r][c] if has_captions and c < len(captions[r]) else ""
             if text:
-                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, 7), color=SOFT_COLOR)
+                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, 7), color=SOFT_COLOR,
+                           width=size)
         if row_labels is not None:
             label = str(row_labels[r])
-            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90)
+            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90,
+                       width=size)
         y += size + gap + (caption_h if has_captions else 0)
     return sheet
 
@@ -415,8 +495,9 @@ def column_titles(sheet: Sheet, labels: Sequence[tuple[str, str]], centres: Sequ
     fitted = [title_lines(name, width) for name, _ in labels]
     name_h = (height - 20) if height is not None else _name_height(labels, width)
     for (name, second), (text, p), cx in zip(labels, fitted, centres):
-        sheet.text(text, cx, y, px=p, bold=True, full=name)
-        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, 6), color=SOFT_COLOR, full=second)
+        sheet.text(text, cx, y, px=p, bold=True, full=name, width=width)
+        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, 6), color=SOFT_COLOR, full=second,
+                   width=width)
     return y + name_h + 20
 
 
@@ -460,7 +541,7 @@ def compare_sheet(input_picture: np.ndarray, model_names: Sequence[str], columns
         for c, picture in enumerate(row):
             sheet.picture(picture, x0 + c * (size + gap), ry + head, size)
         sheet.text(str(name), x0 - gap, ry + head + size / 2, px=fitting_px(str(name), size, 12, 6), ha="right",
-                   va="center", rotation=90)
+                   va="center", rotation=90, width=size)
         px_ = x0 + len(row) * (size + gap) + gap
         sheet.text(f"{name}: top-5", px_, ry + head, px=12, ha="left", bold=True)
         sheet.text(predictions_text(preds), px_, ry + head + 18, px=11, ha="left")
@@ -480,9 +561,12 @@ def filters_sheet(layer: str, rf: Any, tiles: Sequence[tuple[int, np.ndarray]], 
         r, k = divmod(n, max(1, columns))
         h, w = tile.shape[:2]
         x, ty = k * (w + gap), y + r * (h + 16 + gap)
-        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, 6), color=SOFT_COLOR)
+        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, 6), color=SOFT_COLOR, width=w)
         sheet.picture(tile, x, ty + 16)
     return sheet
+
+
+LEGEND_CHARS = 60  # a series label in Figure 6's legend (a fixed 800 px figure) is cut in the middle beyond this
 
 
 def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> Any:
@@ -493,6 +577,7 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
     has_top = len(series) > 1
     ax = fig.add_axes((0.08, 0.2, 0.9, 0.62 if has_top else 0.7))
     for i, (label, values) in enumerate(series.items()):
+        label = middle_cut(printable(label), lambda t: len(t) <= LEGEND_CHARS)  # the figure has a fixed size
         names = list(values)
         at = dict(zip(names, depths(names)))
         kinds = getattr(values, "kinds", {}) or {}
@@ -507,14 +592,16 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
         if i < 2:
             ticks = thinned(names, PLOT_WIDTH)
             axis = ax if i == 0 else ax.secondary_xaxis("top")
-            axis.set_xticks([at[n] for n in ticks], ticks, color=color, fontsize=8, parse_math=False)
+            axis.set_xticks([at[n] for n in ticks], [middle_cut(printable(t), lambda t: len(t) <= 24) for t in ticks],
+                            color=color, fontsize=8, parse_math=False)
             axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=color, fontsize=9)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(0, 1)
     ax.set_ylabel("sparsity")
     ax.legend(loc="upper left", fontsize=9, frameon=False)
     ax.spines[["right"] + ([] if has_top else ["top"])].set_visible(False)
-    fig.text(0.01, 0.98, title, ha="left", va="top", fontsize=11, fontweight="bold", color=TEXT_COLOR)
+    fig.text(0.01, 0.98, middle_cut(printable(title), lambda t: len(t) <= 110), ha="left", va="top", fontsize=11,
+             fontweight="bold", color=TEXT_COLOR, parse_math=False)
     fig.text(0.01, 0.02, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color=SOFT_COLOR)
     return fig
 
@@ -594,6 +681,7 @@ def figure_layers(probe: Any, images: Any, layers: Any = None, rule: str = "auto
     probe = _probe(probe, "probe")
     rule = rule_name(rule)
     size = checks.positive_int("size", size, "a positive whole number of pixels")
+    title = checks.text("title", title)
     chosen = probe.select(paper_layers(probe) if layers is None else layers)
     names = [l.name for l in chosen]
     images = load_images(images)
@@ -641,9 +729,7 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
     else:
         raise CnnvizError(f"layers must be a pair of lists of layer names (one per network) or None, got "
                           f"{short_repr(layers)}.")
-    model_names = list(names) if names is not None else [type(p.model).__name__ for p in probes]
-    if len(model_names) != 2:
-        raise CnnvizError(f"names must be two names, one per network, got {short_repr(names)}.")
+    shown_names = model_names(names, probes)
     images = load_images(images)
     sheet = Sheet()
     for i in range(len(images)):
@@ -659,10 +745,45 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
                 preds.append([])
             first = p.to_image(x)[0] if first is None else first
         labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols] for p, cols in zip(probes, columns)]
-        words = models_rule_words(rule, model_names, probes, columns)
-        compare_sheet(first, model_names, labels, rows, preds, size=size, title=f"{name} ({words})", sheet=sheet,
+        words = models_rule_words(rule, shown_names, probes, columns)
+        compare_sheet(first, shown_names, labels, rows, preds, size=size, title=f"{name} ({words})", sheet=sheet,
                       y0=sheet.bottom + (24 if i else 0))
     return sheet.figure()
+
+
+def sparsity_series(series: Any, images: Any = None) -> dict[str, Mapping[str, float]]:
+    """``series`` as Figure 6 and the SparsityChart draw it: label (a str) -> {layer: fraction of zeros}. Each value
+    a cv.Sparsity or any such dict, a cv.Probe (measured here over ``images``) or (probe, images); one network's
+    bare {layer: fraction} dict, a probe alone, or anything else is refused with what to pass instead."""
+    from .kernels.sparsity import sparsity
+    from .probe import Probe
+
+    if isinstance(series, Probe):
+        raise CnnvizError("series is a probe: give it a label, {'my network': probe}, and images= to measure over "
+                          "(or pass {'my network': cv.sparsity(probe, images)}).")
+    if not isinstance(series, Mapping) or not series:
+        raise CnnvizError(f"series must be a dict label -> sparsity (or probe), at least one, got {short_repr(series)}.")
+    if all(isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) for v in series.values()):
+        raise CnnvizError(f"series looks like one network's {{layer: fraction}} ({short_repr(series)}): give it a label, "
+                          f"{{'my network': series}}.")
+    ready: dict[str, Mapping[str, float]] = {}
+    for label, value in series.items():
+        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Probe):
+            value = sparsity(value[0], value[1], progress=False)
+        elif isinstance(value, Probe):
+            if images is None:
+                raise CnnvizError(f"series[{label!r}] is a probe: give images= to measure its sparsity over "
+                                  f"(or pass cv.sparsity(probe, images)).")
+            value = sparsity(value, images, progress=False)
+        if not isinstance(value, Mapping) or not value or not all(
+                isinstance(k, str) and isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+                for k, v in value.items()):
+            raise CnnvizError(f"series[{label!r}] must be a cv.Sparsity, a dict layer -> fraction of zeros, a probe "
+                              f"or (probe, images), got {short_repr(value)}.")
+        if str(label) in ready:
+            raise CnnvizError(f"series has two labels that read {str(label)!r}: give each network its own label.")
+        ready[str(label)] = value
+    return ready
 
 
 def figure_sparsity(series: Mapping[str, Any], images: Any = None,
@@ -670,26 +791,8 @@ def figure_sparsity(series: Mapping[str, Any], images: Any = None,
     """Figure 6: each network's fraction of zero activations per layer against relative depth (0 its first
     layer, 1 its last), conv layers as circles and pools as squares. ``series``: label -> a cv.Sparsity (or any
     {layer: fraction} dict), a cv.Probe (measured here over ``images``), or (probe, images)."""
-    from .kernels.sparsity import sparsity
-    from .probe import Probe
-
-    if not isinstance(series, Mapping) or not series:
-        raise CnnvizError(f"series must be a dict label -> sparsity (or probe), at least one, got {short_repr(series)}.")
-    ready: dict[str, Any] = {}
-    for label, value in series.items():
-        if isinstance(value, tuple) and len(value) == 2:
-            value = sparsity(_probe(value[0], f"series[{label!r}][0]"), value[1], progress=False)
-        elif isinstance(value, Probe):
-            if images is None:
-                raise CnnvizError(f"series[{label!r}] is a probe: give images= to measure its sparsity over "
-                                  f"(or pass cv.sparsity(probe, images)).")
-            value = sparsity(value, images, progress=False)
-        if not isinstance(value, Mapping) or not value or not all(
-                isinstance(v, (int, float, np.floating)) for v in value.values()):
-            raise CnnvizError(f"series[{label!r}] must be a cv.Sparsity, a dict layer -> fraction of zeros, a probe "
-                              f"or (probe, images), got {short_repr(value)}.")
-        ready[str(label)] = value
-    return sparsity_figure(ready, title)
+    title = checks.text("title", title)
+    return sparsity_figure(sparsity_series(series, images), title)
 
 
 def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | None = None, cell: int = 32,
@@ -733,7 +836,10 @@ def figure_path(path: Any, text: bool = True) -> Path:
     ends = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 else allowed[0]
     if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise CnnvizError(f"path must be a file name (a str or pathlib.Path) ending in {ends}, got {short_repr(path)}.")
-    p = Path(path)
+    if "\x00" in os.fspath(path):
+        raise CnnvizError(f"path {short_repr(os.fspath(path))} holds a NUL character, which no file name can: give "
+                          f"a file name ending in {ends}.")
+    p = Path(path).expanduser()
     if p.suffix.lower() not in allowed:
         why = "" if text else " (a picture without text; compose a figure with text to save SVG or PDF)"
         raise CnnvizError(f"path must end in {ends}{why}, got {short_repr(os.fspath(path))}.")
@@ -782,14 +888,32 @@ def save_figure(figure: Any, path: Any) -> Path:
                               f"one) or a PIL picture, got {short_repr(figure)}.")
         p = figure_path(path)
         buf = io.BytesIO(figure_bytes(figure, p.suffix.lower()[1:]))
-    part = p.with_name(f".{p.name}.{os.getpid()}.part")
+    part: str | None = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        part.write_bytes(buf.getvalue())
+        # created exclusively under a name nobody can guess (mkstemp: O_CREAT | O_EXCL, mode 0600), never through a
+        # link planted in a shared folder; then given the mode a plain new file gets, and moved over p in one step
+        fd, part = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(part, p)
+        part = None
     except OSError as exc:  # a folder that is a file, no permission, a full or read-only disk: said, not a traceback
         raise CnnvizError(f"Could not write the figure to {str(p)!r}: {exc.strerror or exc}. Choose another path.") from exc
     finally:
-        with contextlib.suppress(OSError):
-            part.unlink(missing_ok=True)
+        if part is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(part)
     return p
+
+
+def _umask() -> int:
+    """The process's umask, what a plain open() applies to a new file's 0666: from /proc (Linux), else read by
+    setting it and putting it back (which another thread could see for an instant)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

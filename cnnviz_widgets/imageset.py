@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import CnnvizWarning, ImageError
-from .images import picture_to_tensor, split_pictures
+from .images import check_picture, picture_to_tensor, split_pictures
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
@@ -110,7 +110,7 @@ def load_images(source: Any) -> ImageSet:
 
     ``source``: a folder (searched recursively for common picture formats), a file path, a list
     of paths / PIL images / arrays / tensors / (name, picture) pairs (what ``sample_images()``
-    returns), an (N, 3, H, W) tensor or (N, H, W, 3) array, an ImageSet, or any sequence such as a
+    returns), a dict name -> picture, an (N, 3, H, W) tensor or (N, H, W, 3) array, an ImageSet, or any sequence such as a
     torchvision dataset (its (picture, label) items are understood).
     """
     if isinstance(source, ImageSet):
@@ -126,7 +126,7 @@ def load_images(source: Any) -> ImageSet:
                                  f"(looked for {', '.join(sorted(PICTURE_SUFFIXES))}).")
             return ImageSet(paths, names)
         return ImageSet([str(path)], [path.name])
-    if isinstance(source, (list, tuple, torch.Tensor, np.ndarray)) or type(source).__module__.startswith("PIL"):
+    if isinstance(source, (list, tuple, Mapping, torch.Tensor, np.ndarray)) or type(source).__module__.startswith("PIL"):
         pairs = split_pictures(source)
         for i, (_, item) in enumerate(pairs):
             if isinstance(item, (str, os.PathLike)) and not Path(item).expanduser().is_file():
@@ -142,7 +142,7 @@ def load_images(source: Any) -> ImageSet:
         )
     if not items:
         raise ImageError("load_images: no images given; pass at least one picture (try cv.sample_images()).")
-    for i, item in enumerate(items):  # in-memory pictures are checked now: cheap, and the error names them
+    for i, item in enumerate(items):  # in-memory pictures are checked now (without a copy), the error names them
         if isinstance(item, (np.ndarray, torch.Tensor)) or type(item).__module__.startswith("PIL"):
-            picture_to_tensor(item, name=f"image {i} ({names[i]})")
+            check_picture(item, name=f"image {i} ({names[i]})")
     return ImageSet(items, names)

@@ -157,8 +157,9 @@ def test_choose_display_by_counting_decides_as_the_median_of_faintnesses():
 
 
 def test_choose_display_at_the_extremes_of_float32_decides_as_before():
-    """Pictures with a 1e-35 peak (below the 1e-30 guard) or an overflowed value (bf16/fp16 inf) are judged by
-    their exact faintness, as the median rule always did; NaN and all-zero ones too."""
+    """Pictures with a 1e-35 peak (below the 1e-30 guard) or all zeros are judged by their exact faintness, as the
+    median rule always did; one with an overflowed value (bf16/fp16 inf) or a NaN is refused (issue 24, item 10:
+    drawn, it was a flat grey or a black pixel that looked like a result)."""
     from cnnviz_widgets.display import PEAK_RATIO, choose_display, faintness
 
     def exact(recs):
@@ -172,7 +173,9 @@ def test_choose_display_at_the_extremes_of_float32_decides_as_before():
     overflowed[0, 0, 0] = float("inf")
     nan = spread.clone()
     nan[1, 2, 2] = float("nan")
-    for recs in ([faint * 1e-35], [spread * 1e-35], [faint * 1e-38, spread], [overflowed], [overflowed, faint, faint],
-                 [nan, faint], [torch.zeros(3, 64, 64), faint, faint], [-overflowed, spread]):
+    for recs in ([faint * 1e-35], [spread * 1e-35], [faint * 1e-38, spread], [torch.zeros(3, 64, 64), faint, faint]):
         assert choose_display(recs) == exact(recs), [float(faintness(r)[0]) for r in recs]
+    for recs in ([overflowed], [overflowed, faint, faint], [nan, faint], [-overflowed, spread]):  # no picture: said
+        with pytest.raises(cv.ImageError, match="no picture can show it truthfully"):
+            choose_display(recs)
     assert choose_display([faint * 1e-35]) == "contrast"  # a faint picture, however small its numbers

@@ -81,7 +81,7 @@ def test_bad_pictures_get_clear_errors(small_probe):
         small_probe.preprocess(np.full((10, 10, 3), 200.0))
     with pytest.raises(cv.ImageError, match="HxWxC with C in 1, 3 or 4"):
         small_probe.preprocess(np.zeros((3, 10, 10, 5), np.uint8)[0])
-    with pytest.raises(cv.ImageError, match="cannot read a picture from dict"):
+    with pytest.raises(cv.ImageError, match="a: cannot read a picture from int"):  # a dict: named pictures (issue 24)
         small_probe.preprocess({"a": 1})
     with pytest.raises(cv.ImageError, match="does not exist"):
         small_probe.preprocess("/no/such/picture.jpg")

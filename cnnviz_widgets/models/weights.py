@@ -80,6 +80,9 @@ def read_weights(path: str | os.PathLike[str], name: str) -> Any:
     safetensors files with ``safetensors.torch.load_file``; the kind is told by the file's first
     bytes. ``name`` (the zoo model) only goes into the fixes that messages suggest.
     """
+    if "\x00" in os.fspath(path):
+        raise WeightsFileError(f"Weights path {_quote(os.fspath(path))} holds a NUL character, which no file name can; "
+                               f"check how the path was built.")
     path = Path(path).expanduser()
     _check_file(path)
     head = _read_head(path)
@@ -390,16 +393,30 @@ def apply_state_dict(model: nn.Module, weights: Any, source: str, name: str, cop
     """
     own = model.state_dict()
     state = fit_state_dict(own, candidate_state_dicts(weights), source, name)
-    state = {k: _as_model_tensor(t, own[k], copy) for k, t in state.items()}
+    state = {k: _as_model_tensor(t, own[k], copy, k, source) for k, t in state.items()}
     meta = any(t.is_meta for t in own.values())
     try:
         model.load_state_dict(state, strict=True, assign=meta)  # a meta-device model takes the tensors as they are
-    except (RuntimeError, TypeError, ValueError) as exc:  # e.g. integer tensors where the model has floats
-        raise WeightsFileError(f"The weights in {source!r} do not load into {name!r}: {elide(_first_line(exc))}.") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:  # whatever else load_state_dict refuses: its whole reason
+        why = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        raise WeightsFileError(f"The weights in {source!r} do not load into {name!r}: {elide(why, 400)}.") from exc
 
 
-def _as_model_tensor(tensor: torch.Tensor, own: torch.Tensor, copy: bool) -> torch.Tensor:
-    """``tensor`` on the CPU, in ``own``'s dtype when both are floating point."""
+def _as_model_tensor(tensor: torch.Tensor, own: torch.Tensor, copy: bool, key: str = "", source: str = PASSED
+                     ) -> torch.Tensor:
+    """``tensor`` on the CPU, dense, in ``own``'s dtype when both are floating point; a WeightsFileError naming
+    ``key`` for what holds no usable numbers: meta tensors (no values), complex or integer numbers where the model
+    has real floating-point ones (a quantized or damaged file: casting would load plausible nonsense)."""
+    where = f"{elide(key, 80)!r} in {source}"
+    if tensor.is_meta:
+        raise WeightsFileError(f"{where} is a meta tensor: it has a shape but no values (saved from a model built on "
+                               f"the meta device, before its weights were loaded). Save the state_dict of a loaded model.")
+    if tensor.layout != torch.strided:  # sparse (a pruned model saved sparse): the same numbers, dense
+        tensor = tensor.to_dense()
+    if own.is_floating_point() and (tensor.is_complex() or not tensor.is_floating_point()):
+        raise WeightsFileError(f"{where} holds {str(tensor.dtype).replace('torch.', '')} numbers where the model has "
+                               f"{str(own.dtype).replace('torch.', '')} ones: these are not the trained weights of "
+                               f"this model (a quantized or damaged file?). Save them as floating point.")
     dtype = own.dtype if tensor.is_floating_point() and own.is_floating_point() else tensor.dtype
     return tensor.detach().to(device="cpu", dtype=dtype, copy=copy)
 

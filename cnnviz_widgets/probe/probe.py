@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import math
-import re
 import threading
 import time
 import warnings
@@ -21,7 +19,6 @@ from ..errors import (
     CnnvizWarning,
     ImageError,
     IndexOutOfRangeError,
-    LabelNotFoundError,
     LayerNotFoundError,
     UnsupportedModelError,
     list_names,
@@ -31,6 +28,7 @@ from ..images import prepare_picture, split_pictures, to_unit
 from ..precision import compute_precision
 from .field_measure import FieldMeasurement
 from .hooks import eval_mode, forward_hooks, grad_enabled, shared_copy
+from .labels import checked_labels, find_class, shown_labels
 from .layers import Layer, layer_kind, paper_names
 from .outputs import apply_head, class_seed, find_head, output_kind
 from .receptive_field import (
@@ -100,14 +98,7 @@ class Probe:
         if self.resize_size is not None and self.resize_size < self.input_size:
             raise CnnvizError(f"resize_size={self.resize_size} is smaller than input_size={self.input_size}: the "
                               f"shorter side is resized to resize_size, then the centre input_size square is cropped.")
-        if isinstance(labels, Mapping):
-            raise CnnvizError("labels must be a list of class names in output order, got a dict; for {index: name} "
-                              "pass [names[i] for i in range(len(names))].")
-        if hasattr(labels, "tolist"):  # a numpy array or tensor of names or numbers
-            labels = labels.tolist()
-        if labels is not None and (isinstance(labels, str) or not isinstance(labels, Iterable)):
-            raise CnnvizError(f"labels must be a list of class names, got {short_repr(labels)}.")
-        self._labels = [str(l) for l in labels] if labels is not None else None
+        self._labels = checked_labels(labels)
         self._warned: set[tuple[str, str]] = set()  # (rule, rectifier) pairs already warned about
         # hooks and eval flags are set on the shared model for the length of a forward pass: one at
         # a time, so a widget's background job and a cell never interleave their passes
@@ -593,8 +584,9 @@ class Probe:
         return apply_head(self._head or "identity", act)
 
     def class_index(self, label: str | int, layer: str | Layer | None = None) -> int:
-        """The index of a class given by label (exact, then case-insensitive) or index; a CnnvizError names
-        the closest labels for an unknown one."""
+        """The index of a class given by label (:func:`.labels.find_class`: exact, as shown, then case-insensitive;
+        a name several classes fit is an error listing them) or index; a CnnvizError names the closest labels for an
+        unknown one."""
         out = self.output_layer
         if layer is not None and self.layer(layer) is not out:
             raise IndexOutOfRangeError(
@@ -617,18 +609,7 @@ class Probe:
                 f"This probe has no class names, so {label!r} names no class: pass labels= to Probe, or a class "
                 f"index 0 to {out.channels - 1}."
             )
-        if label in labels:
-            return labels.index(label)
-        folded = [l.casefold() for l in labels]
-        if label.casefold() in folded:
-            return folded.index(label.casefold())
-        word = re.compile(rf"\b{re.escape(label.casefold())}\b")
-        near = [l for l in labels if word.search(l.casefold())]  # 'cat': 'tiger cat', 'Persian cat', ...
-        near += [l for l in labels if label.casefold() in l.casefold() and l not in near]
-        near += [l for l in difflib.get_close_matches(label, labels, n=5, cutoff=0.6) if l not in near]
-        near = near[:8]
-        hint = f" Close matches: {', '.join(repr(n) for n in near)}." if near else ""
-        raise LabelNotFoundError(f"No class is called {label!r}.{hint} probe.labels lists all {len(labels)}.")
+        return find_class(label, labels)
 
     def classify(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
         """Per image, the top-k (class index, label, probability) by :meth:`probabilities` of the network's output."""
@@ -647,7 +628,7 @@ class Probe:
         probs = self.probabilities(out.reshape(out.shape[0], -1))
         k = min(int(k), probs.shape[1])
         values, index = probs.topk(k, dim=1)
-        labels = self.labels
+        labels = shown_labels(self.labels) if self.labels else None
         return [
             [(j, labels[j] if labels and j < len(labels) else f"class {j}", float(v)) for v, j in zip(vs.tolist(), ix.tolist())]
             for vs, ix in zip(values.cpu(), index.cpu())

@@ -33,14 +33,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import CnnvizError
+from ..errors import CnnvizError, short_repr
 
 
 class ReverseRule:
     """The backward a rule gives every rectifier; ``None`` from :meth:`save` keeps nothing of the forward."""
 
     name: ClassVar[str]
-    title: ClassVar[str]  # a short line for selectors and captions
+    title: ClassVar[str] = ""  # a short line for selectors and captions (the name where empty)
     intercepts: ClassVar[bool] = True  # False: rectifiers keep their own backward
     reads_input: ClassVar[bool] = False  # True: the backward uses the sign of the rectifier's input
 
@@ -104,12 +104,52 @@ def resolve_rule(rule: str | ReverseRule | None) -> ReverseRule:
     if rule is None:
         return RULES[DEFAULT_RULE]
     if isinstance(rule, ReverseRule):
-        return rule
+        return checked_rule(rule)
     if isinstance(rule, str) and rule.lower() in RULES:
-        return RULES[rule.lower()]
+        return checked_rule(RULES[rule.lower()])  # a rule registered there is a user's too
     if isinstance(rule, str) and rule.lower() == AUTO:
         raise CnnvizError("rule='auto' picks a rule per layer; resolve it with resolve_rule_for(rule, layer, probe).")
     raise CnnvizError(f"rule={rule!r} is not a reverse rule; use one of {_choices()}.")
+
+
+def checked_rule(rule: ReverseRule) -> ReverseRule:
+    """A ReverseRule a user wrote, checked where it is first used, so that what is wrong with it is said in its
+    terms rather than by autograd later: a ``name`` (a non-empty str) and, where it intercepts rectifiers, its own
+    ``backward``. What its methods return is checked as they run (:func:`rule_result`)."""
+    name = getattr(rule, "name", None)
+    if not isinstance(name, str) or not name:
+        raise CnnvizError(f"The reverse rule {type(rule).__name__} has no name: give the class one, "
+                          f"name = 'my-rule' (a non-empty str), which selectors and captions show.")
+    if rule.intercepts and type(rule).backward is ReverseRule.backward:
+        raise CnnvizError(f"The reverse rule {name!r} ({type(rule).__name__}) defines no backward(self, grad, saved): "
+                          f"write one that returns the signal passed back through a rectifier (a tensor shaped like "
+                          f"grad), or set intercepts = False to keep the ordinary backward.")
+    return rule
+
+
+def _builtin(rule: ReverseRule) -> bool:
+    return type(rule) in (Deconvnet, Guided, Gradient)
+
+
+def rule_result(rule: ReverseRule, method: str, value: Any, like: torch.Tensor, none_ok: bool = False) -> Any:
+    """What a user's rule returned from ``method`` ("save" or "backward"), checked: a tensor (or None, where
+    ``none_ok``) with ``like``'s shape and only finite values; else a CnnvizError naming the rule and the fault (a
+    NaN picture, or autograd's "not used in the graph", is what it would otherwise give)."""
+    if _builtin(rule) or (none_ok and value is None):
+        return value
+    where = f"The reverse rule {rule.name!r}: {method}()"
+    if not isinstance(value, torch.Tensor):
+        raise CnnvizError(f"{where} returned {short_repr(value)}; it must return "
+                          + ("a tensor (what backward needs of the input) or None." if none_ok else
+                             f"a tensor shaped like grad {tuple(like.shape)}."))
+    if method == "backward":
+        if value.shape != like.shape:
+            raise CnnvizError(f"{where} returned a tensor of shape {tuple(value.shape)} for a signal of shape "
+                              f"{tuple(like.shape)}: it must return one shaped like grad.")
+        if not bool(torch.isfinite(value).all()):
+            raise CnnvizError(f"{where} returned NaN or infinite values: no picture can show them. Check its "
+                              f"arithmetic (a division by zero?).")
+    return value
 
 
 def rule_name(rule: str | ReverseRule | None) -> str:
@@ -180,7 +220,7 @@ def rule_words(rule: str | ReverseRule | None, layers: Iterable[Any], probe: Any
 def rule_options() -> list[list[str]]:
     """[name, title] of "auto" and of every rule in ``RULES`` now (one registered later included): a selector's
     options, "auto" first."""
-    return [[AUTO, AUTO_TITLE]] + [[r.name, r.title] for r in RULES.values()]
+    return [[AUTO, AUTO_TITLE]] + [[key, getattr(r, "title", "") or key] for key, r in RULES.items()]
 
 
 class Rectify(torch.autograd.Function):
@@ -190,12 +230,11 @@ class Rectify(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor], rule: ReverseRule,  # noqa: D102
                 inplace: bool) -> torch.Tensor:
         ctx.rule = rule
+        saved = rule_result(rule, "save", rule.save(x), x, none_ok=True)  # before an in-place op overwrites x
         if inplace:
-            saved = rule.save(x)  # before the input is overwritten
             ctx.mark_dirty(x)
             out = x.copy_(compute(x))
         else:
-            saved = rule.save(x)
             out = compute(x)
         if saved is not None:
             ctx.save_for_backward(saved)
@@ -204,4 +243,4 @@ class Rectify(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[Any, ...]:  # noqa: D102
         saved = ctx.saved_tensors[0] if ctx.saved_tensors else None
-        return ctx.rule.backward(grad, saved), None, None, None
+        return rule_result(ctx.rule, "backward", ctx.rule.backward(grad, saved), grad), None, None, None

@@ -3,13 +3,14 @@ show bqplot, as the same chart in static SVG)."""
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 import bqplot as bq
 import ipywidgets as ipw
 
-from ..figures import SERIES_COLORS, depths, figure_bytes, sparsity_figure, thinned
-from ..kernels.sparsity import Sparsity
+from .. import checks
+from ..figures import SERIES_COLORS, depths, figure_bytes, sparsity_figure, sparsity_series, thinned
 from ._base import SavesFigure
 
 
@@ -24,7 +25,8 @@ class SparsityChart(SavesFigure, ipw.VBox):
     The x axis is relative depth: each network's own layers from its first (0) to its last (1), evenly spaced,
     so two networks of different depths span the same width; the first network's layer names are on the bottom
     axis and the second's on the top axis, each in its series' colour. Hover a point for its layer and value.
-    ``series``: a dict label -> Sparsity (from cv.sparsity) or -> (probe, images) to compute here.
+    ``series``: a dict label -> Sparsity (from cv.sparsity) or any {layer: fraction} dict, -> (probe, images), or
+    -> a probe measured over ``images`` (what cv.figure_sparsity takes).
     """
 
     COLORS = SERIES_COLORS  # the saved figure's too
@@ -32,30 +34,28 @@ class SparsityChart(SavesFigure, ipw.VBox):
     # 4.5:1 on both white and JupyterLab Dark's #111 (a CSS variable the chart's key defines, per theme)
     DARK_TEXT = ["#7db9e8", "#ff8a80", "#7bd67b", "#c5a5e6"]
 
-    def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> None:
+    def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)",
+                 images: Any = None) -> None:
         self.error = ipw.HTML()
-        self._title = title
+        self._title = title if isinstance(title, str) else ""
         marks: list[bq.Mark] = []
         axes: list[bq.Axis] = []
-        self.data: dict[str, Sparsity] = {}
+        self.data: dict[str, Mapping[str, float]] = {}
         x_sc, y_sc = bq.LinearScale(min=0.0, max=1.0), bq.LinearScale(min=0.0, max=1.0)
         try:
-            from ..kernels.sparsity import sparsity
-
-            for i, (label, value) in enumerate(series.items()):
-                if not isinstance(value, Sparsity):
-                    probe, images = value
-                    value = sparsity(probe, images, progress=False)
+            title = self._title = checks.text("title", title)
+            for i, (label, value) in enumerate(sparsity_series(series, images).items()):
                 self.data[label] = value
                 names = list(value)
                 at = dict(zip(names, depths(names)))
                 shown = [n for n in names if value[n] == value[n]]  # a layer with no units (NaN) keeps its place, no point
                 color = self.COLORS[i % len(self.COLORS)]
+                kinds = getattr(value, "kinds", {}) or {}
                 ys = [float(value[n]) for n in shown]
                 marks.append(bq.Lines(x=[at[n] for n in shown], y=ys, scales={"x": x_sc, "y": y_sc}, colors=[color],
                                       labels=[label], display_legend=True))
                 for kind, marker in (("conv", "circle"), ("pool", "square")):
-                    pts = [(n, y) for n, y in zip(shown, ys) if value.kinds.get(n, "conv") == kind]
+                    pts = [(n, y) for n, y in zip(shown, ys) if kinds.get(n, "conv") == kind]
                     if pts:
                         marks.append(bq.Scatter(x=[at[p[0]] for p in pts], y=[p[1] for p in pts], names=[p[0] for p in pts],
                                                 display_names=False, marker=marker, colors=[color], default_size=40,
@@ -79,7 +79,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
                                 fig_margin={"top": top, "bottom": 60, "left": 60, "right": 30},
                                 layout=ipw.Layout(width="auto", height=f"{330 + top}px"))
         # the title and the key in the page's own font and colours (bqplot's title would sit on the top axis)
-        self.title = ipw.HTML(f"<b style='font-size: 14px'>{html.escape(title)}</b>")
+        self.title = ipw.HTML(f"<b style='font-size: 14px'>{html.escape(self._title)}</b>")
         more = "; the first two networks' names are on the axes" if len(self.data) > 2 else ""
         self.key = ipw.HTML(
             self.series_colours_css() +

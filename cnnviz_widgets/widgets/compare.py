@@ -8,7 +8,7 @@ import traitlets
 from ..errors import ImageError
 from ..imageset import load_images
 from ..display import DISPLAYS
-from ..figures import compare_sheet, field_label, matching_layers, models_rule_words  # noqa: F401 - matching_layers re-exported
+from ..figures import compare_sheet, field_label, matching_layers, model_names, models_rule_words  # noqa: F401 - matching_layers re-exported
 from ..models import load_model_or_random
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, png_bytes
@@ -53,7 +53,7 @@ class CompareModels(ReversingWidget):
             self._probes = [as_probe(probe_a), as_probe(probe_b)]
             self._images = load_images(sample_images() if images is None else images)
             with self.hold_sync():
-                self.model_names = list(names or [type(p.model).__name__ for p in self._probes])
+                self.model_names = model_names(names, self._probes)
                 self.columns = [matching_layers(p, depths) for p in self._probes]
                 self.image_names = list(self._images.names)
                 self.note = "; ".join(n for n in notes if n)

@@ -244,6 +244,7 @@ class DeconvExplorer(ReversingWidget):
     def show_unit_at(self, layer: str, x: float, y: float) -> None:
         """Reconstruct the strongest unit of ``layer`` under input pixel (``x``, ``y``) of the current image:
         what a click on the big picture does."""
+        x, y = checks.number("x", x, "a pixel's column (a finite number)"), checks.number("y", y, "a pixel's row (a finite number)")
 
         def compute(xin, rule, mode, job) -> dict:
             l = self._probe.layer(layer)
