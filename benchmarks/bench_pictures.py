@@ -1,4 +1,6 @@
-"""Time and peak memory to prepare one camera photo (a JPEG of --megapixels) for a 224-pixel network.
+"""Time and peak memory to prepare one picture for a 224-pixel network: a camera photo (a JPEG of --megapixels),
+an ordinary 640x480 photo, and thin pictures (1x4000, 1x10000, 1x100000 PNGs: a thin picture was resized whole
+before its crop, 3.2 GB for 1x10000; it is resized within its crop now).
 
 Project: ``probe.preprocess(path)`` (JPEG draft decode at a reduced scale, then resize and crop).
 What a user would otherwise write: ``torchvision.transforms`` Resize(224) + CenterCrop(224) + ToTensor on
@@ -29,6 +31,8 @@ path, how, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
 probe = cv.Probe(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), input_size=224)
 if how == "full":
     images.REDUCE_MARGIN = 10**9  # no early reduction: what the pipeline did before
+if how == "whole":
+    images.WINDOW_AREA = 10**12  # a thin picture resized whole, then cropped: what the pipeline did before
 if how == "torchvision":
     from torchvision import transforms
     from PIL import Image
@@ -52,6 +56,26 @@ def measure(path: str, how: str, repeats: int, out: str) -> dict:
     if res.returncode:
         raise SystemExit(res.stderr)
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def thin_cases(tmp: str) -> None:
+    """Ordinary and thin pictures: the project beside torchvision's transforms and the whole-resize pipeline."""
+    rng = np.random.default_rng(1)
+    cases = [("640x480 JPEG", (480, 640), ".jpg"), ("1x4000 PNG", (1, 4000), ".png"), ("1x10000 PNG", (1, 10000), ".png"),
+             ("1x100000 PNG", (1, 100000), ".png")]
+    print("\nordinary and thin pictures, 224-pixel input, median of 3 (peak MB above the peak before)")
+    print(f"  {'picture':14s} {'project':>18s} {'whole resize (before)':>24s} {'torchvision transforms':>26s}")
+    for label, (h, w), ext in cases:
+        path = os.path.join(tmp, f"p{h}x{w}{ext}")
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        row = {"project": measure(path, "project", 3, os.path.join(tmp, "o.pt"))}
+        for how in ("whole", "torchvision"):  # 1x100000 resized whole needs some 15 GB: not run
+            row[how] = measure(path, how, 3, os.path.join(tmp, "o.pt")) if h * w <= 10000 or h > 1 else None
+        cell = lambda r: "skipped (~15 GB)" if r is None else f"{r['s'] * 1000:7.1f} ms {r['mb']:6.0f} MB"  # noqa: E731
+        print(f"  {label:14s} {cell(row['project']):>18s} {cell(row['whole']):>24s} {cell(row['torchvision']):>26s}")
+        if row["torchvision"] is not None:
+            print(f"  {'':14s} torchvision/project: {row['torchvision']['s'] / row['project']['s']:.1f}x the time, "
+                  f"{row['torchvision']['mb'] / max(row['project']['mb'], 1):.0f}x the memory")
 
 
 def main() -> None:
@@ -78,6 +102,7 @@ def main() -> None:
               f"mean |difference| {float((p - f).abs().mean()) * 255:.2f} levels of 255")
         print(f"project vs torchvision transforms: {rows['torchvision']['s'] / rows['project']['s']:.1f}x faster, "
               f"{rows['torchvision']['mb'] / max(rows['project']['mb'], 1):.1f}x less memory")
+        thin_cases(tmp)
 
 
 if __name__ == "__main__":

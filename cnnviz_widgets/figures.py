@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -303,9 +304,11 @@ def text_width(text: str, px: float, bold: bool = False) -> float:
     from matplotlib.font_manager import FontProperties
 
     prop = FontProperties(size=px * 72 / DPI, weight="bold" if bold else "normal")
-    return max((_measurer().get_text_width_height_descent(line, prop, ismath=False)[0]
-                for line in printable(text).split("\n")),
-               default=0.0) * DPI / 72
+    with warnings.catch_warnings():  # a glyph the font lacks is said when the figure is drawn, not per measurement
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        return max((_measurer().get_text_width_height_descent(line, prop, ismath=False)[0]
+                    for line in printable(text).split("\n")),
+                   default=0.0) * DPI / 72
 
 
 def fitting_px(text: str, width: float, px: float, smallest: float = 7.0, bold: bool = False) -> float:
@@ -839,11 +842,21 @@ def figure_path(path: Any, text: bool = True) -> Path:
     if "\x00" in os.fspath(path):
         raise CnnvizError(f"path {short_repr(os.fspath(path))} holds a NUL character, which no file name can: give "
                           f"a file name ending in {ends}.")
+    try:
+        os.fsencode(path)
+    except UnicodeError as exc:  # a lone surrogate: no file system encoding can write it
+        raise CnnvizError(f"path {short_repr(os.fspath(path))} holds a character no file name can ({exc.reason}): "
+                          f"give a file name ending in {ends}.") from exc
     p = Path(path).expanduser()
     if p.suffix.lower() not in allowed:
         why = "" if text else " (a picture without text; compose a figure with text to save SVG or PDF)"
         raise CnnvizError(f"path must end in {ends}{why}, got {short_repr(os.fspath(path))}.")
-    if p.is_dir():
+    try:
+        folder = p.is_dir()
+    except OSError as exc:  # a name too long for the file system, and the like: said before anything is drawn
+        raise CnnvizError(f"path {short_repr(os.fspath(path))} cannot be a file name here: {exc.strerror or exc}. "
+                          f"Choose another path.") from exc
+    if folder:
         raise CnnvizError(f"path {short_repr(os.fspath(path))} is a folder: give a file name ending in {ends}.")
     return p
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CnnvizWarning, ImageError
+from .errors import CnnvizWarning, ImageError, short_repr
 from .images import check_picture, picture_to_tensor, split_pictures
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -105,6 +105,14 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
     return paths, names
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a name too long for the file system is not one."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def load_images(source: Any) -> ImageSet:
     """Anything that holds pictures -> ImageSet.
 
@@ -117,7 +125,12 @@ def load_images(source: Any) -> ImageSet:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        if not path.exists():
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long for the file system
+            raise ImageError(f"load_images: {short_repr(str(path), 120)} cannot be a path here: "
+                             f"{exc.strerror or exc}.") from exc
+        if not exists:
             raise ImageError(f"load_images: {str(path)!r} does not exist. Give a folder of pictures or a picture file.")
         if path.is_dir():
             paths, names = _list_folder(path)
@@ -129,8 +142,8 @@ def load_images(source: Any) -> ImageSet:
     if isinstance(source, (list, tuple, Mapping, torch.Tensor, np.ndarray)) or type(source).__module__.startswith("PIL"):
         pairs = split_pictures(source)
         for i, (_, item) in enumerate(pairs):
-            if isinstance(item, (str, os.PathLike)) and not Path(item).expanduser().is_file():
-                raise ImageError(f"load_images: picture file {str(item)!r} (item {i}) does not exist.")
+            if isinstance(item, (str, os.PathLike)) and not _is_file(Path(item).expanduser()):
+                raise ImageError(f"load_images: picture file {short_repr(str(item), 120)} (item {i}) does not exist.")
         names = [name for name, _ in pairs]
         items = [str(Path(item).expanduser()) if isinstance(item, (str, os.PathLike)) else item for _, item in pairs]
     elif hasattr(source, "__len__") and hasattr(source, "__getitem__"):

@@ -218,6 +218,16 @@ def test_a_nul_in_a_path_is_a_message(tmp_path, small_figure):
         cv.load_model("alexnet_paper", weights=str(tmp_path / "w\x00.pth"))
     with pytest.raises(cv.ImageError, match="does not exist"):
         cv.load_images(str(tmp_path / "pic\x00.png"))
+    with pytest.raises(cv.CnnvizError, match="holds a character no file name can"):
+        cv.save_figure(small_figure, str(tmp_path / "a\ud800.svg"))
+    with pytest.raises(cv.WeightsFileError, match="holds a character no file name can"):
+        cv.load_model("alexnet_paper", weights=str(tmp_path / "w\ud800.pth"))
+    with pytest.raises(cv.CnnvizError, match="cannot be a file name here: File name too long"):
+        cv.save_figure(small_figure, str(tmp_path / ("x" * 300 + ".png")))
+    with pytest.raises(cv.ImageError, match="cannot be a path here: File name too long"):
+        cv.load_images(str(tmp_path / ("x" * 300 + ".png")))
+    with pytest.raises(cv.ImageError, match="does not exist"):
+        cv.load_images([str(tmp_path / ("x" * 300 + ".png"))])
     assert list(tmp_path.iterdir()) == []
 
 

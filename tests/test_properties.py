@@ -3,6 +3,7 @@ finite, correctly shaped results or raises a CnnvizError whose message names the
 another exception type, never a hang."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -139,3 +140,85 @@ def test_reconstruct_with_any_arguments(probe, two_photos, layers, selector, rul
         return
     event("computed")
     assert out and all(r.shape == x.shape and torch.isfinite(r).all() for r in out.values())
+
+
+# ------------------------------------------------------------------ the figure and save surface (issue 24)
+
+pytestmark_glyphs = pytest.mark.filterwarnings("ignore:Glyph .* missing from:UserWarning")  # random unicode
+FIGURE_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SUFFIXES = [".png"] * 4 + [".svg"] * 4 + [".pdf"] * 2 + [".PNG", ".Svg", ".jpg", "", ".svg.gz", ".pdf ", "."]
+LABEL = st.text(max_size=400) | st.text(alphabet=st.characters(max_codepoint=0x3000), min_size=2000, max_size=6000)
+STEM = st.text(max_size=80) | st.sampled_from(["fig", "x" * 300, "a/b", "~", "..", ".hidden", "sp ace"])
+
+
+def _valid_file_or_error(tmp_path, save, suffix, stem):
+    """``save(path)`` either writes a file that decodes as its suffix says (PNG, XML SVG, PDF) and nothing else, or
+    raises a CnnvizError and leaves the folder empty."""
+    import shutil
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = tmp_path / "out"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    target = os.path.join(str(folder), stem + suffix)
+    try:
+        made = save(target)
+    except cv.CnnvizError as exc:
+        event(f"refused: {str(exc)[:40]}")
+        left = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()]
+        assert left == [], left
+        return
+    made = Path(made)
+    fmt = made.suffix.lower()
+    data = made.read_bytes()
+    if fmt == ".png":
+        with Image.open(made) as im:
+            im.load()
+    elif fmt == ".svg":
+        ET.fromstring(data)
+    else:
+        assert fmt == ".pdf" and data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert [p for p in folder.rglob("*") if p.is_file()] == [made]
+    event(f"saved {fmt}")
+
+
+@pytestmark_glyphs
+@FIGURE_SETTINGS
+@given(labels=st.lists(LABEL, min_size=1, max_size=3), row=LABEL, size=st.sampled_from([1, 7, 64, 64, 64, 0, -3, 2.5, "64"]),
+       suffix=st.sampled_from(SUFFIXES), stem=STEM)
+def test_any_picture_grid_saves_a_valid_file_or_says_why(tmp_path, labels, row, size, suffix, stem):
+    pic = np.zeros((6, 6, 3), np.uint8)
+
+    def save(path):
+        grid = cv.picture_grid([[pic] * len(labels)], column_labels=labels, row_labels=[row], size=size)
+        return cv.save_figure(grid, path)
+
+    _valid_file_or_error(tmp_path, save, suffix, stem)
+
+
+@pytestmark_glyphs
+@FIGURE_SETTINGS
+@given(series=st.dictionaries(LABEL, st.dictionaries(st.text(max_size=60), st.floats(0, 1), min_size=1, max_size=4),
+                              min_size=1, max_size=3), title=LABEL, suffix=st.sampled_from(SUFFIXES), stem=STEM)
+def test_any_sparsity_figure_saves_a_valid_file_or_says_why(tmp_path, series, title, suffix, stem):
+    _valid_file_or_error(tmp_path, lambda path: cv.save_figure(cv.figure_sparsity(series, title=title), path), suffix,
+                         stem)
+
+
+@pytestmark_glyphs
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(names=st.lists(LABEL, min_size=1, max_size=2), title=LABEL, size=st.sampled_from([8, 40, 40, 0]),
+       suffix=st.sampled_from(SUFFIXES), stem=STEM)
+def test_any_figure_of_the_layers_saves_a_valid_file_or_says_why(tmp_path, probe, two_photos, names, title, size,
+                                                               suffix, stem):
+    images = list(zip(names, two_photos))
+
+    def save(path):
+        return cv.save_figure(cv.figure_layers(probe, images, layers=["c1", "c3"], size=size, title=title), path)
+
+    _valid_file_or_error(tmp_path, save, suffix, stem)

@@ -83,6 +83,11 @@ def read_weights(path: str | os.PathLike[str], name: str) -> Any:
     if "\x00" in os.fspath(path):
         raise WeightsFileError(f"Weights path {_quote(os.fspath(path))} holds a NUL character, which no file name can; "
                                f"check how the path was built.")
+    try:
+        os.fsencode(path)
+    except UnicodeError as exc:
+        raise WeightsFileError(f"Weights path {_quote(os.fspath(path))} holds a character no file name can "
+                               f"({exc.reason}); check how the path was built.") from exc
     path = Path(path).expanduser()
     _check_file(path)
     head = _read_head(path)
