@@ -53,10 +53,6 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-from ._ipython import install as _install_ipython_errors  # noqa: E402
-
-_install_ipython_errors()
-
 __all__ = [
     "figure_compare", "figure_filters", "figure_layers", "figure_sparsity", "picture_grid", "save_figure",
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",

@@ -7,13 +7,7 @@
 - ``auto``: ``contrast`` where the signed display would be faint, else ``signed``;
   :func:`choose_display` decides once for a set of pictures (a strip), so one strip has one display.
 
-How ``auto`` decides, measured on the four bundled photos (chelsea, coffee, camera, motorcycle, all
-layers): on the trained EfficientNet-Lite0 the guided and gradient reconstructions have their 99.5th
-percentile of |value| at a median 16-26% of their peak, so the signed display spreads over 3-5 grey
-levels; on VGG16 and both AlexNets (seeded random weights: trained ones cannot be downloaded where this
-was measured) the median is 37-59%. ``auto`` takes ``contrast`` below 30%. Per-channel offsets were
-measured too (EfficientNet's deconvnet: a median 24-37% of the energy; VGG16: 22%, up to 48% at c1_1,
-where the colour is the picture), too close to tell a tint from colour, so they do not decide.
+The 30% line of ``auto`` (PEAK_RATIO) was set by measurement: README, Benchmarks, "Measured choices".
 """
 from __future__ import annotations
 

@@ -7,7 +7,15 @@ from collections.abc import Iterable, Sized
 
 
 class CnnvizError(Exception):
-    """Base class of every error cnnviz-widgets raises for a user mistake or an unmet need."""
+    """Base class of every error cnnviz-widgets raises for a user mistake or an unmet need.
+
+    In IPython and Jupyter the first one made registers the shell's handler that shows such errors as their message
+    (:mod:`._ipython`): nothing is registered at import, and nothing where no error of ours is ever raised."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        if not _SHELL_HOOKED:
+            _hook_shell()
 
 
 class UnknownModelError(CnnvizError, ValueError):
@@ -57,14 +65,35 @@ class CnnvizWarning(UserWarning):
     approximate reverse rule); printed as one line, without the library's source line under it."""
 
 
-def _one_line(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
-    if isinstance(category, type) and issubclass(category, CnnvizWarning):
-        return f"{category.__name__}: {message}\n"
-    return _FORMAT(message, category, filename, lineno, line)
+_SHELL_HOOKED = False
 
 
-_FORMAT = warnings.formatwarning
-warnings.formatwarning = _one_line
+def _hook_shell() -> None:
+    """Register the IPython handler for CnnvizError once, in a running shell (:func:`._ipython.install`)."""
+    global _SHELL_HOOKED
+    _SHELL_HOOKED = True
+    from ._ipython import install
+
+    install()
+
+
+def warn(message: str, stacklevel: int = 1) -> None:
+    """Warn with a CnnvizWarning printed as one line ("CnnvizWarning: ..."), without the library's source line under
+    it. The format is this call's only: Python's formatwarning is wrapped for the call and put back, so other
+    libraries' warnings, and ours where a caller records or filters them, are untouched; nothing changes at import.
+    ``stacklevel`` as for :func:`warnings.warn`, counted from the caller of this function."""
+    previous = warnings.formatwarning
+
+    def one_line(msg, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if isinstance(category, type) and issubclass(category, CnnvizWarning):
+            return f"{category.__name__}: {msg}\n"
+        return previous(msg, category, filename, lineno, line)
+
+    warnings.formatwarning = one_line
+    try:
+        warnings.warn(message, CnnvizWarning, stacklevel=stacklevel + 1)
+    finally:
+        warnings.formatwarning = previous
 
 
 class StoppedError(CnnvizError):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CnnvizWarning, ImageError
+from .errors import CnnvizWarning, ImageError, warn
 
 _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "hubble_deep_field")
 _SKLEARN_PHOTOS = ("china", "flower")
@@ -75,8 +75,8 @@ def _scale_integer(arr: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
         )
     sixteen = dtype == "uint16" or hi > 255
     if dtype == "uint16" and hi <= 255:
-        warnings.warn(f"{name}: this uint16 picture holds values up to {hi:.0f} only; it is read as 16-bit (/65535), so "
-                      f"it is nearly black. If it holds 8-bit data, pass a.astype(np.uint8).", CnnvizWarning, stacklevel=4)
+        warn(f"{name}: this uint16 picture holds values up to {hi:.0f} only; it is read as 16-bit (/65535), so "
+                      f"it is nearly black. If it holds 8-bit data, pass a.astype(np.uint8).", stacklevel=4)
     return t.double().div(65535.0 if sixteen else 255.0).float()
 
 

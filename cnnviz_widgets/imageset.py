@@ -6,7 +6,6 @@ an ImageNet validation folder of 50,000 JPEGs costs a list of paths, not 7 GB of
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CnnvizWarning, ImageError, short_repr
+from .errors import ImageError, short_repr, warn
 from .images import check_picture, picture_to_tensor, split_pictures
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -101,7 +100,7 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
             paths.append(str(p))
             names.append(str(p.relative_to(folder)))
     for s in skipped:
-        warnings.warn(f"load_images: skipping {s}.", CnnvizWarning, stacklevel=3)
+        warn(f"load_images: skipping {s}.", stacklevel=3)
     return paths, names
 
 

@@ -516,12 +516,21 @@ def test_widget_and_embedding_arguments_are_checked(probe, photos):
         cv.representation_space(probe, photos[:2], "c3", n_patches=20, tsne={"perplexty": 5}, progress=False)
 
 
-def test_our_warnings_print_as_one_line():
+def test_our_warnings_print_as_one_line(capsys):
     """A rectifier note, a skipped picture or a capped k is one line, without the library's source line
-    under it (it arrived as a pink block quoting internal code); other warnings keep Python's format."""
-    text = warnings.formatwarning(cv.CnnvizWarning("Net uses ReLU6: ..."), cv.CnnvizWarning, "/site/probe.py", 9)
-    assert text == "CnnvizWarning: Net uses ReLU6: ...\n"
-    assert "/site/probe.py:9" in warnings.formatwarning("other", UserWarning, "/site/probe.py", 9)
+    under it (it arrived as a pink block quoting internal code); other warnings keep Python's format, and importing
+    the package changes nothing of Python's warnings (issue 25: no side effects at import)."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; before = (warnings.formatwarning, warnings.showwarning); import cnnviz_widgets as cv; "
+            "import IPython; assert (warnings.formatwarning, warnings.showwarning) == before; "
+            "from cnnviz_widgets.errors import warn; warn('Net uses ReLU6: ...'); "
+            "warnings.warn('other'); assert warnings.formatwarning is before[0]")
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert lines[0] == "CnnvizWarning: Net uses ReLU6: ..." and "<string>:1: UserWarning: other" in lines[1]
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6()).eval()
     probe = cv.Probe(net, input_size=16)
     with pytest.warns(cv.CnnvizWarning, match="uses ReLU6"):

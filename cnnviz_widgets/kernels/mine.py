@@ -5,13 +5,12 @@ result; ``gather_merge`` does that across torch.distributed ranks (see cnnviz_wi
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import checks
-from ..errors import CnnvizError, CnnvizWarning
+from ..errors import CnnvizError, warn
 from ..imageset import load_images
 from ..probe.probe import Probe
 from .sparsity import Sparsity, SparsityCounter, sparsity_layers
@@ -100,8 +99,8 @@ def capped_k(k: int, layer: Any, n_images: int) -> int:
     units = n_images * layer.shape[1] * layer.shape[2]
     if k <= units:
         return k
-    warnings.warn(f"k={k} is more than the {units:,} units one filter of {layer.name!r} has over {n_images} "
-                  f"picture(s): k is capped at {units:,} for that layer.", CnnvizWarning, stacklevel=3)
+    warn(f"k={k} is more than the {units:,} units one filter of {layer.name!r} has over {n_images} "
+                  f"picture(s): k is capped at {units:,} for that layer.", stacklevel=3)
     return units
 
 

@@ -20,7 +20,7 @@ from ..errors import IndexOutOfRangeError, UnsupportedModelError, short_repr
 from ..probe.hooks import grad_enabled
 from ..probe.layers import Layer
 from ..probe.probe import Probe, from_nchw, to_nchw
-from ..probe.rules import ReverseRule, resolve_rule_for, rule_name, rules_by_layer
+from ..probe.rules import DEFAULT_RULE, ReverseRule, resolve_rule_for, rule_name, rules_by_layer
 from ..precision import compute_precision, resolve_precision
 
 Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
@@ -32,7 +32,7 @@ def reconstruct(
     layers: str | Iterable[str] | None = None,
     channel: int | str | None = None,
     unit: tuple[int, int, int] | None = None,
-    rule: str | ReverseRule = "deconvnet",
+    rule: str | ReverseRule = DEFAULT_RULE,
     targets: Mapping[str, int | str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     batched: bool = False,
@@ -267,7 +267,7 @@ def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None
 
 
 def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch.Tensor,
-                         rule: str | ReverseRule = "deconvnet") -> torch.Tensor:
+                         rule: str | ReverseRule = DEFAULT_RULE) -> torch.Tensor:
     """Reconstruction of one unit per image by ``rule`` ("auto" too): image n seeded at ``units[n] = (channel, y, x)`` only.
 
     One forward and one backward for the whole batch; (N, 3, H, W) in input space. This is what a

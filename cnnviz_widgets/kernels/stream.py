@@ -11,7 +11,6 @@ host before the batch is sent, and the kernels keep their running results on the
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -19,7 +18,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from .. import checks
-from ..errors import CnnvizWarning, ImageError
+from ..errors import ImageError, warn
 from ..images import (
     REDUCE_MARGIN,
     prepare_batch, prepare_raw, resize_center_crop, stackable, to_channels, to_unit, torchvision_io,
@@ -270,7 +269,7 @@ def stream_activations(
                 bad += gpu_bad
                 index, pictures = join_batches((index, pictures), (gpu_index, gpu_pictures), probe.device)
             for msg in bad:
-                warnings.warn(f"skipping a picture that cannot be read: {msg}", CnnvizWarning, stacklevel=3)
+                warn(f"skipping a picture that cannot be read: {msg}", stacklevel=3)
             skipped += bad
             if len(index):
                 x = probe.normalize(pictures)

@@ -17,6 +17,7 @@ from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError
 from ..imageset import ImageSet
 from ..probe.probe import Probe
+from ..probe.rules import DEFAULT_RULE
 from ..probe.receptive_field import ReceptiveField
 from .options import StreamOptions
 from .stream import device_batch
@@ -226,7 +227,7 @@ class TopPatches:
         return (f"effective field {eff.size} px{whole}: {round(100 * self.fraction)}% of a unit's gradient; the "
                 f"receptive field, {rf.size} px, is wider than the {self._probe.input_size} px picture")
 
-    def reconstructions(self, c: int, rule: str = "deconvnet") -> torch.Tensor:
+    def reconstructions(self, c: int, rule: str = DEFAULT_RULE) -> torch.Tensor:
         """Reconstruction (by ``rule``: deconvnet, guided, gradient, auto) of each of filter c's top units,
         cropped as its patch is: (k, 3, S, S)."""
         from .reconstruct import unit_reconstructions
@@ -241,7 +242,7 @@ class TopPatches:
                                               units[j : j + chunk], rule) for j in range(0, len(valid), chunk)])
         return torch.stack([crop_reconstruction(rec[j], self.patch_box(*units[j, 1:].tolist())) for j in range(len(valid))])
 
-    def reconstruction(self, c: int, i: int, rule: str = "deconvnet") -> torch.Tensor:
+    def reconstruction(self, c: int, i: int, rule: str = DEFAULT_RULE) -> torch.Tensor:
         """Reconstruction (by ``rule``) of filter c's i-th unit alone, cropped as its patch is: (3, S, S)."""
         from .reconstruct import unit_reconstructions
 

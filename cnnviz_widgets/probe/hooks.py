@@ -4,13 +4,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
 
-from ..errors import CnnvizWarning
+from ..errors import warn
 
 
 def shared_copy(model: nn.Module) -> nn.Module:
@@ -25,9 +24,8 @@ def shared_copy(model: nn.Module) -> nn.Module:
     try:
         return copy.deepcopy(model, memo)
     except Exception as exc:  # a module holding a lock, a file or a generator
-        warnings.warn(f"{type(model).__name__} cannot be copied ({type(exc).__name__}: {exc}), so the probe hooks your "
-                      f"model object itself: while a widget works, running it in a cell may disturb both.",
-                      CnnvizWarning, stacklevel=4)
+        warn(f"{type(model).__name__} cannot be copied ({type(exc).__name__}: {exc}), so the probe hooks your "
+                      f"model object itself: while a widget works, running it in a cell may disturb both.", stacklevel=4)
         return model
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import difflib
 import re
-import warnings
 from collections import Counter
 from collections.abc import Iterable, KeysView, Mapping, Set
 from typing import Any
 
-from ..errors import CnnvizError, CnnvizWarning, LabelNotFoundError, short_repr
+from ..errors import CnnvizError, LabelNotFoundError, short_repr, warn
 
 
 def checked_labels(labels: Any) -> list[str] | None:
@@ -40,9 +39,9 @@ def checked_labels(labels: Any) -> list[str] | None:
         where = "; ".join(f"{name!r} at outputs {', '.join(str(i) for i, l in enumerate(out) if l == name)}"
                           for name in repeated[:5])
         more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
-        warnings.warn(f"labels repeat {len(repeated)} name{'s' if len(repeated) > 1 else ''} ({where}{more}): each is "
+        warn(f"labels repeat {len(repeated)} name{'s' if len(repeated) > 1 else ''} ({where}{more}): each is "
                       f"shown with its output index, e.g. {shown_labels(out)[out.index(repeated[0])]!r}, and found "
-                      f"by that name or by index.", CnnvizWarning, stacklevel=3)
+                      f"by that name or by index.", stacklevel=3)
     return out
 
 

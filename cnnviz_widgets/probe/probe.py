@@ -5,7 +5,6 @@ import copy
 import math
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,13 +15,13 @@ from torch import nn
 from .. import checks
 from ..errors import (
     CnnvizError,
-    CnnvizWarning,
     ImageError,
     IndexOutOfRangeError,
     LayerNotFoundError,
     UnsupportedModelError,
     list_names,
     short_repr,
+    warn,
 )
 from ..images import prepare_picture, split_pictures, to_unit
 from ..precision import compute_precision
@@ -43,7 +42,7 @@ from .receptive_field import (
 )
 from .recorder import ForwardRecorder, StopForward
 from .rectifiers import rectifier_warning
-from .rules import ReverseRule, resolve_rule
+from .rules import DEFAULT_RULE, ReverseRule, resolve_rule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,10 +156,9 @@ class Probe:
         if on_device and not low:
             return shared_copy(model)
         if low:
-            warnings.warn(
+            warn(
                 f"{type(model).__name__} holds {', '.join(low)} weights: the probe works on a float32 copy (your model "
-                f"is untouched). For speed on a GPU, keep float32 weights and pass autocast='fp16' or 'bf16'.",
-                CnnvizWarning, stacklevel=3,
+                f"is untouched). For speed on a GPU, keep float32 weights and pass autocast='fp16' or 'bf16'.", stacklevel=3,
             )
         return copy.deepcopy(model).to(self.device, torch.float32)
 
@@ -517,7 +515,7 @@ class Probe:
         note = rectifier_warning(type(self.model).__name__, rec.rule, rec.rectifier_labels, rec.unfaithful,
                                  self._warned) if rec.rule is not None else None
         if note:
-            warnings.warn(note, CnnvizWarning, stacklevel=3)
+            warn(note, stacklevel=3)
         acts = rec.activations()
         return {l.name: acts[l.module_path] for l in layers}
 
@@ -541,7 +539,7 @@ class Probe:
         layers: str | Iterable[str] | None = None,
         channel: int | str | None = None,
         unit: tuple[int, int, int] | None = None,
-        rule: str | ReverseRule = "deconvnet",
+        rule: str | ReverseRule = DEFAULT_RULE,
         **options: Any,
     ) -> dict[str, torch.Tensor]:
         """Layer name -> reconstruction in input space, shaped like x, by a reverse rule.

@@ -88,15 +88,9 @@ PICTURE_FORMATS = ("bmp", "png", "jpeg")
 def picture_format() -> str:
     """How the explorer sends its pictures: $CNNVIZ_PICTURES if set (bmp, png or jpeg), else JPEG (quality 92).
 
-    A notebook saved with its widget state keeps these bytes, base64 in the .ipynb and in the HTML that
-    ``jupyter nbconvert`` makes of it, so they are JPEG wherever the kernel runs. Measured on VGG16's strip (the
-    input and 21 reconstructions of 224 px, seeded random weights: the noisiest pictures) on 2 CPU threads:
-    BMP 3.31 MB made in 3-4 ms, JPEG 0.52 MB in 7-13 ms (8-9 grey levels off on average on that noise), JPEG
-    4:4:4 1.0 MB in 22 ms, WebP (q90) 0.48 MB in 130-160 ms, PNG 2.6 MB in 270-320 ms. A saved VGG16
-    explorer is 1.02 MB of HTML instead of 4.77 MB (tests/browser/test_static_html.py bounds it). An image
-    change costs 5-9 ms more than with BMP (its reconstruction takes 3.7 s on that CPU, 26 ms on an H100), and
-    the slider nothing: the browser decodes every picture of the strip once, when it arrives.
-    CNNVIZ_PICTURES=bmp (raw pixels, fastest) or png (lossless, slow) sends the exact pixels."""
+    JPEG because a notebook saved with its widget state keeps these bytes (base64 in the .ipynb and its HTML): a
+    fifth of BMP's size for a few ms more per strip (README, Benchmarks: "Measured choices"). bmp (raw pixels,
+    fastest) or png (lossless, slow) send the exact pixels."""
     chosen = os.environ.get("CNNVIZ_PICTURES", "").strip().lower()
     return chosen if chosen in PICTURE_FORMATS else "jpeg"
 
