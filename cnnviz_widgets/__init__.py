@@ -20,10 +20,10 @@ from .figures import figure_compare, figure_filters, figure_layers, figure_spars
 from .images import sample_images
 from .imageset import ImageSet, load_images
 from .kernels.embedding import RepresentationSpace, representation_space
-from .kernels.mine import Mined, mine
+from .kernels.mine import Mined, mine, sparsity, top_patches
 from .kernels.options import StreamOptions
-from .kernels.sparsity import Sparsity, sparsity
-from .kernels.topk import TopPatches, top_patches
+from .kernels.sparsity import Sparsity
+from .kernels.topk import TopPatches
 from .models import banner, load_model, load_model_or_random
 from .probe import Layer, Probe, ReceptiveField
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .errors import CnnvizError
-
 
 _IPYTHON_SHOWS_RESULT = False  # whether this IPython displays what a custom handler returns
 
@@ -22,8 +20,9 @@ def _show_message(shell: Any, etype: type, value: BaseException, tb: Any, tb_off
     return lines
 
 
-def install() -> bool:
-    """Register the handler in the running IPython shell, if any. True when installed."""
+def install(errors: tuple[type[BaseException], ...]) -> bool:
+    """Register the handler for ``errors`` (the package's CnnvizError: errors.py calls this, so this module imports
+    nothing of the package) in the running IPython shell, if any. True when installed."""
     ipython = sys.modules.get("IPython")  # a running shell has imported it; a script need not pay for it
     if ipython is None:
         return False
@@ -37,5 +36,5 @@ def install() -> bool:
         _IPYTHON_SHOWS_RESULT = "_showtraceback" in inspect.getsource(type(shell).set_custom_exc)
     except (OSError, TypeError):
         _IPYTHON_SHOWS_RESULT = False
-    shell.set_custom_exc((CnnvizError,), _show_message)
+    shell.set_custom_exc(errors, _show_message)
     return True

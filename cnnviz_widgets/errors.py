@@ -74,7 +74,7 @@ def _hook_shell() -> None:
     _SHELL_HOOKED = True
     from ._ipython import install
 
-    install()
+    install((CnnvizError,))
 
 
 def warn(message: str, stacklevel: int = 1) -> None:

@@ -419,8 +419,8 @@ class Sheet:
                 _, text, x, y, px, ha, va, color, bold, rotation, family, full, free = op
                 if free:
                     room = max(W - m - x if ha == "left" else W - 2 * m, 160)  # longer than the figure: cut
-                    cut = "\n".join(middle_cut(line, lambda t: text_width(t, px, bold) <= room + 0.5)
-                                    for line in text.split("\n"))
+                    fits = lambda t, px=px, bold=bold, room=room: text_width(t, px, bold) <= room + 0.5  # noqa: E731
+                    cut = "\n".join(middle_cut(line, fits) for line in text.split("\n"))
                     full, text = (full or text) if cut != text else full, cut
                 t = fig.text(x / W, 1 - y / H, text, fontsize=px * 72 / DPI, ha=ha, va=va, color=color,
                              fontweight="bold" if bold else "normal", rotation=rotation, family=family or "sans-serif",
@@ -758,7 +758,7 @@ def sparsity_series(series: Any, images: Any = None) -> dict[str, Mapping[str, f
     """``series`` as Figure 6 and the SparsityChart draw it: label (a str) -> {layer: fraction of zeros}. Each value
     a cv.Sparsity or any such dict, a cv.Probe (measured here over ``images``) or (probe, images); one network's
     bare {layer: fraction} dict, a probe alone, or anything else is refused with what to pass instead."""
-    from .kernels.sparsity import sparsity
+    from .kernels.mine import sparsity
     from .probe import Probe
 
     if isinstance(series, Probe):

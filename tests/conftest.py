@@ -13,6 +13,29 @@ import cnnviz_widgets as cv
 
 torch.set_num_threads(2)
 
+# Tiers (issue 25). The README's command runs them all (CI); while working, the fast tier:
+#   python -m pytest -m "not slow and not browser and not system"
+# browser: drives Chromium (tests/browser); system: runs notebooks, kernels or processes end to end; slow: one
+# file's tests take a minute or more on this 2-core machine (measured: `--durations` in CI's output).
+BROWSER_DIRS = {"browser"}
+SYSTEM_FILES = {"test_notebooks.py", "test_binder.py", "test_soak.py", "test_resources.py", "test_big_folder.py",
+                "test_packaging.py", "test_distributed.py"}
+SLOW_FILES = {"test_zoo.py", "test_fields_zoo.py", "test_measured_fields.py", "test_real_cnn.py", "test_auto_rule.py",
+              "test_jobs.py", "test_widgets.py", "test_save.py", "test_reliability.py", "test_properties.py",
+              "test_precision.py", "test_pipeline.py", "test_receptive_field.py", "test_hostile_input.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test takes its tier's marker from where it lives (a test may also mark itself)."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if BROWSER_DIRS & set(path.parts):
+            item.add_marker(pytest.mark.browser)
+        if path.name in SYSTEM_FILES:
+            item.add_marker(pytest.mark.system)
+        if path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def vgg16() -> nn.Module:

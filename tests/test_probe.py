@@ -182,7 +182,7 @@ def test_unreversible_model_names_the_layer():
     # all layers in one backward pass: the cut-off layer is named too, never reversed to zeros
     with pytest.raises(cv.UnsupportedModelError, match="'c2' is not connected to the input"):
         probe.deconvnet(torch.rand(1, 3, 16, 16), layers=["c1", "c2"], batched=True)
-    from cnnviz_widgets.kernels.reconstruct import unit_reconstructions
+    from cnnviz_widgets.probe.reconstruct import unit_reconstructions
 
     with pytest.raises(cv.UnsupportedModelError, match="'c2' is not connected to the input"):
         unit_reconstructions(probe, torch.rand(1, 3, 16, 16), "c2", torch.tensor([[0, 1, 1]]))

@@ -208,7 +208,7 @@ def test_a_rectifier_output_changed_in_place_later_reverses_under_every_rule():
             ours = probe.reconstruct(x, layers=["c2", "c3"], rule=rule)
             for name in ("c2", "c3"):
                 xi = x.clone().requires_grad_(True)
-                act = F.silu if rule == "gradient" else (lambda t: _Explicit.apply(t, F.silu, rule))
+                act = F.silu if rule == "gradient" else (lambda t, rule=rule: _Explicit.apply(t, F.silu, rule))
                 if name == "c2":
                     out = act(net.c2(act(net.c1(xi))))
                 else:

@@ -22,7 +22,8 @@ import torch
 from ..errors import CnnvizError
 from ..precision import compute_precision
 from ..probe.hooks import grad_enabled
-from ..probe.probe import Probe, from_nchw, to_nchw
+from ..probe.layers import from_nchw, to_nchw
+from ..probe.probe import Probe
 from ..probe.receptive_field import ReceptiveField
 from ..probe.rules import RULES
 

@@ -135,3 +135,50 @@ def gather_merge(result: Mined, group: Any = None) -> Mined:
 def shard(n_images: int, rank: int, world_size: int) -> list[int]:
     """The strided share of ``n_images`` that ``rank`` of ``world_size`` processes."""
     return list(range(rank, n_images, world_size))
+
+
+# ---------------------------------------------------------------- presets of mine(): one layer's top patches, sparsity
+
+def top_patches(
+    probe: Probe,
+    images: Any,
+    layer: str,
+    k: int = 9,
+    batch_size: int | None = None,
+    indices: Sequence[int] | None = None,
+    progress: bool | Callable[[int, int], None] = True,
+    *,
+    options: StreamOptions | None = None,
+    **stream_kwargs: Any,
+) -> TopPatches:
+    """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.
+
+    ``indices`` restricts the pass to a shard; shards ``merge`` into the one-pass result.
+    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
+    """
+    name = probe.layer(layer).name
+    return mine(probe, images, top_layers=[name], k=k, sparsity=False, batch_size=batch_size, indices=indices,
+                progress=progress, options=options, **stream_kwargs).top[name]
+
+
+def sparsity(
+    probe: Probe,
+    images: Any,
+    layers: str | Iterable[str] | None = None,
+    batch_size: int | None = None,
+    include_fc: bool = False,
+    indices: Sequence[int] | None = None,
+    progress: bool | Callable[[int, int], None] = True,
+    *,
+    options: StreamOptions | None = None,
+    **stream_kwargs: Any,
+) -> Sparsity:
+    """Fraction of zero activations per layer over ``images`` in one streaming pass.
+
+    layers None: every conv and pool layer (and fully connected ones with ``include_fc``).
+    ``indices`` restricts the pass to a shard of the set; shards ``merge`` into the whole.
+    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
+    """
+    chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
+    return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
+                progress=progress, options=options, **stream_kwargs).sparsity

@@ -1,14 +1,12 @@
 """Per-layer sparsity (paper Fig. 6): the exact fraction of zero activations over a set of pictures."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from ..errors import CnnvizError
 from ..probe.probe import Probe
-from .options import StreamOptions
 
 
 class Sparsity(dict):
@@ -81,28 +79,3 @@ def sparsity_layers(probe: Probe, layers: str | Iterable[str] | None, include_fc
     if layers is None:
         return [l for l in probe.layers if l.kind in ("conv", "pool") or (include_fc and l.kind == "fc")]
     return probe.select(layers)
-
-
-def sparsity(
-    probe: Probe,
-    images: Any,
-    layers: str | Iterable[str] | None = None,
-    batch_size: int | None = None,
-    include_fc: bool = False,
-    indices: Sequence[int] | None = None,
-    progress: bool | Callable[[int, int], None] = True,
-    *,
-    options: StreamOptions | None = None,
-    **stream_kwargs: Any,
-) -> Sparsity:
-    """Fraction of zero activations per layer over ``images`` in one streaming pass.
-
-    layers None: every conv and pool layer (and fully connected ones with ``include_fc``).
-    ``indices`` restricts the pass to a shard of the set; shards ``merge`` into the whole.
-    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
-    """
-    from .mine import mine
-
-    chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
-    return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
-                progress=progress, options=options, **stream_kwargs).sparsity

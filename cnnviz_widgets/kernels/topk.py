@@ -6,9 +6,7 @@ a sharded run merges into exactly the one-pass result.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +17,7 @@ from ..imageset import ImageSet
 from ..probe.probe import Probe
 from ..probe.rules import DEFAULT_RULE
 from ..probe.receptive_field import ReceptiveField
-from .options import StreamOptions
+from ..probe.reconstruct import unit_reconstructions
 from .stream import device_batch
 from .patches import PatchSource, crop_padded, crop_reconstruction
 
@@ -230,7 +228,6 @@ class TopPatches:
     def reconstructions(self, c: int, rule: str = DEFAULT_RULE) -> torch.Tensor:
         """Reconstruction (by ``rule``: deconvnet, guided, gradient, auto) of each of filter c's top units,
         cropped as its patch is: (k, 3, S, S)."""
-        from .reconstruct import unit_reconstructions
 
         self._check(c, 0)
         valid = [i for i in range(self.k) if int(self.image_index[c, i]) >= 0]
@@ -244,7 +241,6 @@ class TopPatches:
 
     def reconstruction(self, c: int, i: int, rule: str = DEFAULT_RULE) -> torch.Tensor:
         """Reconstruction (by ``rule``) of filter c's i-th unit alone, cropped as its patch is: (3, S, S)."""
-        from .reconstruct import unit_reconstructions
 
         self._check(c, i)
         y, x = self.yx[c, i].tolist()
@@ -336,27 +332,3 @@ class TopKMiner:
             values = torch.cat([values, values.new_full((values.shape[0], pad), float("-inf"))], 1)
             flat = torch.cat([flat, flat.new_full((flat.shape[0], pad), -1)], 1)
         return _from_flat(self.layer, values.cpu(), flat.cpu(), self.grid_hw, probe, images, PatchSource(probe, images))
-
-
-def top_patches(
-    probe: Probe,
-    images: Any,
-    layer: str,
-    k: int = 9,
-    batch_size: int | None = None,
-    indices: Sequence[int] | None = None,
-    progress: bool | Callable[[int, int], None] = True,
-    *,
-    options: StreamOptions | None = None,
-    **stream_kwargs: Any,
-) -> TopPatches:
-    """The k units of highest activation for every filter of ``layer`` over ``images``, streamed.
-
-    ``indices`` restricts the pass to a shard; shards ``merge`` into the one-pass result.
-    ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
-    """
-    from .mine import mine
-
-    name = probe.layer(layer).name
-    return mine(probe, images, top_layers=[name], k=k, sparsity=False, batch_size=batch_size, indices=indices,
-                progress=progress, options=options, **stream_kwargs).top[name]

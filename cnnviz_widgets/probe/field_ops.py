@@ -53,7 +53,7 @@ class Geometry:
     mirror: tuple | None = None
     exact: bool = True
 
-    def axis(self, a: int, size: Fraction, stride: Fraction, offset: Fraction) -> "Geometry":
+    def axis(self, a: int, size: Fraction, stride: Fraction, offset: Fraction) -> Geometry:
         """This geometry with axis ``a``'s field replaced."""
         s, t, o = list(self.size), list(self.stride), list(self.offset)
         s[a], t[a], o[a] = Fraction(size), Fraction(stride), Fraction(offset)
@@ -123,14 +123,18 @@ def _groups(a: Sequence[int], b: Sequence[int]) -> list[tuple[list[int], list[in
     while i < len(a) or j < len(b):
         gi, gj, pa, pb = [], [], 1, 1
         if i < len(a):
-            gi.append(i); pa *= a[i]; i += 1
+            gi.append(i)
+            pa, i = pa * a[i], i + 1
         if j < len(b):
-            gj.append(j); pb *= b[j]; j += 1
+            gj.append(j)
+            pb, j = pb * b[j], j + 1
         while pa != pb:
             if pa < pb and i < len(a):
-                gi.append(i); pa *= a[i]; i += 1
+                gi.append(i)
+                pa, i = pa * a[i], i + 1
             elif pb < pa and j < len(b):
-                gj.append(j); pb *= b[j]; j += 1
+                gj.append(j)
+                pb, j = pb * b[j], j + 1
             else:
                 return None
         out.append((gi, gj))

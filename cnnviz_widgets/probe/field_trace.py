@@ -459,7 +459,7 @@ class GeometryTracer:
 
     def _whole_or(self, geos, spatial, otherwise) -> Any:
         """A whole part of an element-wise op makes it whole, whatever else it joins (even UNKNOWN)."""
-        for t, s in spatial:
+        for _, s in spatial:
             if isinstance(s, Geometry) and s.whole is not None:
                 return s
         return otherwise

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from .receptive_field import ReceptiveField
@@ -103,3 +104,21 @@ def _unique(name: str, taken: dict[str, str]) -> str:
     while f"{name}_{k}" in used:
         k += 1
     return f"{name}_{k}"
+
+
+def to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """A layer's activation (its ``layout``: "nchw", "nhwc" or "nc") as (N, C, H, W)."""
+    if layout == "nc":
+        return t[:, :, None, None]
+    if layout == "nhwc":
+        return t.permute(0, 3, 1, 2)
+    return t
+
+
+def from_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """(N, C, H, W) back to a layer's own ``layout``: what :func:`to_nchw` undoes."""
+    if layout == "nc":
+        return t[:, :, 0, 0]
+    if layout == "nhwc":
+        return t.permute(0, 2, 3, 1)
+    return t

@@ -28,7 +28,8 @@ from ..precision import compute_precision
 from .field_measure import FieldMeasurement
 from .hooks import eval_mode, forward_hooks, grad_enabled, shared_copy
 from .labels import checked_labels, find_class, shown_labels
-from .layers import Layer, layer_kind, paper_names
+from .layers import Layer, from_nchw, layer_kind, paper_names, to_nchw  # noqa: F401 - the layout helpers re-exported
+from .reconstruct import reconstruct
 from .outputs import apply_head, class_seed, find_head, output_kind
 from .receptive_field import (
     Geometry,
@@ -548,9 +549,8 @@ class Probe:
         (saliency). Whole layer, one feature map (``channel``; on the output layer a class index or
         label such as ``"espresso"``) or one ``unit=(channel, y, x)``. ``options``: ``targets``,
         ``progress``, ``batched``, ``precision`` (or ``autocast``), ``on_forward``; see
-        :func:`cnnviz_widgets.kernels.reconstruct.reconstruct`.
+        :func:`cnnviz_widgets.probe.reconstruct.reconstruct`.
         """
-        from ..kernels.reconstruct import reconstruct
 
         return reconstruct(self, x, layers=layers, channel=channel, unit=unit, rule=rule, **options)
 
@@ -671,19 +671,3 @@ def preset_resize(model: nn.Module, input_size: int) -> int | None:
     if not isinstance(preset, Mapping) or not preset.get("resize") or not preset.get("crop"):
         return None
     return max(input_size, int(round(input_size * preset["resize"] / preset["crop"])))
-
-
-def to_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
-    if layout == "nc":
-        return t[:, :, None, None]
-    if layout == "nhwc":
-        return t.permute(0, 3, 1, 2)
-    return t
-
-
-def from_nchw(t: torch.Tensor, layout: str) -> torch.Tensor:
-    if layout == "nc":
-        return t[:, :, 0, 0]
-    if layout == "nhwc":
-        return t.permute(0, 2, 3, 1)
-    return t

@@ -308,7 +308,7 @@ def measure_field(
             return None
         H, W = act.shape[-2:]
 
-        def support(uy: int, ux: int):
+        def support(uy: int, ux: int, act: torch.Tensor = act, x: torch.Tensor = x):
             (g,) = torch.autograd.grad(act[0, :, uy, ux].sum(), x, retain_graph=True)
             return support_box(g[0].abs().sum(0))
 

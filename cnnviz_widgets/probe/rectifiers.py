@@ -84,7 +84,7 @@ def _num(v: Any) -> float | None:
     return None
 
 
-def _zeros_for(other: Any, x: Any, masks: "MaskTracker | None" = None) -> bool:
+def _zeros_for(other: Any, x: Any, masks: MaskTracker | None = None) -> bool:
     """``other`` is an all-zero tensor (or number) that broadcasting with ``x`` leaves ``x``'s shape."""
     if not isinstance(x, torch.Tensor) or isinstance(other, torch.Tensor) and other.requires_grad:
         return False

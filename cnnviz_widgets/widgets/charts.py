@@ -106,7 +106,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
             raise self.nothing_to_save("no sparsity was computed")
         return sparsity_figure(self.data, self._title)
 
-    def _display_(self) -> "_HTML":
+    def _display_(self) -> _HTML:
         """marimo's display hook (Jupyter never calls it). marimo shows anywidget widgets but not bqplot, an
         ipywidgets widget, so there the chart is the same figure as inline SVG: its text stays text (the layer
         names can be read, found and copied); hovering for values is Jupyter's alone."""

@@ -11,17 +11,19 @@ scores are signed, and a negative score seeded as it is would reconstruct the ev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .. import checks
 from ..errors import IndexOutOfRangeError, UnsupportedModelError, short_repr
-from ..probe.hooks import grad_enabled
-from ..probe.layers import Layer
-from ..probe.probe import Probe, from_nchw, to_nchw
-from ..probe.rules import DEFAULT_RULE, ReverseRule, resolve_rule_for, rule_name, rules_by_layer
+from .hooks import grad_enabled
+from .layers import Layer, from_nchw, to_nchw
+from .rules import DEFAULT_RULE, ReverseRule, resolve_rule_for, rule_name, rules_by_layer
 from ..precision import compute_precision, resolve_precision
+
+if TYPE_CHECKING:  # the Probe calls this module: its type only, no import cycle
+    from .probe import Probe
 
 Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
 
