@@ -576,6 +576,23 @@ class Probe:
         """Zeiler & Fergus deconvnet: ``reconstruct(..., rule="deconvnet")``."""
         return self.reconstruct(x, layers=layers, channel=channel, unit=unit, rule="deconvnet", **options)
 
+    def class_map(
+        self,
+        x: torch.Tensor,
+        layer: str | Layer | None = None,
+        target: int | str | Sequence[int | str] | None = None,
+        method: str = "gradcam",
+    ) -> torch.Tensor:
+        """Where in the picture the network found a class: (N, 1, H, W) in [0, 1] by ``method`` "gradcam" or
+        "gradcam++", or (N, C, H, W) by "guided-gradcam" (the guided reconstruction times the map).
+
+        ``target``: a class index or label, one per image, or None (each image's top-1); ``layer``: default the
+        last conv layer with a spatial map. See :func:`cnnviz_widgets.kernels.class_map.class_map`.
+        """
+        from ..kernels.class_map import class_map
+
+        return class_map(self, x, layer=layer, target=target, method=method)
+
     # ------------------------------------------------------------------ classes
     @property
     def output_layer(self) -> Layer | None:
