@@ -9,7 +9,9 @@ import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionL
  *   layer_names: string[], layer: string, image_names: string[], image_index: number, input_png: DataView,
  *   recs: DataView[], rf: number[][], switches: boolean[], captions: string[], drawn: string[], grid: number[][], channels: number[],
  *   input_size: number, selected: import("./_shared.js").UnitSelection, unit_png: DataView,
- *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string
+ *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string,
+ *   class_map_png: DataView, class_map_for: { index?: number, label?: string, layer?: string, method?: string, error?: string },
+ *   map_opacity: number, map_layer: string
  * }} Traits  the synced traits of widgets/deconv_explorer.py
  */
 
@@ -24,6 +26,13 @@ export default {
     const inputImg = h("img", { alt: "input image" });
     const fieldMark = h("div", { class: "cnnviz-mark cnnviz-field", title: "the clicked unit's receptive field: the input it sees" });
     const inputCaption = h("span", { text: "input" });
+    // the class evidence map (Grad-CAM) of the top-1 or the class picked in the top-5, over the input
+    const mapImg = h("img", { class: "cnnviz-classmap", alt: "class evidence map over the input" });
+    const opacity = h("input", { type: "range", min: "0", max: "1", step: "0.05", "aria-label": "Class map opacity", style: "width:6em" });
+    const atLayer = h("input", { type: "checkbox", "aria-label": "Draw the class map at the layer on screen" });
+    const mapCaption = h("span", { class: "cnnviz-note" });
+    const mapControls = h("div", { class: "cnnviz-mapbar" }, [h("label", { text: "class map " }, [opacity]),
+      h("label", { text: " at this layer" }, [atLayer])]);
     const bigImg = h("img", { class: "cnnviz-big", alt: "reconstruction of the selected layer" });
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });
     const bigCaption = h("span");
@@ -41,7 +50,8 @@ export default {
         h("label", { text: "layer " }, [slider]), layerLabel, rule, h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
-        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, fieldMark]), inputCaption]),
+        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, mapImg, fieldMark]), inputCaption,
+          mapControls, mapCaption]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
         predsBox,
@@ -52,7 +62,7 @@ export default {
     // and the strip work; anything new is computed by the kernel
     const kernel = kernelWatch(el, root, "The layer slider, the arrow keys and the strip show every "
       + "layer of this saved image; choosing another image, rule, filter, unit or class needs a running kernel.",
-      [picker, filterBox, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
+      [picker, filterBox, atLayer, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
 
     /** @type {string | null} */
     let askedByEnter = null;
@@ -140,6 +150,7 @@ export default {
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
       if (sync && model.get("layer") !== n[i]) { model.set("layer", n[i]); model.save_changes(); }
+      if (sync && atLayer.checked) mapAt();  // the map follows the layer on screen
     }
     function renderImages() {
       const old = urls;  // revoked once their own pre-decoding has settled (no fetch of a revoked URL)
@@ -208,6 +219,30 @@ export default {
       const h = f[2] - f[0], w = f[3] - f[1];
       inputCaption.textContent = `input · boxed: what the unit sees, ${h === w ? h : `${h}×${w}`}\u00a0px`;
     }
+    let mapURL = "";
+    function renderMap() {
+      if (mapURL) URL.revokeObjectURL(mapURL);
+      mapURL = pngURL(model.get("class_map_png"));
+      mapImg.src = mapURL || EMPTY_IMAGE;
+      mapImg.style.display = mapURL ? "" : "none";
+      const f = model.get("class_map_for") || {};
+      mapCaption.textContent = f.error ? `no class map: ${f.error}`
+        : f.label !== undefined ? `where ${f.label} is found (${f.method} at ${f.layer})` : "";
+      mapControls.style.display = f.label !== undefined ? "" : "none";
+      atLayer.checked = !!model.get("map_layer");
+      root.dataset.classMap = f.label !== undefined && !f.error ? `${f.label}@${f.layer}` : "";
+      renderOpacity();
+    }
+    function renderOpacity() {
+      const o = model.get("map_opacity");
+      opacity.value = String(o);
+      mapImg.style.opacity = String(o);
+      opacity.title = `${Math.round(100 * o)}% map over the input`;
+    }
+    opacity.addEventListener("input", () => { model.set("map_opacity", Number(opacity.value)); model.save_changes(); renderOpacity(); });
+    const mapAt = () => { const want = atLayer.checked ? names()[Number(slider.value)] || "" : "";
+      if (model.get("map_layer") !== want) { model.set("map_layer", want); model.save_changes(); } };
+    atLayer.addEventListener("change", mapAt);
     function renderPreds() {
       const items = model.get("predictions") || [];
       predsHint.textContent = kernel.live() ? "click one to reconstruct that class" : "";
@@ -259,7 +294,9 @@ export default {
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);
-    renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); markStale();
+    for (const t of ["class_map_png", "class_map_for", "map_layer"]) model.on(`change:${t}`, renderMap);
+    model.on("change:map_opacity", renderOpacity);
+    renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); renderMap(); markStale();
     const stripSized = new ResizeObserver(() => keepInView(thumbs[Number(slider.value)]));  // once it has a width
     stripSized.observe(strip);
 
@@ -269,6 +306,7 @@ export default {
       urls.forEach((u) => URL.revokeObjectURL(u));
       if (inputURL) URL.revokeObjectURL(inputURL);
       if (unitURL) URL.revokeObjectURL(unitURL);
+      if (mapURL) URL.revokeObjectURL(mapURL);
     };
   },
 };

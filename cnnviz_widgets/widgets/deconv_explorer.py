@@ -11,6 +11,10 @@ The reverse rule (auto, deconvnet, guided, gradient) is a synced trait with a se
 draws each layer by the deconvnet where max-pool switches lie below it and by guided backprop elsewhere (every
 layer of VGG16 and the AlexNets by the deconvnet, an EfficientNet's by guided), and ``drawn`` says which rule
 drew each layer's picture.
+
+The class evidence map (Grad-CAM, :mod:`cnnviz_widgets.kernels.class_map`) of the top-1 class, or of the class
+picked in the top-5, lies over the input with an opacity slider (``map_opacity``): *where* the network found the
+class, beside *what* it kept of it. It is drawn at ``map_layer`` ("": the last conv layer with a map).
 """
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ import torch
 import traitlets
 
 from .. import checks
-from ..display import choose_display, to_display
-from ..errors import ImageError, UnsupportedModelError
+from ..display import choose_display, heat, overlay, to_display
+from ..errors import CnnvizError, ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.rules import WIDGET_RULE
@@ -52,12 +56,18 @@ class DeconvExplorer(ReversingWidget):
     unit_png = traitlets.Bytes(b"").tag(sync=True)
     predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index or -1], ...]
 
+    class_map_png = traitlets.Bytes(b"").tag(sync=True)  # the class map's heat colours at input size ("": none)
+    class_map_for = traitlets.Dict().tag(sync=True)  # {"index", "label", "layer", "method"} of it, or {"error": why not}
+    map_opacity = traitlets.Float(0.5).tag(sync=True)  # how strongly the map covers the input: 0 (hidden) to 1
+    map_layer = traitlets.Unicode("").tag(sync=True)  # the layer the map is drawn at; "": the last conv layer with a map
+
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the pictures now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
                  rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._class_map: np.ndarray | None = None  # the map shown, (S, S) in [0, 1], for save()
         self._probe = None
         self._images = None
         self._x = None
@@ -185,8 +195,27 @@ class DeconvExplorer(ReversingWidget):
         pictures = list(to_display(strip, mode))  # each picture is scaled on its own: the first part's are the strip's
         done = sent["pngs"] if sent["mode"] == mode else {}
         fresh = iter(picture_bytes([p for i, p in enumerate(pictures) if i not in done]))
+        job.check()
+        preds = found.get("preds")
         return {**part({i: done[i] if i in done else next(fresh) for i in range(n)}, mode),
-                "pictures": [picture, *pictures]}
+                "pictures": [picture, *pictures], **self._map_of(x, preds[0][0] if preds else None)}
+
+    def _map_of(self, x: torch.Tensor, c: int | None) -> dict:
+        """The class map of class ``c`` for input ``x`` at ``map_layer``: {"map": (S, S) array, "map_png", "map_for"};
+        for a network without class scores nothing, and where the map cannot be drawn the reason, in "map_for"."""
+        if c is None or self._probe.output_layer is None:
+            return {"map": None, "map_png": b"", "map_for": {}}
+        from ..kernels.class_map import class_map, spatial_layer
+
+        labels = self._probe.labels
+        label = labels[c] if labels and c < len(labels) else f"class {c}"
+        try:
+            at = spatial_layer(self._probe, self.map_layer or None)
+            m = class_map(self._probe, x, layer=at, target=int(c))[0, 0].cpu().numpy()
+        except CnnvizError as exc:  # said in place of the map (the class is kept: another layer may draw it)
+            return {"map": None, "map_png": b"", "map_for": {"index": int(c), "label": label, "error": str(exc)}}
+        return {"map": m, "map_png": picture_bytes([heat(m)])[0],
+                "map_for": {"index": int(c), "label": label, "layer": at.name, "method": "gradcam"}}
 
     def _classify(self, x: torch.Tensor) -> list:
         try:
@@ -205,10 +234,41 @@ class DeconvExplorer(ReversingWidget):
             self.drawn = r["drawn"]
             self.predictions = r["predictions"]
             self.show_display(r["mode"])
+            if "map_for" in r:  # the whole result (a first part has no map yet: the previous one goes)
+                self._show_map(r)
+            else:
+                self._show_map({"map": None, "map_png": b"", "map_for": {}})
             self.shown_rule = r["rule"]
             self.selected = {}
             self.unit_png = b""
             self.shown_image = r["index"]
+
+    @traitlets.observe("map_layer")
+    def _on_map_layer(self, change: dict) -> None:
+        """Another layer for the class map: the map of the class shown is drawn again there."""
+        c = self.class_map_for.get("index")
+        if self._probe is None or self._x is None or change["old"] == change["new"] or c is None:
+            return
+        x = self._x
+
+        def apply(r: dict) -> None:
+            if self._x is x:
+                self._show_map(r)
+
+        self.run_job("Drawing the class map", "map", lambda job: self._map_of(x, c), apply)
+
+    @traitlets.validate("map_opacity")
+    def _check_opacity(self, proposal: dict) -> float:
+        value = proposal["value"]
+        if not 0 <= value <= 1:
+            raise traitlets.TraitError(f"map_opacity must be from 0 to 1, got {value}")
+        return value
+
+    def _show_map(self, r: dict) -> None:
+        self._class_map = r["map"]
+        with self.hold_sync():
+            self.class_map_png = r["map_png"]
+            self.class_map_for = r["map_for"]
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
@@ -224,6 +284,8 @@ class DeconvExplorer(ReversingWidget):
 
         def apply(r: dict) -> None:
             if self._x is x:
+                if "map_for" in r:
+                    self._show_map(r)
                 self._unit_picture = r["picture"]
                 with self.hold_sync():
                     self.rf = self._fields()  # with any field measured for this unit
@@ -302,7 +364,10 @@ class DeconvExplorer(ReversingWidget):
             if l is self._probe.output_layer and self._probe.labels and isinstance(c, (int, np.integer)) \
                     and 0 <= c < len(self._probe.labels):
                 selected["label"] = self._probe.labels[int(c)]
-            return {"picture": self._one(x, rule, mode, l.name, channel=c), "selected": selected}
+            picture = self._one(x, rule, mode, l.name, channel=c)
+            job.check()
+            drawn = self._map_of(x, int(c)) if l is self._probe.output_layer else {}  # a class: where it is found too
+            return {"picture": picture, "selected": selected, **drawn}
 
         self._request_unit("Reconstructing the class" if isinstance(channel, str) else "Reconstructing the filter", compute)
 
@@ -373,6 +438,11 @@ class DeconvExplorer(ReversingWidget):
         current = names.index(self.layer) if self.layer in names else len(names) // 2
         big = [("input", f"{self.input_size} px"), (names[current], field(names[current]))]
         row, captions = [self._pictures[0], pictures[current]], ["", self.captions[current]]
+        if self._class_map is not None and "layer" in self.class_map_for:  # where the class is, over the input
+            f = self.class_map_for
+            big.insert(1, (f"class map: {f['label']}", f"{f['method']} at {f['layer']}"))
+            row.insert(1, overlay(self._pictures[0], self._class_map, self.map_opacity))
+            captions.insert(1, f"opacity {self.map_opacity:.0%}")
         if self.selected and self._unit_picture is not None:
             big.append((self.selection_label(), field(self.selected["layer"]) if self.selected.get("layer") else "RF ?"))
             row.append(self._unit_picture)
