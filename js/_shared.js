@@ -192,3 +192,48 @@ export function kernelWatch(el, root, message, controls = [], onChange) {
   render();
   return { live, dispose: () => watch.disconnect() };
 }
+
+// the largest file sent to the kernel (widgets/uploads.py MAX_UPLOAD_BYTES): a larger one is not sent, only its
+// size, and the kernel's message says the limit
+export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
+
+/**
+ * New pictures for the kernel: a file picker, a drop onto ``root`` and a paste into it. Each file travels as the
+ * binary buffer of a custom message ``{event: "upload", name}`` (widgets/uploads.py decodes it); a file over the
+ * limit sends its size only. Returns the controls to put in the widget's row (the picker needs a kernel).
+ * @param {import("@anywidget/types").AnyModel<any>} model  @param {HTMLElement} root
+ * @returns {{ controls: HTMLElement, button: HTMLButtonElement, input: HTMLInputElement, send(file: File): void }}
+ */
+export function pictureInput(model, root) {
+  const input = h("input", { type: "file", accept: "image/*", multiple: "", "aria-label": "Add your own photo",
+                             style: "display:none" });
+  const button = h("button", { class: "cnnviz-upload", text: "＋ photo…", title: "Add your own photo (or drop one "
+    + "onto the widget, or paste one): it joins the image list" });
+  /** @param {File} file */
+  const send = (file) => {
+    if (file.size > MAX_UPLOAD_BYTES) { model.send({ event: "upload", name: file.name, size: file.size }); return; }
+    file.arrayBuffer().then((buf) => model.send({ event: "upload", name: file.name, size: file.size }, undefined, [buf]));
+  };
+  button.addEventListener("click", () => input.click());
+  input.addEventListener("change", () => { Array.from(input.files || []).forEach(send); input.value = ""; });
+  const live = () => !root.closest(".jupyter-widgets-disconnected") && !root.dataset.offline;
+  root.addEventListener("dragover", (ev) => {
+    if (!live() || !ev.dataTransfer || !Array.from(ev.dataTransfer.types).includes("Files")) return;
+    ev.preventDefault(); root.classList.add("cnnviz-dropping");
+  });
+  root.addEventListener("dragleave", () => root.classList.remove("cnnviz-dropping"));
+  root.addEventListener("drop", (ev) => {
+    root.classList.remove("cnnviz-dropping");
+    const files = Array.from(ev.dataTransfer?.files || []);
+    if (!live() || !files.length) return;
+    ev.preventDefault(); ev.stopPropagation();
+    files.forEach(send);
+  });
+  root.addEventListener("paste", (ev) => {
+    const files = Array.from(ev.clipboardData?.files || []);
+    if (!live() || !files.length) return;
+    ev.preventDefault();
+    files.forEach(send);
+  });
+  return { controls: h("span", { class: "cnnviz-inputs" }, [button, input]), button, input, send };
+}

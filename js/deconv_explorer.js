@@ -2,7 +2,7 @@
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
 // All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
-import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
+import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -30,7 +30,7 @@ export default {
     const mapImg = h("img", { class: "cnnviz-classmap", alt: "class evidence map over the input" });
     const opacity = h("input", { type: "range", min: "0", max: "1", step: "0.05", "aria-label": "Class map opacity", style: "width:6em" });
     const atLayer = h("input", { type: "checkbox", "aria-label": "Draw the class map at the layer on screen" });
-    const mapCaption = h("span", { class: "cnnviz-note" });
+    const mapCaption = h("div", { class: "cnnviz-note" });
     const mapControls = h("div", { class: "cnnviz-mapbar" }, [h("label", { text: "class map " }, [opacity]),
       h("label", { text: " at this layer" }, [atLayer])]);
     const bigImg = h("img", { class: "cnnviz-big", alt: "reconstruction of the selected layer" });
@@ -44,9 +44,10 @@ export default {
     const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers" });
     const note = h("div", { class: "cnnviz-note", "aria-live": "polite" });
     const rule = ruleControl(model);
+    const upload = pictureInput(model, root);
     root.append(
       error,
-      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]),
+      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls,
         h("label", { text: "layer " }, [slider]), layerLabel, rule, h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
@@ -62,7 +63,7 @@ export default {
     // and the strip work; anything new is computed by the kernel
     const kernel = kernelWatch(el, root, "The layer slider, the arrow keys and the strip show every "
       + "layer of this saved image; choosing another image, rule, filter, unit or class needs a running kernel.",
-      [picker, filterBox, atLayer, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
+      [picker, filterBox, atLayer, upload.button, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
 
     /** @type {string | null} */
     let askedByEnter = null;

@@ -31,9 +31,10 @@ from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, layer_field, message_field, picture_bytes
+from .uploads import TakesPictures
 
 
-class DeconvExplorer(ReversingWidget):
+class DeconvExplorer(TakesPictures, ReversingWidget):
     """Pick an image; see what every layer keeps; slide through the layers; click for one unit."""
 
     _esm = esm("deconv_explorer.js")
@@ -109,6 +110,12 @@ class DeconvExplorer(ReversingWidget):
             self.back_to_shown("image")
             return
         self._request_image(change["new"])
+
+    def upload_side(self) -> int:
+        return self._probe.resize_size or self._probe.input_size
+
+    def request_picture(self, index: int) -> None:
+        self._request_image(index)
 
     def _request_image(self, index: int) -> None:
         rule = self.rule
@@ -400,6 +407,7 @@ class DeconvExplorer(ReversingWidget):
                 layer(m), message_field(m, "x", float), message_field(m, "y", float))),
             "channel": ("Reading the filter number", lambda m: self.show_filter(layer(m), channel(m))),
             "class": ("Reconstructing the class", lambda m: self.show_class(message_field(m, "index", int))),
+            "upload": ("Adding the picture", self.upload_event),
         }
 
     def selection_label(self) -> str:
