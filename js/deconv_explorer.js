@@ -2,7 +2,7 @@
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
 // All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
-import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput } from "./_shared.js";
+import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -11,7 +11,8 @@ import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionL
  *   input_size: number, selected: import("./_shared.js").UnitSelection, unit_png: DataView,
  *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string,
  *   class_map_png: DataView, class_map_for: { index?: number, label?: string, layer?: string, method?: string, error?: string },
- *   map_opacity: number, map_layer: string
+ *   map_opacity: number, map_layer: string, show_map: boolean,
+ *   live_input_png: DataView, live_rec_png: DataView, live_frame: { n?: number, t?: number, layer?: string, dropped?: number }
  * }} Traits  the synced traits of widgets/deconv_explorer.py
  */
 
@@ -31,8 +32,11 @@ export default {
     const opacity = h("input", { type: "range", min: "0", max: "1", step: "0.05", "aria-label": "Class map opacity", style: "width:6em" });
     const atLayer = h("input", { type: "checkbox", "aria-label": "Draw the class map at the layer on screen" });
     const mapCaption = h("div", { class: "cnnviz-note" });
-    const mapControls = h("div", { class: "cnnviz-mapbar" }, [h("label", { text: "class map " }, [opacity]),
+    const showMap = h("input", { type: "checkbox", "aria-label": "Show where the class is found (Grad-CAM)" });
+    const mapControls = h("div", { class: "cnnviz-mapbar" }, [h("label", { text: " opacity " }, [opacity]),
       h("label", { text: " at this layer" }, [atLayer])]);
+    const mapBar = h("div", { class: "cnnviz-mapbar", title: "Grad-CAM: where the network finds the class (a top-5 click picks the class)" },
+      [h("label", { text: "class map" }, [showMap]), mapControls]);
     const bigImg = h("img", { class: "cnnviz-big", alt: "reconstruction of the selected layer" });
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });
     const bigCaption = h("span");
@@ -45,14 +49,15 @@ export default {
     const note = h("div", { class: "cnnviz-note", "aria-live": "polite" });
     const rule = ruleControl(model);
     const upload = pictureInput(model, root);
+    const camera = webcam(model, root, { live: true, side: () => model.get("input_size") || 224 });
     root.append(
       error,
-      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls,
+      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls, camera.controls,
         h("label", { text: "layer " }, [slider]), layerLabel, rule, h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
         h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, mapImg, fieldMark]), inputCaption,
-          mapControls, mapCaption]),
+          mapBar, mapCaption]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
         predsBox,
@@ -63,7 +68,7 @@ export default {
     // and the strip work; anything new is computed by the kernel
     const kernel = kernelWatch(el, root, "The layer slider, the arrow keys and the strip show every "
       + "layer of this saved image; choosing another image, rule, filter, unit or class needs a running kernel.",
-      [picker, filterBox, atLayer, upload.button, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
+      [picker, filterBox, atLayer, showMap, upload.button, camera.button, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
 
     /** @type {string | null} */
     let askedByEnter = null;
@@ -231,6 +236,8 @@ export default {
         : f.label !== undefined ? `where ${f.label} is found (${f.method} at ${f.layer})` : "";
       mapControls.style.display = f.label !== undefined ? "" : "none";
       atLayer.checked = !!model.get("map_layer");
+      showMap.checked = !!model.get("show_map");
+      mapBar.style.display = (model.get("predictions") || []).length ? "" : "none";
       root.dataset.classMap = f.label !== undefined && !f.error ? `${f.label}@${f.layer}` : "";
       renderOpacity();
     }
@@ -244,6 +251,32 @@ export default {
     const mapAt = () => { const want = atLayer.checked ? names()[Number(slider.value)] || "" : "";
       if (model.get("map_layer") !== want) { model.set("map_layer", want); model.save_changes(); } };
     atLayer.addEventListener("change", mapAt);
+    showMap.addEventListener("change", () => { model.set("show_map", showMap.checked); model.save_changes(); });
+    // live mode: the camera's frame and the layer on screen for it stand in for the photo and its layer
+    let liveURLs = ["", ""];
+    let liveShown = 0, liveSince = 0;
+    function renderLive() {
+      liveURLs.forEach((u) => u && URL.revokeObjectURL(u));
+      const f = model.get("live_frame") || {};
+      if (!model.get("live_input_png") || !model.get("live_input_png").byteLength) {
+        liveURLs = ["", ""];
+        delete root.dataset.live;
+        liveShown = 0;
+        renderInput(); showLayer(Number(slider.value), false);
+        return;
+      }
+      liveURLs = [pngURL(model.get("live_input_png")), pngURL(model.get("live_rec_png"))];
+      inputImg.src = liveURLs[0];
+      bigImg.src = liveURLs[1];
+      liveShown += 1;
+      if (liveShown === 1) liveSince = performance.now();
+      const lag = f.t !== undefined ? performance.now() - f.t : NaN;  // capture to picture, this page's clock
+      root.dataset.live = String(liveShown);
+      root.dataset.liveLag = Number.isFinite(lag) ? lag.toFixed(0) : "";
+      const rate = liveShown > 1 ? (liveShown - 1) / ((performance.now() - liveSince) / 1000) : 0;
+      bigCaption.textContent = `live · ${layerWord(f.layer || "")} · ${rate ? `${rate.toFixed(1)} frames/s · ` : ""}`
+        + `${Number.isFinite(lag) ? `${Math.round(lag)} ms behind the camera` : ""}`;
+    }
     function renderPreds() {
       const items = model.get("predictions") || [];
       predsHint.textContent = kernel.live() ? "click one to reconstruct that class" : "";
@@ -295,8 +328,9 @@ export default {
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);
-    for (const t of ["class_map_png", "class_map_for", "map_layer"]) model.on(`change:${t}`, renderMap);
+    for (const t of ["class_map_png", "class_map_for", "map_layer", "show_map", "predictions"]) model.on(`change:${t}`, renderMap);
     model.on("change:map_opacity", renderOpacity);
+    model.on("change:live_frame", renderLive);
     renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); renderMap(); markStale();
     const stripSized = new ResizeObserver(() => keepInView(thumbs[Number(slider.value)]));  // once it has a width
     stripSized.observe(strip);
@@ -308,6 +342,8 @@ export default {
       if (inputURL) URL.revokeObjectURL(inputURL);
       if (unitURL) URL.revokeObjectURL(unitURL);
       if (mapURL) URL.revokeObjectURL(mapURL);
+      liveURLs.forEach((u) => u && URL.revokeObjectURL(u));
+      camera.dispose();
     };
   },
 };

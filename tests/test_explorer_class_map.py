@@ -27,7 +27,22 @@ def exact_pictures():
 
 @pytest.fixture(scope="module")
 def explorer(alex_probe, photos):
-    return cv.DeconvExplorer(alex_probe, photos[:2])
+    return cv.DeconvExplorer(alex_probe, photos[:2], show_map=True)
+
+
+def test_the_map_is_off_until_asked_for(alex_probe, photos):
+    """An image change costs one more pass for the map, so it starts off; a class picked, or the box, turns it on."""
+    w = cv.DeconvExplorer(alex_probe, photos[:2])
+    assert not w.show_map and w.class_map_png == b"" and w.class_map_for == {}
+    w.show_map = True  # the box ticked: the top-1's map of the image shown
+    top1 = w.predictions[0][2]
+    assert w.class_map_for["index"] == top1 and w.class_map_png
+    w.show_map = False
+    assert w.class_map_png == b"" and w.class_map_for == {}
+    w.show_class(7)  # a class picked: its map, and the box ticked
+    assert w.class_map_for["index"] == 7 and w.show_map
+    w.image_index = 1  # the next image shows its top-1's
+    assert w.class_map_for["index"] == w.predictions[0][2] and w.class_map_png
 
 
 def test_the_top1_map_lies_over_the_input(explorer, alex_probe, photos):

@@ -136,3 +136,30 @@ def test_upload_names():
     assert upload_name("", []) == "upload"
     assert upload_name("a.jpg", ["a.jpg", "a.jpg (2)"]) == "a.jpg (3)"
     assert len(upload_name("x" * 300 + ".jpg", [])) == 77
+
+
+def test_live_frames_show_the_layer_on_screen(alex_probe, photos):
+    from cnnviz_widgets.widgets.jobs import Job
+
+    w = cv.DeconvExplorer(alex_probe, photos[:1])
+    names, recs = list(w.image_names), list(w.recs)
+    frame = jpeg(dict(photos)["coffee"])
+    w.layer = "c3"
+    w._on_custom_msg(w, {"event": "frame", "n": 1, "t": 12.5}, [frame])
+    assert w.error == "" and w.live_frame == {"n": 1, "t": 12.5, "layer": "c3", "dropped": 0}
+    x = alex_probe.model_input(frame)
+    rec = alex_probe.reconstruct(x, layers="c3", rule="auto")["c3"][0]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(w.live_rec_png)).convert("RGB")), cv.to_display(rec))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(w.live_input_png)).convert("RGB")), alex_probe.to_image(x)[0])
+    assert w.image_names == names and w.recs == recs  # a live frame joins nothing
+    # while a frame is worked on, a newer one waits and the one after replaces it (never a queue)
+    busy = Job("live", "a frame")
+    w._live_job, w._jobs[busy.id] = busy, busy
+    w._on_custom_msg(w, {"event": "frame", "n": 2, "t": 1.0}, [frame])
+    w._on_custom_msg(w, {"event": "frame", "n": 3, "t": 2.0}, [frame])
+    assert w._live_next[1] == 3 and w._live_dropped == 1 and w.live_frame["n"] == 1
+    del w._jobs[busy.id]
+    w._on_custom_msg(w, {"event": "live", "on": False}, [])
+    assert w.live_frame == {} and w.live_input_png == b"" and w._live_next is None
+    w._on_custom_msg(w, {"event": "frame", "n": 4, "t": 3.0}, [b"garbage"])
+    assert "the camera's picture is not a readable picture" in w.error
