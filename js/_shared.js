@@ -207,7 +207,7 @@ export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 export function pictureInput(model, root) {
   const input = h("input", { type: "file", accept: "image/*", multiple: "", "aria-label": "Add your own photo",
                              style: "display:none" });
-  const button = h("button", { class: "cnnviz-upload", text: "＋ photo…", title: "Add your own photo (or drop one "
+  const button = h("button", { class: "cnnviz-upload", text: "+ photo…", title: "Add your own photo (or drop one "
     + "onto the widget, or paste one): it joins the image list" });
   /** @param {File} file */
   const send = (file) => {
@@ -249,7 +249,7 @@ export function pictureInput(model, root) {
  */
 export function webcam(model, root, options = {}) {
   const fps = options.fps || 4;
-  const button = h("button", { class: "cnnviz-camera", text: "📷 camera", title: "Take a picture with your camera" });
+  const button = h("button", { class: "cnnviz-camera", text: "camera", title: "Take a picture with your camera" });
   const video = h("video", { class: "cnnviz-video", muted: "", playsinline: "", "aria-label": "Camera preview" });
   const snap = h("button", { text: "snapshot", title: "This picture joins the image list" });
   const liveButton = h("button", { text: "▶ live", title: "Show the layer on screen for the camera's picture, a few times a second" });
@@ -319,7 +319,7 @@ export function webcam(model, root, options = {}) {
   // never pile up behind a slow kernel; the kernel also drops a frame not yet started when a newer one comes
   liveButton.addEventListener("click", () => {
     if (live()) { clearInterval(timer); timer = undefined; liveButton.textContent = "▶ live"; model.send({ event: "live", on: false }); return; }
-    liveButton.textContent = "❚❚ pause";
+    liveButton.textContent = "pause live";
     inFlight = 0;
     model.send({ event: "live", on: true });
     timer = window.setInterval(async () => {

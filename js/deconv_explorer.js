@@ -118,7 +118,7 @@ export default {
       const by = drawn ? ` · ${drawn}` : "";
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
       const arriving = urls.length > 0 && !urls[i];  // the layer on screen came first; this one is on its way
-      bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…${by}` : `${layer}${by}`)
+      if (!root.dataset.live) bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…${by}` : `${layer}${by}`)
         : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
         : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
@@ -151,7 +151,7 @@ export default {
       layerLabel.textContent = n[i];
       markStale();
       // a layer whose picture is still on its way (the one on screen comes first) is an empty tile meanwhile
-      if (urls[i] || urls.length) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
+      if (!root.dataset.live && (urls[i] || urls.length)) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", String(j === i)); });
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
@@ -183,6 +183,7 @@ export default {
       if (bigImg.complete && bigImg.naturalWidth > 0) ready(); else bigImg.onload = ready;
     }
     function renderInput() {
+      if (root.dataset.live) return;  // the camera's frame stands in for the photo until live mode ends
       if (inputURL) URL.revokeObjectURL(inputURL);
       inputURL = pngURL(model.get("input_png"));
       inputImg.src = inputURL || EMPTY_IMAGE;
@@ -230,7 +231,7 @@ export default {
       if (mapURL) URL.revokeObjectURL(mapURL);
       mapURL = pngURL(model.get("class_map_png"));
       mapImg.src = mapURL || EMPTY_IMAGE;
-      mapImg.style.display = mapURL ? "" : "none";
+      mapImg.style.display = mapURL && !root.dataset.live ? "" : "none";
       const f = model.get("class_map_for") || {};
       mapCaption.textContent = f.error ? `no class map: ${f.error}`
         : f.label !== undefined ? `where ${f.label} is found (${f.method} at ${f.layer})` : "";
@@ -262,12 +263,13 @@ export default {
         liveURLs = ["", ""];
         delete root.dataset.live;
         liveShown = 0;
-        renderInput(); showLayer(Number(slider.value), false);
+        renderInput(); showLayer(Number(slider.value), false); renderMap();
         return;
       }
       liveURLs = [pngURL(model.get("live_input_png")), pngURL(model.get("live_rec_png"))];
       inputImg.src = liveURLs[0];
       bigImg.src = liveURLs[1];
+      mapImg.style.display = "none";  // the class map belongs to the photo in the list, not to the camera's frame
       liveShown += 1;
       if (liveShown === 1) liveSince = performance.now();
       const lag = f.t !== undefined ? performance.now() - f.t : NaN;  // capture to picture, this page's clock
