@@ -220,3 +220,27 @@ def test_a_refused_camera_is_said(server, camera_browser):
     assert said.startswith("The browser refused the camera (no permission)"), said
     assert explorer.evaluate("r => r.dataset.camera") != "on" and not explorer.locator("video.cnnviz-video:visible").count()
     page.close()
+
+
+def test_a_saved_page_greys_out_upload_and_camera(camera_browser, tmp_path, photos):
+    """Without a kernel (a saved page), the photo and camera buttons and the class map box are disabled like the
+    other kernel controls, while the map's opacity slider (the browser's alone) still works; a drop sends nothing."""
+    from pages import write_bare_page
+
+    probe = cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), device="cpu")
+    w = cv.DeconvExplorer(probe, photos[:1], show_map=True)
+    page = camera_browser.new_page()
+    page.goto(write_bare_page(tmp_path, "offline", w, offline=True))
+    page.wait_for_function("() => window.rendered === true")
+    root = page.locator(".cnnviz").first
+    assert root.locator("button.cnnviz-upload").is_disabled() and root.locator("button.cnnviz-camera").is_disabled()
+    assert root.locator("input[aria-label='Show where the class is found (Grad-CAM)']").is_disabled()
+    slider = root.locator("input[aria-label='Class map opacity']")
+    assert not slider.is_disabled()
+    slider.fill("0.2")
+    assert root.locator("img.cnnviz-classmap").evaluate("i => getComputedStyle(i).opacity") == "0.2"
+    root.evaluate("""r => { const dt = new DataTransfer(); dt.items.add(new File(['x'], 'a.png', {type: 'image/png'}));
+        r.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); }""")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.sent.filter(m => m.event === 'upload').length") == 0
+    page.close()
