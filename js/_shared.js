@@ -254,7 +254,7 @@ export function webcam(model, root, options = {}) {
   const snap = h("button", { text: "snapshot", title: "This picture joins the image list" });
   const liveButton = h("button", { text: "▶ live", title: "Show the layer on screen for the camera's picture, a few times a second" });
   const stopButton = h("button", { text: "■ stop camera", title: "Release the camera" });
-  const said = h("span", { class: "cnnviz-note cnnviz-camera-note", "aria-live": "polite" });
+  const said = h("span", { class: "cnnviz-camera-note", "aria-live": "polite" });  // not .cnnviz-note: that is the widget's own line
   const panel = h("span", { class: "cnnviz-camera-panel", style: "display:none" },
                   [video, snap, ...(options.live ? [liveButton] : []), stopButton]);
   /** @type {MediaStream | null} */

@@ -261,7 +261,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
     def _on_show_map(self, change: dict) -> None:
         """The class map box ticked: the top-1's map of the image shown (unless a map is shown already); unticked:
         the map goes."""
-        if getattr(self, "_probe", None) is None or getattr(self, "_x", None) is None or change["old"] == change["new"] or not getattr(self, "_map_ready", True):
+        if not self._map_on_screen() or change["old"] == change["new"] or not getattr(self, "_map_ready", True):
             return
         if not change["new"]:
             self._show_map({"map": None, "map_png": b"", "map_for": {}})
@@ -272,9 +272,13 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
     def _on_map_layer(self, change: dict) -> None:
         """Another layer for the class map: the map of the class shown is drawn again there."""
         c = self.class_map_for.get("index")
-        if getattr(self, "_probe", None) is None or getattr(self, "_x", None) is None or change["old"] == change["new"] or c is None:
+        if not self._map_on_screen() or change["old"] == change["new"] or c is None:
             return
         self._draw_map(c)
+
+    def _map_on_screen(self) -> bool:
+        """An image is shown that a map could be drawn for (not so while the constructor sets the traits)."""
+        return getattr(self, "_probe", None) is not None and getattr(self, "_x", None) is not None
 
     def _draw_map(self, c: int) -> None:
         """Draw the map of class ``c`` for the image shown (its own lane: a newer request replaces it)."""
