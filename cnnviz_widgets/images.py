@@ -246,7 +246,7 @@ def _checked_float(t: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def read_picture(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
-    """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a (C, H, W) tensor with C 1 or 3: uint8 when
+    """One picture (path, a file's bytes, PIL, numpy HxW[xC], torch [C]xHxW) as a (C, H, W) tensor with C 1 or 3: uint8 when
     the picture is 8-bit (files, PIL images, uint8 arrays and tensors: resized as uint8, four times less
     memory traffic), float32 in [0, 1] otherwise. See :func:`picture_to_tensor` for the rules."""
     from PIL import Image
