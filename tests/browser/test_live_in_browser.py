@@ -189,6 +189,14 @@ def test_upload_drop_camera_and_class_map(server, camera_browser, photos, tmp_pa
     assert explorer.evaluate("r => r.cnnvizStream.getVideoTracks()[0].readyState") == "ended"
     page.wait_for_function("() => !document.querySelector(\".cnnviz[aria-label='Deconvnet explorer']\").dataset.live", timeout=30_000)
     assert explorer.evaluate("r => r.dataset.camera") == "off"
+    # a hidden tab releases the camera too
+    explorer.locator("button.cnnviz-camera").click()
+    page.wait_for_function("() => document.querySelector(\".cnnviz[aria-label='Deconvnet explorer']\").dataset.camera === 'on'", timeout=30_000)
+    assert explorer.evaluate("r => r.cnnvizStream.getVideoTracks()[0].readyState") == "live"
+    page.evaluate("() => { Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
+                  " document.dispatchEvent(new Event('visibilitychange')); }")
+    assert explorer.evaluate("r => r.cnnvizStream.getVideoTracks()[0].readyState") == "ended"
+    page.evaluate("() => { Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true}); }")
 
     # CompareModels takes an upload too
     compare = page.locator(".cnnviz[aria-label='Compare two networks']").first
