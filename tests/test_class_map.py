@@ -212,3 +212,17 @@ def test_figure_class_maps(vgg_probe, photos, tmp_path):
         cv.figure_class_maps(vgg_probe, images, method="guided-gradcam")
     with pytest.raises(LabelNotFoundError, match="No class is called 'expresso'"):
         cv.figure_class_maps(vgg_probe, images, classes=["expresso"])
+
+
+def test_state_is_left_as_found_and_no_grad_does_not_matter(tiny):
+    from cnnviz_widgets.probe.hooks import hook_count
+
+    tiny.train()
+    probe = cv.Probe(tiny, input_size=32, device="cpu")
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    free = probe.class_map(x, target=[1, 2, 3])
+    with torch.no_grad():
+        inside = probe.class_map(x, target=[1, 2, 3])
+    assert torch.equal(free, inside) and not inside.requires_grad
+    assert tiny.training and hook_count(tiny) == 0 and hook_count(probe.model) == 0
+    assert all(p.grad is None for p in tiny.parameters())
