@@ -22,7 +22,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 import torch
 from PIL import Image
 

@@ -115,16 +115,6 @@ def class_map(
     return guided(probe, x, classes) * maps
 
 
-def class_map_classes(probe: Probe, x: torch.Tensor) -> list[int]:
-    """The class a map with ``target=None`` is drawn for: each image's top-1 by the output layer's scores."""
-    out = probe.output_layer
-    if out is None:
-        class_targets(probe, None, 0)  # raises
-    with torch.no_grad(), compute_precision(x.device, "fp32"):
-        act = probe.forward(probe.check_input(x), [out])[out.name]
-    return probe.output_scores(to_nchw(act, out.layout)).argmax(dim=1).tolist()
-
-
 def _cam(probe: Probe, x: torch.Tensor, layer: Layer, classes: list[int] | None, plusplus: bool
          ) -> tuple[torch.Tensor, list[int]]:
     """The scaled, upsampled (N, 1, H, W) map and the class of each image."""
