@@ -1,5 +1,5 @@
 """Your own photo in a real browser (JupyterLab on localhost, Debian's Chromium): a file set into the picker, a
-synthetic drop, refused files said in the widget, Chromium's fake camera for a snapshot and live frames (the track
+synthetic drop and a paste, refused files said in the widget, Chromium's fake camera for a snapshot and live frames (the track
 ended after Stop), the class map over the input; CompareModels takes an upload too. Screenshots go to
 test-artifacts/ (live_upload.png, live_class_map.png, live_camera.png)."""
 from __future__ import annotations
@@ -250,4 +250,26 @@ def test_a_saved_page_greys_out_upload_and_camera(camera_browser, tmp_path, phot
         r.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true})); }""")
     page.wait_for_timeout(200)
     assert page.evaluate("window.sent.filter(m => m.event === 'upload').length") == 0
+    page.close()
+
+
+def test_a_paste_sends_the_picture(camera_browser, tmp_path, photos):
+    """A picture pasted into the widget (Ctrl+V of a copied image) goes to the kernel like a file picked, with its
+    bytes; text pasted sends nothing."""
+    from pages import write_bare_page
+
+    probe = cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), device="cpu")
+    page = camera_browser.new_page()
+    page.goto(write_bare_page(tmp_path, "paste", cv.DeconvExplorer(probe, photos[:1])))
+    page.wait_for_function("() => window.rendered === true")
+    page.evaluate("""() => { const real = window.model.send; window.buffers = [];
+        window.model.send = (m, cb, b) => { window.buffers.push(b ? b.map(x => x.byteLength) : []); real(m); }; }""")
+    root = page.locator(".cnnviz").first
+    root.evaluate("""r => { const text = new DataTransfer(); text.setData('text/plain', 'hello');
+        r.dispatchEvent(new ClipboardEvent('paste', {clipboardData: text, bubbles: true, cancelable: true}));
+        const dt = new DataTransfer(); dt.items.add(new File([new Uint8Array(1234)], 'image.png', {type: 'image/png'}));
+        r.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true})); }""")
+    page.wait_for_function("() => window.sent.length > 0")
+    assert page.evaluate("window.sent") == [{"event": "upload", "name": "image.png", "size": 1234}]
+    assert page.evaluate("window.buffers") == [[1234]]
     page.close()
