@@ -17,6 +17,7 @@ from .errors import (
 )
 from .display import to_display
 from .figures import figure_compare, figure_filters, figure_layers, figure_sparsity, picture_grid, save_figure
+from .figures import figure_class_maps
 from .images import sample_images
 from .imageset import ImageSet, load_images
 from .kernels.embedding import RepresentationSpace, representation_space
@@ -54,6 +55,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "figure_class_maps",
     "figure_compare", "figure_filters", "figure_layers", "figure_sparsity", "picture_grid", "save_figure",
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from .errors import ImageError
+from .errors import CnnvizError, ImageError
 
 DISPLAYS = {
     "signed": "zero = grey, scaled to the largest value (the paper's)",
@@ -184,3 +184,21 @@ def pictures(recs: torch.Tensor | Iterable[torch.Tensor | np.ndarray], mode: str
     if batch is not None:
         return list(to_display(batch, mode)), mode
     return [to_display(r, mode) for r in recs], mode
+
+
+def heat(maps: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Class evidence maps in [0, 1], (H, W) or (N, H, W), as uint8 colours (..., 3) on the jet scale that
+    pytorch-grad-cam and the Grad-CAM paper show them in: dark blue for none, through cyan, yellow, to dark red."""
+    m = np.clip(np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps, dtype=np.float32), 0, 1)
+    rgb = np.stack([np.clip(1.5 - np.abs(4 * m - k), 0, 1) for k in (3, 2, 1)], axis=-1)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def overlay(picture: np.ndarray, maps: torch.Tensor | np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """A picture (H, W, 3) uint8 with its class map (H, W) in [0, 1] laid over it as :func:`heat` colours at
+    ``opacity`` (0: the picture, 1: the map alone); what the explorer shows and saves."""
+    if not 0 <= float(opacity) <= 1:
+        raise CnnvizError(f"opacity must be from 0 to 1, got {opacity!r}.")
+    colours = heat(maps).astype(np.float32)
+    mixed = (1 - float(opacity)) * np.asarray(picture, dtype=np.float32)[..., :3] + float(opacity) * colours
+    return mixed.round().clip(0, 255).astype(np.uint8)

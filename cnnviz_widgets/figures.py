@@ -930,3 +930,47 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# ------------------------------------------------------------------ class evidence maps
+
+def figure_class_maps(probe: Any, images: Any, classes: Any = None, layer: str | None = None,
+                      method: str = "gradcam", opacity: float = 0.5, size: int = 112, title: str = "") -> Any:
+    """Where the network finds each class: one row per image (the input, then one class map per column laid over
+    it, see :func:`cnnviz_widgets.display.overlay`). ``classes``: class indices or labels, one column each, the same
+    for every image; None: each image's own top 3 (named under each picture with its probability). ``method`` and
+    ``layer`` as :meth:`Probe.class_map` takes them. Returns a matplotlib Figure (:func:`save_figure` writes it)."""
+    from .display import overlay
+    from .imageset import load_images
+    from .probe.class_map import check_method, class_targets, spatial_layer
+
+    probe = _probe(probe, "probe")
+    title = checks.text("title", title)
+    method = check_method(method)
+    if method == "guided-gradcam":
+        raise CnnvizError("figure_class_maps lays maps over the picture: use method='gradcam' or 'gradcam++' "
+                          "(a guided Grad-CAM is a reconstruction: draw it with probe.class_map and cv.to_display).")
+    size = checks.positive_int("size", size, "a positive whole number of pixels")
+    at = spatial_layer(probe, layer)
+    named = None if classes is None else [classes] if isinstance(classes, (str, int)) or checks.whole(classes) else list(classes)
+    columns = class_targets(probe, named, len(named)) if named is not None else None
+    images = load_images(images)
+    rows, captions = [], []
+    for i in range(len(images)):
+        x = probe.model_input(images.raw(i), images.names[i])
+        top = probe.classify(x, k=3)[0]
+        picks = columns if columns is not None else [c for c, _, _ in top]
+        maps = probe.class_map(x.expand(len(picks), -1, -1, -1), layer=at, target=picks, method=method)
+        picture = probe.to_image(x)[0]
+        rows.append([picture] + [overlay(picture, m[0].cpu().numpy(), opacity) for m in maps])
+        captions.append([""] + (["" for _ in picks] if columns is not None else [f"{label} {p:.0%}" for _, label, p in top]))
+    labels = [("input", f"{probe.input_size} px")]
+    if columns is not None:
+        from .probe.labels import shown_labels
+
+        names = shown_labels(probe.labels) if probe.labels else None
+        labels += [(names[c] if names else f"class {c}", f"class {c}") for c in columns]
+    else:
+        labels += [(f"top-{k}", "") for k in range(1, len(rows[0]))]
+    return layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
+                        title=title or f"Where each class is found ({method} at {at.name})").figure()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -117,11 +118,35 @@ def _decode_file(path: str, name: str, reduce_to: int | None) -> torch.Tensor:
         raise ImageError(f"{name}: {path!r} cannot be read: permission denied.") from exc
     except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
         raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+    return _decode_opened(opened, reduce_to, lambda mode: _decode_jpeg(path, mode), f"{name} ({path!r})",
+                          f"{name}: {path!r}", f"{name} ({path})")
+
+
+def _decode_bytes(data: bytes, name: str, reduce_to: int | None) -> torch.Tensor:
+    """A picture file's bytes (an upload, a webcam frame) decoded exactly as :func:`_decode_file` decodes the file:
+    the same header checks, decompression-bomb limit, EXIF orientation, early reduction and decoders."""
+    from PIL import Image
+
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise _bomb(name, exc) from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
+        raise ImageError(f"{name} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+    return _decode_opened(opened, reduce_to, lambda mode: _decode_jpeg(data, mode), name, name, name)
+
+
+def _decode_opened(opened: Any, reduce_to: int | None, fast_jpeg: Any, bomb_name: str, where: str, name: str
+                   ) -> torch.Tensor:
+    """An opened PIL file as a (C, H, W) tensor: libjpeg-turbo for a plain 8-bit JPEG needing no reduction, else
+    Pillow (a big JPEG decoded at a reduced scale). ``where`` and ``bomb_name`` name it in errors."""
+    from PIL import Image
+
     with opened:
         w, h = opened.size
         f = _reduce_factor(min(w, h), reduce_to)
         if opened.format == "JPEG" and f == 1 and opened.mode in ("RGB", "L"):
-            fast = _decode_jpeg(path, opened.mode)
+            fast = fast_jpeg(opened.mode)
             if fast is not None:
                 return fast
         try:
@@ -129,19 +154,21 @@ def _decode_file(path: str, name: str, reduce_to: int | None) -> torch.Tensor:
                 opened.draft("RGB", (max(1, w // f), max(1, h // f)))
             opened.load()
         except Image.DecompressionBombError as exc:
-            raise _bomb(f"{name} ({path!r})", exc) from exc
+            raise _bomb(bomb_name, exc) from exc
         except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-            raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
-        return _from_pil(opened, f"{name} ({path})", reduce_to)
+            raise ImageError(f"{where} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
+        return _from_pil(opened, name, reduce_to)
 
 
-def _decode_jpeg(path: str, mode: str) -> torch.Tensor | None:
-    """torchvision's JPEG decoder, or None where it declines (Pillow then decodes, and names any damage)."""
+def _decode_jpeg(source: str | bytes, mode: str) -> torch.Tensor | None:
+    """torchvision's JPEG decoder on a file or its bytes, or None where it declines (Pillow then decodes, and names
+    any damage)."""
     try:
         from torchvision.io import ImageReadMode, decode_jpeg, read_file
 
         with torchvision_io():
-            return decode_jpeg(read_file(path), mode=ImageReadMode.GRAY if mode == "L" else ImageReadMode.RGB,
+            data = read_file(source) if isinstance(source, str) else torch.frombuffer(bytearray(source), dtype=torch.uint8)
+            return decode_jpeg(data, mode=ImageReadMode.GRAY if mode == "L" else ImageReadMode.RGB,
                                apply_exif_orientation=True)
     except Exception:  # noqa: BLE001 - truncated or unusual files: Pillow's reading is the reference
         return None
@@ -291,13 +318,15 @@ def _quiet_integer(extremes: Any, name: str) -> None:
 
 
 def read_picture(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
-    """One picture (path, PIL, numpy HxW[xC], torch [C]xHxW) as a (C, H, W) tensor with C 1 or 3: uint8 when
+    """One picture (path, a file's bytes, PIL, numpy HxW[xC], torch [C]xHxW) as a (C, H, W) tensor with C 1 or 3: uint8 when
     the picture is 8-bit (files, PIL images, uint8 arrays and tensors: resized as uint8, four times less
     memory traffic), float32 in [0, 1] otherwise. See :func:`picture_to_tensor` for the rules."""
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
         t = _decode_file(os.fspath(img), name, reduce_to)
+    elif isinstance(img, (bytes, bytearray, memoryview)):  # a picture file's contents (an upload)
+        t = _decode_bytes(bytes(img), name, reduce_to)
     elif isinstance(img, Image.Image):
         t = _from_pil(img, name, reduce_to)
     elif isinstance(img, np.ndarray):

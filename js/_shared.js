@@ -192,3 +192,153 @@ export function kernelWatch(el, root, message, controls = [], onChange) {
   render();
   return { live, dispose: () => watch.disconnect() };
 }
+
+// the largest file sent to the kernel (widgets/uploads.py MAX_UPLOAD_BYTES): a larger one is not sent, only its
+// size, and the kernel's message says the limit
+export const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
+
+/**
+ * New pictures for the kernel: a file picker, a drop onto ``root`` and a paste into it. Each file travels as the
+ * binary buffer of a custom message ``{event: "upload", name}`` (widgets/uploads.py decodes it); a file over the
+ * limit sends its size only. Returns the controls to put in the widget's row (the picker needs a kernel).
+ * @param {import("@anywidget/types").AnyModel<any>} model  @param {HTMLElement} root
+ * @returns {{ controls: HTMLElement, button: HTMLButtonElement, input: HTMLInputElement, send(file: File): void }}
+ */
+export function pictureInput(model, root) {
+  const input = h("input", { type: "file", accept: "image/*", multiple: "", "aria-label": "Add your own photo",
+                             style: "display:none" });
+  const button = h("button", { class: "cnnviz-upload", text: "+ photo…", title: "Add your own photo (or drop one "
+    + "onto the widget, or paste one): it joins the image list" });
+  /** @param {File} file */
+  const send = (file) => {
+    if (file.size > MAX_UPLOAD_BYTES) { model.send({ event: "upload", name: file.name, size: file.size }); return; }
+    file.arrayBuffer().then((buf) => model.send({ event: "upload", name: file.name, size: file.size }, undefined, [buf]));
+  };
+  button.addEventListener("click", () => input.click());
+  input.addEventListener("change", () => { Array.from(input.files || []).forEach(send); input.value = ""; });
+  const live = () => !root.closest(".jupyter-widgets-disconnected") && !root.dataset.offline;
+  root.addEventListener("dragover", (ev) => {
+    if (!live() || !ev.dataTransfer || !Array.from(ev.dataTransfer.types).includes("Files")) return;
+    ev.preventDefault(); root.classList.add("cnnviz-dropping");
+  });
+  root.addEventListener("dragleave", () => root.classList.remove("cnnviz-dropping"));
+  root.addEventListener("drop", (ev) => {
+    root.classList.remove("cnnviz-dropping");
+    const files = Array.from(ev.dataTransfer?.files || []);
+    if (!live() || !files.length) return;
+    ev.preventDefault(); ev.stopPropagation();
+    files.forEach(send);
+  });
+  root.addEventListener("paste", (ev) => {
+    const files = Array.from(ev.clipboardData?.files || []);
+    if (!live() || !files.length) return;
+    ev.preventDefault();
+    files.forEach(send);
+  });
+  return { controls: h("span", { class: "cnnviz-inputs" }, [button, input]), button, input, send };
+}
+
+/**
+ * The webcam: a camera button opens a preview with "snapshot" (a picture that joins the list, as an upload),
+ * "live" (where ``live`` is true: downscaled JPEG frames, at most ``fps`` a second and one in flight, each shown by
+ * the kernel at the layer on screen) and "stop". Stop, a closed widget and a hidden tab release the camera; a
+ * browser that refuses it (no permission, no HTTPS, none present) is said in the widget.
+ * @param {import("@anywidget/types").AnyModel<any>} model  @param {HTMLElement} root
+ * @param {{ live?: boolean, side?: () => number, fps?: number }} [options]  side: the shorter side of a live frame
+ * @returns {{ controls: HTMLElement, button: HTMLButtonElement, stop(): void, dispose(): void, isLive(): boolean }}
+ */
+export function webcam(model, root, options = {}) {
+  const fps = options.fps || 4;
+  const button = h("button", { class: "cnnviz-camera", text: "camera", title: "Take a picture with your camera" });
+  const video = h("video", { class: "cnnviz-video", muted: "", playsinline: "", "aria-label": "Camera preview" });
+  const snap = h("button", { text: "snapshot", title: "This picture joins the image list" });
+  const liveButton = h("button", { text: "▶ live", title: "Show the layer on screen for the camera's picture, a few times a second" });
+  const stopButton = h("button", { text: "■ stop camera", title: "Release the camera" });
+  const said = h("span", { class: "cnnviz-camera-note", "aria-live": "polite" });  // not .cnnviz-note: that is the widget's own line
+  const panel = h("span", { class: "cnnviz-camera-panel", style: "display:none" },
+                  [video, snap, ...(options.live ? [liveButton] : []), stopButton]);
+  /** @type {MediaStream | null} */
+  let stream = null;
+  /** @type {number | undefined} */
+  let timer;
+  let shots = 0, frames = 0, inFlight = 0, sentAt = 0;
+  const live = () => timer !== undefined;
+  const say = (/** @type {string} */ text) => { said.textContent = text; root.dataset.camera = text ? "said" : root.dataset.camera || ""; };
+
+  /** a JPEG of the preview, its shorter side at most ``side`` px  @param {number} side  @returns {Promise<Blob | null>} */
+  function grab(side) {
+    const w = video.videoWidth, hh = video.videoHeight;
+    if (!w || !hh) return Promise.resolve(null);
+    const s = Math.min(1, side / Math.min(w, hh));
+    const canvas = h("canvas", { width: String(Math.round(w * s)), height: String(Math.round(hh * s)) });
+    const g = canvas.getContext("2d");
+    if (!g) return Promise.resolve(null);
+    g.drawImage(video, 0, 0, canvas.width, canvas.height);
+    return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.85));
+  }
+  function stop() {
+    if (timer !== undefined) { clearInterval(timer); timer = undefined; model.send({ event: "live", on: false }); }
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    stream = null;
+    video.srcObject = null;
+    panel.style.display = "none";
+    liveButton.textContent = "▶ live";
+    root.dataset.camera = "off";
+  }
+  async function open() {
+    say("");
+    if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      say("This page cannot use a camera: browsers allow it only on HTTPS or localhost pages.");
+      return;
+    }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 } }, audio: false });
+    } catch (e) {
+      const name = e instanceof Error ? e.name : "";
+      say(name === "NotAllowedError" ? "The browser refused the camera (no permission): allow it in the address bar, then try again."
+        : name === "NotFoundError" || name === "OverconstrainedError" ? "No camera was found on this computer."
+        : `The camera could not be opened (${name || String(e)}).`);
+      return;
+    }
+    /** @type {any} */ (root).cnnvizStream = stream;  // the tests read its track's readyState
+    video.srcObject = stream;
+    panel.style.display = "";
+    root.dataset.camera = "on";
+    await video.play().catch(() => null);
+  }
+  button.addEventListener("click", () => { if (stream) stop(); else open(); });
+  stopButton.addEventListener("click", stop);
+  snap.addEventListener("click", async () => {
+    const blob = await grab(1024);
+    if (!blob) { say("The camera has no picture yet."); return; }
+    shots += 1;
+    const buf = await blob.arrayBuffer();
+    model.send({ event: "upload", name: `webcam ${shots}.jpg`, size: buf.byteLength }, undefined, [buf]);
+  });
+  // live: a frame every 1/fps s while none is in flight (the kernel answers each with live_frame), so frames
+  // never pile up behind a slow kernel; the kernel also drops a frame not yet started when a newer one comes
+  liveButton.addEventListener("click", () => {
+    if (live()) { clearInterval(timer); timer = undefined; liveButton.textContent = "▶ live"; model.send({ event: "live", on: false }); return; }
+    liveButton.textContent = "pause live";
+    inFlight = 0;
+    model.send({ event: "live", on: true });
+    timer = window.setInterval(async () => {
+      if ((inFlight > 0 && performance.now() - sentAt < 5000) || !stream) return;  // an answer lost: go on after 5 s
+      const blob = await grab(options.side ? options.side() : 224);
+      if (!blob || !live()) return;
+      inFlight += 1;
+      frames += 1;
+      sentAt = performance.now();
+      const buf = await blob.arrayBuffer();
+      model.send({ event: "frame", n: frames, t: performance.now() }, undefined, [buf]);
+    }, 1000 / fps);
+  });
+  model.on("change:live_frame", () => { inFlight = 0; });
+  const hidden = () => { if (document.visibilityState === "hidden") stop(); };
+  document.addEventListener("visibilitychange", hidden);
+  return {
+    controls: h("span", { class: "cnnviz-inputs" }, [button, panel, said]),
+    button, stop, isLive: live,
+    dispose: () => { stop(); document.removeEventListener("visibilitychange", hidden); },
+  };
+}

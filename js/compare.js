@@ -1,7 +1,7 @@
 // @ts-check
 // CompareModels (paper Fig. 5): the input, then each model's reconstructions at matching depths in
 // its own row, with its top-5 predictions.
-import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -21,10 +21,12 @@ export default {
     const display = h("div", { class: "cnnviz-note" });
     const table = h("div");
     const rule = ruleControl(model);
-    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), rule, busy, note]),
+    const upload = pictureInput(model, root);
+    const camera = webcam(model, root);
+    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls, camera.controls, rule, busy, note]),
                 display, table);
     const kernel = kernelWatch(el, root, "These are the saved image's pictures; another image or rule "
-      + "needs a running kernel.", [picker, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
+      + "needs a running kernel.", [picker, upload.button, camera.button, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
     /** @type {import("./_shared.js").BlobImage[]} */
     let imgs = [];
     function render() {
@@ -66,6 +68,6 @@ export default {
     for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
     for (const t of ["image_index", "shown_image", "rule", "shown_rule"]) model.on(`change:${t}`, markStale);
     renderPicker(); render(); markStale();
-    return () => { imgs.forEach((i) => i.release()); kernel.dispose(); };
+    return () => { imgs.forEach((i) => i.release()); kernel.dispose(); camera.dispose(); };
   },
 };

@@ -2,14 +2,17 @@
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
 // All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
-import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
+import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
  *   layer_names: string[], layer: string, image_names: string[], image_index: number, input_png: DataView,
  *   recs: DataView[], rf: number[][], switches: boolean[], captions: string[], drawn: string[], grid: number[][], channels: number[],
  *   input_size: number, selected: import("./_shared.js").UnitSelection, unit_png: DataView,
- *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string
+ *   predictions: import("./_shared.js").Prediction[], shown_image: number, shown_rule: string,
+ *   class_map_png: DataView, class_map_for: { index?: number, label?: string, layer?: string, method?: string, error?: string },
+ *   map_opacity: number, map_layer: string, show_map: boolean,
+ *   live_input_png: DataView, live_rec_png: DataView, live_frame: { n?: number, t?: number, layer?: string, dropped?: number }
  * }} Traits  the synced traits of widgets/deconv_explorer.py
  */
 
@@ -24,6 +27,16 @@ export default {
     const inputImg = h("img", { alt: "input image" });
     const fieldMark = h("div", { class: "cnnviz-mark cnnviz-field", title: "the clicked unit's receptive field: the input it sees" });
     const inputCaption = h("span", { text: "input" });
+    // the class evidence map (Grad-CAM) of the top-1 or the class picked in the top-5, over the input
+    const mapImg = h("img", { class: "cnnviz-classmap", alt: "class evidence map over the input" });
+    const opacity = h("input", { type: "range", min: "0", max: "1", step: "0.05", "aria-label": "Class map opacity", style: "width:6em" });
+    const atLayer = h("input", { type: "checkbox", "aria-label": "Draw the class map at the layer on screen" });
+    const mapCaption = h("div", { class: "cnnviz-note" });
+    const showMap = h("input", { type: "checkbox", "aria-label": "Show where the class is found (Grad-CAM)" });
+    const mapControls = h("div", { class: "cnnviz-mapbar" }, [h("label", { text: " opacity " }, [opacity]),
+      h("label", { text: " at this layer" }, [atLayer])]);
+    const mapBar = h("div", { class: "cnnviz-mapbar", title: "Grad-CAM: where the network finds the class (a top-5 click picks the class)" },
+      [h("label", { text: "class map" }, [showMap]), mapControls]);
     const bigImg = h("img", { class: "cnnviz-big", alt: "reconstruction of the selected layer" });
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });
     const bigCaption = h("span");
@@ -35,13 +48,16 @@ export default {
     const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers" });
     const note = h("div", { class: "cnnviz-note", "aria-live": "polite" });
     const rule = ruleControl(model);
+    const upload = pictureInput(model, root);
+    const camera = webcam(model, root, { live: true, side: () => model.get("input_size") || 224 });
     root.append(
       error,
-      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]),
+      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls, camera.controls,
         h("label", { text: "layer " }, [slider]), layerLabel, rule, h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
-        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, fieldMark]), inputCaption]),
+        h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, mapImg, fieldMark]), inputCaption,
+          mapBar, mapCaption]),
         h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
         predsBox,
@@ -52,7 +68,7 @@ export default {
     // and the strip work; anything new is computed by the kernel
     const kernel = kernelWatch(el, root, "The layer slider, the arrow keys and the strip show every "
       + "layer of this saved image; choosing another image, rule, filter, unit or class needs a running kernel.",
-      [picker, filterBox, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
+      [picker, filterBox, atLayer, showMap, upload.button, camera.button, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))], () => { renderPreds(); renderUnit(); });
 
     /** @type {string | null} */
     let askedByEnter = null;
@@ -102,7 +118,7 @@ export default {
       const by = drawn ? ` · ${drawn}` : "";
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
       const arriving = urls.length > 0 && !urls[i];  // the layer on screen came first; this one is on its way
-      bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…${by}` : `${layer}${by}`)
+      if (!root.dataset.live) bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…${by}` : `${layer}${by}`)
         : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
         : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
@@ -135,11 +151,12 @@ export default {
       layerLabel.textContent = n[i];
       markStale();
       // a layer whose picture is still on its way (the one on screen comes first) is an empty tile meanwhile
-      if (urls[i] || urls.length) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
+      if (!root.dataset.live && (urls[i] || urls.length)) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", String(j === i)); });
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
       if (sync && model.get("layer") !== n[i]) { model.set("layer", n[i]); model.save_changes(); }
+      if (sync && atLayer.checked) mapAt();  // the map follows the layer on screen
     }
     function renderImages() {
       const old = urls;  // revoked once their own pre-decoding has settled (no fetch of a revoked URL)
@@ -166,6 +183,7 @@ export default {
       if (bigImg.complete && bigImg.naturalWidth > 0) ready(); else bigImg.onload = ready;
     }
     function renderInput() {
+      if (root.dataset.live) return;  // the camera's frame stands in for the photo until live mode ends
       if (inputURL) URL.revokeObjectURL(inputURL);
       inputURL = pngURL(model.get("input_png"));
       inputImg.src = inputURL || EMPTY_IMAGE;
@@ -207,6 +225,59 @@ export default {
       root.dataset.field = [top, left, bottom, right, n].join(",");  // in input pixels, of n
       const h = f[2] - f[0], w = f[3] - f[1];
       inputCaption.textContent = `input · boxed: what the unit sees, ${h === w ? h : `${h}×${w}`}\u00a0px`;
+    }
+    let mapURL = "";
+    function renderMap() {
+      if (mapURL) URL.revokeObjectURL(mapURL);
+      mapURL = pngURL(model.get("class_map_png"));
+      mapImg.src = mapURL || EMPTY_IMAGE;
+      mapImg.style.display = mapURL && !root.dataset.live ? "" : "none";
+      const f = model.get("class_map_for") || {};
+      mapCaption.textContent = f.error ? `no class map: ${f.error}`
+        : f.label !== undefined ? `where ${f.label} is found (${f.method} at ${f.layer})` : "";
+      mapControls.style.display = f.label !== undefined ? "" : "none";
+      atLayer.checked = !!model.get("map_layer");
+      showMap.checked = !!model.get("show_map");
+      mapBar.style.display = (model.get("predictions") || []).length ? "" : "none";
+      root.dataset.classMap = f.label !== undefined && !f.error ? `${f.label}@${f.layer}` : "";
+      renderOpacity();
+    }
+    function renderOpacity() {
+      const o = model.get("map_opacity");
+      opacity.value = String(o);
+      mapImg.style.opacity = String(o);
+      opacity.title = `${Math.round(100 * o)}% map over the input`;
+    }
+    opacity.addEventListener("input", () => { model.set("map_opacity", Number(opacity.value)); model.save_changes(); renderOpacity(); });
+    const mapAt = () => { const want = atLayer.checked ? names()[Number(slider.value)] || "" : "";
+      if (model.get("map_layer") !== want) { model.set("map_layer", want); model.save_changes(); } };
+    atLayer.addEventListener("change", mapAt);
+    showMap.addEventListener("change", () => { model.set("show_map", showMap.checked); model.save_changes(); });
+    // live mode: the camera's frame and the layer on screen for it stand in for the photo and its layer
+    let liveURLs = ["", ""];
+    let liveShown = 0, liveSince = 0;
+    function renderLive() {
+      liveURLs.forEach((u) => u && URL.revokeObjectURL(u));
+      const f = model.get("live_frame") || {};
+      if (!model.get("live_input_png") || !model.get("live_input_png").byteLength) {
+        liveURLs = ["", ""];
+        delete root.dataset.live;
+        liveShown = 0;
+        renderInput(); showLayer(Number(slider.value), false); renderMap();
+        return;
+      }
+      liveURLs = [pngURL(model.get("live_input_png")), pngURL(model.get("live_rec_png"))];
+      inputImg.src = liveURLs[0];
+      bigImg.src = liveURLs[1];
+      mapImg.style.display = "none";  // the class map belongs to the photo in the list, not to the camera's frame
+      liveShown += 1;
+      if (liveShown === 1) liveSince = performance.now();
+      const lag = f.t !== undefined ? performance.now() - f.t : NaN;  // capture to picture, this page's clock
+      root.dataset.live = String(liveShown);
+      root.dataset.liveLag = Number.isFinite(lag) ? lag.toFixed(0) : "";
+      const rate = liveShown > 1 ? (liveShown - 1) / ((performance.now() - liveSince) / 1000) : 0;
+      bigCaption.textContent = `live · ${layerWord(f.layer || "")} · ${rate ? `${rate.toFixed(1)} frames/s · ` : ""}`
+        + `${Number.isFinite(lag) ? `${Math.round(lag)} ms behind the camera` : ""}`;
     }
     function renderPreds() {
       const items = model.get("predictions") || [];
@@ -259,7 +330,10 @@ export default {
     model.on("change:unit_png", renderUnit);
     model.on("change:selected", renderUnit);
     model.on("change:predictions", renderPreds);
-    renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); markStale();
+    for (const t of ["class_map_png", "class_map_for", "map_layer", "show_map", "predictions"]) model.on(`change:${t}`, renderMap);
+    model.on("change:map_opacity", renderOpacity);
+    model.on("change:live_frame", renderLive);
+    renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); renderMap(); markStale();
     const stripSized = new ResizeObserver(() => keepInView(thumbs[Number(slider.value)]));  // once it has a width
     stripSized.observe(strip);
 
@@ -269,6 +343,9 @@ export default {
       urls.forEach((u) => URL.revokeObjectURL(u));
       if (inputURL) URL.revokeObjectURL(inputURL);
       if (unitURL) URL.revokeObjectURL(unitURL);
+      if (mapURL) URL.revokeObjectURL(mapURL);
+      liveURLs.forEach((u) => u && URL.revokeObjectURL(u));
+      camera.dispose();
     };
   },
 };

@@ -29,6 +29,7 @@ from .field_measure import FieldMeasurement
 from .hooks import eval_mode, forward_hooks, grad_enabled, shared_copy
 from .labels import checked_labels, find_class, shown_labels
 from .layers import Layer, from_nchw, layer_kind, paper_names, to_nchw  # noqa: F401 - the layout helpers re-exported
+from .class_map import class_map
 from .reconstruct import reconstruct
 from .outputs import apply_head, class_seed, find_head, output_kind
 from .receptive_field import (
@@ -564,6 +565,22 @@ class Probe:
     ) -> dict[str, torch.Tensor]:
         """Zeiler & Fergus deconvnet: ``reconstruct(..., rule="deconvnet")``."""
         return self.reconstruct(x, layers=layers, channel=channel, unit=unit, rule="deconvnet", **options)
+
+    def class_map(
+        self,
+        x: torch.Tensor,
+        layer: str | Layer | None = None,
+        target: int | str | Sequence[int | str] | None = None,
+        method: str = "gradcam",
+    ) -> torch.Tensor:
+        """Where in the picture the network found a class: (N, 1, H, W) in [0, 1] by ``method`` "gradcam" or
+        "gradcam++", or (N, C, H, W) by "guided-gradcam" (the guided reconstruction times the map).
+
+        ``target``: a class index or label, one per image, or None (each image's top-1); ``layer``: default the
+        last conv layer with a spatial map. See :func:`cnnviz_widgets.probe.class_map.class_map`.
+        """
+
+        return class_map(self, x, layer=layer, target=target, method=method)
 
     # ------------------------------------------------------------------ classes
     @property

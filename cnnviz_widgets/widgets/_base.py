@@ -375,8 +375,12 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
                 f"changed. It knows the events: {', '.join(['stop', *known])}."))
             return
         what, handler = known[event]
-        with self.from_browser(), self.guard(what):
-            handler(content)
+        self._message_buffers = list(buffers or [])  # an upload's bytes (widgets/uploads.py)
+        try:
+            with self.from_browser(), self.guard(what):
+                handler(content)
+        finally:
+            self._message_buffers = []
 
 
 def minimum(low: int) -> Callable[[Any, dict], Any]:

@@ -12,9 +12,10 @@ from ..figures import compare_sheet, field_label, matching_layers, model_names, 
 from ..models import load_model_or_random
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, png_bytes
+from .uploads import TakesPictures
 
 
-class CompareModels(ReversingWidget):
+class CompareModels(TakesPictures, ReversingWidget):
     """Two rows per image: each model's reconstructions at matching depths (by the synced ``rule``) and
     its top-5 predictions."""
 
@@ -67,6 +68,15 @@ class CompareModels(ReversingWidget):
             self.back_to_shown("image")
             return
         self._request(change["new"])
+
+    def upload_side(self) -> int:
+        return max(p.resize_size or p.input_size for p in self._probes)
+
+    def request_picture(self, index: int) -> None:
+        self._request(index)
+
+    def browser_events(self) -> dict:
+        return {"upload": ("Adding the picture", self.upload_event)}
 
     def _request(self, index: int) -> None:
         rule = self.rule

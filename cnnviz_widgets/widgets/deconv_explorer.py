@@ -11,6 +11,12 @@ The reverse rule (auto, deconvnet, guided, gradient) is a synced trait with a se
 draws each layer by the deconvnet where max-pool switches lie below it and by guided backprop elsewhere (every
 layer of VGG16 and the AlexNets by the deconvnet, an EfficientNet's by guided), and ``drawn`` says which rule
 drew each layer's picture.
+
+The class evidence map (Grad-CAM, :mod:`cnnviz_widgets.probe.class_map`) of the class picked in the top-5 lies
+over the input with an opacity slider (``map_opacity``): *where* the network found the class, beside *what* it kept
+of it. It is drawn at ``map_layer`` ("": the last conv layer with a map). With ``show_map`` on (the "class map"
+box; a class picked turns it on) each new image shows its top-1's map too: one more forward pass to the scores
+and one partial backward per image change, which is why it starts off.
 """
 from __future__ import annotations
 
@@ -21,15 +27,16 @@ import torch
 import traitlets
 
 from .. import checks
-from ..display import choose_display, to_display
-from ..errors import ImageError, UnsupportedModelError
+from ..display import choose_display, heat, overlay, to_display
+from ..errors import CnnvizError, ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, css, esm, layer_field, message_field, picture_bytes
+from .uploads import TakesPictures
 
 
-class DeconvExplorer(ReversingWidget):
+class DeconvExplorer(TakesPictures, ReversingWidget):
     """Pick an image; see what every layer keeps; slide through the layers; click for one unit."""
 
     _esm = esm("deconv_explorer.js")
@@ -52,12 +59,24 @@ class DeconvExplorer(ReversingWidget):
     unit_png = traitlets.Bytes(b"").tag(sync=True)
     predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index or -1], ...]
 
+    class_map_png = traitlets.Bytes(b"").tag(sync=True)  # the class map's heat colours at input size ("": none)
+    class_map_for = traitlets.Dict().tag(sync=True)  # {"index", "label", "layer", "method"} of it, or {"error": why not}
+    show_map = traitlets.Bool(False).tag(sync=True)  # each image's top-1 map too (a class picked turns it on)
+    map_opacity = traitlets.Float(0.5).tag(sync=True)  # how strongly the map covers the input: 0 (hidden) to 1
+    map_layer = traitlets.Unicode("").tag(sync=True)  # the layer the map is drawn at; "": the last conv layer with a map
+
+    live_input_png = traitlets.Bytes(b"").tag(sync=True)  # live mode: the camera's last frame shown, as the network sees it
+    live_rec_png = traitlets.Bytes(b"").tag(sync=True)  # and its reconstruction at the layer on screen
+    live_frame = traitlets.Dict().tag(sync=True)  # {"n", "t", "layer"} of that frame (t: the browser's, for the lag)
+
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the pictures now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
                  rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._class_map: np.ndarray | None = None  # the map shown, (S, S) in [0, 1], for save()
+        self._live_job, self._live_next, self._live_dropped = None, None, 0  # live mode: the frame worked on, the next
         self._probe = None
         self._images = None
         self._x = None
@@ -99,6 +118,12 @@ class DeconvExplorer(ReversingWidget):
             self.back_to_shown("image")
             return
         self._request_image(change["new"])
+
+    def upload_side(self) -> int:
+        return self._probe.resize_size or self._probe.input_size
+
+    def request_picture(self, index: int) -> None:
+        self._request_image(index)
 
     def _request_image(self, index: int) -> None:
         rule = self.rule
@@ -185,8 +210,28 @@ class DeconvExplorer(ReversingWidget):
         pictures = list(to_display(strip, mode))  # each picture is scaled on its own: the first part's are the strip's
         done = sent["pngs"] if sent["mode"] == mode else {}
         fresh = iter(picture_bytes([p for i, p in enumerate(pictures) if i not in done]))
+        job.check()
+        preds = found.get("preds")
+        drawn_map = self._map_of(x, preds[0][0] if preds else None) if self.show_map else {}
         return {**part({i: done[i] if i in done else next(fresh) for i in range(n)}, mode),
-                "pictures": [picture, *pictures]}
+                "pictures": [picture, *pictures], **drawn_map}
+
+    def _map_of(self, x: torch.Tensor, c: int | None) -> dict:
+        """The class map of class ``c`` for input ``x`` at ``map_layer``: {"map": (S, S) array, "map_png", "map_for"};
+        for a network without class scores nothing, and where the map cannot be drawn the reason, in "map_for"."""
+        if c is None or self._probe.output_layer is None:
+            return {"map": None, "map_png": b"", "map_for": {}}
+        from ..probe.class_map import class_map, spatial_layer
+
+        labels = self._probe.labels
+        label = labels[c] if labels and c < len(labels) else f"class {c}"
+        try:
+            at = spatial_layer(self._probe, self.map_layer or None)
+            m = class_map(self._probe, x, layer=at, target=int(c))[0, 0].cpu().numpy()
+        except CnnvizError as exc:  # said in place of the map (the class is kept: another layer may draw it)
+            return {"map": None, "map_png": b"", "map_for": {"index": int(c), "label": label, "error": str(exc)}}
+        return {"map": m, "map_png": picture_bytes([heat(m)])[0],
+                "map_for": {"index": int(c), "label": label, "layer": at.name, "method": "gradcam"}}
 
     def _classify(self, x: torch.Tensor) -> list:
         try:
@@ -205,10 +250,64 @@ class DeconvExplorer(ReversingWidget):
             self.drawn = r["drawn"]
             self.predictions = r["predictions"]
             self.show_display(r["mode"])
+            # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
+            self._show_map(r if "map_for" in r else {"map": None, "map_png": b"", "map_for": {}})
             self.shown_rule = r["rule"]
             self.selected = {}
             self.unit_png = b""
             self.shown_image = r["index"]
+
+    @traitlets.observe("show_map")
+    def _on_show_map(self, change: dict) -> None:
+        """The class map box ticked: the top-1's map of the image shown (unless a map is shown already); unticked:
+        the map goes."""
+        if not self._map_on_screen() or change["old"] == change["new"] or not getattr(self, "_map_ready", True):
+            return
+        if not change["new"]:
+            self._show_map({"map": None, "map_png": b"", "map_for": {}})
+        elif not self.class_map_for and self.predictions and self.predictions[0][2] >= 0:
+            self._draw_map(self.predictions[0][2])
+
+    @traitlets.observe("map_layer")
+    def _on_map_layer(self, change: dict) -> None:
+        """Another layer for the class map: the map of the class shown is drawn again there."""
+        c = self.class_map_for.get("index")
+        if not self._map_on_screen() or change["old"] == change["new"] or c is None:
+            return
+        self._draw_map(c)
+
+    def _map_on_screen(self) -> bool:
+        """An image is shown that a map could be drawn for (not so while the constructor sets the traits)."""
+        return getattr(self, "_probe", None) is not None and getattr(self, "_x", None) is not None
+
+    def _draw_map(self, c: int) -> None:
+        """Draw the map of class ``c`` for the image shown (its own lane: a newer request replaces it)."""
+        x = self._x
+
+        def apply(r: dict) -> None:
+            if self._x is x:
+                self._show_map(r)
+
+        self.run_job("Drawing the class map", "map", lambda job: self._map_of(x, c), apply)
+
+    @traitlets.validate("map_opacity")
+    def _check_opacity(self, proposal: dict) -> float:
+        value = proposal["value"]
+        if not 0 <= value <= 1:
+            raise traitlets.TraitError(f"map_opacity must be from 0 to 1, got {value}")
+        return value
+
+    def _show_map(self, r: dict) -> None:
+        self._class_map = r["map"]
+        with self.hold_sync():
+            if r["map_for"] and not self.show_map:  # a class picked: its map is shown, and so are the next images'
+                self._map_ready = False
+                try:
+                    self.show_map = True
+                finally:
+                    self._map_ready = True
+            self.class_map_png = r["map_png"]
+            self.class_map_for = r["map_for"]
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
@@ -224,6 +323,8 @@ class DeconvExplorer(ReversingWidget):
 
         def apply(r: dict) -> None:
             if self._x is x:
+                if "map_for" in r:
+                    self._show_map(r)
                 self._unit_picture = r["picture"]
                 with self.hold_sync():
                     self.rf = self._fields()  # with any field measured for this unit
@@ -303,7 +404,10 @@ class DeconvExplorer(ReversingWidget):
             if l is self._probe.output_layer and self._probe.labels and isinstance(c, (int, np.integer)) \
                     and 0 <= c < len(self._probe.labels):
                 selected["label"] = self._probe.labels[int(c)]
-            return {"picture": self._one(x, rule, mode, l.name, channel=c), "selected": selected}
+            picture = self._one(x, rule, mode, l.name, channel=c)
+            job.check()
+            drawn = self._map_of(x, int(c)) if l is self._probe.output_layer else {}  # a class: where it is found too
+            return {"picture": picture, "selected": selected, **drawn}
 
         self._request_unit("Reconstructing the class" if isinstance(channel, str) else "Reconstructing the filter", compute)
 
@@ -336,7 +440,64 @@ class DeconvExplorer(ReversingWidget):
                 layer(m), message_field(m, "x", float), message_field(m, "y", float))),
             "channel": ("Reading the filter number", lambda m: self.show_filter(layer(m), channel(m))),
             "class": ("Reconstructing the class", lambda m: self.show_class(message_field(m, "index", int))),
+            "upload": ("Adding the picture", self.upload_event),
+            "frame": ("Showing the camera's picture", self.live_event),
+            "live": ("Switching live mode", lambda m: self.live_off() if not m.get("on") else None),
         }
+
+    # ------------------------------------------------------------------ live mode (the webcam)
+    def live_event(self, message: dict) -> None:
+        """A camera frame from the browser (its JPEG in the message's buffer): the layer on screen is reconstructed
+        for it. One frame is worked on at a time; a frame that comes meanwhile waits, and a newer one replaces it
+        (never a queue: what is shown is at most one frame behind the camera)."""
+        buffers = getattr(self, "_message_buffers", None) or []
+        if not buffers:
+            raise ImageError("The browser sent a camera frame without its picture; nothing was shown.")
+        frame = (bytes(buffers[0]), message.get("n"), message.get("t"))
+        running = self._live_job is not None and self._live_job.id in self._jobs
+        if running:
+            self._live_dropped += self._live_next is not None
+            self._live_next = frame
+            return
+        self._live_start(frame)
+
+    def _live_start(self, frame: tuple) -> None:
+        data, n, t = frame
+        layer, rule = (self.layer if self.layer in self._layers else self._layers[0]), self.rule
+
+        def compute(job) -> dict:
+            return self.live_picture(data, layer, rule) | {"n": n, "t": t}
+
+        def apply(r: dict) -> None:
+            with self.hold_sync():
+                self.live_input_png, self.live_rec_png = r["input_png"], r["rec_png"]
+                self.live_frame = {"n": r["n"], "t": r["t"], "layer": layer, "dropped": self._live_dropped}
+            if self._live_next is not None:  # the newest frame that came meanwhile
+                frame, self._live_next = self._live_next, None
+                with self.from_browser():
+                    self._live_start(frame)
+
+        self._live_job = self.run_job("Showing the camera's picture", "live", compute, apply)
+
+    def live_picture(self, data: bytes, layer: str, rule: str) -> dict:
+        """One camera frame (a picture file's bytes) as the network sees it and its reconstruction at ``layer``:
+        {"input_png", "rec_png"} (JPEG, or the widget's picture format)."""
+        probe = self._probe
+        x = probe.model_input(data, "the camera's picture")
+        rec = probe.reconstruct(x, layers=layer, rule=rule)[probe.layer(layer).name]
+        mode = choose_display([rec])
+        input_png, rec_png = picture_bytes([probe.to_image(x)[0], to_display(rec[0], mode)])
+        return {"input_png": input_png, "rec_png": rec_png}
+
+    def live_off(self) -> None:
+        """Live mode ends (the camera stopped or paused): the photo and the layers shown before come back."""
+        self._live_next = None
+        if self._live_job is not None:
+            self._live_job.cancel()
+        with self.hold_sync():
+            self.live_input_png = b""
+            self.live_rec_png = b""
+            self.live_frame = {}
 
     def selection_label(self) -> str:
         """What the unit view shows, in words: "c3: unit 12 at (3, 4)", "c4: filter 11", "fc8: class espresso"."""
@@ -374,6 +535,11 @@ class DeconvExplorer(ReversingWidget):
         current = names.index(self.layer) if self.layer in names else len(names) // 2
         big = [("input", f"{self.input_size} px"), (names[current], field(names[current]))]
         row, captions = [self._pictures[0], pictures[current]], ["", self.captions[current]]
+        if self._class_map is not None and "layer" in self.class_map_for:  # where the class is, over the input
+            f = self.class_map_for
+            big.insert(1, (f"class map: {f['label']}", f"{f['method']} at {f['layer']}"))
+            row.insert(1, overlay(self._pictures[0], self._class_map, self.map_opacity))
+            captions.insert(1, f"opacity {self.map_opacity:.0%}")
         if self.selected and self._unit_picture is not None:
             big.append((self.selection_label(), field(self.selected["layer"]) if self.selected.get("layer") else "RF ?"))
             row.append(self._unit_picture)
