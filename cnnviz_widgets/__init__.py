@@ -2,6 +2,7 @@
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    CheckpointError,
     CnnvizError,
     CnnvizWarning,
     DeviceUnavailableError,
@@ -16,9 +17,10 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .display import to_display
-from .figures import figure_compare, figure_filters, figure_layers, figure_sparsity, picture_grid, save_figure
+from .figures import figure_compare, figure_filters, figure_layers, figure_sparsity, figure_timeline, picture_grid, save_figure
 from .images import sample_images
 from .imageset import ImageSet, load_images
+from .kernels.checkpoints import CheckpointRecorder, Checkpoints
 from .kernels.embedding import RepresentationSpace, representation_space
 from .kernels.mine import Mined, mine
 from .kernels.options import StreamOptions
@@ -58,6 +60,7 @@ from ._ipython import install as _install_ipython_errors  # noqa: E402
 _install_ipython_errors()
 
 __all__ = [
+    "CheckpointError", "CheckpointRecorder", "Checkpoints", "TrainingTimeline", "figure_timeline",
     "figure_compare", "figure_filters", "figure_layers", "figure_sparsity", "picture_grid", "save_figure",
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",

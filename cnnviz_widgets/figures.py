@@ -4,7 +4,8 @@
 - :func:`picture_grid`: the paper's Figure 4 layout as one PIL picture for a notebook, labels drawn in a mid grey
   on a clear background, so it reads in a light and a dark theme alike.
 - :func:`figure_layers`, :func:`figure_compare`, :func:`figure_sparsity`, :func:`figure_filters`: the paper's
-  Figures 4-7 as matplotlib figures with their text as text, and :func:`save_figure` to write them (or a
+  Figures 4-7 (and :func:`figure_timeline`: one network's checkpoints over its training) as matplotlib figures
+  with their text as text, and :func:`save_figure` to write them (or a
   picture_grid) as PNG, SVG or PDF. The widgets' ``save(path)`` compose what they show with the same pieces
   (:class:`Sheet`, :func:`layers_sheet`, :func:`compare_sheet`, :func:`filters_sheet`, :func:`sparsity_figure`).
 
@@ -722,6 +723,59 @@ def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | N
         filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet, field=tile_field(t),
                       y0=sheet.bottom + (16 if n else 0), title=f"{t.k} top patch{'' if t.k == 1 else 'es'} a filter")
     return sheet.figure()
+
+
+def timeline_steps(n: int, most: int = 6) -> list[int]:
+    """Which of ``n`` checkpoints a timeline figure shows: all when ``most`` or fewer, else ``most`` spread evenly
+    from the first to the last."""
+    if n <= most:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
+
+
+def metrics_caption(metrics: Mapping[str, Sequence[Any]], i: int) -> str:
+    """Checkpoint ``i``'s recorded metrics as one short line ("loss 0.31 accuracy 0.93")."""
+    return " ".join(f"{k} {v:.3g}" for k, vs in metrics.items() if i < len(vs) and (v := vs[i]) is not None)
+
+
+def figure_timeline(checkpoints: Any, image: Any, layers: Any = None, steps: Sequence[int] | None = None,
+                    rule: str = "auto", size: int = 96, display: str = "auto", title: str = "") -> Any:
+    """How a network learns: one row per checkpoint (``steps``, default up to six spread over the training), each
+    the input with that step's metrics under it, the first layer's filters, then each layer's reconstruction of
+    ``image`` by ``rule`` (``layers`` None: every second conv layer and the output layer, seeded with that step's
+    top-1 class, named under it). ``checkpoints``: a cv.Checkpoints. Returns a matplotlib Figure."""
+    from .imageset import load_images
+    from .kernels.checkpoints import Checkpoints
+    from .kernels.filters import filter_pictures, filter_sheet, first_conv
+    from .probe.rules import rule_name, rule_words
+
+    if not isinstance(checkpoints, Checkpoints):
+        raise CnnvizError(f"checkpoints must be a cv.Checkpoints, got {short_repr(checkpoints)}.")
+    rule = rule_name(rule)
+    size = checks.positive_int("size", size, "a positive whole number of pixels")
+    probe = checkpoints.probe
+    chosen = probe.select(paper_layers(probe) if layers is None else layers)
+    names = [l.name for l in chosen]
+    images = load_images(image)
+    if len(images) != 1:
+        raise CnnvizError(f"image must be one picture (a timeline follows one picture over the steps), got {len(images)}.")
+    x = checkpoints.model_input(images.raw(0), images.names[0])
+    shown = timeline_steps(len(checkpoints)) if steps is None else [checkpoints.index(s) for s in steps]
+    out = probe.output_layer
+    rows, captions, labels_left = [], [], []
+    for i in shown:
+        p = checkpoints.load(i)
+        recs, label = _strip(p, x, names, rule)
+        filters = filter_sheet(filter_pictures(p))
+        rows.append([p.to_image(x)[0], filters[..., :3] if filters.shape[2] == 4 else filters,
+                     *displayed([recs[n][0] for n in names], display)])
+        captions.append([metrics_caption(checkpoints.metrics, i), ""] +
+                        [label if out is not None and n == out.name else "" for n in names])
+        labels_left.append(f"step {checkpoints.steps[i]}")
+    labels = [("input", f"{probe.input_size} px"), ("filters", first_conv(probe))] + [
+        (n, field_label(probe.receptive_field(n), probe.input_size)) for n in names]
+    heading = title or f"How {type(probe.model).__name__} learns: {images.names[0]} ({rule_words(rule, chosen, probe)})"
+    return layers_sheet(rows, labels, row_labels=labels_left, captions=captions, size=size, title=heading).figure()
 
 
 # ------------------------------------------------------------------ saving
