@@ -32,13 +32,14 @@ from .probe import Layer, Probe, ReceptiveField
 if TYPE_CHECKING:
     from .widgets import (
         CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
+        TrainingTimeline,
     )
 
 # The widgets are re-exported on first use (PEP 562): the kernels, mine_cli on a cluster's ranks and
 # scripts on a GPU node then import neither the notebook stack (anywidget, ipywidgets, IPython) nor
 # bqplot, which together cost 0.8 s of the import and are often not installed there.
 _WIDGETS = ("CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "PatchGallery", "ReceptiveFieldTable",
-            "SparsityChart")
+            "SparsityChart", "TrainingTimeline")
 
 
 def __getattr__(name: str) -> Any:
