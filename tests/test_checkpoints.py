@@ -192,7 +192,11 @@ def test_recorder_refuses_bad_input(tiny, tmp_path):
         cv.CheckpointRecorder(tiny, folder=tmp_path / "r")
     assert len(cv.CheckpointRecorder(tiny, folder=tmp_path / "r", overwrite=True)) == 0
     assert not rec.snapshot(7) or rec.every == 1  # every=1 records every step
-    assert not cv.CheckpointRecorder(tiny, every=3).snapshot(7)
+    calls = []
+    every3 = cv.CheckpointRecorder(tiny, every=3)
+    assert not every3.snapshot(7, accuracy=lambda: calls.append(7) or 0.5)
+    assert every3.snapshot(9, accuracy=lambda: calls.append(9) or 0.5)
+    assert calls == [9] and every3.metrics == {"accuracy": [0.5]}  # a function is called on recorded steps only
 
 
 def test_filter_pictures_put_zero_at_grey_one_scale_per_layer(tiny):

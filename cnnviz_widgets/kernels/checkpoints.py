@@ -93,7 +93,9 @@ class CheckpointRecorder:
     def snapshot(self, step: int, loss: float | None = None, accuracy: float | None = None, force: bool = False,
                  **metrics: float | None) -> bool:
         """Save the weights at ``step`` if it is one to record (``step % every == 0``, or ``force``), with its
-        metrics (numbers; tensors are read with ``.item()``). Returns whether it was saved."""
+        metrics: numbers (a tensor is read with ``.item()``), or functions of no argument, called only when the
+        step is recorded (``accuracy=test_accuracy``: a costly evaluation runs every ``every`` steps, not every
+        step). Returns whether it was saved."""
         if not checks.whole(step) or step < 0:
             raise CnnvizError(f"step must be a whole number 0 or more, got {short_repr(step)}.")
         step = int(step)
@@ -121,6 +123,8 @@ class CheckpointRecorder:
 
     @staticmethod
     def _number(name: str, value: Any) -> float | None:
+        if callable(value):
+            value = value()
         if value is None:
             return None
         if hasattr(value, "item"):
