@@ -32,7 +32,7 @@ function short(v) { return Math.abs(v) >= 100 || v === Math.round(v) ? String(Ma
 // one metric over the steps as a small line chart, the current step marked by a vertical line and its value
 /** @param {string} name  @param {(number | null)[]} values  @param {number[]} steps  @param {number} at */
 function metricChart(name, values, steps, at) {
-  const W = 250, H = 120, L = 40, R = 10, T = 22, B = 22;
+  const W = 250, H = 126, L = 40, R = 10, T = 26, B = 22;
   const chart = /** @type {SVGSVGElement} */ (/** @type {unknown} */ (svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`,
     class: "cnnviz-metric", role: "img" })));
   const pts = steps.map((s, i) => [s, values[i]]).filter((p) => p[1] !== null && p[1] !== undefined && Number.isFinite(p[1]));
@@ -42,8 +42,12 @@ function metricChart(name, values, steps, at) {
   if (hi === lo) { lo -= 0.5; hi += 0.5; }
   const x = (/** @type {number} */ s) => L + (xs[1] === xs[0] ? 0.5 : (s - xs[0]) / (xs[1] - xs[0])) * (W - L - R);
   const y = (/** @type {number} */ v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
-  const title = svg("text", { x: 2, y: 13, class: "cnnviz-metric-name" });
-  title.textContent = name;
+  // one line over the chart: the metric's name, then its value at the marked step (never over the plot or each other)
+  const title = svg("text", { x: 2, y: 13 });
+  const nameSpan = svg("tspan", { class: "cnnviz-metric-name" });
+  nameSpan.textContent = name;
+  const valueSpan = svg("tspan", { class: "cnnviz-metric-value", dx: 8 });
+  title.append(nameSpan, valueSpan);
   chart.append(title);
   for (const v of [lo, hi]) {
     const t = svg("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", class: "cnnviz-metric-tick" });
@@ -63,9 +67,7 @@ function metricChart(name, values, steps, at) {
   if (step !== undefined) {
     chart.append(svg("line", { x1: x(step), x2: x(step), y1: T, y2: H - B, class: "cnnviz-metric-mark" }));
     const v = values[at];
-    const label = svg("text", { x: Math.min(Math.max(x(step), L + 30), W - R - 30), y: T - 4, "text-anchor": "middle", class: "cnnviz-metric-value" });
-    label.textContent = v === null || v === undefined ? `step ${step}` : `${short(v)} at step ${step}`;
-    chart.append(label);
+    valueSpan.textContent = v === null || v === undefined ? `(none at step ${step})` : `${short(v)} at step ${step}`;
     chart.dataset.marked = String(step);
   }
   chart.setAttribute("aria-label", `${name} over the training; step ${step} marked`);
@@ -249,8 +251,16 @@ export default {
         markStale();
       });
     }
-    for (const t of ["input_png", "recs", "filters_png", "predictions", "sparsity", "display", "shown_step"]) model.on(`change:${t}`, renderStep);
-    for (const t of ["compare_rows", "compare_predictions", "compare_shown", "compare_input_png"]) model.on(`change:${t}`, renderCompare);
+    // a step's traits arrive together and each fires its change event: the pictures are made once, after the last
+    // (making them once per trait would revoke object URLs the browser is still loading)
+    /** @param {() => void} render */
+    const once = (render) => {
+      let pending = false;
+      return () => { if (!pending) { pending = true; queueMicrotask(() => { pending = false; render(); }); } };
+    };
+    const stepSoon = once(renderStep), compareSoon = once(renderCompare);
+    for (const t of ["input_png", "recs", "filters_png", "predictions", "sparsity", "display", "shown_step"]) model.on(`change:${t}`, stepSoon);
+    for (const t of ["compare_rows", "compare_predictions", "compare_shown", "compare_input_png"]) model.on(`change:${t}`, compareSoon);
     for (const t of ["steps", "step_index", "image_names", "image_index", "metrics", "view", "compare_steps"]) model.on(`change:${t}`, renderControls);
     for (const t of ["shown_image", "shown_rule", "rule"]) model.on(`change:${t}`, markStale);
     play.textContent = "▶ play";

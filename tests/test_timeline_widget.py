@@ -54,7 +54,7 @@ def test_each_step_shows_its_checkpoint(ck, photos):
                            for n in w.layer_names])
         mode = cv.display.choose_display([strip])
         assert np.array_equal(decode(w.recs[w.layer_names.index("c3")]), cv.to_display(rec[0], mode))
-        assert np.array_equal(decode(w.filters_png), filter_sheet(filter_pictures(probe))[..., :3])
+        assert np.array_equal(decode(w.filters_png), filter_sheet(filter_pictures(probe), cell=40)[..., :3])
         assert [p[0] for p in w.predictions] == [label for label, _ in probe.predict(x)[0]]
         zeros = dict(w.sparsity)
         act = probe.activations(x, "c2")["c2"]

@@ -158,7 +158,7 @@ class TrainingTimeline(ReversingWidget):
         mode = choose_display([strip])
         pictures = list(to_display(strip, mode))
         picture = probe.to_image(x)[0]
-        filters = filter_sheet(filter_pictures(probe))
+        filters = filter_sheet(filter_pictures(probe), cell=40)
         preds = found.get("preds", [])
         captions = [f"the top-1 class, {preds[0][1]}" if out is not None and n == out.name and preds else ""
                     for n in names]
