@@ -738,6 +738,26 @@ def metrics_caption(metrics: Mapping[str, Sequence[Any]], i: int) -> str:
     return " ".join(f"{k} {v:.3g}" for k, vs in metrics.items() if i < len(vs) and (v := vs[i]) is not None)
 
 
+def metrics_figure(steps: Sequence[int], metrics: Mapping[str, Sequence[Any]], marked: int | None = None,
+                   title: str = "Recorded metrics over the training") -> Any:
+    """The metrics recorded with a network's checkpoints against the step, one panel each (their scales differ),
+    the step ``marked`` (a step, not an index) as a vertical line in every panel."""
+    n = max(1, len(metrics))
+    fig = _figure_class()(figsize=(3.6 * n, 2.8), dpi=DPI, facecolor="white")
+    fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    for i, (name, values) in enumerate(metrics.items()):
+        ax = fig.add_subplot(1, n, i + 1)
+        pts = [(s, float(v)) for s, v in zip(steps, values) if v is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=SERIES_COLORS[0], lw=1.5)
+        if marked is not None:
+            ax.axvline(marked, color=MARK_COLOR, lw=2)
+        ax.set_title(str(name), fontsize=10)
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.78, wspace=0.35)
+    return fig
+
+
 def figure_timeline(checkpoints: Any, image: Any, layers: Any = None, steps: Sequence[int] | None = None,
                     rule: str = "auto", size: int = 96, display: str = "auto", title: str = "") -> Any:
     """How a network learns: one row per checkpoint (``steps``, default up to six spread over the training), each

@@ -133,3 +133,17 @@ def test_a_bad_checkpoint_is_said_in_the_widget_and_the_others_show(ck, photos, 
     assert "checkpoint 1 (step 50" in w.error and "lost_50.pt" in w.error and w.shown_step == 0
     w.step_index = 2
     assert w.error == "" and w.shown_step == 2
+
+
+def test_metrics_chart_follows_the_slider(ck, photos, tmp_path):
+    w = cv.TrainingTimeline(ck, photos[:1], layers=["c1"])
+    chart = w.metrics_chart()
+    lines = [m for m in chart.figure.marks if m is not chart.mark]
+    assert [m.labels[0] for m in lines] == ["loss", "accuracy"]
+    assert list(lines[1].y) == pytest.approx([0.1, 0.35, 0.6, 0.85]) and list(lines[1].x) == [0, 50, 100, 150]
+    assert list(chart.mark.x) == [150, 150]
+    w.step_index = 1
+    assert list(chart.mark.x) == [50, 50] and chart.marked == 50
+    fig = chart.to_figure()
+    assert [a.get_title() for a in fig.axes] == ["loss", "accuracy"]
+    assert chart.save(tmp_path / "m.png").stat().st_size > 0

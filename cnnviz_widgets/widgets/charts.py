@@ -8,7 +8,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as ipw
 
-from ..figures import SERIES_COLORS, depths, figure_bytes, sparsity_figure, thinned
+from ..figures import MARK_COLOR, SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, thinned
 from ..kernels.sparsity import Sparsity
 from ._base import SavesFigure
 
@@ -114,6 +114,57 @@ class SparsityChart(SavesFigure, ipw.VBox):
             return _HTML(f"<div class='cnnviz-sparsity' role='alert'>{self.error.value or 'No sparsity to show.'}</div>")
         return _HTML(f"<div class='cnnviz-sparsity' role='figure' aria-label='{html.escape(self._title, quote=True)}'>"
                      f"{svg_markup(self.to_figure())}</div>")
+
+
+class MetricsChart(SavesFigure, ipw.VBox):
+    """The metrics a :class:`~cnnviz_widgets.widgets.timeline.TrainingTimeline` holds against the step, in bqplot:
+    each metric its own line and scale (the first two their axes, left and right), and the timeline's step as a
+    vertical line that follows its slider and play. Made by ``timeline.metrics_chart()``; the timeline draws the same
+    charts itself (in marimo too, which cannot show bqplot)."""
+
+    def __init__(self, timeline: Any) -> None:
+        self._timeline = timeline
+        steps, metrics = list(timeline.steps), dict(timeline.metrics)
+        x_sc = bq.LinearScale()
+        marks: list[bq.Mark] = []
+        axes = [bq.Axis(scale=x_sc, label="step", grid_lines="none")]
+        for i, (name, values) in enumerate(metrics.items()):
+            y_sc = bq.LinearScale()
+            pts = [(s, float(v)) for s, v in zip(steps, values) if v is not None]
+            color = self.COLORS[i % len(self.COLORS)]
+            marks.append(bq.Lines(x=[p[0] for p in pts], y=[p[1] for p in pts], scales={"x": x_sc, "y": y_sc},
+                                  colors=[color], labels=[name], display_legend=True, marker="circle", marker_size=16))
+            if i < 2:
+                axes.append(bq.Axis(scale=y_sc, orientation="vertical", side="left" if i == 0 else "right", label=name,
+                                    color=color, grid_lines="none", tick_format=".2f"))
+        self.mark = bq.Lines(x=[0, 0], y=[0, 1], scales={"x": x_sc, "y": bq.LinearScale(min=0.0, max=1.0)},
+                             colors=[MARK_COLOR], stroke_width=2)
+        marks.append(self.mark)
+        self.figure = bq.Figure(marks=marks, axes=axes, legend_location="top", title="",
+                                fig_margin={"top": 30, "bottom": 50, "left": 60, "right": 60},
+                                layout=ipw.Layout(width="auto", height="300px"))
+        super().__init__([self.figure])
+        self._follow()
+        timeline.observe(lambda change: self._follow(), "step_index")
+
+    COLORS = SERIES_COLORS
+
+    @property
+    def marked(self) -> int | None:
+        """The step the vertical line marks."""
+        steps = self._timeline.steps
+        return steps[self._timeline.step_index] if 0 <= self._timeline.step_index < len(steps) else None
+
+    def _follow(self) -> None:
+        step = self.marked
+        if step is not None:
+            self.mark.x = [step, step]
+
+    def to_figure(self):
+        """The metrics against the step, one panel each, the timeline's step marked."""
+        if not self._timeline.metrics:
+            raise self.nothing_to_save("the checkpoints carry no metrics")
+        return metrics_figure(self._timeline.steps, self._timeline.metrics, self.marked)
 
 
 class _HTML:

@@ -238,6 +238,13 @@ class TrainingTimeline(ReversingWidget):
             self.compare_drawn = r["drawn"]
             self.compare_shown = [*r["pair"], r["index"]]
 
+    def metrics_chart(self):
+        """The recorded metrics in a bqplot chart whose step line follows this timeline's slider
+        (:class:`~cnnviz_widgets.widgets.charts.MetricsChart`)."""
+        from .charts import MetricsChart
+
+        return MetricsChart(self)
+
     # ------------------------------------------------------------------ saving
     def to_figure(self):
         """What is shown: at one step, the input (with the step's metrics), the first layer's filters and every
