@@ -116,6 +116,30 @@ def test_one_probe_swapped_and_the_users_model_untouched(run, photos):
     assert ck.at_step(2) is probe and ck.index(3) == 3
 
 
+def test_using_keeps_a_steps_weights_while_another_thread_asks_for_another(run):
+    import threading
+
+    ck = cv.Checkpoints(run["model"], run["states"], device="cpu", input_size=32)
+    weight = "features.0.weight"
+    inside, other_done = threading.Event(), threading.Event()
+    seen = []
+
+    def cell():
+        inside.wait()
+        ck.load(3)  # waits for the block below to end
+        other_done.set()
+
+    t = threading.Thread(target=cell)
+    t.start()
+    with ck.using(1) as probe:
+        inside.set()
+        assert not other_done.wait(0.3)
+        seen.append(torch.equal(probe.model.state_dict()[weight], run["states"][1][weight]))
+    t.join(10)
+    assert seen == [True] and other_done.is_set()
+    assert torch.equal(ck.probe.model.state_dict()[weight], run["states"][3][weight])
+
+
 def test_cache_holds_at_most_its_size(run):
     ck = cv.Checkpoints(run["model"], run["recorder"], device="cpu", input_size=32, cache=2)
     for i in [0, 1, 2, 3, 1, 0]:

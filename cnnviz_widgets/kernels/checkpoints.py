@@ -17,12 +17,14 @@ The per-step kernels (:meth:`Checkpoints.reconstruct`, :meth:`Checkpoints.sparsi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +237,9 @@ class Checkpoints(Sequence):
         del own
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._current: int | None = None  # the checkpoint whose weights the probe holds
+        # held while a step's work runs (using()): a cell and a widget's background job never swap the weights
+        # under each other's feet (a result labelled with one step but made with another's weights)
+        self._use = threading.RLock()
 
     @staticmethod
     def _probe(model: Any, kwargs: dict[str, Any]) -> Probe:
@@ -297,15 +302,24 @@ class Checkpoints(Sequence):
         return state
 
     def load(self, i: int) -> Probe:
-        """The probe, holding checkpoint ``i``'s weights (assigned to its own module tree: no copy)."""
+        """The probe, holding checkpoint ``i``'s weights (assigned to its own module tree: no copy). Another thread
+        may swap them afterwards: for work that must see step ``i`` throughout, use :meth:`using`."""
         i = self._check(i)
-        if self._current != i:
-            state = self.state(i)
-            with self.probe._lock:
-                self._current = None
-                self.probe.model.load_state_dict(state, strict=True, assign=True)
-                self._current = i
+        with self._use:
+            if self._current != i:
+                state = self.state(i)
+                with self.probe._lock:
+                    self._current = None
+                    self.probe.model.load_state_dict(state, strict=True, assign=True)
+                    self._current = i
         return self.probe
+
+    @contextlib.contextmanager
+    def using(self, i: int) -> Iterator[Probe]:
+        """``with checkpoints.using(i) as probe:`` the probe holds checkpoint ``i``'s weights for the whole block; a
+        swap asked for by another thread (a widget's job, a cell) waits until the block ends."""
+        with self._use:
+            yield self.load(i)
 
     def at_step(self, step: int) -> Probe:
         """The probe holding the weights recorded at ``step``."""
@@ -319,7 +333,8 @@ class Checkpoints(Sequence):
         chosen = [self.index(s) for s in steps] if steps is not None else list(range(len(self)))
         out = {}
         for n, i in enumerate(chosen):
-            out[self.steps[i]] = fn(self.load(i))
+            with self.using(i) as probe:
+                out[self.steps[i]] = fn(probe)
             if progress is not None:
                 progress(n + 1, len(chosen))
         return out
@@ -362,8 +377,10 @@ class Checkpoints(Sequence):
         of the difference over the norm of the first, ``|W_last - W_first| / |W_first|``."""
         from .filters import filter_weights
 
-        a = filter_weights(self.load(first), layer)
-        b = filter_weights(self.load(last % len(self)), layer)
+        with self.using(first) as probe:
+            a = filter_weights(probe, layer)
+        with self.using(last % len(self)) as probe:
+            b = filter_weights(probe, layer)
         return float((b - a).norm() / a.norm().clamp_min(1e-12))
 
     def __repr__(self) -> str:

@@ -133,8 +133,12 @@ class TrainingTimeline(ReversingWidget):
         ck = self._ck
         if not 0 <= i < len(ck):
             raise CnnvizError(f"step_index={i} is out of range: there are {len(ck)} checkpoints.")
-        probe = ck.load(i)
         x = self._picture(index)
+        with ck.using(i) as probe:  # step i's weights throughout, whatever a cell loads meanwhile
+            return self._step_pictures(probe, x, i, index, rule, job)
+
+    def _step_pictures(self, probe, x: torch.Tensor, i: int, index: int, rule: str, job) -> dict:
+        """What the widget shows at step ``i`` for picture ``x``, with ``probe`` holding that step's weights."""
         names = list(self.layer_names)
         out = probe.output_layer
         found: dict[str, Any] = {}
@@ -215,16 +219,17 @@ class TrainingTimeline(ReversingWidget):
         cols = list(self.columns)
         rows, pictures, preds, drawn = [], [], [], []
         for j, i in enumerate(pair):
-            probe = self._ck.load(i)
-            recs = probe.reconstruct(x, layers=cols, rule=rule, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
+            with self._ck.using(i) as probe:
+                recs = probe.reconstruct(x, layers=cols, rule=rule,
+                                         progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
+                try:
+                    preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
+                except CnnvizError:
+                    preds.append([])
+                drawn.append([self.drawn_by(rule, c, probe) for c in cols])
             shown, _ = self.displayed([recs[c][0] for c in cols])
             pictures.append(shown)
             rows.append(picture_bytes(shown))
-            try:
-                preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
-            except CnnvizError:
-                preds.append([])
-            drawn.append([self.drawn_by(rule, c, probe) for c in cols])
         picture = self._ck.probe.to_image(x)[0]
         return {"pair": pair, "index": index, "rule": rule, "rows": rows, "pictures": pictures, "predictions": preds,
                 "drawn": drawn, "input": picture, "input_png": picture_bytes([picture])[0]}
