@@ -228,3 +228,32 @@ def test_the_timeline_in_marimo(tmp_path, browser):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_a_saved_page_shows_the_saved_step_and_says_what_needs_a_kernel(tmp_path, browser):
+    """With no kernel (a page nbconvert made from a notebook saved with its widget state), the timeline shows the
+    step it was saved at and says that another step needs a kernel; its controls are disabled."""
+    from pages import write_bare_page
+
+    import torch
+    import cnnviz_widgets as cv
+    from conftest import TinyNet
+
+    torch.manual_seed(0)
+    rec = cv.CheckpointRecorder(TinyNet().eval(), folder=tmp_path / "rec")
+    for step in range(3):
+        rec.snapshot(step, accuracy=0.3 * step)
+    w = cv.TrainingTimeline(rec.checkpoints(input_size=32, device="cpu"), cv.sample_images()[:1])
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = collect_errors(page)
+    page.goto(write_bare_page(tmp_path, "saved", w, offline=True))
+    widget = page.locator(TIMELINE).first
+    widget.wait_for(timeout=30_000)
+    assert widget.get_attribute("data-offline") == "1"
+    assert "another step, image, rule or comparison needs a running kernel" in widget.locator(".cnnviz-offline").inner_text()
+    for label in ("Step", "Image", "Play", "Compare two steps"):
+        assert widget.get_by_label(label, exact=True).first.is_disabled(), label
+    assert len(pictures(widget, ".cnnviz-strip img")) == len(w.layer_names)
+    assert set(marked(widget)) == {"2"}
+    assert not errors, errors
+    page.close()
