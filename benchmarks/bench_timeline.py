@@ -6,7 +6,7 @@ through 20 VGG16 checkpoints (528 MB each), against the size of one.
 Networks: lesson 03's digit CNN (32 px, 8 layers) and VGG16 (224 px, 21 layers), seeded random weights, each
 checkpoint a little different. The VGG16 part writes ``--checkpoints`` files of 528 MB to a temporary folder.
 
-Run: python benchmarks/bench_timeline.py [--threads 2] [--repeats 3] [--checkpoints 20] [--no-vgg]
+Run: python benchmarks/bench_timeline.py [--threads 2] [--repeats 3] [--checkpoints 20] [--no-vgg] [--no-memory]
 """
 from __future__ import annotations
 
@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--checkpoints", type=int, default=20)
     ap.add_argument("--no-vgg", action="store_true")
+    ap.add_argument("--no-memory", action="store_true", help="skip the 20 VGG16 checkpoints' peak memory")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -136,7 +137,8 @@ def main() -> None:
             step_vs_image_change("VGG16", vgg, cv.sample_images()[:1], Path(tmp) / "vgg-time", 4, args.repeats,
                                  device="cpu")
             del vgg
-            vgg_memory(Path(tmp) / "vgg", args.checkpoints)
+            if not args.no_memory:
+                vgg_memory(Path(tmp) / "vgg", args.checkpoints)
 
 
 if __name__ == "__main__":
