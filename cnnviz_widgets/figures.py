@@ -725,6 +725,14 @@ def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | N
     return sheet.figure()
 
 
+def on_white(picture: np.ndarray) -> np.ndarray:
+    """An RGBA sheet (clear gutters, as :func:`sprite` makes them) as RGB over white, for a figure on white."""
+    if picture.ndim != 3 or picture.shape[2] != 4:
+        return picture
+    alpha = picture[..., 3:4].astype(np.float32) / 255
+    return (picture[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+
+
 def timeline_steps(n: int, most: int = 6) -> list[int]:
     """Which of ``n`` checkpoints a timeline figure shows: all when ``most`` or fewer, else ``most`` spread evenly
     from the first to the last."""
@@ -787,7 +795,7 @@ def figure_timeline(checkpoints: Any, image: Any, layers: Any = None, steps: Seq
         p = checkpoints.load(i)
         recs, label = _strip(p, x, names, rule)
         filters = filter_sheet(filter_pictures(p))
-        rows.append([p.to_image(x)[0], filters[..., :3] if filters.shape[2] == 4 else filters,
+        rows.append([p.to_image(x)[0], on_white(filters),
                      *displayed([recs[n][0] for n in names], display)])
         captions.append([metrics_caption(checkpoints.metrics, i), ""] +
                         [label if out is not None and n == out.name else "" for n in names])

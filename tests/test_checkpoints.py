@@ -235,6 +235,10 @@ def test_filter_pictures_put_zero_at_grey_one_scale_per_layer(tiny):
     sheet = filter_sheet(pics, columns=4, cell=24)
     assert sheet.shape == (2 * 24 + 2, 4 * 24 + 3 * 2, 4)
     assert (sheet[:8, :8, 0] == 255).all() and (sheet[8:16, :8, 0] == 128).all()  # 8x8 squares, no blur
+    from cnnviz_widgets.figures import on_white
+
+    flat = on_white(sheet)  # as figures draw it: the clear gutters white, the filters as they are
+    assert flat.shape == sheet.shape[:2] + (3,) and (flat[:, 24:26] == 255).all() and (flat[8:16, :8] == 128).all()
     with pytest.raises(cv.CnnvizError, match="Layer 'c2' reads 8 channels, so its filters are no pictures"):
         filter_pictures(probe, "c2")
 

@@ -17,7 +17,9 @@ import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
 from ..errors import CnnvizError, ImageError, short_repr
-from ..figures import compare_sheet, field_label, layers_sheet, matching_layers, metrics_caption, predictions_text
+from ..figures import (
+    compare_sheet, field_label, layers_sheet, matching_layers, metrics_caption, on_white, predictions_text,
+)
 from ..imageset import load_images
 from ..kernels.checkpoints import Checkpoints
 from ..kernels.filters import filter_pictures, filter_sheet, first_conv
@@ -272,7 +274,7 @@ class TrainingTimeline(ReversingWidget):
             raise self.nothing_to_save("no step has been shown")
         i, index, rule = r["key"]
         names = list(self.layer_names)
-        filters = r["filters"][..., :3]
+        filters = on_white(r["filters"])
         labels = [("input", f"{probe.input_size} px"), ("filters", self.filters_layer)] + list(
             zip(names, self.fields))
         captions = [[metrics_caption(ck.metrics, i), ""] + list(r["captions"])]
