@@ -18,10 +18,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from memory_peak import available, peak_above_start
 from torch import nn
 
 import cnnviz_widgets as cv
-from memory_peak import available, peak_above_start
 
 
 class _Job:

@@ -84,6 +84,16 @@ def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2
     return out
 
 
+def filter_sheet(pictures: np.ndarray, columns: int | None = None, cell: int = 24, pad: int = 2) -> np.ndarray:
+    """Filter pictures (C, kh, kw, 3) in one RGBA sheet, ``columns`` a row (default about square), each enlarged
+    to ``cell`` px by whole pixels (no blur: a 5x5 filter stays 25 squares)."""
+    n, kh, kw = pictures.shape[:3]
+    factor = max(1, cell // max(kh, kw))
+    big = [np.repeat(np.repeat(p, factor, axis=0), factor, axis=1) for p in pictures]
+    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
+    return sprite(big, columns, factor * max(kh, kw), pad)
+
+
 def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[str] | None = None,
                  row_labels: Sequence[str] | None = None, size: int = 128, gap: int = 4, label_px: int = 13) -> Image.Image:
     """Pictures laid out in rows, each resized to ``size`` px square, with a label over each column and before
@@ -774,7 +784,7 @@ def figure_timeline(checkpoints: Any, image: Any, layers: Any = None, steps: Seq
     top-1 class, named under it). ``checkpoints``: a cv.Checkpoints. Returns a matplotlib Figure."""
     from .imageset import load_images
     from .kernels.checkpoints import Checkpoints
-    from .kernels.filters import filter_pictures, filter_sheet, first_conv
+    from .kernels.filters import filter_pictures, first_conv
     from .probe.rules import rule_name, rule_words
 
     if not isinstance(checkpoints, Checkpoints):

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import TinyNet
 from torch import nn
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.kernels.filters import filter_pictures, filter_sheet
-
-from conftest import TinyNet
+from cnnviz_widgets.figures import filter_sheet
+from cnnviz_widgets.kernels.filters import filter_pictures
 
 STEPS = [0, 10, 20, 30]
 

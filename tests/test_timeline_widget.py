@@ -7,12 +7,12 @@ import io
 import numpy as np
 import pytest
 import torch
+from conftest import TinyNet
 from PIL import Image
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.kernels.filters import filter_pictures, filter_sheet
-
-from conftest import TinyNet
+from cnnviz_widgets.figures import filter_sheet
+from cnnviz_widgets.kernels.filters import filter_pictures
 
 
 def decode(data: bytes) -> np.ndarray:

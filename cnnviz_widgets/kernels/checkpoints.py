@@ -33,7 +33,13 @@ import torch
 from torch import nn
 
 from .. import checks
-from ..errors import CheckpointError, CnnvizError, IndexOutOfRangeError, WeightsFileError, short_repr
+from ..errors import (
+    CheckpointError,
+    CnnvizError,
+    IndexOutOfRangeError,
+    WeightsFileError,
+    short_repr,
+)
 from ..models.weights import candidate_state_dicts, fit_state_dict, read_weights
 from ..probe.probe import Probe
 

@@ -52,15 +52,3 @@ def filter_pictures(probe: Probe, layer: str | None = None) -> np.ndarray:
     scaled = 0.5 + 0.5 * (w / peak if peak > 0 else w)
     pictures = (scaled.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return np.repeat(pictures, 3, axis=3) if c == 1 else pictures
-
-
-def filter_sheet(pictures: np.ndarray, columns: int | None = None, cell: int = 24, pad: int = 2) -> np.ndarray:
-    """Filter pictures (C, kh, kw, 3) in one RGBA sheet, ``columns`` a row (default about square), each enlarged
-    to ``cell`` px by whole pixels (no blur: a 5x5 filter stays 25 squares)."""
-    from ..figures import sprite
-
-    n, kh, kw = pictures.shape[:3]
-    factor = max(1, cell // max(kh, kw))
-    big = [np.repeat(np.repeat(p, factor, axis=0), factor, axis=1) for p in pictures]
-    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
-    return sprite(big, columns, factor * max(kh, kw), pad)

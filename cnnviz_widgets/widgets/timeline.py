@@ -18,11 +18,18 @@ import traitlets
 from ..display import DISPLAYS, choose_display, to_display
 from ..errors import CnnvizError, ImageError, short_repr
 from ..figures import (
-    compare_sheet, field_label, layers_sheet, matching_layers, metrics_caption, on_white, predictions_text,
+    compare_sheet,
+    field_label,
+    filter_sheet,
+    layers_sheet,
+    matching_layers,
+    metrics_caption,
+    on_white,
+    predictions_text,
 )
 from ..imageset import load_images
 from ..kernels.checkpoints import Checkpoints
-from ..kernels.filters import filter_pictures, filter_sheet, first_conv
+from ..kernels.filters import filter_pictures, first_conv
 from ..kernels.sparsity import count_zeros
 from ..probe.rules import WIDGET_RULE, rule_words
 from ._base import ReversingWidget, css, esm, picture_bytes, png_bytes

@@ -15,9 +15,8 @@ import nbformat
 import pytest
 from conftest import clean_notebook
 from pages import browser, needs_chromium  # noqa: F401 - browser is a fixture
+from playwright.sync_api import expect
 from test_widgets_in_browser import collect_errors, free_port, open_and_run
-
-from playwright.sync_api import expect  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -233,11 +232,11 @@ def test_the_timeline_in_marimo(tmp_path, browser):
 def test_a_saved_page_shows_the_saved_step_and_says_what_needs_a_kernel(tmp_path, browser):
     """With no kernel (a page nbconvert made from a notebook saved with its widget state), the timeline shows the
     step it was saved at and says that another step needs a kernel; its controls are disabled."""
+    import torch
+    from conftest import TinyNet
     from pages import write_bare_page
 
-    import torch
     import cnnviz_widgets as cv
-    from conftest import TinyNet
 
     torch.manual_seed(0)
     rec = cv.CheckpointRecorder(TinyNet().eval(), folder=tmp_path / "rec")
