@@ -127,23 +127,26 @@ class MetricsChart(SavesFigure, ipw.VBox):
         steps, metrics = list(timeline.steps), dict(timeline.metrics)
         x_sc = bq.LinearScale()
         marks: list[bq.Mark] = []
-        axes = [bq.Axis(scale=x_sc, label="step", grid_lines="none")]
+        axes = [bq.Axis(scale=x_sc, label="step", grid_lines="none", label_offset="36px")]
         for i, (name, values) in enumerate(metrics.items()):
             y_sc = bq.LinearScale()
             pts = [(s, float(v)) for s, v in zip(steps, values) if v is not None]
             color = self.COLORS[i % len(self.COLORS)]
             marks.append(bq.Lines(x=[p[0] for p in pts], y=[p[1] for p in pts], scales={"x": x_sc, "y": y_sc},
-                                  colors=[color], labels=[name], display_legend=True, marker="circle", marker_size=16))
-            if i < 2:
+                                  colors=[color], labels=[name], display_legend=len(metrics) > 2, marker="circle",
+                                  marker_size=16))
+            if i < 2:  # each named on its own axis, in its colour (a legend box would sit over the lines)
                 axes.append(bq.Axis(scale=y_sc, orientation="vertical", side="left" if i == 0 else "right", label=name,
-                                    color=color, grid_lines="none", tick_format=".2f"))
+                                    color=color, tick_style={"fill": f"var(--cnnviz-series-{i}, {color})"},
+                                    grid_lines="none", tick_format=".2f", label_offset="52px"))
         self.mark = bq.Lines(x=[0, 0], y=[0, 1], scales={"x": x_sc, "y": bq.LinearScale(min=0.0, max=1.0)},
                              colors=[MARK_COLOR], stroke_width=2)
         marks.append(self.mark)
-        self.figure = bq.Figure(marks=marks, axes=axes, legend_location="top", title="",
-                                fig_margin={"top": 30, "bottom": 50, "left": 60, "right": 60},
+        self.figure = bq.Figure(marks=marks, axes=axes, legend_location="bottom-left", title="",
+                                fig_margin={"top": 20, "bottom": 60, "left": 80, "right": 80},
                                 layout=ipw.Layout(width="auto", height="300px"))
-        super().__init__([self.figure])
+        # the axes' numbers in their series' colour, lighter on a dark page (as SparsityChart's layer names)
+        super().__init__([ipw.HTML(SparsityChart.series_colours_css()), self.figure])
         self._follow()
         timeline.observe(lambda change: self._follow(), "step_index")
 
