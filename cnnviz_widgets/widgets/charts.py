@@ -8,7 +8,7 @@ from typing import Any
 import bqplot as bq
 import ipywidgets as ipw
 
-from ..figures import MARK_COLOR, SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, thinned
+from ..figures import SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, thinned
 from ..kernels.sparsity import Sparsity
 from ._base import SavesFigure
 
@@ -119,7 +119,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
 class MetricsChart(SavesFigure, ipw.VBox):
     """The metrics a :class:`~cnnviz_widgets.widgets.timeline.TrainingTimeline` holds against the step, in bqplot:
     each metric its own line and scale (the first two their axes, left and right), and the timeline's step as a
-    vertical line that follows its slider and play. Made by ``timeline.metrics_chart()``; the timeline draws the same
+    dashed grey vertical line that follows its slider and play. Made by ``timeline.metrics_chart()``; the timeline draws the same
     charts itself (in marimo too, which cannot show bqplot)."""
 
     def __init__(self, timeline: Any) -> None:
@@ -140,7 +140,7 @@ class MetricsChart(SavesFigure, ipw.VBox):
                                     color=color, tick_style={"fill": f"var(--cnnviz-series-{i}, {color})"},
                                     grid_lines="none", tick_format=".2f", label_offset="52px"))
         self.mark = bq.Lines(x=[0, 0], y=[0, 1], scales={"x": x_sc, "y": bq.LinearScale(min=0.0, max=1.0)},
-                             colors=[MARK_COLOR], stroke_width=2)
+                             colors=["#8c8c8c"], stroke_width=2, line_style="dashed")  # grey: no series' colour
         marks.append(self.mark)
         self.figure = bq.Figure(marks=marks, axes=axes, legend_location="bottom-left", title="",
                                 fig_margin={"top": 20, "bottom": 60, "left": 80, "right": 80},
