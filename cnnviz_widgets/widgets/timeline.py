@@ -4,8 +4,8 @@ fraction of zeros per layer, beside the recorded metrics with the step marked; a
 CompareModels' layout.
 
 Each step is one job: the probe's weights are swapped (:meth:`Checkpoints.load`), one forward pass gives the top-5
-and the zeros of every layer, one backward per layer the strip. A step shown once is kept (a few dozen), so going
-back is free.
+and the zeros of every layer, one backward per layer the strip. A step shown once is kept, so going
+back is free (the last 16).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from ..kernels.sparsity import count_zeros
 from ..probe.rules import WIDGET_RULE, rule_words
 from ._base import ReversingWidget, css, esm, picture_bytes, png_bytes
 
-KEPT = 32  # steps whose pictures stay in memory (VGG16: about 0.6 MB each)
+KEPT = 16  # steps whose pictures stay in memory (VGG16: about 4 MB each, the pictures for save() and their JPEGs)
 
 
 class TrainingTimeline(ReversingWidget):
