@@ -125,7 +125,8 @@ class MetricsChart(SavesFigure, ipw.VBox):
     def __init__(self, timeline: Any) -> None:
         self._timeline = timeline
         steps, metrics = list(timeline.steps), dict(timeline.metrics)
-        x_sc = bq.LinearScale()
+        pad = 0.03 * ((steps[-1] - steps[0]) if steps else 1) or 1  # the first and last steps' line clear of the axes
+        x_sc = bq.LinearScale(min=float(steps[0] - pad), max=float(steps[-1] + pad)) if steps else bq.LinearScale()
         marks: list[bq.Mark] = []
         axes = [bq.Axis(scale=x_sc, label="step", grid_lines="none", label_offset="36px")]
         for i, (name, values) in enumerate(metrics.items()):
