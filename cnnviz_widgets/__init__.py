@@ -2,6 +2,7 @@
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    CheckpointError,
     CnnvizError,
     CnnvizWarning,
     DeviceUnavailableError,
@@ -16,10 +17,13 @@ from .errors import (
     WeightsUnavailableError,
 )
 from .display import to_display
-from .figures import figure_compare, figure_filters, figure_layers, figure_sparsity, picture_grid, save_figure
-from .figures import figure_class_maps
+from .figures import (
+    figure_class_maps, figure_compare, figure_filters, figure_layers, figure_sparsity, figure_timeline, picture_grid,
+    save_figure,
+)
 from .images import sample_images
 from .imageset import ImageSet, load_images
+from .kernels.checkpoints import CheckpointRecorder, Checkpoints
 from .kernels.embedding import RepresentationSpace, representation_space
 from .kernels.mine import Mined, mine, sparsity, top_patches
 from .kernels.options import StreamOptions
@@ -31,13 +35,14 @@ from .probe import Layer, Probe, ReceptiveField
 if TYPE_CHECKING:
     from .widgets import (
         CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
+        TrainingTimeline,
     )
 
 # The widgets are re-exported on first use (PEP 562): the kernels, mine_cli on a cluster's ranks and
 # scripts on a GPU node then import neither the notebook stack (anywidget, ipywidgets, IPython) nor
 # bqplot, which together cost 0.8 s of the import and are often not installed there.
 _WIDGETS = ("CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "PatchGallery", "ReceptiveFieldTable",
-            "SparsityChart")
+            "SparsityChart", "TrainingTimeline")
 
 
 def __getattr__(name: str) -> Any:
@@ -56,6 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "figure_class_maps",
+    "CheckpointError", "CheckpointRecorder", "Checkpoints", "TrainingTimeline", "figure_timeline",
     "figure_compare", "figure_filters", "figure_layers", "figure_sparsity", "picture_grid", "save_figure",
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",

@@ -30,6 +30,11 @@ class WeightsFileError(CnnvizError):
     """A local weights file is missing, unreadable, unsafe or does not fit the model."""
 
 
+class CheckpointError(WeightsFileError):
+    """One checkpoint of a training run cannot be used (missing, unreadable, another architecture); the message
+    names its step and where it comes from, and the other checkpoints still load."""
+
+
 class UnsupportedModelError(CnnvizError):
     """The model cannot be probed or reversed; the message names the part that is in the way."""
 

@@ -4,7 +4,8 @@
 - :func:`picture_grid`: the paper's Figure 4 layout as one PIL picture for a notebook, labels drawn in a mid grey
   on a clear background, so it reads in a light and a dark theme alike.
 - :func:`figure_layers`, :func:`figure_compare`, :func:`figure_sparsity`, :func:`figure_filters`: the paper's
-  Figures 4-7 as matplotlib figures with their text as text, and :func:`save_figure` to write them (or a
+  Figures 4-7 (and :func:`figure_timeline`: one network's checkpoints over its training) as matplotlib figures
+  with their text as text, and :func:`save_figure` to write them (or a
   picture_grid) as PNG, SVG or PDF. The widgets' ``save(path)`` compose what they show with the same pieces
   (:class:`Sheet`, :func:`layers_sheet`, :func:`compare_sheet`, :func:`filters_sheet`, :func:`sparsity_figure`).
 
@@ -105,6 +106,16 @@ def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2
         else:
             place[..., :3], place[..., 3] = t, 255
     return out
+
+
+def filter_sheet(pictures: np.ndarray, columns: int | None = None, cell: int = 24, pad: int = 2) -> np.ndarray:
+    """Filter pictures (C, kh, kw, 3) in one RGBA sheet, ``columns`` a row (default about square), each enlarged
+    to ``cell`` px by whole pixels (no blur: a 5x5 filter stays 25 squares)."""
+    n, kh, kw = pictures.shape[:3]
+    factor = max(1, cell // max(kh, kw))
+    big = [np.repeat(np.repeat(p, factor, axis=0), factor, axis=1) for p in pictures]
+    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
+    return sprite(big, columns, factor * max(kh, kw), pad)
 
 
 GRID_PIXELS = 40_000_000  # picture_grid's largest canvas (160 MB of RGBA): 8 x 5 pictures of 1,000 px
@@ -828,6 +839,88 @@ def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | N
         filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet, field=tile_field(t),
                       y0=sheet.bottom + (16 if n else 0), title=f"{t.k} top patch{'' if t.k == 1 else 'es'} a filter")
     return sheet.figure()
+
+
+def on_white(picture: np.ndarray) -> np.ndarray:
+    """An RGBA sheet (clear gutters, as :func:`sprite` makes them) as RGB over white, for a figure on white."""
+    if picture.ndim != 3 or picture.shape[2] != 4:
+        return picture
+    alpha = picture[..., 3:4].astype(np.float32) / 255
+    return (picture[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+
+
+def timeline_steps(n: int, most: int = 6) -> list[int]:
+    """Which of ``n`` checkpoints a timeline figure shows: all when ``most`` or fewer, else ``most`` spread evenly
+    from the first to the last."""
+    if n <= most:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
+
+
+def metrics_caption(metrics: Mapping[str, Sequence[Any]], i: int) -> str:
+    """Checkpoint ``i``'s recorded metrics as one short line ("loss 0.31 accuracy 0.93")."""
+    return " ".join(f"{k} {v:.3g}" for k, vs in metrics.items() if i < len(vs) and (v := vs[i]) is not None)
+
+
+def metrics_figure(steps: Sequence[int], metrics: Mapping[str, Sequence[Any]], marked: int | None = None,
+                   title: str = "Recorded metrics over the training") -> Any:
+    """The metrics recorded with a network's checkpoints against the step, one panel each (their scales differ),
+    the step ``marked`` (a step, not an index) as a vertical line in every panel."""
+    n = max(1, len(metrics))
+    fig = _figure_class()(figsize=(3.6 * n, 2.8), dpi=DPI, facecolor="white")
+    fig.suptitle(title, fontsize=11, x=0.02, ha="left")
+    for i, (name, values) in enumerate(metrics.items()):
+        ax = fig.add_subplot(1, n, i + 1)
+        pts = [(s, float(v)) for s, v in zip(steps, values) if v is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=SERIES_COLORS[0], lw=1.5)
+        if marked is not None:
+            ax.axvline(marked, color=MARK_COLOR, lw=2)
+        ax.set_title(str(name), fontsize=10)
+        ax.set_xlabel("step", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.78, wspace=0.35)
+    return fig
+
+
+def figure_timeline(checkpoints: Any, image: Any, layers: Any = None, steps: Sequence[int] | None = None,
+                    rule: str = "auto", size: int = 96, display: str = "auto", title: str = "") -> Any:
+    """How a network learns: one row per checkpoint (``steps``, default up to six spread over the training), each
+    the input with that step's metrics under it, the first layer's filters, then each layer's reconstruction of
+    ``image`` by ``rule`` (``layers`` None: every second conv layer and the output layer, seeded with that step's
+    top-1 class, named under it). ``checkpoints``: a cv.Checkpoints. Returns a matplotlib Figure."""
+    from .imageset import load_images
+    from .kernels.checkpoints import Checkpoints
+    from .kernels.filters import filter_pictures, first_conv
+    from .probe.rules import rule_name, rule_words
+
+    if not isinstance(checkpoints, Checkpoints):
+        raise CnnvizError(f"checkpoints must be a cv.Checkpoints, got {short_repr(checkpoints)}.")
+    title = checks.text("title", title)
+    rule = rule_name(rule)
+    size = checks.positive_int("size", size, "a positive whole number of pixels")
+    probe = checkpoints.probe
+    chosen = probe.select(paper_layers(probe) if layers is None else layers)
+    names = [l.name for l in chosen]
+    images = load_images(image)
+    if len(images) != 1:
+        raise CnnvizError(f"image must be one picture (a timeline follows one picture over the steps), got {len(images)}.")
+    x = checkpoints.model_input(images.raw(0), images.names[0])
+    shown = timeline_steps(len(checkpoints)) if steps is None else [checkpoints.index(s) for s in steps]
+    out = probe.output_layer
+    rows, captions, labels_left = [], [], []
+    for i in shown:
+        p = checkpoints.load(i)
+        recs, label = _strip(p, x, names, rule)
+        filters = filter_sheet(filter_pictures(p))
+        rows.append([p.to_image(x)[0], on_white(filters),
+                     *displayed([recs[n][0] for n in names], display)])
+        captions.append([metrics_caption(checkpoints.metrics, i), ""] +
+                        [label if out is not None and n == out.name else "" for n in names])
+        labels_left.append(f"step {checkpoints.steps[i]}")
+    labels = [("input", f"{probe.input_size} px"), ("filters", first_conv(probe))] + [
+        (n, field_label(probe.receptive_field(n), probe.input_size)) for n in names]
+    heading = title or f"How {type(probe.model).__name__} learns: {images.names[0]} ({rule_words(rule, chosen, probe)})"
+    return layers_sheet(rows, labels, row_labels=labels_left, captions=captions, size=size, title=heading).figure()
 
 
 # ------------------------------------------------------------------ saving

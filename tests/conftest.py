@@ -22,7 +22,8 @@ SYSTEM_FILES = {"test_notebooks.py", "test_binder.py", "test_soak.py", "test_res
                 "test_packaging.py", "test_distributed.py"}
 SLOW_FILES = {"test_zoo.py", "test_fields_zoo.py", "test_measured_fields.py", "test_real_cnn.py", "test_auto_rule.py",
               "test_jobs.py", "test_widgets.py", "test_save.py", "test_reliability.py", "test_properties.py",
-              "test_precision.py", "test_pipeline.py", "test_receptive_field.py", "test_hostile_input.py"}
+              "test_precision.py", "test_pipeline.py", "test_receptive_field.py", "test_hostile_input.py",
+              "test_class_map.py", "test_explorer_class_map.py", "test_uploads.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom offline (empty TORCH_HOME, random weights) without error."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -17,7 +18,14 @@ def test_there_are_notebooks():
     names = {p.name for p in NOTEBOOKS}
     assert {"00_tour.ipynb", "01_receptive_fields.ipynb", "02_representation_space.ipynb", "03_what_each_layer_keeps.ipynb",
             "04_vgg_vs_alexnet.ipynb", "05_sparsity.ipynb", "06_filters.ipynb", "01_what_a_cnn_layer_keeps.ipynb",
-            "02_bring_your_own_model.ipynb"} <= names
+            "02_bring_your_own_model.ipynb", "03_how_a_network_learns.ipynb"} <= names
+
+
+# cells run after a notebook's own, printing one line of JSON after a marker that its test reads
+CHECKS = {
+    "03_how_a_network_learns.ipynb": "import json\nprint('LEARNED', json.dumps({'accuracy': checkpoints.metrics['accuracy'], "
+                                     "'change': checkpoints.weights_change(), 'error': timeline.error}))",
+}
 
 
 def run_measuring_peak(path: Path) -> tuple[nbformat.NotebookNode, float]:
@@ -27,6 +35,8 @@ def run_measuring_peak(path: Path) -> tuple[nbformat.NotebookNode, float]:
     that forked it, here pytest, through fork and exec).
     """
     nb = clean_notebook(path)
+    if path.name in CHECKS:
+        nb.cells.append(nbformat.v4.new_code_cell(CHECKS[path.name]))
     nb.cells.append(nbformat.v4.new_code_cell(
         "print('PEAK_RSS_KIB', [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"))
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -47,6 +57,14 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
                          and "Widget" in str(o.get("data", {}).get("text/plain", ""))]
     assert not errors_in_widgets
     print(f"\n{path.name}: peak kernel memory {peak:.2f} GiB")
+    if path.name == "03_how_a_network_learns.ipynb":
+        learned = json.loads(nb.cells[-2].outputs[0]["text"].split("LEARNED", 1)[1])
+        accuracy = learned["accuracy"]
+        print(f"test accuracy over the steps: {[round(a, 2) for a in accuracy]}; the first layer's weights moved "
+              f"{learned['change']:.0%}")
+        assert accuracy[0] < 0.2 and max(accuracy) > 0.9 and accuracy[-1] > 0.9  # from chance (10 digits) to > 90%
+        assert learned["change"] > 0.2  # the first layer's filters change measurably (by a fifth of their size)
+        assert learned["error"] == ""
     if path.name == "00_tour.ipynb":
         assert peak < 2.0, f"the tour needs {peak:.2f} GiB; Binder gives 2 GiB"
 

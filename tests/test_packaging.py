@@ -52,7 +52,8 @@ def test_every_widget_module_is_joined_with_the_shared_helpers():
         assert "innerHTML" not in source  # text from data goes through textContent only
         assert "document.head" not in source  # styles go through _css (marimo's shadow DOM)
     assert ".cnnviz-rf" in css() and ".cnnviz-tile-no" in css()
-    for w in (cv.DeconvExplorer, cv.FilterGrid, cv.EmbeddingMap, cv.CompareModels, cv.ReceptiveFieldTable):
+    for w in (cv.DeconvExplorer, cv.FilterGrid, cv.EmbeddingMap, cv.CompareModels, cv.ReceptiveFieldTable,
+              cv.TrainingTimeline):
         assert w._css == css(), w
 
 
@@ -103,7 +104,7 @@ def _typedef_keys(source: str, name: str) -> set[str]:
 
 @pytest.mark.parametrize("widget, js", [("DeconvExplorer", "deconv_explorer.js"), ("FilterGrid", "filter_grid.js"),
                                         ("EmbeddingMap", "embedding_map.js"), ("CompareModels", "compare.js"),
-                                        ("ReceptiveFieldTable", "rf_table.js")])
+                                        ("ReceptiveFieldTable", "rf_table.js"), ("TrainingTimeline", "timeline.js")])
 def test_the_js_types_name_exactly_the_synced_traits(widget, js):
     """tsc checks each widget's model.get/set against its Traits typedef: that typedef must be the Python
     widget's synced traits, no more, no fewer, or the type check would pass on names that never arrive."""

@@ -175,10 +175,14 @@ def sparsity(
 ) -> Sparsity:
     """Fraction of zero activations per layer over ``images`` in one streaming pass.
 
+    ``probe`` may be a :class:`~cnnviz_widgets.kernels.checkpoints.Checkpoints`: then a dict step -> Sparsity.
     layers None: every conv and pool layer (and fully connected ones with ``include_fc``).
     ``indices`` restricts the pass to a shard of the set; shards ``merge`` into the whole.
     ``options`` / keywords: how pictures are read and run (:class:`~cnnviz_widgets.kernels.options.StreamOptions`).
     """
+    if not isinstance(probe, Probe) and callable(getattr(probe, "sparsity", None)):  # a cv.Checkpoints: one per step
+        return probe.sparsity(images, layers=layers, batch_size=batch_size, include_fc=include_fc, indices=indices,
+                              progress=progress, options=options, **stream_kwargs)
     chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
     return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
                 progress=progress, options=options, **stream_kwargs).sparsity

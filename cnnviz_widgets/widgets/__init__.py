@@ -5,8 +5,9 @@ from .deconv_explorer import DeconvExplorer
 from .embedding_map import EmbeddingMap
 from .filter_grid import FilterGrid
 from .rf_table import ReceptiveFieldTable
+from .timeline import TrainingTimeline
 
 PatchGallery = FilterGrid  # DESIGN's name for the same gallery of top patches
 
 __all__ = ["CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "PatchGallery", "ReceptiveFieldTable",
-           "SparsityChart"]
+           "SparsityChart", "TrainingTimeline"]

@@ -10,7 +10,7 @@ import bqplot as bq
 import ipywidgets as ipw
 
 from .. import checks
-from ..figures import SERIES_COLORS, depths, figure_bytes, sparsity_figure, sparsity_series, thinned
+from ..figures import SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, sparsity_series, thinned
 from ._base import SavesFigure
 
 
@@ -114,6 +114,61 @@ class SparsityChart(SavesFigure, ipw.VBox):
             return _HTML(f"<div class='cnnviz-sparsity' role='alert'>{self.error.value or 'No sparsity to show.'}</div>")
         return _HTML(f"<div class='cnnviz-sparsity' role='figure' aria-label='{html.escape(self._title, quote=True)}'>"
                      f"{svg_markup(self.to_figure())}</div>")
+
+
+class MetricsChart(SavesFigure, ipw.VBox):
+    """The metrics a :class:`~cnnviz_widgets.widgets.timeline.TrainingTimeline` holds against the step, in bqplot:
+    each metric its own line and scale (the first two their axes, left and right), and the timeline's step as a
+    dashed grey vertical line that follows its slider and play. Made by ``timeline.metrics_chart()``; the timeline draws the same
+    charts itself (in marimo too, which cannot show bqplot)."""
+
+    def __init__(self, timeline: Any) -> None:
+        self._timeline = timeline
+        steps, metrics = list(timeline.steps), dict(timeline.metrics)
+        pad = 0.03 * ((steps[-1] - steps[0]) if steps else 1) or 1  # the first and last steps' line clear of the axes
+        x_sc = bq.LinearScale(min=float(steps[0] - pad), max=float(steps[-1] + pad)) if steps else bq.LinearScale()
+        marks: list[bq.Mark] = []
+        axes = [bq.Axis(scale=x_sc, label="step", grid_lines="none", label_offset="36px")]
+        for i, (name, values) in enumerate(metrics.items()):
+            y_sc = bq.LinearScale()
+            pts = [(s, float(v)) for s, v in zip(steps, values) if v is not None]
+            color = self.COLORS[i % len(self.COLORS)]
+            marks.append(bq.Lines(x=[p[0] for p in pts], y=[p[1] for p in pts], scales={"x": x_sc, "y": y_sc},
+                                  colors=[color], labels=[name], display_legend=len(metrics) > 2, marker="circle",
+                                  marker_size=16))
+            if i < 2:  # each named on its own axis, in its colour (a legend box would sit over the lines)
+                axes.append(bq.Axis(scale=y_sc, orientation="vertical", side="left" if i == 0 else "right", label=name,
+                                    color=color, tick_style={"fill": f"var(--cnnviz-series-{i}, {color})"},
+                                    grid_lines="none", tick_format=".2f", label_offset="52px"))
+        self.mark = bq.Lines(x=[0, 0], y=[0, 1], scales={"x": x_sc, "y": bq.LinearScale(min=0.0, max=1.0)},
+                             colors=["#8c8c8c"], stroke_width=2, line_style="dashed")  # grey: no series' colour
+        marks.append(self.mark)
+        self.figure = bq.Figure(marks=marks, axes=axes, legend_location="bottom-left", title="",
+                                fig_margin={"top": 20, "bottom": 60, "left": 80, "right": 80},
+                                layout=ipw.Layout(width="auto", height="300px"))
+        # the axes' numbers in their series' colour, lighter on a dark page (as SparsityChart's layer names)
+        super().__init__([ipw.HTML(SparsityChart.series_colours_css()), self.figure])
+        self._follow()
+        timeline.observe(lambda change: self._follow(), "step_index")
+
+    COLORS = SERIES_COLORS
+
+    @property
+    def marked(self) -> int | None:
+        """The step the vertical line marks."""
+        steps = self._timeline.steps
+        return steps[self._timeline.step_index] if 0 <= self._timeline.step_index < len(steps) else None
+
+    def _follow(self) -> None:
+        step = self.marked
+        if step is not None:
+            self.mark.x = [step, step]
+
+    def to_figure(self):
+        """The metrics against the step, one panel each, the timeline's step marked."""
+        if not self._timeline.metrics:
+            raise self.nothing_to_save("the checkpoints carry no metrics")
+        return metrics_figure(self._timeline.steps, self._timeline.metrics, self.marked)
 
 
 class _HTML:
