@@ -17,7 +17,7 @@ import torch
 
 import cnnviz_widgets as cv
 from cnnviz_widgets.display import choose_display, to_display
-from cnnviz_widgets.widgets._base import picture_bytes, picture_format, png_bytes
+from cnnviz_widgets.widgets.encoding import picture_bytes, picture_format, png_bytes
 from timing import timed
 
 

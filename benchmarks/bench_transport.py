@@ -17,7 +17,7 @@ import torch
 from ipywidgets.widgets.widget import _remove_buffers
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.widgets._base import png_bytes
+from cnnviz_widgets.widgets.encoding import png_bytes
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import torch
 import cnnviz_widgets as cv
 from cnnviz_widgets.display import to_display
 from cnnviz_widgets.probe.hooks import hook_count
-from cnnviz_widgets.widgets._base import picture_bytes, png_bytes
+from cnnviz_widgets.widgets.encoding import picture_bytes, png_bytes
 
 
 @pytest.fixture(scope="module")

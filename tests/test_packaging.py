@@ -32,7 +32,7 @@ def test_every_widget_module_is_joined_with_the_shared_helpers():
     self-contained module anywidget loads (no import left), and every widget ships the styles as _css."""
     import re
 
-    from cnnviz_widgets.widgets._base import css, esm
+    from cnnviz_widgets.widgets.assets import css, esm
 
     shared = (ROOT / "js" / "_shared.js").read_text()
     exported = set(re.findall(r"^export (?:const|let|function|class) (\w+)", shared, re.M))
@@ -63,13 +63,13 @@ def test_every_widget_module_is_joined_with_the_shared_helpers():
     ("clash", 'import { h } from "./_shared.js";\nconst pngURL = 1;\nexport default {};\n', "declares ['pngURL'], which _shared.js declares too"),
 ])
 def test_a_module_that_cannot_be_joined_is_named(tmp_path, monkeypatch, problem, own, message):
-    from cnnviz_widgets.widgets import _base
+    from cnnviz_widgets.widgets import assets
 
     (tmp_path / "_shared.js").write_text((ROOT / "js" / "_shared.js").read_text())
     (tmp_path / "w.js").write_text(own)
-    monkeypatch.setattr(_base, "js_path", lambda name: tmp_path / name)
+    monkeypatch.setattr(assets, "js_path", lambda name: tmp_path / name)
     with pytest.raises(RuntimeError, match=re.escape(f"js/w.js {message}")):
-        _base.esm("w.js")
+        assets.esm("w.js")
 
 
 NOTEBOOK_STACK = ("anywidget", "ipywidgets", "IPython", "bqplot", "traitlets")

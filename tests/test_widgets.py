@@ -67,7 +67,7 @@ def test_state_travels_as_binary_buffers_not_base64(explorer):
 
 
 def test_pictures_are_jpeg_unless_asked_otherwise(monkeypatch, explorer, alex_probe, photos):
-    from cnnviz_widgets.widgets._base import picture_bytes, picture_format
+    from cnnviz_widgets.widgets.encoding import picture_bytes, picture_format
 
     monkeypatch.delenv("CNNVIZ_PICTURES")
     assert picture_format() == "jpeg"  # small in a notebook saved with its widget state, wherever the kernel runs

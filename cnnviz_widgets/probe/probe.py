@@ -2,49 +2,43 @@
 from __future__ import annotations
 
 import copy
-import math
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from .. import checks
 from ..errors import (
     CnnvizError,
-    ImageError,
-    IndexOutOfRangeError,
     LayerNotFoundError,
     UnsupportedModelError,
     list_names,
     short_repr,
     warn,
 )
-from ..images import prepare_picture, split_pictures, to_unit
 from ..precision import compute_precision
 from .field_measure import FieldMeasurement
-from .hooks import eval_mode, forward_hooks, grad_enabled, shared_copy
-from .labels import checked_labels, find_class, shown_labels
+from .hooks import eval_mode, forward_hooks, shared_copy
+from .labels import checked_labels
 from .layers import Layer, from_nchw, layer_kind, paper_names, to_nchw  # noqa: F401 - the layout helpers re-exported
 from .class_map import class_map
 from .reconstruct import reconstruct
-from .outputs import apply_head, class_seed, find_head, output_kind
+from .outputs import find_head, output_kind
 from .receptive_field import (
     Geometry,
     GeometryTracer,
     ReceptiveField,
     field_of,
     global_field,
-    measure_field,
-    positive_copy,
-    support_mode,
 )
 from .recorder import ForwardRecorder, StopForward
 from .rectifiers import rectifier_warning
 from .rules import DEFAULT_RULE, ReverseRule, resolve_rule
+from .fields import ProbeFields
+from .pictures import ProbePictures
+from .classes import ProbeClasses
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -56,7 +50,7 @@ def input_channels(model: nn.Module) -> int:
     return int(first.in_channels) if first is not None else 3
 
 
-class Probe:
+class Probe(ProbeFields, ProbePictures, ProbeClasses):
     """A CNN opened up: layers with paper-style names, receptive fields, activations, deconvnet.
 
     The user's model is never modified: hooks live only inside each call, train/eval flags are
@@ -312,194 +306,7 @@ class Probe:
         return sorted(dict.fromkeys(chosen), key=lambda l: depth[l.name])
 
     # ------------------------------------------------------------------ receptive fields
-    def receptive_field(self, name: str) -> ReceptiveField | None:
-        """Size, stride and offset of the units of a layer, traced analytically through the forward pass;
-        where an op the tracer cannot follow lies below the layer, the field measured by
-        :meth:`measure_missing_fields` (``measured=True``) once it has run, else None (then only what needs
-        the field, such as its patches, is unavailable)."""
-        layer = self.layer(name)
-        return layer.rf if layer.rf is not None else self._filled.get(layer.name)
-
-    def measure_missing_fields(
-        self, timeout: float = 60.0, layers: Iterable[str] | None = None, stop: threading.Event | None = None
-    ) -> dict[str, ReceptiveField | None]:
-        """Measure, by gradient support, the fields tracing could not give, for at most ``timeout`` seconds
-        (one unit's forward and backward may run past it); ``stop`` (an Event) ends it early. Each field found
-        is checked on central and corner units and recorded (``measured=True``), so ``receptive_field`` then
-        returns it; None records a layer whose field is not an affine box (or needs more than 4x the input).
-        Returns what this call measured; layers not reached in time are left for the next call. Runs on a
-        CPU float64 copy of the model, so a background thread (:meth:`measure_fields_in_background`) does
-        not hold up the probe's own passes."""
-        missing = [l.name for l in self.select(layers) if l.rf is None and l.name not in self._filled]
-        if not missing:
-            return {}
-        measured = self.measure_receptive_fields(missing, max_side=4 * self.input_size, timeout=timeout, stop=stop,
-                                                 strict=True)
-        for name, rf in measured.items():
-            self._filled[name] = None if rf is None else ReceptiveField(rf.size_yx, rf.stride_yx, rf.offset_yx,
-                                                                        measured=True)
-        return {name: self._filled[name] for name in measured}
-
-    def measure_fields_in_background(self, timeout: float = 60.0) -> FieldMeasurement:
-        """Start :meth:`measure_missing_fields` in a daemon thread; widgets poll the returned handle (``done``,
-        ``pending``) and show 'measuring…' meanwhile. One at a time: a running measurement is returned again."""
-        with self._fill_lock:
-            if self._filling is None or self._filling.done.is_set():
-                self._filling = FieldMeasurement(self, timeout)
-                self._filling.start()
-            return self._filling
-
-    def field_pending(self, name: str) -> bool:
-        """Whether tracing gave ``name`` no field and no measurement has recorded one (nor found none) yet: what
-        :meth:`measure_missing_fields` would measure. Widgets ask it to show 'measuring…' while it runs."""
-        layer = self.layer(name)
-        return layer.rf is None and layer.name not in self._filled
-
-    @property
-    def untraced_ops(self) -> tuple[str, ...]:
-        """The ops the field tracer could not follow, each once (what hides the fields that are None)."""
-        return tuple(dict.fromkeys(self._untraced))
-
-    @property
-    def fields_measuring(self) -> bool:
-        """Whether a background measurement of missing fields is running."""
-        return self._filling is not None and not self._filling.done.is_set()
-
-    def field_or_error(self, name: str) -> ReceptiveField:
-        """The layer's receptive field, or an UnsupportedModelError naming the op that hides it (for what
-        cannot do without one: cropping patches)."""
-        rf = self.receptive_field(name)
-        if rf is None:
-            layer = self.layer(name)
-            ops = ", ".join(dict.fromkeys(self._untraced)) or "an op"
-            if self.fields_measuring:
-                hint = " Its field is being measured (measuring…): try again shortly."
-            elif layer.name in self._filled:
-                hint = " Measuring it by gradient support found no box that holds every unit."
-            else:
-                hint = " probe.measure_missing_fields() may measure it by gradient support."
-            raise UnsupportedModelError(
-                f"Layer {layer.name!r} has no receptive field: {type(self.model).__name__} moves values between "
-                f"positions on the way to it ({ops}), which the field tracer does not follow, so its patches cannot be "
-                f"cropped. Its activations and reconstructions still work, and so do the patches of the layers "
-                f"before that op.{hint}"
-            )
-        return rf
-
-    def measure_receptive_fields(
-        self, layers: Iterable[str] | None = None, max_side: int = 1024, timeout: float | None = None,
-        stop: threading.Event | None = None, strict: bool = False,
-    ) -> dict[str, ReceptiveField | None]:
-        """Receptive fields measured by the gradient support of single units: the tests' oracle for the
-        analytic fields (it takes minutes on deep networks); :meth:`measure_missing_fields` is the run-time path.
-
-        Uses a float64 copy with positive weights, max-pools as average pools and global-pooling
-        gates detached; the input grows (to ``max_side`` pixels) until the fields are not clipped
-        by its border. None where that needs a larger input. With ``timeout`` (seconds) or ``stop`` (an
-        Event), layers not reached in time are left out of the result; ``strict`` checks more units
-        (see :func:`measure_field`).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        chosen = self.select(layers)
-        result: dict[str, ReceptiveField | None] = {}
-        todo = []
-        for layer in chosen:
-            if layer.layout == "nc" or (layer.rf is not None and layer.rf.is_global):
-                result[layer.name] = global_field((self.input_size, self.input_size))
-            elif layer.name in self._measured and not strict:
-                result[layer.name] = self._measured[layer.name]
-            else:
-                todo.append(layer)
-        if todo:
-            with self._lock:  # a pass in another thread has hooks on the model, which a deep copy would take along
-                twin = positive_copy(self.model).to("cpu")
-            modules = {l.module_path: twin.get_submodule(l.module_path) for l in todo}
-            for layer in todo:
-                if (deadline is not None and time.monotonic() > deadline) or (stop is not None and stop.is_set()):
-                    break
-                def run(x: torch.Tensor, layer: Layer = layer) -> torch.Tensor:
-                    rec = ForwardRecorder(wanted={layer.module_path}, stop_early=True,
-                                          final_at_module=self._final_at_module)
-                    try:
-                        with support_mode(), forward_hooks(self._hooks(rec, {layer.module_path: modules[layer.module_path]})), rec:
-                            twin(x)
-                    except StopForward:
-                        pass
-                    return to_nchw(rec.activations()[layer.module_path], layer.layout)
-
-                side = self.input_size
-                if layer.rf is not None:  # start where the traced field fits, to skip doublings
-                    side = max(side, math.ceil(layer.rf.size + 4 * layer.rf.stride + 2 * abs(layer.rf.offset)))
-                with grad_enabled():
-                    rf = measure_field(run, (side, side), max_side=max(max_side, side), channels=self.channels,
-                                       deadline=deadline, strict=strict)
-                if rf is None and ((deadline is not None and time.monotonic() > deadline) or
-                                   (stop is not None and stop.is_set())):
-                    break  # out of time inside this layer: no verdict (not "no box"), left for the next call
-                self._measured[layer.name] = rf
-                result[layer.name] = rf
-        return result
-
     # ------------------------------------------------------------------ pictures
-    def preprocess(self, images: Any) -> torch.Tensor:
-        """Pictures (PIL, arrays, tensors in [0,1], paths, lists) -> normalized (N, C, S, S) model input.
-
-        Each picture goes through :func:`cnnviz_widgets.images.prepare_picture` (upright, shorter side
-        resized to ``resize_size`` or ``input_size``, the centre ``input_size`` square cropped, grey for
-        one-channel networks); ``to_image`` shows exactly that crop.
-        """
-        pairs = split_pictures(images)
-        if len(pairs) == 0:
-            raise ImageError("No images given: pass at least one picture (try cv.sample_images()).")
-        return self.normalize(torch.stack([self.prepare(pic, name) for name, pic in pairs]))
-
-    def prepare(self, picture: Any, name: str = "picture") -> torch.Tensor:
-        """One picture as this network sees it before normalising: (C, S, S) in [0, 1] on the CPU."""
-        return prepare_picture(picture, self.input_size, self.channels, name=name, resize=self.resize_size)
-
-    def model_input(self, picture: Any, name: str = "picture") -> torch.Tensor:
-        """One picture (a path, PIL, array or tensor; never a list) as normalized model input (1, C, S, S)
-        on the probe's device; ``name`` is what an error calls it."""
-        return self.normalize(self.prepare(picture, name)[None])
-
-    def normalize(self, pictures: torch.Tensor) -> torch.Tensor:
-        """Prepared pictures (N, C, S, S), uint8 or float in [0, 1], as model input on the probe's device:
-        ``(x - mean) / std``, converted there (a uint8 batch crosses the bus at a quarter of the bytes)."""
-        return (to_unit(pictures.to(self.device, non_blocking=True)) - self.mean) / self.std
-
-    def to_image(self, x: torch.Tensor) -> np.ndarray:
-        """Model input -> uint8 (N, S, S, 3) (or (S, S, 3)): exactly what the network saw (grey as RGB)."""
-        t = torch.as_tensor(x).detach().to(self.device, torch.float32)
-        single = t.ndim == 3
-        if single:
-            t = t[None]
-        if t.ndim != 4 or t.shape[1] != self.channels:
-            raise ImageError(f"to_image expects model input (N, {self.channels}, H, W), got shape {tuple(t.shape)}.")
-        img = ((t * self.std + self.mean).clamp(0, 1) * 255.0).round().to(torch.uint8).expand(-1, 3, -1, -1)
-        img = img.permute(0, 2, 3, 1).cpu().numpy()
-        return img[0] if single else img
-
-    def check_input(self, x: Any) -> torch.Tensor:
-        """Model input as a finite float (N, C, H, W) tensor on the probe's device, or ImageError."""
-        c = self.channels
-        if not isinstance(x, torch.Tensor):
-            raise ImageError(
-                f"Expected model input (a float tensor (N, {c}, H, W)), got {type(x).__name__}. "
-                f"Call probe.preprocess(images) on pictures first."
-            )
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or x.shape[1] != c or not x.dtype.is_floating_point:
-            raise ImageError(
-                f"Expected model input as a float tensor (N, {c}, H, W), got {x.dtype} of shape {tuple(x.shape)}. "
-                f"Call probe.preprocess(images) on pictures first."
-            )
-        if x.shape[0] == 0:
-            raise ImageError("The input batch is empty: pass at least one image.")
-        if not torch.isfinite(x).all():
-            raise ImageError("The input contains NaN or infinite values.")
-        return x.to(self.device, torch.float32)
-
     # ------------------------------------------------------------------ forward passes
     def forward(self, x: torch.Tensor, layers: list[Layer], rule: str | ReverseRule | None = None
                 ) -> dict[str, torch.Tensor]:
@@ -583,96 +390,6 @@ class Probe:
         return class_map(self, x, layer=layer, target=target, method=method)
 
     # ------------------------------------------------------------------ classes
-    @property
-    def output_layer(self) -> Layer | None:
-        """The layer that produces the network's class scores (fc8 of VGG16; a 1x1 conv head, pooled, in
-        SqueezeNet or DPN), or None."""
-        return self._output_layer
-
-    def class_seed(self, act: torch.Tensor, channel: int) -> torch.Tensor:
-        """The seed of class ``channel`` at the output layer, for its activation ``act`` (N, C, H, W): the
-        derivative of the class's score by the activation (1 for an fc layer, 1/(H*W) under an average pool)."""
-        return class_seed(self._head or "identity", act, channel)
-
-    def output_scores(self, act: torch.Tensor) -> torch.Tensor:
-        """The network's output (N, classes) from the output layer's activation (N, C, H, W)."""
-        return apply_head(self._head or "identity", act)
-
-    def class_index(self, label: str | int, layer: str | Layer | None = None) -> int:
-        """The index of a class given by label (:func:`.labels.find_class`: exact, as shown, then case-insensitive;
-        a name several classes fit is an error listing them) or index; a CnnvizError names the closest labels for an
-        unknown one."""
-        out = self.output_layer
-        if layer is not None and self.layer(layer) is not out:
-            raise IndexOutOfRangeError(
-                f"A class name ({label!r}) picks a class of the output layer"
-                f"{f' {out.name!r}' if out is not None else ''}, not a filter of {self.layer(layer).name!r}; "
-                f"give a filter number there."
-            )
-        if out is None:
-            raise UnsupportedModelError(
-                f"{type(self.model).__name__} does not end in class scores, so {label!r} names no class."
-            )
-        if not isinstance(label, str):
-            if not checks.whole(label) or not 0 <= label < out.channels:
-                raise IndexOutOfRangeError(f"class {label!r} is out of range: {out.name!r} has {out.channels} classes, "
-                                           f"0 to {out.channels - 1}.")
-            return int(label)
-        labels = self.labels
-        if not labels:
-            raise IndexOutOfRangeError(
-                f"This probe has no class names, so {label!r} names no class: pass labels= to Probe, or a class "
-                f"index 0 to {out.channels - 1}."
-            )
-        return find_class(label, labels)
-
-    def classify(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
-        """Per image, the top-k (class index, label, probability) by :meth:`probabilities` of the network's output."""
-        x = self.check_input(x)
-        k = checks.positive_int("k", k)
-        with self._lock, torch.no_grad(), eval_mode(self.model), compute_precision(self.device, "fp32"):
-            logits = self.model(x)
-        if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
-            raise UnsupportedModelError(
-                f"{type(self.model).__name__} does not return class scores (N, classes), so it cannot predict."
-            )
-        return self.top_classes(logits, k)
-
-    def top_classes(self, out: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
-        """Per image, the top-k (class index, label, probability) of the network's output ``out`` (N, classes)."""
-        probs = self.probabilities(out.reshape(out.shape[0], -1))
-        k = min(int(k), probs.shape[1])
-        values, index = probs.topk(k, dim=1)
-        labels = shown_labels(self.labels) if self.labels else None
-        return [
-            [(j, labels[j] if labels and j < len(labels) else f"class {j}", float(v)) for v, j in zip(vs.tolist(), ix.tolist())]
-            for vs, ix in zip(values.cpu(), index.cpu())
-        ]
-
-    def probabilities(self, out: torch.Tensor) -> torch.Tensor:
-        """Class probabilities from the network's output, by what it holds (``output_kind``): softmax of
-        logits, the output itself after a softmax or a sigmoid (multi-label: each its own probability), exp of
-        log-probabilities; a single logit goes through a sigmoid."""
-        out = out.float()
-        if self.output_kind in ("probabilities", "sigmoid"):
-            return out
-        if self.output_kind == "log_probabilities":
-            return out.exp()
-        return out.sigmoid() if out.shape[1] == 1 else out.softmax(dim=1)
-
-    def predict(self, x: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Per image, the top-k (label, probability) pairs by :meth:`probabilities` of the network's output."""
-        return [[(label, p) for _, label, p in row] for row in self.classify(x, k)]
-
-    @property
-    def labels(self) -> list[str] | None:
-        """Class names: those given, ImageNet's for 1000-way outputs, else None."""
-        if self._labels is None and self._num_outputs == 1000:
-            from ..models.zoo import imagenet_categories
-
-            self._labels = imagenet_categories()
-        return self._labels
-
     def __repr__(self) -> str:
         return (
             f"Probe({type(self.model).__name__}, {len(self.layers)} layers: "

@@ -1,4 +1,4 @@
-"""Shared widget machinery: error/busy/progress traits, the JS file lookup, PNG encoding.
+"""Shared widget machinery: the save mixin, error/busy/progress traits, jobs in lanes, messages from the browser.
 
 Widgets hold no math: they call kernels, and any error a kernel raises is shown inside the
 widget as a readable message while the traceback goes to the log, never to the cell.
@@ -6,11 +6,9 @@ widget as a readable message while the traceback goes to the log, never to the c
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import logging
 import math
-import re
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,92 +19,11 @@ import numpy as np
 import traitlets
 
 from ..display import DISPLAYS, pictures
-from ..errors import CnnvizError, UnsupportedModelError, short_repr
+from ..errors import CnnvizError, short_repr
 from ..probe.rules import WIDGET_RULE, drawn_by, rule_name, rule_options
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
 
 log = logging.getLogger("cnnviz_widgets")
-
-
-def js_path(name: str) -> Path:
-    """A file of js/ as shipped in the wheel (cnnviz_widgets/js) or in a source checkout (js/)."""
-    here = Path(__file__).resolve().parent.parent
-    for folder in (here / "js", here.parent / "js"):
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"widget module {name} is missing from {here / 'js'}; reinstall cnnviz-widgets")
-
-
-_IMPORT = re.compile(r'^import\s*\{([^}]*)\}\s*from\s*"\./_shared\.js";[ \t]*$', re.M)
-_TOP_LEVEL = re.compile(r"^(?:export\s+)?(?:const|let|var|function|class)\s+(\w+)", re.M)
-
-
-def esm(name: str) -> str:
-    """One self-contained ES module for anywidget: js/_shared.js, then the widget's own js/``name`` without its
-    ``import {...} from "./_shared.js"`` line.
-
-    The files are real modules (a type checker, a linter and Node read each on its own), but anywidget imports
-    a module from a Blob URL, where a relative import cannot resolve: joining the two in one scope resolves it,
-    with no build step and no Node at install or run time. A name imported that the shared module does not
-    export, any other import, or a widget name that would clash with a shared one is an error here, where a
-    test sees it, rather than a blank widget.
-    """
-    shared = js_path("_shared.js").read_text(encoding="utf-8")
-    own = js_path(name).read_text(encoding="utf-8")
-    exported = set(re.findall(r"^export\s+(?:const|let|function|class)\s+(\w+)", shared, re.M))
-    imported = {n.strip() for names in _IMPORT.findall(own) for n in names.split(",") if n.strip()}
-    body = _IMPORT.sub("", own)
-    problems = [f"imports {sorted(imported - exported)} that _shared.js does not export"] if imported - exported else []
-    if re.search(r"^\s*import[\s{*\"']", body, re.M):
-        problems.append("imports something other than ./_shared.js, which cannot be joined")
-    clash = set(_TOP_LEVEL.findall(body)) & set(_TOP_LEVEL.findall(shared))
-    if clash:
-        problems.append(f"declares {sorted(clash)}, which _shared.js declares too")
-    if problems:
-        raise RuntimeError(f"js/{name} {'; '.join(problems)}.")
-    return shared + "\n" + body
-
-
-def css() -> str:
-    """js/cnnviz.css: every widget's styles, which anywidget puts where the widget lives (the page's head in
-    JupyterLab, the widget's shadow root in marimo)."""
-    return js_path("cnnviz.css").read_text(encoding="utf-8")
-
-
-def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
-    """uint8 HxWx3, HxWx4 (with alpha) or HxW -> PNG bytes (fast compression: these travel once, locally)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-PICTURE_FORMATS = ("bmp", "png", "jpeg")
-
-
-def picture_format() -> str:
-    """How the explorer sends its pictures: $CNNVIZ_PICTURES if set (bmp, png or jpeg), else JPEG (quality 92).
-
-    JPEG because a notebook saved with its widget state keeps these bytes (base64 in the .ipynb and its HTML): a
-    fifth of BMP's size for a few ms more per strip (README, Benchmarks: "Measured choices"). bmp (raw pixels,
-    fastest) or png (lossless, slow) send the exact pixels."""
-    chosen = os.environ.get("CNNVIZ_PICTURES", "").strip().lower()
-    return chosen if chosen in PICTURE_FORMATS else "jpeg"
-
-
-def picture_bytes(images: list[np.ndarray], fmt: str | None = None) -> list[bytes]:
-    """uint8 HxWx3 pictures encoded as ``fmt`` (default :func:`picture_format`), for an <img> in the browser."""
-    from PIL import Image
-
-    fmt = fmt or picture_format()
-    options = {"bmp": {}, "png": {"compress_level": 1}, "jpeg": {"quality": 92}}[fmt]
-    out = []
-    for image in images:
-        buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt.upper(), **options)
-        out.append(buf.getvalue())
-    return out
 
 
 class SavesFigure:
@@ -467,65 +384,6 @@ class ReversingWidget(CnnvizWidget):
 
     def show_display(self, mode: str) -> None:
         self.display = f"display: {DISPLAYS[mode]}"
-
-
-FIELD_TIMEOUT = 30.0  # seconds a widget spends measuring one layer's field that tracing could not give
-
-
-def measuring_text(probe: Any, name: str) -> str:
-    """The "measuring…" line a widget shows while it measures the field of ``name``."""
-    ops = ", ".join(probe.untraced_ops) or "an op"
-    return f"measuring the receptive field of {name}… (tracing cannot follow {ops})"
-
-
-def layer_field(probe: Any, name: str, job: Job | None = None, timeout: float = FIELD_TIMEOUT,
-                say: Callable[[str], None] | None = None) -> Any:
-    """The receptive field of ``name`` as the probe gives it (traced, or measured: ``measured=True``). Where tracing
-    gave none and none was measured yet, it is measured now by gradient support, for at most ``timeout`` seconds
-    (past it, or after a Stop, the layer is left unmeasured), saying "measuring…" meanwhile (``job.status``, or
-    ``say`` for work outside a job). An UnsupportedModelError naming the op says when there is no box (never a
-    wrong crop)."""
-    name = probe.layer(name).name
-    if probe.field_pending(name):
-        text = measuring_text(probe, name)
-        if job is not None:
-            job.status(text)
-        elif say is not None:
-            say(text)
-        try:
-            probe.measure_missing_fields(timeout=timeout, layers=[name], stop=None if job is None else job.stop_event)
-        finally:
-            if job is None and say is not None:
-                say("")
-        if job is not None:
-            job.check()
-        if probe.field_pending(name):  # the time ran out (a Stop ends the job above)
-            ops = ", ".join(probe.untraced_ops) or "an op"
-            raise UnsupportedModelError(
-                f"Layer {name!r} has no traced receptive field (tracing cannot follow {ops}), and measuring it by "
-                f"gradient support did not end within {timeout:g} s, so its patches cannot be cropped yet; "
-                f"probe.measure_missing_fields(timeout=...) with more time may measure it.")
-    return probe.field_or_error(name)
-
-
-def patch_layers(probe: Any, layer: str | None) -> tuple[list[str], str]:
-    """The conv layers whose patches can be cropped or may be (a receptive field traced or measured, or one not
-    measured yet: :func:`layer_field` measures it when it is shown), and the layer to show: ``layer`` or the middle
-    one of those with a field (of those not measured yet where none has one). A layer measured to have no box is
-    left out; named, an UnsupportedModelError says why."""
-    convs = [l.name for l in probe.layers if l.kind == "conv"
-             and (probe.receptive_field(l.name) is not None or probe.field_pending(l.name))]
-    if layer:
-        name = probe.layer(layer).name
-        if not probe.field_pending(name):
-            probe.field_or_error(name)
-        return convs, name
-    known = [n for n in convs if probe.receptive_field(n) is not None] or convs
-    if not known:
-        raise UnsupportedModelError(
-            f"No conv layer of {type(probe.model).__name__} has a receptive field, so no patches can be cropped; "
-            f"DeconvExplorer still shows what each layer keeps.")
-    return convs, known[len(known) // 2]
 
 
 def as_probe(model_or_probe: Any, **kwargs: Any):

@@ -11,7 +11,9 @@ from ..display import DISPLAYS
 from ..figures import compare_sheet, field_label, matching_layers, model_names, models_rule_words  # noqa: F401 - matching_layers re-exported
 from ..models import load_model_or_random
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, css, esm, png_bytes
+from ._base import ReversingWidget, as_probe
+from .assets import css, esm
+from .encoding import png_bytes
 from .uploads import TakesPictures
 
 

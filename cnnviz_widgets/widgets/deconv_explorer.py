@@ -1,7 +1,7 @@
 """DeconvExplorer (paper Fig. 4): an image, every layer's reconstruction as a strip, a layer slider.
 
 All reconstructions of an image are computed in one call and sent as picture buffers (JPEG,
-small in a notebook saved with its widget state: widgets._base.picture_format), the layer on screen
+small in a notebook saved with its widget state: widgets.encoding.picture_format), the layer on screen
 first and every other layer right after (in the browser, an empty tile until it arrives), so the
 slider and the arrow keys change the big view in the browser without a kernel round-trip. A click
 on the big view reconstructs the unit under the pointer (the strongest filter at that position);
@@ -32,7 +32,10 @@ from ..errors import CnnvizError, ImageError, UnsupportedModelError
 from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, css, esm, layer_field, message_field, picture_bytes
+from ._base import ReversingWidget, as_probe, message_field
+from .assets import css, esm
+from .encoding import picture_bytes
+from .layer_fields import layer_field
 from .uploads import TakesPictures
 
 

@@ -17,7 +17,10 @@ from ..errors import CnnvizError, short_repr
 from ..imageset import load_images
 from ..kernels.embedding import representation_space
 from ..figures import Sheet, field_label
-from ._base import CnnvizWidget, as_probe, css, esm, layer_field, message_field, minimum, patch_layers, png_bytes
+from ._base import CnnvizWidget, as_probe, message_field, minimum
+from .assets import css, esm
+from .encoding import png_bytes
+from .layer_fields import layer_field, patch_layers
 
 
 class EmbeddingMap(CnnvizWidget):

@@ -20,7 +20,10 @@ from ..imageset import load_images
 from ..kernels.mine import mine
 from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite, tile_field
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, css, esm, layer_field, message_field, minimum, patch_layers, png_bytes
+from ._base import ReversingWidget, as_probe, message_field, minimum
+from .assets import css, esm
+from .encoding import png_bytes
+from .layer_fields import layer_field, patch_layers
 
 
 class FilterGrid(ReversingWidget):

@@ -9,7 +9,9 @@ from typing import Any
 
 import traitlets
 
-from ._base import CnnvizWidget, as_probe, css, esm
+from ._base import CnnvizWidget, as_probe
+
+from .assets import css, esm
 
 
 class ReceptiveFieldTable(CnnvizWidget):

@@ -32,7 +32,9 @@ from ..kernels.checkpoints import Checkpoints
 from ..kernels.filters import filter_pictures, first_conv
 from ..kernels.sparsity import count_zeros
 from ..probe.rules import WIDGET_RULE, rule_words
-from ._base import ReversingWidget, css, esm, picture_bytes, png_bytes
+from ._base import ReversingWidget
+from .assets import css, esm
+from .encoding import picture_bytes, png_bytes
 
 KEPT = 16  # steps whose pictures stay in memory (VGG16: about 4 MB each, the pictures for save() and their JPEGs)
 

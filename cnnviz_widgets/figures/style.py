@@ -1,0 +1,30 @@
+"""Colours, sizes and bounds every figure shares (a figure of W x H sheet pixels saves as a W x H PNG at DPI)."""
+from __future__ import annotations
+
+LABEL_COLOR = (128, 128, 128, 255)  # contrast 3.9:1 on white, 4.8:1 on JupyterLab Dark's #111
+
+GRID_PIXELS = 40_000_000  # picture_grid's largest canvas (160 MB of RGBA): 8 x 5 pictures of 1,000 px
+
+DPI = 100  # a figure of W x H sheet pixels saves as a W x H PNG
+
+TEXT_COLOR = "#222222"
+
+SOFT_COLOR = "#666666"  # second lines: receptive fields, captions
+
+MARK_COLOR = "#d62728"  # the current layer's frame, the selected cell's box
+
+SERIES_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]  # the SparsityChart's
+
+FORMATS = (".png", ".svg", ".pdf")
+
+FREE_WIDTH = 1600  # px: how wide a text may make a figure beyond its pictures (a title over one narrow column)
+
+MAX_LINES = 8  # lines of one text (a caption wrapped at words, a name holding line breaks)
+
+PLOT_WIDTH = 640  # px: the plot area the layer names are thinned for (about that of a 1280 px screen with Lab's sidebar open)
+
+CHAR_WIDTH = 6.5  # px per character of an axis tick label, and the gap kept between two labels
+
+LONG_TITLE = 200  # characters: a longer column title is cut in the middle rather than broken into lines
+
+LEGEND_CHARS = 60  # a series label in Figure 6's legend (a fixed 800 px figure) is cut in the middle beyond this
