@@ -504,6 +504,7 @@ def resize_center_crop(t: torch.Tensor, size: int, resize: int | None = None) ->
 
 
 WINDOW_AREA = 4  # a resized picture over 4x the crop's area (an aspect over 4:1) is resized within the crop only
+WINDOW_ROWS = 256  # rows of the input window taken to float at a time (a 6000x30000 array: 37 MB, not 870 MB)
 
 
 def _aa_weights(in_size: int, out_size: int, start: int, count: int) -> tuple[int, torch.Tensor]:
@@ -531,8 +532,12 @@ def _resized_window(t: torch.Tensor, resized: tuple[int, int], at: tuple[int, in
     (nh, nw), (top, left) = resized, at
     y0, wy = _aa_weights(h, nh, top, max(0, min(size, nh - top)))
     x0, wx = _aa_weights(w, nw, left, max(0, min(size, nw - left)))
-    window = t[..., y0 : y0 + wy.shape[1], x0 : x0 + wx.shape[1]].to(torch.float64)
-    out = (wy @ window @ wx.T).float()
+    window = t[..., y0 : y0 + wy.shape[1], x0 : x0 + wx.shape[1]]
+    out = None
+    for r in range(0, window.shape[-2], WINDOW_ROWS):  # a band of rows at a time: a big window is never all float
+        part = wy[:, r : r + WINDOW_ROWS] @ (window[..., r : r + WINDOW_ROWS, :].to(torch.float64) @ wx.T)
+        out = part if out is None else out.add_(part)
+    out = out.float()
     if t.dtype == torch.uint8:
         return out.round_().clamp_(0, 255).to(torch.uint8)
     return out.clamp_(0, 1)

@@ -53,7 +53,8 @@ def _reference(t: torch.Tensor, size: int, resize: int | None) -> torch.Tensor:
     return TF.resize(t, [nh, nw], antialias=True)[..., top : top + size, left : left + size]
 
 
-@pytest.mark.parametrize("shape", [(3, 1, 400), (3, 300, 2), (3, 5, 90), (1, 37, 900), (3, 30, 1000), (2, 3, 2, 700)])
+@pytest.mark.parametrize("shape", [(3, 1, 400), (3, 300, 2), (3, 5, 90), (1, 37, 900), (3, 30, 1000), (2, 3, 2, 700),
+                                   (3, 600, 3000)])  # the last: a window of 600 rows, taken in bands
 @pytest.mark.parametrize("resize", [None, 40])
 def test_a_thin_picture_is_resized_within_its_crop_as_the_whole_resize_would(shape, resize):
     """Only the crop of a thin picture is resized (WINDOW_AREA), and it equals the plain resize-then-crop: floats
