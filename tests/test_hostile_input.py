@@ -413,6 +413,10 @@ def test_sparsity_chart_takes_what_figure_sparsity_takes(probe, photo):
     assert not w.error.value and set(w.data["tiny"]) >= {"c1", "c2", "c3"}
     w = cv.SparsityChart({"tiny": (probe, [photo])})
     assert not w.error.value
+    fig = cv.figure_sparsity({"module": (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), [photo])})  # wrapped
+    assert fig.get_size_inches()[0] > 0
+    with pytest.raises(cv.CnnvizError, match=r"series\['A'\]\[0\] must be a cv.Probe"):
+        cv.figure_sparsity({"A": ("vgg", [photo])})
 
 
 @pytest.mark.parametrize("series, kwargs, message", [

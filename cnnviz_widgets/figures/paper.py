@@ -179,8 +179,8 @@ def sparsity_series(series: Any, images: Any = None) -> dict[str, Mapping[str, f
                           f"{{'my network': series}}.")
     ready: dict[str, Mapping[str, float]] = {}
     for label, value in series.items():
-        if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Probe):
-            value = sparsity(value[0], value[1], progress=False)
+        if isinstance(value, tuple) and len(value) == 2:  # (probe or model, images): measured here
+            value = sparsity(_probe(value[0], f"series[{label!r}][0]"), value[1], progress=False)
         elif isinstance(value, Probe):
             if images is None:
                 raise CnnvizError(f"series[{label!r}] is a probe: give images= to measure its sparsity over "
