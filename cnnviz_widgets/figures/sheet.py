@@ -86,7 +86,7 @@ class Sheet:
         y1 = y + {"top": h, "center": h / 2, "bottom": 0, "baseline": px * 0.3}[va]
         free = width is None
         self._ops.append(("text", text, x, y, px, ha, va, color, bold, rotation, family, full, free))
-        if free:  # its right end counts when the figure is made, up to what the rest leaves it (_text_room)
+        if free:  # its right end counts when the figure is made, up to what the rest leaves it (_content_right)
             self._free_right = max(self._free_right, x1)
             self.bottom = max(self.bottom, y1)
         else:
