@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.probe import probe as probe_module
+from cnnviz_widgets.probe import fields as probe_fields_module
 from cnnviz_widgets.probe import receptive_field as rf_module
 
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
@@ -74,7 +74,7 @@ def test_every_receptive_field_is_traced_without_measuring(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a receptive field was measured at run time")
 
-    monkeypatch.setattr(probe_module, "measure_field", refuse)  # the name the Probe calls
+    monkeypatch.setattr(probe_fields_module, "measure_field", refuse)  # the name the Probe's field methods call
     monkeypatch.setattr(rf_module, "measure_field", refuse)
     probe = cv.Probe(efficientnet_lite0(), device="cpu")
     assert all(l.rf is not None for l in probe.layers)
