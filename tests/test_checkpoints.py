@@ -302,3 +302,34 @@ def test_sliding_twenty_checkpoints_holds_under_three_snapshots(tmp_path, photos
 
     peak, _ = memory.peak_above_start(slide)
     assert peak < 2 * snapshot, f"peak {peak / 2**20:.0f} MB above start, a snapshot is {snapshot / 2**20:.0f} MB"
+
+
+def test_a_recorders_own_temporary_folder_lives_while_read_then_goes(tiny):
+    """folder=None: the recording stays while the recorder or checkpoints read from it are alive, and is removed
+    after (a lesson run again and again used to leave a folder of weights in /tmp each time)."""
+    import gc
+
+    recorder = cv.CheckpointRecorder(tiny, every=1)
+    folder = recorder.folder
+    assert folder.name.startswith("cnnviz-checkpoints-")
+    for step in range(3):
+        recorder.snapshot(step, loss=1.0 / (step + 1))
+    checkpoints = recorder.checkpoints(device="cpu", input_size=32)
+    del recorder
+    gc.collect()
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoints.json", "step_00000000.pt", "step_00000001.pt",
+                                                         "step_00000002.pt"]
+    assert checkpoints.state(2)  # still readable through the checkpoints
+    del checkpoints
+    gc.collect()
+    assert not folder.exists()
+
+
+def test_a_folder_the_user_gave_is_kept(tiny, tmp_path):
+    import gc
+
+    recorder = cv.CheckpointRecorder(tiny, folder=tmp_path / "mine")
+    recorder.snapshot(0)
+    del recorder
+    gc.collect()
+    assert (tmp_path / "mine" / "step_00000000.pt").exists()

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -73,7 +74,8 @@ class CheckpointRecorder:
 
     Every ``every``-th step (``step % every == 0``, or any step with ``force=True``) the state dict is written to
     ``folder`` as ``step_00000100.pt`` (on the CPU, written whole then renamed: never a half file) and the step and
-    its metrics to ``folder/checkpoints.json``; nothing stays in memory. ``folder`` None: a new temporary folder.
+    its metrics to ``folder/checkpoints.json``; nothing stays in memory. ``folder`` None: a new temporary folder,
+    removed once neither the recorder nor checkpoints read from it are left (or when Python exits).
     A folder that already holds a recording is refused unless ``overwrite=True``. ``recorder.checkpoints()`` (or
     ``cv.Checkpoints(model, recorder)``) reads them back.
     """
@@ -84,10 +86,11 @@ class CheckpointRecorder:
             raise CnnvizError(f"CheckpointRecorder records a torch.nn.Module's weights, got {short_repr(model)}.")
         self.model = model
         self.every = checks.positive_int("every", every, "a positive whole number of steps")
-        if folder is None:
-            import tempfile
-
-            folder = tempfile.mkdtemp(prefix="cnnviz-checkpoints-")
+        self._temporary: tempfile.TemporaryDirectory | None = None
+        if folder is None:  # a folder of its own, removed when nothing reads it any more or Python exits: a lesson
+            # run again and again must not fill the disk (each recording is tens of MB to GBs)
+            self._temporary = tempfile.TemporaryDirectory(prefix="cnnviz-checkpoints-", ignore_cleanup_errors=True)
+            folder = self._temporary.name
         self.folder = Path(folder).expanduser()
         if self.folder.exists() and not self.folder.is_dir():
             raise CnnvizError(f"folder {str(self.folder)!r} is a file; give a folder for the checkpoints.")
@@ -197,7 +200,9 @@ class Checkpoints(Sequence):
                  **probe_kwargs: Any) -> None:
         self.cache_size = checks.positive_int("cache", cache, "a positive whole number of checkpoints")
         found_steps, found_metrics = None, {}
+        self._recorder_folder = None  # keeps a recorder's temporary folder alive while these checkpoints read it
         if isinstance(sources, CheckpointRecorder):
+            self._recorder_folder = sources._temporary
             self._sources: list[Any] = [sources.folder / f for f in sources.files]
             found_steps, found_metrics = list(sources.steps), dict(sources.metrics)
         elif isinstance(sources, (str, os.PathLike)) and Path(sources).expanduser().is_dir():
