@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import cnnviz_widgets as cv
+from notebook_checks import clean_notebook  # noqa: F401 - tests import it from here
 
 torch.set_num_threads(2)
 
@@ -85,19 +86,6 @@ class TinyNet(nn.Module):
 def tiny() -> nn.Module:
     torch.manual_seed(0)
     return TinyNet().eval()
-
-
-def clean_notebook(path: Path):
-    """The notebook as committed: outputs and widget state that a JupyterLab session saved into the working
-    copy are dropped (CI checks the committed files are clean: .ci/run)."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata.pop("widgets", None)
-    return nb
 
 
 @pytest.fixture(scope="session")

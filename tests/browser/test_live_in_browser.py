@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64
 import io
 
-import nbformat
 import numpy as np
 import pytest
 from PIL import Image
 from pages import CHROMIUM, CHROMIUM_ARGS, needs_chromium
-from test_widgets_in_browser import ARTIFACTS, collect_errors, free_port, run_all  # noqa: F401
+from servers import ARTIFACTS, collect_errors, lab_server, run_all, write_notebook
 
 import cnnviz_widgets as cv
 
@@ -44,41 +43,10 @@ def jpeg_bytes(picture: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import os
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     root = tmp_path_factory.mktemp("live")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, root / "live.ipynb")
-    port = free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url + "/api", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("jupyter lab did not start:\n" + proc.stdout.read().decode(errors="replace"))
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    write_notebook(root / "live.ipynb", CELLS)
+    with lab_server(root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

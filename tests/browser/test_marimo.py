@@ -10,16 +10,12 @@ Screenshots: test-artifacts/marimo_*.png.
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import marimo_server
 from pages import browser, needs_chromium  # noqa: F401 - browser is a fixture
 
 pytest.importorskip("marimo")
@@ -51,50 +47,16 @@ PICTURES = """root => [...root.querySelectorAll('img, canvas')].filter(e => e.ta
     })"""
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=["run", "edit"])
 def marimo_app(request, tmp_path_factory):
     """``marimo run|edit notebooks/marimo_tour.py --headless``: the app's URL (the kernel imports this checkout)."""
     mode = request.param
     home = tmp_path_factory.mktemp(f"marimo-{mode}")
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               OMP_NUM_THREADS="2", HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), MARIMO_SKIP_UPDATE_CHECK="1")
     # a copy of the tour, so marimo's session cache (__marimo__/ beside the notebook) lands in the temporary folder
     app = home / TOUR.name
     shutil.copy(TOUR, app)
-    args = [sys.executable, "-m", "marimo", mode, str(app), "--headless", "--host", "127.0.0.1", "--port", str(port),
-            "--no-token"]
-    if mode == "edit":
-        args.append("--skip-update-check")
-    log = open(home / "server.log", "w+b")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=home)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.seek(0)
-        raise RuntimeError(f"marimo {mode} did not start:\n" + log.read().decode(errors="replace"))
-    yield mode, url, home / "server.log"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with marimo_server(app, mode) as url:
+        yield mode, url, home / "server.log"
 
 
 

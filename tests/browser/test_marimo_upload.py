@@ -3,14 +3,10 @@ buffer, which marimo must deliver to the widget's Python side; the photo joins t
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import marimo_server
 from pages import browser, needs_chromium  # noqa: F401 - browser is a fixture
 from PIL import Image
 
@@ -50,36 +46,10 @@ EXPLORER = "[aria-label='Deconvnet explorer'][data-ready='1']"
 
 @pytest.fixture(scope="module")
 def marimo_url(tmp_path_factory):
-    from test_marimo import free_port
-
     home = tmp_path_factory.mktemp("marimo-upload")
     (home / "upload_app.py").write_text(APP)
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               OMP_NUM_THREADS="2", HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), MARIMO_SKIP_UPDATE_CHECK="1")
-    log = open(home / "server.log", "w+b")
-    proc = subprocess.Popen([sys.executable, "-m", "marimo", "run", str(home / "upload_app.py"), "--headless", "--host",
-                             "127.0.0.1", "--port", str(port), "--no-token"], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=home)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.seek(0)
-        raise RuntimeError("marimo run did not start:\n" + log.read().decode(errors="replace"))
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with marimo_server(home / "upload_app.py") as url:
+        yield url
 
 
 def test_an_upload_reaches_python_in_marimo(marimo_url, browser):

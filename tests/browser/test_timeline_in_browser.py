@@ -1,22 +1,15 @@
-"""TrainingTimeline in a real browser: lesson 03 (which trains its network, about a minute) run in JupyterLab, and a
-small marimo app; in both, the step slider, play and the two-step comparison change the pictures and the marked
+"""TrainingTimeline in a real browser: a small marimo app here, and lesson 03 (which trains its network, about a
+minute) in JupyterLab with every notebook (test_notebooks_in_lab.py, through :func:`exercise`); in both, the step slider, play and the two-step comparison change the pictures and the marked
 step, with no error. Screenshots of the lesson's timeline at its first and last step: test-artifacts/timeline_*.png.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import nbformat
 import pytest
-from conftest import clean_notebook
 from pages import browser, needs_chromium  # noqa: F401 - browser is a fixture
 from playwright.sync_api import expect
-from test_widgets_in_browser import collect_errors, free_port, open_and_run
+from servers import collect_errors, marimo_server
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -110,54 +103,6 @@ def exercise(page, widget, steps: list[int], shots: str | None = None) -> None:
     assert widget.get_attribute("data-error") == ""
 
 
-def test_the_lesson_in_jupyterlab(tmp_path_factory, browser):
-    """Lesson 03 as committed, run in JupyterLab: it trains, then its timeline answers the slider, play and the
-    comparison; the first and last steps are screenshot."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    root = tmp_path_factory.mktemp("lab-timeline")
-    nbformat.write(clean_notebook(LESSON), root / LESSON.name)
-    empty = nbformat.v4.new_notebook()
-    empty.cells = [nbformat.v4.new_code_cell("1 + 1")]
-    empty.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(empty, root / "empty.ipynb")
-    port = free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--allow-root",
-         "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(url + "/api", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        page, errors, known = open_and_run(browser, url, LESSON.name, {"width": 1400, "height": 1000})
-        widget = page.locator(TIMELINE).first
-        widget.wait_for(timeout=420_000)  # the lesson trains its network first (about a minute)
-        widget.scroll_into_view_if_needed()
-        steps = [int(s.removeprefix("step ")) for s in widget.locator("select[aria-label='First step to compare'] option")
-                 .all_inner_texts()]
-        assert len(steps) == 20 and steps[0] == 0
-        exercise(page, widget, steps, shots="timeline")
-        assert page.evaluate("() => document.querySelector('.cnnviz-metric') !== null")
-        errors = [e for e in errors if e.split(" for comm id")[0] not in known]
-        assert not errors, errors
-        page.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 MARIMO_APP = '''import marimo
 
 app = marimo.App(width="full")
@@ -195,22 +140,7 @@ def test_the_timeline_in_marimo(tmp_path, browser):
     pytest.importorskip("marimo")
     app = tmp_path / "timeline_app.py"
     app.write_text(MARIMO_APP)
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               OMP_NUM_THREADS="2", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / ".config"),
-               MARIMO_SKIP_UPDATE_CHECK="1")
-    proc = subprocess.Popen([sys.executable, "-m", "marimo", "run", str(app), "--headless", "--host", "127.0.0.1",
-                             "--port", str(port), "--no-token"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with marimo_server(app) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors = collect_errors(page)
         page.goto(url)
@@ -221,12 +151,6 @@ def test_the_timeline_in_marimo(tmp_path, browser):
         exercise(page, widget, [0, 10, 20, 30, 40, 50], shots="marimo_timeline")
         assert not [e for e in errors if "favicon" not in e], errors
         page.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_a_saved_page_shows_the_saved_step_and_says_what_needs_a_kernel(tmp_path, browser):

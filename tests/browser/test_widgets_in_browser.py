@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-import nbformat
 import pytest
-from conftest import clean_notebook
+from servers import (ARTIFACTS, RESET, baseline_errors, collect_errors, free_port, lab_server, open_and_run,  # noqa: F401
+                 run_all, write_notebook)  # (free_port, open_and_run: other modules took them from here)
 from pages import LOW_CONTRAST, browser, needs_chromium  # noqa: F401 - browser is a fixture
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 XSS = '<img src=x onerror="window.__cnnviz_xss = 1">'
 
 pytestmark = needs_chromium
@@ -60,111 +51,13 @@ COUNT_URLS = """
 })();
 """
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-
-# JupyterLab restores the notebooks a workspace had open as hidden tabs; each page starts a fresh one
-RESET = {"/lab/tree/": "?reset"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, root / "widgets.ipynb")
-    empty = nbformat.v4.new_notebook()
-    empty.cells = [nbformat.v4.new_code_cell("1 + 1")]
-    empty.metadata["kernelspec"] = nb.metadata["kernelspec"]
-    nbformat.write(empty, root / "empty.ipynb")
-    soak = nbformat.v4.new_notebook()
-    soak.cells = [nbformat.v4.new_code_cell(c) for c in SOAK_CELLS]
-    soak.metadata["kernelspec"] = nb.metadata["kernelspec"]
-    nbformat.write(soak, root / "soak.ipynb")
-    repo = Path(__file__).resolve().parents[2]
-    for path in NOTEBOOKS:  # as committed, without the outputs a user's own Lab session saved into them
-        target = root / path.relative_to(repo)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(clean_notebook(path), target)
-    shutil.copytree(repo / "docs", root / "docs", ignore=shutil.ignore_patterns("*.py"))  # so ../docs/ pictures load
-    port = free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            urllib.request.urlopen(url + "/api", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("jupyter lab did not start:\n" + proc.stdout.read().decode(errors="replace"))
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-
-def run_all(page, ui: str) -> None:
-    """Run every cell through the menu, as a person would."""
-    if ui == "lab":
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    else:
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-
-
-def collect_errors(page) -> list[str]:
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
-    page.on("response", lambda r: errors.append(f"http {r.status}: {r.url.split('?')[0]}") if r.status >= 400 else None)
-    return errors
-
-
-def baseline_errors(browser, server: str, prefix: str) -> set[str]:
-    """What the UI itself reports on an empty notebook (Notebook 7 raises one of its own)."""
-    page = browser.new_page()
-    errors = collect_errors(page)
-    page.goto(server + prefix + "empty.ipynb" + RESET.get(prefix, ""))
-    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
-    page.wait_for_timeout(4000)
-    page.close()
-    return {e.split(" for comm id")[0] for e in errors}
-
-
-def open_and_run(browser, server: str, notebook: str, viewport: dict, init_script: str | None = None):
-    """A fresh JupyterLab page on ``notebook`` with every cell run; its error log and the UI's own errors."""
-    known = baseline_errors(browser, server, "/lab/tree/")
-    page = browser.new_page(viewport=viewport)
-    if init_script:
-        page.add_init_script(init_script)
-    errors = collect_errors(page)
-    page.goto(server + "/lab/tree/" + notebook + RESET["/lab/tree/"])
-    page.wait_for_selector(".jp-Notebook:visible", timeout=60_000)
-    page.wait_for_timeout(1500)  # the kernel starts
-    run_all(page, "lab")
-    news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "get news?" toast
-    if news.count():
-        news.first.click()
-    return page, errors, known
+    write_notebook(root / "widgets.ipynb", CELLS)
+    write_notebook(root / "soak.ipynb", SOAK_CELLS)
+    with lab_server(root) as url:
+        yield url
 
 
 @pytest.mark.parametrize("ui", ["lab", "notebook7"])
@@ -417,35 +310,6 @@ def test_widgets_render_and_respond(server, browser, ui):
     page.close()
 
 
-def test_tour_runs_in_jupyterlab_and_every_widget_renders(server, browser):
-    """The README's main experience: the tour, run top to bottom in JupyterLab; its screenshot is docs/tour.png."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page, errors, known = open_and_run(browser, server, "notebooks/00_tour.ipynb", {"width": 1300, "height": 1500})
-    for label in ("Deconvnet explorer", "Representation space", "Filters by their top patches", "Compare two networks"):
-        page.locator(f"[aria-label='{label}'][data-ready='1']").first.wait_for(timeout=300_000)
-    assert page.locator(".cnnviz[data-error='1']").count() == 0
-    assert page.get_by_text("Error displaying widget").count() == 0
-    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg").count() == 0
-    assert "Offline: using seeded random weights" in page.locator(".jp-RenderedMarkdown").all_inner_texts().__str__() \
-        or "ImageNet weights loaded" in page.content()
-    figure = page.locator("img[src*='rules.jpg']").first  # the README's picture of the rules, in the tour
-    figure.scroll_into_view_if_needed()
-    page.wait_for_function("() => { const i = document.querySelector(\"img[src*='rules.jpg']\"); return i && i.complete && i.naturalWidth > 0; }",
-                           timeout=30_000)
-    assert figure.evaluate("i => i.naturalWidth") == 1156
-    explorer = page.locator("[aria-label='Deconvnet explorer']").first
-    explorer.evaluate("""e => {  // bring the explorer's cell to the top of JupyterLab's own scroller
-        const scroller = e.closest('.jp-WindowedPanel-outer') || e.closest('.jp-Notebook');
-        const cell = e.closest('.jp-Cell');
-        scroller.scrollTop += cell.getBoundingClientRect().top - scroller.getBoundingClientRect().top - 60;
-    }""")
-    page.wait_for_timeout(700)
-    page.screenshot(path=str(ARTIFACTS / "tour.png"))  # docs/tour.png in the README is a copy of this
-    bad = [e for e in errors if e.split(" for comm id")[0] not in known]
-    assert not bad, bad
-    page.close()
-
-
 def test_browser_soak_stale_results_and_stop(server, browser):
     """500 slider moves and image changes: object URLs revoked, JS heap bounded; a pending image is
     shown as stale, never passed off as the new one; Stop, and the notebook's interrupt button, leave
@@ -527,102 +391,3 @@ def test_browser_soak_stale_results_and_stop(server, browser):
     bad = [e for e in errors if e.split(" for comm id")[0] not in known]
     assert not bad, bad
     page.close()
-
-
-# every output that shows something (a widget, a picture, the chart): what the screenshots and width checks look at
-SHOWN = ".jp-OutputArea-output:has(.cnnviz, .cnnviz-rf, .bqplot, .widget-html, img, table)"
-
-# Boxes of the chart's texts (tick labels, axis labels, title, legend) that overlap another's by more than a
-# pixel each way; texts hidden or empty are skipped
-CHART_OVERLAPS = """root => {
-    const texts = [...root.querySelectorAll('svg text')].filter(t => t.textContent.trim() && t.getBBox().width > 0
-        && getComputedStyle(t).visibility !== 'hidden' && getComputedStyle(t).display !== 'none' && t.closest('[display=none]') === null);
-    const boxes = texts.map(t => { const r = t.getBoundingClientRect(); return {text: t.textContent.trim(), l: r.left, r: r.right, t: r.top, b: r.bottom}; });
-    const bad = [];
-    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
-        const a = boxes[i], b = boxes[j];
-        if (Math.min(a.r, b.r) - Math.max(a.l, b.l) > 1 && Math.min(a.b, b.b) - Math.max(a.t, b.t) > 1) bad.push(a.text + ' / ' + b.text);
-    }
-    return {n: boxes.length, bad};
-}"""
-
-# What is wider than the output area that holds it (a widget a student would have to scroll sideways to see)
-TOO_WIDE = """out => {
-    const o = out.getBoundingClientRect();
-    // a strip that scrolls inside a widget which fits is fine: only what sticks out of the output counts
-    const scrolled = e => { for (let a = e.parentElement; a && a !== out; a = a.parentElement) {
-        if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX) && a.getBoundingClientRect().right <= o.right + 1) return true; }
-        return false; };
-    const wide = [...out.querySelectorAll('.cnnviz, .cnnviz-rf, .bqplot, .widget-box, img, table')]
-        .filter(e => e.getBoundingClientRect().right > o.right + 1 && !scrolled(e))
-        .map(e => `${e.className || e.tagName} ${Math.round(e.getBoundingClientRect().width)} px`);
-    if (out.scrollWidth > out.clientWidth + 1) wide.push(`the output scrolls: ${out.scrollWidth} > ${out.clientWidth} px`);
-    if (wide.length) wide.push(`the output is ${Math.round(o.width)} px`);
-    return wide;
-}"""
-
-
-def set_theme(page, name: str) -> None:
-    """Settings > Theme > ``name``, as a person switches it; waits until the page wears it."""
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
-    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
-    light = name == "JupyterLab Light"
-    page.wait_for_function("l => document.body.dataset.jpThemeLight === String(l)", arg=light, timeout=30_000)
-    page.wait_for_timeout(800)
-
-
-def wait_until_run(page, code_cells: int, timeout: int = 420_000) -> None:
-    """Every code cell has run (a number in its prompt), and every widget has drawn or said why not."""
-    page.wait_for_function("""n => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
-        return p.length >= n && p.every(t => /\\[\\d+\\]/.test(t)); }""", arg=code_cells, timeout=timeout)
-    page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz')].every(r => (r.dataset.ready === '1' || r.dataset.error === '1')
-        && r.getAttribute('aria-busy') !== 'true')""", timeout=timeout)
-    page.wait_for_timeout(1500)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO / "notebooks")) for p in NOTEBOOKS])
-def test_every_notebook_in_light_and_dark_at_1280px(server, browser, path):
-    """Each notebook, run in JupyterLab on a 1280 px screen with the file browser open: no error, no widget
-    wider than its cell, no chart text over another, every widget's text at 4.5:1 contrast or more, and a screenshot of everything it shows in the light and
-    the dark theme (test-artifacts/nb_*), to be looked at."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    rel = path.relative_to(REPO)
-    stem = str(rel.relative_to("notebooks").with_suffix("")).replace("/", "_")
-    code_cells = sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
-    page, errors, known = open_and_run(browser, server, str(rel), {"width": 1280, "height": 900})
-    try:
-        wait_until_run(page, code_cells)
-        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg").count() == 0
-        assert page.get_by_text("Error displaying widget").count() == 0
-        assert page.locator(".cnnviz[data-error='1']").count() == 0, page.locator(".cnnviz-error").all_inner_texts()
-        shown = page.locator(SHOWN)
-        assert shown.count() > 0
-        for theme in ("light", "dark"):
-            if theme == "dark":
-                set_theme(page, "JupyterLab Dark")
-            for k in range(shown.count()):
-                out = shown.nth(k)
-                out.scroll_into_view_if_needed()
-                out.screenshot(path=str(ARTIFACTS / f"nb_{stem}_{k}_{theme}.png"))  # first: a failure below has its picture
-                wide = out.evaluate(TOO_WIDE)
-                assert not wide, f"{stem}, output {k}: wider than its cell at 1280 px: {wide}"
-                cut = out.evaluate("""out => [...out.querySelectorAll('.cnnviz-thumb.active')].filter(t => {
-                    const r = t.getBoundingClientRect(), s = t.parentElement.getBoundingClientRect();
-                    return r.left < s.left - 1 || r.right > s.right + 1; }).map(t => t.title)""")
-                assert not cut, f"{stem}, output {k}: the current layer's thumbnail is cut off by its strip: {cut}"
-                shrunk = out.evaluate("""out => [...out.querySelectorAll('.jp-RenderedImage img')]
-                    .filter(i => i.naturalWidth && i.clientWidth < 0.95 * i.naturalWidth).map(i => `${i.naturalWidth} px shown at ${i.clientWidth}`)""")
-                assert not shrunk, f"{stem}, output {k}: a picture is shrunk to fit, its labels with it: {shrunk}"
-                for part in out.locator(".cnnviz, .cnnviz-rf, .bqplot, .widget-html").all():
-                    found = part.evaluate(f"(root, min) => ({LOW_CONTRAST})([root, min])", 4.5)
-                    assert not found["low"], f"{stem}, output {k}, {theme}: text under 4.5:1 contrast: {found['low']}"
-                for chart in out.locator(".bqplot").all():
-                    texts = chart.evaluate(CHART_OVERLAPS)
-                    assert texts["n"] > 10 and not texts["bad"], f"{stem}, output {k}: chart texts overlap: {texts['bad']}"
-        bad = [e for e in errors if e.split(" for comm id")[0] not in known]
-        assert not bad, bad
-    finally:
-        if page.evaluate("() => document.body.dataset.jpThemeLight") == "false":
-            set_theme(page, "JupyterLab Light")  # the theme is a server setting: the next page starts light
-        page.close()
