@@ -1,7 +1,8 @@
-"""Shared fixtures: two CPU threads (as CI has), seeded models, real sample photos, the big-folder benchmark."""
+"""Shared fixtures: the workers and their threads (two cores, as CI has), seeded models, real sample photos, the big-folder benchmark."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,17 @@ from torch import nn
 import cnnviz_widgets as cv
 from notebook_checks import clean_notebook  # noqa: F401 - tests import it from here
 
-torch.set_num_threads(2)
+# Two workers run the suite (pytest-xdist, pyproject's addopts): a browser test waits on Chromium and a kernel
+# while the other worker computes. Each worker's PyTorch gets one thread, so two workers fill the two cores that
+# one process with two threads did (`-n 0` runs in one process, with two).
+WORKERS = max(1, min(2, os.cpu_count() or 1, int(os.environ.get("CNNVIZ_TEST_WORKERS", "2"))))
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers (CNNVIZ_TEST_WORKERS to change it), fewer on fewer cores. More would not pay on
+    a machine like CI's, and each browser worker holds a JupyterLab, a kernel and a Chromium in memory."""
+    return WORKERS
 
 # Tiers (issue 25). The README's command runs them all (CI); while working, the fast tier:
 #   python -m pytest -m "not slow and not browser and not system"
