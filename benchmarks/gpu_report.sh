@@ -54,5 +54,5 @@ step mining-folder-nvjpeg-bf16 "$limit" python3 benchmarks/bench_mining.py --dev
 # the batch-wide top-k where it once hit a device-side index assert (before nvjpeg waited for the stream)
 step mining-folder-nvjpeg-bf16-by-rows "$limit" python3 benchmarks/bench_mining.py --device "$device" "${folder[@]}" --decode "$gpu_decode" --precision bf16 --channels-last --by-rows
 step tsne 100 python3 benchmarks/bench_embedding.py --device "$device" --no-reference "${tsne[@]}"
-step soak "$limit" python3 -m pytest -q -s -n 0 -p no:cacheprovider tests/test_soak.py
+step soak "$limit" python3 -m pytest -q -s -n 0 -p no:cacheprovider tests/system/test_soak.py
 echo "report: $out"

@@ -360,7 +360,7 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
     ``_scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
     picture will be resized to; a file or PIL image more than 4x larger is decoded or box-reduced to
     about 4x first (bounded memory for camera photos; the result differs from a full-size resize by
-    less than one 8-bit level on average: tests/test_reliability.py).
+    less than one 8-bit level on average: tests/api/test_real_input.py).
     """
     t = to_unit(read_picture(img, name, reduce_to))
     return (t.expand(3, -1, -1) if t.shape[0] == 1 else t).contiguous()

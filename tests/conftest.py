@@ -25,27 +25,26 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     a machine like CI's, and each browser worker holds a JupyterLab, a kernel and a Chromium in memory."""
     return WORKERS
 
-# Tiers (issue 25). The README's command runs them all (CI); while working, the fast tier:
+# Tests live in folders that follow the package (tests/probe for cnnviz_widgets/probe, ...; tests/api for what
+# crosses it: hostile and real input, properties, the import layers), plus two by what they run: tests/browser
+# (Chromium) and tests/system (notebooks, kernels, reader processes, packaging, end to end). Tiers, from where a
+# test lives (a test may also mark itself). The README's command runs them all (CI); while working, the fast tier:
 #   python -m pytest -m "not slow and not browser and not system"
-# browser: drives Chromium (tests/browser); system: runs notebooks, kernels or processes end to end; slow: one
-# file's tests take a minute or more on this 2-core machine (measured: `--durations` in CI's output).
-BROWSER_DIRS = {"browser"}
-SYSTEM_FILES = {"test_notebooks.py", "test_binder.py", "test_soak.py", "test_resources.py", "test_big_folder.py",
-                "test_packaging.py", "test_distributed.py"}
+# slow: one file's tests take a minute or more on this 2-core machine (measured: `--durations` in CI's output).
+TIER_DIRS = {"browser": pytest.mark.browser, "system": pytest.mark.system}
 SLOW_FILES = {"test_zoo.py", "test_fields_zoo.py", "test_measured_fields.py", "test_real_cnn.py", "test_auto_rule.py",
-              "test_jobs.py", "test_widgets.py", "test_save.py", "test_reliability.py", "test_properties.py",
+              "test_jobs.py", "test_widgets.py", "test_save.py", "test_real_input.py", "test_properties.py",
               "test_precision.py", "test_pipeline.py", "test_receptive_field.py", "test_hostile_input.py",
               "test_class_map.py", "test_explorer_class_map.py", "test_uploads.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Each test takes its tier's marker from where it lives (a test may also mark itself)."""
+    """Each test takes its tier's marker from where it lives."""
     for item in items:
         path = Path(str(item.fspath))
-        if BROWSER_DIRS & set(path.parts):
-            item.add_marker(pytest.mark.browser)
-        if path.name in SYSTEM_FILES:
-            item.add_marker(pytest.mark.system)
+        for folder, mark in TIER_DIRS.items():
+            if folder in path.parts:
+                item.add_marker(mark)
         if path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
 

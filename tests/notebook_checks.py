@@ -1,5 +1,5 @@
 """What every notebook's run must show, whoever ran it (JupyterLab in tests/browser/test_notebooks_in_lab.py, where
-each notebook runs once; nbclient in tests/test_notebooks.py): no error, a widget or a picture, and what each
+each notebook runs once; nbclient in tests/system/test_notebooks.py): no error, a widget or a picture, and what each
 notebook's own check cells printed."""
 from __future__ import annotations
 

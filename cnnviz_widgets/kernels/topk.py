@@ -290,7 +290,7 @@ class TopKMiner:
     """Running per-filter top-k of one layer, fed batch by batch (on the probe's device): :func:`map_topk`
     per picture and filter (sync-free on a GPU), then one merge with the running best.
 
-    ``by_rows = True`` takes :func:`batch_filter_topk` instead: exact (tests/test_kernels.py), 9% faster
+    ``by_rows = True`` takes :func:`batch_filter_topk` instead: exact (tests/kernels/test_kernels.py), 9% faster
     mining on an H100 in float32 (a JPEG folder went from 1.455x to 1.322x a torchvision loop), but one
     run with bf16, channels_last and nvjpeg together hit a device-side index assert on that machine that
     could not be traced before its time ran out, so it is off until a GPU run clears it.

@@ -1,5 +1,5 @@
 """The "measuring…" state in the browser: while a job measures a receptive field tracing could not give, the busy
-line says so in place of "working…", and it goes when the job ends (tests/test_measured_fields.py drives the kernel
+line says so in place of "working…", and it goes when the job ends (tests/probe/test_measured_fields.py drives the kernel
 side)."""
 from __future__ import annotations
 

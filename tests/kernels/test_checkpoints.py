@@ -270,7 +270,7 @@ class WideNet(nn.Module):
 
 
 def _memory():
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "memory_peak.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "memory_peak.py"
     spec = importlib.util.spec_from_file_location("memory_peak", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

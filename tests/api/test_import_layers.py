@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent / "cnnviz_widgets"
+ROOT = Path(__file__).resolve().parents[2] / "cnnviz_widgets"
 
 LAYERS: list[tuple[str, ...]] = [
     ("cnnviz_widgets", "cnnviz_widgets.mine_cli"),
@@ -82,7 +82,7 @@ def violations(root: Path) -> list[str]:
     """What breaks the layering in the package under ``root``: a module with no layer, an import upwards, a cycle."""
     modules = module_names(root)
     edges = {name: imports(name, path, modules) for name, path in modules.items()}
-    found = [f"{name} has no layer: add it to LAYERS in tests/test_import_layers.py" for name in modules
+    found = [f"{name} has no layer: add it to LAYERS in tests/api/test_import_layers.py" for name in modules
              if layer_of(name) is None]
     for name, targets in edges.items():
         for line, target in targets:
@@ -157,4 +157,4 @@ def test_the_contract_fails_on_a_cycle_hidden_in_a_function_and_not_on_types(tmp
     root = _package(tmp_path, {**BASE, "probe/probe.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                                                          "    from .other import g\n",
                                "probe/other.py": "from .probe import f\n", "stray.py": ""})
-    assert violations(root) == ["cnnviz_widgets.stray has no layer: add it to LAYERS in tests/test_import_layers.py"]
+    assert violations(root) == ["cnnviz_widgets.stray has no layer: add it to LAYERS in tests/api/test_import_layers.py"]

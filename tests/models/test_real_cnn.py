@@ -45,7 +45,7 @@ def four(lite, photos):
 
 def figure_script():
     """docs/make_rules_figure.py as a module: the picture in the README and these checks measure alike."""
-    path = Path(__file__).resolve().parent.parent / "docs" / "make_rules_figure.py"
+    path = Path(__file__).resolve().parents[2] / "docs" / "make_rules_figure.py"
     spec = importlib.util.spec_from_file_location("make_rules_figure", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -50,7 +50,7 @@ def test_the_readmes_scale_out_commands_are_valid():
 
     from cnnviz_widgets.mine_cli import parse
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     commands = [re.sub(r"\\\n\s*", "", m) for m in re.findall(r"^torchrun (?:.*\\\n)*.*$", readme, flags=re.M)]
     assert len(commands) >= 2, "the README shows the single-machine and the multi-machine command"
     for command in commands:

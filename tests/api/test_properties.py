@@ -102,7 +102,7 @@ def _names_an_argument(msg: str, kwargs: dict) -> bool:
 def test_top_patches_with_any_arguments(probe, two_photos, k, batch_size, num_workers, indices, layer):
     kwargs = dict(k=k, batch_size=batch_size, num_workers=num_workers, indices=indices, layer=layer)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # k capped: said by a warning, checked in test_reliability
+        warnings.simplefilter("ignore")  # k capped: said by a warning, checked in test_real_input
         try:
             top = cv.top_patches(probe, two_photos, progress=False, **kwargs)
         except cv.CnnvizError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cnnviz_widgets.models import MODELS
 
-BINDER = Path(__file__).resolve().parent.parent / "binder"
+BINDER = Path(__file__).resolve().parents[2] / "binder"
 
 
 def test_requirements_install_cpu_torch_and_the_project():

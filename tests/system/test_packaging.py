@@ -11,7 +11,7 @@ import pytest
 
 import cnnviz_widgets as cv
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_contains_the_js_modules(tmp_path):
