@@ -16,6 +16,7 @@ from .errors import (
     WeightsFileError,
     WeightsUnavailableError,
 )
+from .catalog import WIDGETS as _WIDGETS
 from .display import to_display
 from .figures import (
     figure_class_maps, figure_compare, figure_filters, figure_layers, figure_sparsity, figure_timeline, picture_grid,
@@ -33,16 +34,20 @@ from .models import banner, load_model, load_model_or_random
 from .probe import Layer, Probe, ReceptiveField
 
 if TYPE_CHECKING:
-    from .widgets import (
-        CompareModels, DeconvExplorer, EmbeddingMap, FilterGrid, PatchGallery, ReceptiveFieldTable, SparsityChart,
-        TrainingTimeline,
-    )
+    from .widgets import CompareModels as CompareModels  # (as: exported, the widgets are not imported here)
+    from .widgets import DeconvExplorer as DeconvExplorer
+    from .widgets import EmbeddingMap as EmbeddingMap
+    from .widgets import FilterGrid as FilterGrid
+    from .widgets import PatchGallery as PatchGallery
+    from .widgets import ReceptiveFieldTable as ReceptiveFieldTable
+    from .widgets import SparsityChart as SparsityChart
+    from .widgets import TrainingTimeline as TrainingTimeline
 
 # The widgets are re-exported on first use (PEP 562): the kernels, mine_cli on a cluster's ranks and
 # scripts on a GPU node then import neither the notebook stack (anywidget, ipywidgets, IPython) nor
 # bqplot, which together cost 0.8 s of the import and are often not installed there.
-_WIDGETS = ("CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "PatchGallery", "ReceptiveFieldTable",
-            "SparsityChart", "TrainingTimeline")
+# (the list: catalog.py; the TYPE_CHECKING import above names them for editors and type checkers, and a test
+# holds it to the list)
 
 
 def __getattr__(name: str) -> Any:
@@ -60,12 +65,12 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
-    "figure_class_maps",
-    "CheckpointError", "CheckpointRecorder", "Checkpoints", "TrainingTimeline", "figure_timeline",
-    "figure_compare", "figure_filters", "figure_layers", "figure_sparsity", "picture_grid", "save_figure",
-    "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
-    "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",
+    "CheckpointError", "CheckpointRecorder", "Checkpoints", "CnnvizError", "CnnvizWarning", "DeviceUnavailableError",
+    "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer", "LayerNotFoundError", "Mined",
+    "Probe", "ReceptiveField", "RepresentationSpace", "Sparsity", "StoppedError", "StreamOptions", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
-    "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",
-    "top_patches",
+    "banner", "figure_class_maps", "figure_compare", "figure_filters", "figure_layers", "figure_sparsity",
+    "figure_timeline", "load_images", "load_model", "load_model_or_random", "mine", "picture_grid",
+    "representation_space", "sample_images", "save_figure", "sparsity", "to_display", "top_patches",
+    *_WIDGETS,
 ]

@@ -5,14 +5,13 @@ from typing import Any
 
 import traitlets
 
-from ..errors import ImageError
-from ..imageset import load_images
 from ..display import DISPLAYS
 from ..figures import compare_sheet, field_label, matching_layers, model_names, models_rule_words  # noqa: F401 - matching_layers re-exported
 from ..models import load_model_or_random
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe
 from .assets import css, esm
+from .picker import widget_images
 from .encoding import png_bytes
 from .uploads import TakesPictures
 
@@ -25,15 +24,12 @@ class CompareModels(TakesPictures, ReversingWidget):
     _css = css()
 
     model_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    image_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    image_index = traitlets.Int(0).tag(sync=True)  # shared
     columns = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # layer names per model
     input_png = traitlets.Bytes(b"").tag(sync=True)
     rows = traitlets.List(traitlets.List(traitlets.Bytes())).tag(sync=True)  # PNGs per model
     predictions = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)
     note = traitlets.Unicode("").tag(sync=True)
     drawn = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # per model and column: the rule that drew it
-    shown_image = traitlets.Int(-1).tag(sync=True)  # the image the rows now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
@@ -42,7 +38,6 @@ class CompareModels(TakesPictures, ReversingWidget):
         self._probes, self._images, self._shown = [], None, None
         with self.guard("Comparing the models"):
             self._set_rule(rule)
-            from ..images import sample_images
 
             notes = []
             if probe_a is None:
@@ -54,7 +49,7 @@ class CompareModels(TakesPictures, ReversingWidget):
                 probe_b = model
                 notes.append(note)
             self._probes = [as_probe(probe_a), as_probe(probe_b)]
-            self._images = load_images(sample_images() if images is None else images)
+            self._images = widget_images(images)
             with self.hold_sync():
                 self.model_names = model_names(names, self._probes)
                 self.columns = [matching_layers(p, depths) for p in self._probes]
@@ -94,9 +89,7 @@ class CompareModels(TakesPictures, ReversingWidget):
             self.image_index = self.shown_image
 
     def _compare(self, index: int, rule: str, job) -> dict:
-        if not 0 <= index < len(self._images):
-            raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
-        picture, name = self._images.raw(index), self._images.names[index]  # each network decodes it at its size
+        picture, name = self.picture(index)  # each network decodes it at its size
         rows, preds, modes, raw = [], [], [], []
         for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
             x = probe.model_input(picture, name)

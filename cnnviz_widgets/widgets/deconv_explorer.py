@@ -29,11 +29,11 @@ import traitlets
 from .. import checks
 from ..display import choose_display, heat, overlay, to_display
 from ..errors import CnnvizError, ImageError, UnsupportedModelError
-from ..imageset import load_images
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, message_field
 from .assets import css, esm
+from .picker import widget_images
 from .encoding import picture_bytes
 from .layer_fields import layer_field
 from .uploads import TakesPictures
@@ -47,8 +47,6 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
 
     layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)  # shared: link it to drive or follow other widgets
-    image_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    image_index = traitlets.Int(0).tag(sync=True)  # shared
     input_png = traitlets.Bytes(b"").tag(sync=True)
     recs = traitlets.List(traitlets.Bytes()).tag(sync=True)  # one PNG per layer, in layer_names order
     rf = traitlets.List(traitlets.List(traitlets.Float())).tag(sync=True)  # (size, stride, offset) per layer; [] if none
@@ -72,7 +70,6 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
     live_rec_png = traitlets.Bytes(b"").tag(sync=True)  # and its reconstruction at the layer on screen
     live_frame = traitlets.Dict().tag(sync=True)  # {"n", "t", "layer"} of that frame (t: the browser's, for the lag)
 
-    shown_image = traitlets.Int(-1).tag(sync=True)  # the image the pictures now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
@@ -88,9 +85,8 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         with self.guard("Setting up the explorer"):
             self._set_rule(rule)
             self._probe = as_probe(probe)
-            from ..images import sample_images
 
-            images = load_images(sample_images() if images is None else images)
+            images = widget_images(images)
             image_index = checks.index("image_index", image_index, len(images),
                                        f"there {'is 1 picture' if len(images) == 1 else f'are {len(images)} pictures'}")
             chosen = self._probe.select(layers)
@@ -141,10 +137,8 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """The layer on screen first, alone (a forward pass that stops at it, one backward): shown with the photo
         as soon as it is done; then the top-5 and every other layer (one forward pass, whose output layer gives the
         top-5 too, one backward per layer, the slider's layer next), displayed as one strip and encoded once."""
-        if not 0 <= index < len(self._images):
-            raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         probe = self._probe
-        x = probe.model_input(self._images.raw(index), self._images.names[index])
+        x = probe.model_input(*self.picture(index))
         out = probe.output_layer
         current = self.layer if self.layer in self._layers else self._layers[0]
         found: dict[str, list] = {}

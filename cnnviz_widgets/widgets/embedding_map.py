@@ -14,11 +14,11 @@ import traitlets
 
 from .. import checks
 from ..errors import CnnvizError, short_repr
-from ..imageset import load_images
 from ..kernels.embedding import representation_space
 from ..figures import Sheet, field_label
 from ._base import CnnvizWidget, as_probe, message_field, minimum
 from .assets import css, esm
+from .picker import widget_images
 from .encoding import png_bytes
 from .layer_fields import layer_field, patch_layers
 
@@ -47,13 +47,12 @@ class EmbeddingMap(CnnvizWidget):
         super().__init__(**kwargs)
         self._space, self._stack, self._n_filters, self._probe, self._mosaic = None, [], 6, None, None
         with self.guard("Embedding the representation space"):
-            from ..images import sample_images
 
             self._n_filters = checks.positive_int("n_filters", n_filters)
             cell = checks.positive_int("cell", cell, "a positive whole number of pixels")
 
             probe = as_probe(probe)
-            images = load_images(sample_images() if images is None else images)
+            images = widget_images(images)
             _, name = patch_layers(probe, layer)
             layer_field(probe, name, say=self._say)  # measured here if tracing gave no field (bounded)
             self._options = {"images": images, "n_patches": n_patches, "grid": grid, "seed": seed}

@@ -16,12 +16,12 @@ import traitlets
 
 from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
-from ..imageset import load_images
 from ..kernels.mine import mine
 from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite, tile_field
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, message_field, minimum
 from .assets import css, esm
+from .picker import widget_images
 from .encoding import png_bytes
 from .layer_fields import layer_field, patch_layers
 
@@ -59,13 +59,12 @@ class FilterGrid(ReversingWidget):
         self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
         self._detail = None
         with self.guard("Finding the top patches"):
-            from ..images import sample_images
 
             self._set_rule(rule)
             k = checks.positive_int("k", k, "a positive whole number of patches per filter")
             page_size = checks.positive_int("page_size", page_size, "a positive whole number of filters a page")
             self._probe = as_probe(probe)
-            images = load_images(sample_images() if images is None else images)
+            images = widget_images(images)
             convs, name = patch_layers(self._probe, layer)
             self._set_note()
             if name not in convs:

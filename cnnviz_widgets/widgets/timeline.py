@@ -16,7 +16,7 @@ import torch
 import traitlets
 
 from ..display import DISPLAYS, choose_display, to_display
-from ..errors import CnnvizError, ImageError, short_repr
+from ..errors import CnnvizError, short_repr
 from ..figures import (
     compare_sheet,
     field_label,
@@ -27,7 +27,6 @@ from ..figures import (
     on_white,
     predictions_text,
 )
-from ..imageset import load_images
 from ..kernels.checkpoints import Checkpoints
 from ..kernels.filters import filter_pictures, first_conv
 from ..kernels.sparsity import count_zeros
@@ -35,11 +34,12 @@ from ..probe.rules import WIDGET_RULE, rule_words
 from ._base import ReversingWidget
 from .assets import css, esm
 from .encoding import picture_bytes, png_bytes
+from .picker import PicksImage, widget_images
 
 KEPT = 16  # steps whose pictures stay in memory (VGG16: about 4 MB each, the pictures for save() and their JPEGs)
 
 
-class TrainingTimeline(ReversingWidget):
+class TrainingTimeline(PicksImage, ReversingWidget):
     """A step slider over ``checkpoints`` (a cv.Checkpoints); ``images``: the pictures to follow (default the
     sample photos); ``layers``: the strip's layers (default every layer); ``depths``: the layers of the two-step
     comparison (spread over the network, as CompareModels). ``step``: the step shown first (default the last)."""
@@ -50,8 +50,6 @@ class TrainingTimeline(ReversingWidget):
     steps = traitlets.List(traitlets.Int()).tag(sync=True)
     step_index = traitlets.Int(0).tag(sync=True)  # the slider (shared)
     metrics = traitlets.Dict().tag(sync=True)  # name -> one number (or None) per checkpoint
-    image_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    image_index = traitlets.Int(0).tag(sync=True)  # shared
     layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     fields = traitlets.List(traitlets.Unicode()).tag(sync=True)  # each layer's receptive field, in words
     input_png = traitlets.Bytes(b"").tag(sync=True)
@@ -63,7 +61,6 @@ class TrainingTimeline(ReversingWidget):
     filters_layer = traitlets.Unicode("").tag(sync=True)
     sparsity = traitlets.List(traitlets.List()).tag(sync=True)  # [[layer, fraction of zeros], ...] for this picture
     shown_step = traitlets.Int(-1).tag(sync=True)  # the step index the pictures shown belong to
-    shown_image = traitlets.Int(-1).tag(sync=True)
     shown_rule = traitlets.Unicode("").tag(sync=True)
     view = traitlets.Enum(("step", "compare"), "step").tag(sync=True)  # one step, or two side by side
     compare_steps = traitlets.List(traitlets.Int(), default_value=[0, 0]).tag(sync=True)  # two step indices
@@ -87,12 +84,11 @@ class TrainingTimeline(ReversingWidget):
                 raise CnnvizError(f"TrainingTimeline needs a cv.Checkpoints (cv.Checkpoints(model, files) or "
                                   f"recorder.checkpoints()), got {short_repr(checkpoints)}.")
             self._set_rule(rule)
-            from ..images import sample_images
 
             ck = checkpoints
             probe = ck.probe
             chosen = probe.select(layers)
-            self._images = load_images(sample_images() if images is None else images)
+            self._images = widget_images(images)
             last = len(ck) - 1 if step is None else ck.index(step)
             with self.hold_sync():
                 self.steps = list(ck.steps)
@@ -134,9 +130,7 @@ class TrainingTimeline(ReversingWidget):
         self.run_job("Showing the step", "step", lambda job: self._compute_step(*key, job), self._show_step)
 
     def _picture(self, index: int) -> torch.Tensor:
-        if not 0 <= index < len(self._images):
-            raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
-        return self._ck.model_input(self._images.raw(index), self._images.names[index])
+        return self._ck.model_input(*self.picture(index))
 
     def _compute_step(self, i: int, index: int, rule: str, job) -> dict:
         """Checkpoint i's weights, then one forward pass (the top-5 and each layer's zeros read from it) and one

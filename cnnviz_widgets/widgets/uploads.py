@@ -18,6 +18,7 @@ import torch
 from ..errors import CnnvizError, ImageError, short_repr
 from ..images import read_picture
 from ..imageset import ImageSet
+from .picker import PicksImage
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024  # the largest file accepted (a 48-megapixel camera JPEG is about 20 MB)
 MAX_UPLOADS = 20  # uploads kept in a widget's list; the oldest goes first
@@ -48,9 +49,8 @@ def upload_name(name: Any, taken: Sequence[str]) -> str:
     return unique
 
 
-class TakesPictures:
-    """Mixin for a widget with an image list (``image_names``, ``image_index``, ``shown_image`` and ``_images``, an
-    ImageSet): :meth:`add_picture` from Python, the "upload" event from the browser. The widget names the side its
+class TakesPictures(PicksImage):
+    """Mixin for a widget whose picker takes new pictures: :meth:`add_picture` from Python, the "upload" event from the browser. The widget names the side its
     networks read pictures at (:meth:`upload_side`)."""
 
     _uploads: list[torch.Tensor]
