@@ -98,17 +98,37 @@ def tiny() -> nn.Module:
     return TinyNet().eval()
 
 
-@pytest.fixture(scope="session")
-def bench():
-    """benchmarks/bench_big_folder.py as a module: its folder maker, measurement and peak-memory sampler
-    serve the scale tests, so the tests run the benchmark's own code."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_big_folder.py"
-    if str(path.parent) not in sys.path:  # its baseline, benchmarks/user_loops.py, sits beside it
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str):
+    """A script of the repository (``benchmarks/x.py``, ``docs/x.py``) as a module, so tests run its own code; its
+    folder goes on sys.path for what it imports from beside it."""
+    path = REPO / relative
+    if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("bench_big_folder", path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def bench():
+    """benchmarks/bench_big_folder.py as a module: its folder maker, measurement and peak-memory sampler
+    serve the scale tests, so the tests run the benchmark's own code (its baseline, user_loops.py, beside it)."""
+    return load_script("benchmarks/bench_big_folder.py")
+
+
+async def settle(w, timeout: float = 60.0) -> None:
+    """Wait until the widget has no job in flight (the kernel's event loop keeps turning meanwhile)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while w.busy or w._jobs:
+        assert loop.time() < end, "a job never finished"
+        await asyncio.sleep(0.01)
 
 
 def assert_zero_counts_close(a, b) -> None:

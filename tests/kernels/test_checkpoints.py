@@ -2,14 +2,12 @@
 weights are swapped; a bad checkpoint is a CheckpointError naming it while the others load; memory stays bounded."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import TinyNet
+from conftest import load_script, TinyNet
 from torch import nn
 
 import cnnviz_widgets as cv
@@ -270,11 +268,7 @@ class WideNet(nn.Module):
 
 
 def _memory():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "memory_peak.py"
-    spec = importlib.util.spec_from_file_location("memory_peak", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('benchmarks/memory_peak.py')
 
 
 def test_sliding_twenty_checkpoints_holds_under_three_snapshots(tmp_path, photos):

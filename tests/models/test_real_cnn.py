@@ -7,11 +7,10 @@ support; every widget opens.
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 import torch
 import torchvision
 
@@ -45,11 +44,7 @@ def four(lite, photos):
 
 def figure_script():
     """docs/make_rules_figure.py as a module: the picture in the README and these checks measure alike."""
-    path = Path(__file__).resolve().parents[2] / "docs" / "make_rules_figure.py"
-    spec = importlib.util.spec_from_file_location("make_rules_figure", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('docs/make_rules_figure.py')
 
 
 FIGURE = figure_script()

@@ -11,28 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.probe.receptive_field import positive_copy, support_box, support_mode
+from oracles import supports, traced_output, unit_support
 
-
-def supports(net: nn.Module, path: str, side: int, every: int = 1) -> dict[tuple[int, int], tuple]:
-    """(y, x) -> the gradient support box of that unit of ``path``'s output (all channels), by brute force in a
-    positive float64 copy with the oracle's support mode, over a grid of units."""
-    twin = positive_copy(net)
-    seen = {}
-    handle = twin.get_submodule(path).register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
-    x = torch.ones(1, 3, side, side, dtype=torch.float64, requires_grad=True)
-    try:
-        with support_mode():
-            twin(x)
-    finally:
-        handle.remove()
-    out = seen["o"]
-    boxes = {}
-    for y in range(0, out.shape[-2], every):
-        for xx in range(0, out.shape[-1], every):
-            (g,) = torch.autograd.grad(out[0, :, y, xx].sum(), x, retain_graph=True)
-            boxes[(y, xx)] = support_box(g[0].abs().sum(0))
-    return boxes
+from cnnviz_widgets.probe.receptive_field import positive_copy, support_mode
 
 
 def assert_exact(probe: cv.Probe, net: nn.Module, name: str, every: int = 1) -> None:
@@ -274,20 +255,9 @@ def _oracle_agrees(probe, names):
 
 def _unit_sees_all(probe, name):
     """One central unit's gradient support in the oracle's positive twin is the whole input."""
-    twin = positive_copy(probe.model)
-    seen = {}
-    path = probe.layer(name).module_path
-    handle = twin.get_submodule(path).register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
-    side = probe.input_size
-    x = torch.ones(1, 3, side, side, dtype=torch.float64, requires_grad=True)
-    try:
-        with support_mode():
-            twin(x)
-    finally:
-        handle.remove()
-    out = seen["o"]
-    (g,) = torch.autograd.grad(out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum(), x)
-    return support_box(g[0].abs().sum(0)) == (0, 0, side, side)
+    out, _ = traced_output(probe.model, probe.layer(name).module_path, probe.input_size)
+    box = unit_support(probe.model, probe.layer(name).module_path, probe.input_size, out.shape[-2] // 2, out.shape[-1] // 2)
+    return box == (0, 0, probe.input_size, probe.input_size)
 
 
 def test_tresnet_space_to_depth_stem():

@@ -8,11 +8,12 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import settle
 import torch
 from torch import nn
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.probe.receptive_field import positive_copy, support_box, support_mode
+from oracles import unit_support
 
 
 class Rolled(nn.Module):
@@ -42,33 +43,14 @@ def circular_probe() -> cv.Probe:
     return cv.Probe(net.eval(), input_size=16)
 
 
-def support(probe: cv.Probe, name: str, y: int, x: int) -> tuple[int, int, int, int]:
+def support(probe: cv.Probe, name: str, y: int, x: int) -> tuple[int, int, int, int] | None:
     """Brute force: the input pixels (top, left, bottom, right) that unit (y, x) of ``name`` has a gradient from."""
-    twin = positive_copy(probe.model)
-    seen = {}
-    handle = twin.get_submodule(probe.layer(name).module_path).register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
-    s = probe.input_size
-    inp = torch.ones(1, 3, s, s, dtype=torch.float64, requires_grad=True)
-    try:
-        with support_mode():
-            twin(inp)
-    finally:
-        handle.remove()
-    (g,) = torch.autograd.grad(seen["o"][0, :, y, x].sum(), inp)
-    return support_box(g[0].abs().sum(0))
+    return unit_support(probe.model, probe.layer(name).module_path, probe.input_size, y, x)
 
 
 def clipped(box, side: int) -> tuple[int, int, int, int]:
     t, l, b, r = box
     return (max(t, 0), max(l, 0), min(b, side), min(r, side))
-
-
-async def settle(w, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while w.busy or w._jobs:
-        assert loop.time() < end, "a job never finished"
-        await asyncio.sleep(0.01)
 
 
 def gate_measurement(probe):

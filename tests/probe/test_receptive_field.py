@@ -11,7 +11,8 @@ import torchvision
 from torch import nn
 
 import cnnviz_widgets as cv
-from cnnviz_widgets.probe.receptive_field import ReceptiveField, positive_copy, support_box, support_mode
+from cnnviz_widgets.probe.receptive_field import ReceptiveField
+from oracles import supports
 
 TABLE1_VGG = {  # Yu et al., Table 1: layer -> (size, stride)
     "c1_1": (3, 1), "c1_2": (5, 1), "p1": (6, 2), "c2_1": (10, 2), "c2_2": (14, 2), "p2": (16, 4),
@@ -113,25 +114,7 @@ def test_dilated_and_strided_convs():
 
 # ---------------------------------------------------------------- padding, upsampling, transposed convs, slicing
 
-def unit_supports(net: nn.Module, layer_path: str, side: int, every: int = 1):
-    """(y, x) -> the exact gradient support box of that unit of ``layer_path``'s output, by brute force
-    (a float64 positive-weight copy, so no support cancels; the measurement's own support mode), over a grid of units."""
-    twin = positive_copy(net)
-    seen = {}
-    handle = twin.get_submodule(layer_path).register_forward_hook(lambda m, i, o: seen.setdefault("o", o))
-    x = torch.ones(1, 3, side, side, dtype=torch.float64, requires_grad=True)
-    try:
-        with support_mode():  # rectifiers as identities: a saturated ReLU6 would hide the support
-            twin(x)
-    finally:
-        handle.remove()
-    out = seen["o"]
-    boxes = {}
-    for y in range(0, out.shape[-2], every):
-        for xx in range(0, out.shape[-1], every):
-            (g,) = torch.autograd.grad(out[0, :, y, xx].sum(), x, retain_graph=True)
-            boxes[(y, xx)] = support_box(g[0].abs().sum(0))
-    return boxes
+unit_supports = supports  # the oracle (tests/oracles.py)
 
 
 def clipped(box, side):

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import settle
 import torch
 
 import cnnviz_widgets as cv
@@ -23,15 +24,6 @@ from cnnviz_widgets.widgets.encoding import picture_bytes, png_bytes
 @pytest.fixture(scope="module")
 def probe():
     return cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0), input_size=96)
-
-
-async def settle(w, timeout: float = 60.0) -> None:
-    """Wait until the widget has no job in flight (the kernel's event loop keeps turning meanwhile)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while w.busy or w._jobs:
-        assert loop.time() < end, "a job never finished"
-        await asyncio.sleep(0.01)
 
 
 def gate(widget, method: str):
