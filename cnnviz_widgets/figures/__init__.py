@@ -34,6 +34,7 @@ from .layout import (  # noqa: F401 - the package's names, as before it was spli
 from .paper import (  # noqa: F401 - the package's names, as before it was split
     _probe,
     _strip,
+    compare_rows,
     figure_class_maps,
     figure_compare,
     figure_filters,

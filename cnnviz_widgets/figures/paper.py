@@ -118,6 +118,30 @@ def models_rule_words(rule: str, model_names: Sequence[str], probes: Sequence[An
     return words[0] if len(set(words)) == 1 else "; ".join(f"{m}: {w}" for m, w in zip(model_names, words))
 
 
+def compare_rows(probes: Sequence[Any], columns: Sequence[Sequence[str]], picture: Any, name: str, rule: str,
+                 display: str = "auto", progress: Any = None) -> dict[str, Any]:
+    """Figure 5 for one picture, as CompareModels shows it and figure_compare draws it: per network, its
+    reconstructions at its columns as pictures (one display per network), the display, its top-5 ([] where it has
+    no classes); and the input as the first network saw it. ``progress(done, total)`` over both networks."""
+    from ..display import pictures
+    from ..errors import UnsupportedModelError
+
+    rows, modes, preds, first = [], [], [], None
+    for j, (p, cols) in enumerate(zip(probes, columns)):
+        x = p.model_input(picture, name)
+        report = None if progress is None else (lambda d, t, j=j: progress(j * t + d, len(probes) * t))
+        recs = p.reconstruct(x, layers=cols, rule=rule, progress=report)
+        row, mode = pictures([recs[c][0] for c in cols], display)
+        rows.append(row)
+        modes.append(mode)
+        try:
+            preds.append(p.predict(x, k=5)[0])
+        except UnsupportedModelError:
+            preds.append([])
+        first = p.to_image(x)[0] if first is None else first
+    return {"input": first, "pictures": rows, "modes": modes, "predictions": preds}
+
+
 def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, depths: int = 5,
                    names: Sequence[str] | None = None, rule: str = "auto", size: int = 112,
                    display: str = "auto") -> Any:
@@ -125,7 +149,6 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
     reconstructions at matching depths (each labelled with its layer and receptive field) and its top-5
     predictions as text. ``layers``: a pair of lists of layer names, or None for ``depths`` conv layers spread
     over each network (ending with its last conv layer, as CompareModels)."""
-    from ..errors import UnsupportedModelError
     from ..imageset import load_images
     from ..probe.rules import rule_name
 
@@ -141,20 +164,13 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
         raise CnnvizError(f"layers must be a pair of lists of layer names (one per network) or None, got "
                           f"{short_repr(layers)}.")
     shown_names = model_names(names, probes)
+    displayed([], display)  # checks the display's name before any work
     images = load_images(images)
     sheet = Sheet()
     for i in range(len(images)):
-        picture, name = images.raw(i), images.names[i]
-        rows, preds, first = [], [], None
-        for p, cols in zip(probes, columns):
-            x = p.model_input(picture, name)
-            recs = p.reconstruct(x, layers=cols, rule=rule)
-            rows.append(displayed([recs[c][0] for c in cols], display))
-            try:
-                preds.append(p.predict(x, k=5)[0])
-            except UnsupportedModelError:
-                preds.append([])
-            first = p.to_image(x)[0] if first is None else first
+        name = images.names[i]
+        found = compare_rows(probes, columns, images.raw(i), name, rule, display)
+        first, rows, preds = found["input"], found["pictures"], found["predictions"]
         labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols] for p, cols in zip(probes, columns)]
         words = models_rule_words(rule, shown_names, probes, columns)
         compare_sheet(first, shown_names, labels, rows, preds, size=size, title=f"{name} ({words})", sheet=sheet,

@@ -6,7 +6,7 @@ from typing import Any
 import traitlets
 
 from ..display import DISPLAYS
-from ..figures import compare_sheet, field_label, matching_layers, model_names, models_rule_words  # noqa: F401 - matching_layers re-exported
+from ..figures import compare_rows, compare_sheet, field_label, matching_layers, model_names, models_rule_words  # noqa: F401 - matching_layers re-exported
 from ..models import load_model_or_random
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe
@@ -35,7 +35,7 @@ class CompareModels(TakesPictures, ReversingWidget):
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
                  names: tuple[str, str] | None = None, rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probes, self._images, self._shown = [], None, None
+        self._probes, self._images, self._result = [], None, None
         with self.guard("Comparing the models"):
             self._set_rule(rule)
 
@@ -90,23 +90,16 @@ class CompareModels(TakesPictures, ReversingWidget):
 
     def _compare(self, index: int, rule: str, job) -> dict:
         picture, name = self.picture(index)  # each network decodes it at its size
-        rows, preds, modes, raw = [], [], [], []
-        for j, (probe, cols) in enumerate(zip(self._probes, self.columns)):
-            x = probe.model_input(picture, name)
-            recs = probe.reconstruct(x, layers=cols, rule=rule, progress=lambda d, t, j=j: job.report(j * t + d, 2 * t))
-            pictures, mode = self.displayed([recs[c][0] for c in cols])
-            raw.append(pictures)
-            rows.append([png_bytes(p) for p in pictures])
-            modes.append(mode)
-            preds.append([[label, round(p, 4)] for label, p in probe.predict(x, k=5)[0]])
-            if j == 0:
-                first = probe.to_image(x)[0]
+        found = compare_rows(self._probes, self.columns, picture, name, rule, progress=job.report)
+        first, raw, modes = found["input"], found["pictures"], found["modes"]
+        rows = [[png_bytes(p) for p in row] for row in raw]
+        preds = [[[label, round(p, 4)] for label, p in row] for row in found["predictions"]]
         drawn = [[self.drawn_by(rule, c, p) for c in cols] for p, cols in zip(self._probes, self.columns)]
         return {"index": index, "input_png": png_bytes(first), "rows": rows, "predictions": preds, "modes": modes,
                 "rule": rule, "input": first, "pictures": raw, "drawn": drawn}
 
     def _show(self, r: dict) -> None:
-        self._shown = r  # the pictures themselves, for save()
+        self._result = r  # the pictures themselves, for save() (self._shown is the base class's: what each lane shows)
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.rows = r["rows"]
@@ -121,7 +114,7 @@ class CompareModels(TakesPictures, ReversingWidget):
     def to_figure(self):
         """Figure 5 as shown: the input, each network's row of reconstructions (labelled with its layers and their
         receptive fields) and its top-5 predictions as text."""
-        r = self._shown
+        r = self._result
         if r is None:
             raise self.nothing_to_save("no image has been compared")
         labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols]
