@@ -115,7 +115,7 @@ class ReceptiveField:
         left -= (s - (right - left)) // 2
         return top, left, top + s, left + s
 
-    def centre(self, y: int, x: int) -> tuple[float, float]:
+    def centre(self, y: int, x: int) -> tuple[float, ...]:
         """The input position (row, column) at the centre of unit (y, x)'s field (the input's, for a global one)."""
         if self.is_global:
             y = x = 0
@@ -272,7 +272,7 @@ def positive_copy(model: nn.Module) -> nn.Module:
             p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5)
             p.requires_grad_(False)
         for m in twin.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None and m.running_mean is not None:
                 m.running_mean.zero_()
                 m.running_var.fill_(1.0)
     return twin
