@@ -115,12 +115,13 @@ class ReceptiveField:
         left -= (s - (right - left)) // 2
         return top, left, top + s, left + s
 
-    def centre(self, y: int, x: int) -> tuple[float, ...]:
+    def centre(self, y: int, x: int) -> tuple[float, float]:
         """The input position (row, column) at the centre of unit (y, x)'s field (the input's, for a global one)."""
         if self.is_global:
             y = x = 0
-        return tuple(float(self.offset_yx[a] + (y, x)[a] * self.stride_yx[a] + Fraction(self.size_yx[a] - 1, 2))
-                     for a in range(2))
+        cy, cx = (float(self.offset_yx[a] + (y, x)[a] * self.stride_yx[a] + Fraction(self.size_yx[a] - 1, 2))
+                  for a in range(2))
+        return cy, cx
 
     def unit_at(self, row: float, col: float, grid_hw: tuple[int, int]) -> tuple[int, int]:
         """The unit (y, x) of a ``grid_hw`` map whose field is centred nearest input position (row, col)."""
