@@ -36,10 +36,12 @@ class CompareModels(TakesPictures, ReversingWidget):
     shown_image = traitlets.Int(-1).tag(sync=True)  # the image the rows now shown belong to
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
+    _compared: dict[str, Any] | None  # the last result shown, for save() (not CnnvizWidget._shown, its lanes' job ids)
+
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
                  names: tuple[str, str] | None = None, rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probes, self._images, self._shown = [], None, None
+        self._probes, self._images, self._compared = [], None, None
         with self.guard("Comparing the models"):
             self._set_rule(rule)
             from ..images import sample_images
@@ -94,6 +96,7 @@ class CompareModels(TakesPictures, ReversingWidget):
             self.image_index = self.shown_image
 
     def _compare(self, index: int, rule: str, job) -> dict:
+        assert self._images is not None  # made in __init__: nothing here runs without it
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         picture, name = self._images.raw(index), self._images.names[index]  # each network decodes it at its size
@@ -113,7 +116,7 @@ class CompareModels(TakesPictures, ReversingWidget):
                 "rule": rule, "input": first, "pictures": raw, "drawn": drawn}
 
     def _show(self, r: dict) -> None:
-        self._shown = r  # the pictures themselves, for save()
+        self._compared = r  # the pictures themselves, for save()
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.rows = r["rows"]
@@ -128,7 +131,7 @@ class CompareModels(TakesPictures, ReversingWidget):
     def to_figure(self):
         """Figure 5 as shown: the input, each network's row of reconstructions (labelled with its layers and their
         receptive fields) and its top-5 predictions as text."""
-        r = self._shown
+        r = self._compared
         if r is None:
             raise self.nothing_to_save("no image has been compared")
         labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols]

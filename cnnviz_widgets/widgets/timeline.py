@@ -134,6 +134,7 @@ class TrainingTimeline(ReversingWidget):
         self.run_job("Showing the step", "step", lambda job: self._compute_step(*key, job), self._show_step)
 
     def _picture(self, index: int) -> torch.Tensor:
+        assert self._ck is not None and self._images is not None  # made in __init__: nothing here runs without it
         if not 0 <= index < len(self._images):
             raise ImageError(f"image_index={index} is out of range: there are {len(self._images)} images.")
         return self._ck.model_input(self._images.raw(index), self._images.names[index])
@@ -142,6 +143,7 @@ class TrainingTimeline(ReversingWidget):
         """Checkpoint i's weights, then one forward pass (the top-5 and each layer's zeros read from it) and one
         backward per layer: the strip, the filters and the sparsity of this picture at this step."""
         ck = self._ck
+        assert ck is not None  # made in __init__: nothing here runs without it
         if not 0 <= i < len(ck):
             raise CnnvizError(f"step_index={i} is out of range: there are {len(ck)} checkpoints.")
         x = self._picture(index)
@@ -216,6 +218,7 @@ class TrainingTimeline(ReversingWidget):
             self._request_compare()
 
     def _request_compare(self) -> None:
+        assert self._ck is not None  # made in __init__: nothing here runs without it
         pair = list(self.compare_steps)
         index, rule = self.image_index, self.rule
         if len(pair) != 2 or not all(0 <= s < len(self._ck) for s in pair):
@@ -226,6 +229,7 @@ class TrainingTimeline(ReversingWidget):
                      self._show_compare)
 
     def _compute_compare(self, pair: list[int], index: int, rule: str, job) -> dict:
+        assert self._ck is not None  # made in __init__: nothing here runs without it
         x = self._picture(index)
         cols = list(self.columns)
         rows, pictures, preds, drawn = [], [], [], []
