@@ -134,9 +134,10 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
         raise ImageError(f"to_display: mode must be one of {', '.join(repr(m) for m in MODES)}, not {mode!r}.")
     t, single = _batch(rec)
     if mode == "auto":
-        out = np.stack([to_display(t[i], choose_display([t[i]])) for i in range(len(t))])
-        return out[0] if single else out
+        shown = np.stack([to_display(t[i], choose_display([t[i]])) for i in range(len(t))])
+        return shown[0] if single else shown
     # each mode is (value - offset) / scale * gain + base per picture (or channel), done in one fused pass
+    base: float | torch.Tensor
     if mode == "signed":  # the largest |value| from the extremes, without an abs() copy of the strip
         peak = torch.maximum(t.amax(dim=(1, 2, 3), keepdim=True), -t.amin(dim=(1, 2, 3), keepdim=True))
         offset, scale, gain, base = torch.zeros(()), peak, 127.5, 127.5
@@ -167,8 +168,8 @@ def to_display(rec: torch.Tensor | np.ndarray, mode: str = "signed") -> np.ndarr
     img = whole.to(torch.uint8).permute(0, 2, 3, 1)
     if img.shape[-1] == 1:
         img = img.expand(-1, -1, -1, 3)
-    img = img.contiguous().numpy()
-    return img[0] if single else img
+    pixels = img.contiguous().numpy()
+    return pixels[0] if single else pixels
 
 
 def pictures(recs: torch.Tensor | Iterable[torch.Tensor | np.ndarray], mode: str = "auto") -> tuple[list[np.ndarray], str]:

@@ -89,7 +89,7 @@ def warn(message: str, stacklevel: int = 1) -> None:
     ``stacklevel`` as for :func:`warnings.warn`, counted from the caller of this function."""
     previous = warnings.formatwarning
 
-    def one_line(msg, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+    def one_line(msg, category, filename, lineno, line=None):
         if isinstance(category, type) and issubclass(category, CnnvizWarning):
             return f"{category.__name__}: {msg}\n"
         return previous(msg, category, filename, lineno, line)

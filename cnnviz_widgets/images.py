@@ -303,8 +303,8 @@ def check_picture(img: Any, name: str = "picture") -> None:
             raise ImageError(f"{name}: the picture is empty ({_describe(img)}).")
         if x.dtype in (torch.uint8, torch.bool):
             return
-        extremes = torch.stack([x.min(), x.max()]).cpu()
-        (_checked_float(extremes.double(), name) if x.dtype.is_floating_point else _quiet_integer(extremes, name))
+        ends = torch.stack([x.min(), x.max()]).cpu()
+        (_checked_float(ends.double(), name) if x.dtype.is_floating_point else _quiet_integer(ends, name))
         return
     read_picture(img, name)  # anything else: read_picture names what it cannot read
 
@@ -408,6 +408,7 @@ def stackable(items: list[Any]) -> bool:
     """True when ``items`` are in-memory pictures :func:`prepare_batch` takes as one: all numpy HxWxC or all
     torch CxHxW on one device, one shape, uint8 or float, C in 1, 3 or 4."""
     first = items[0] if items else None
+    kind: type[np.ndarray] | type[torch.Tensor]
     if isinstance(first, np.ndarray):
         kind, ok_dtype = np.ndarray, lambda a: a.dtype == np.uint8 or a.dtype.kind == "f" and a.dtype.itemsize <= 8
         channel_axis = -1
@@ -419,7 +420,7 @@ def stackable(items: list[Any]) -> bool:
         return False
     return (first.ndim == 3 and first.shape[channel_axis] in (1, 3, 4)
             and all(type(a) is type(first) and isinstance(a, kind) and a.shape == first.shape and a.dtype == first.dtype
-                    and ok_dtype(a) and (kind is np.ndarray or a.layout == torch.strided and not a.is_meta
+                    and ok_dtype(a) and (isinstance(a, np.ndarray) or a.layout == torch.strided and not a.is_meta
                                          and a.device == first.device) for a in items))
 
 
@@ -537,6 +538,7 @@ def _resized_window(t: torch.Tensor, resized: tuple[int, int], at: tuple[int, in
     for r in range(0, window.shape[-2], WINDOW_ROWS):  # a band of rows at a time: a big window is never all float
         part = wy[:, r : r + WINDOW_ROWS] @ (window[..., r : r + WINDOW_ROWS, :].to(torch.float64) @ wx.T)
         out = part if out is None else out.add_(part)
+    assert out is not None  # the window has rows
     out = out.float()
     if t.dtype == torch.uint8:
         return out.round_().clamp_(0, 255).to(torch.uint8)

@@ -49,7 +49,7 @@ class ImageSet(Sequence):
         """Picture ``i`` as float (3, H, W) in [0, 1]; ImageError names it when it cannot be read."""
         return picture_to_tensor(self.raw(i), name=self.label(i))
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return self.subset(range(*i.indices(len(self))))
         if not -len(self) <= int(i) < len(self):
@@ -74,7 +74,7 @@ class _Subset(Sequence):
     def __len__(self) -> int:
         return len(self._indices)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self._items[self._indices[i]]
 
 

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                       progress=rank == 0, num_workers=args.workers)
         result = gather_merge(result)
         if rank == 0:
+            assert result.sparsity is not None  # mine() counts sparsity unless told not to
             torch.save({
                 "model": args.model, "names": images.names,
                 "top": {n: {"values": t.values, "image_index": t.image_index, "yx": t.yx} for n, t in result.top.items()},

@@ -48,8 +48,8 @@ _flags_saved: tuple = ()
 
 
 def _read_flags() -> tuple:
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)  # PyTorch >= 2.9 has conv
+    if conv is not None and hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
         return ("new", matmul.fp32_precision, conv.fp32_precision)
     return ("old", torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
             torch.get_float32_matmul_precision())
@@ -57,7 +57,7 @@ def _read_flags() -> tuple:
 
 def _write_flags(flags: tuple) -> None:
     if flags[0] == "new":  # PyTorch >= 2.9: setting the old allow_tf32 flags warns there
-        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = flags[1:]
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = flags[1:]  # type: ignore[attr-defined]  # stubs miss CudnnModule.conv
     else:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags[1:3]
         torch.set_float32_matmul_precision(flags[3])  # allow_tf32 moves it: put the user's back

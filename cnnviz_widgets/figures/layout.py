@@ -83,7 +83,7 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
     caption_px = 10
     if has_captions:  # a caption too long for one line at 8 px or more wraps at words; the rows make room
         captions = [[wrapped(t, size, caption_px) if t and fitting_px(t, size, caption_px, 1) < 8 else t for t in row]
-                    for row in captions]
+                    for row in captions or []]
     caption_h = max((t.count("\n") + 1 for row in captions or [] for t in row if t), default=1) * 13 + 5
     for r, row in enumerate(rows):
         for c, picture in enumerate(row):
@@ -91,7 +91,7 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
             sheet.picture(picture, x, y, size)
             if frame_column == c:
                 sheet.frame(x, y, size, size)
-            text = captions[r][c] if has_captions and c < len(captions[r]) else ""
+            text = captions[r][c] if has_captions and captions is not None and c < len(captions[r]) else ""
             if text:
                 sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, 7), color=SOFT_COLOR,
                            width=size)

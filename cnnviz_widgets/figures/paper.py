@@ -173,6 +173,7 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
         first, rows, preds = found["input"], found["pictures"], found["predictions"]
         labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols] for p, cols in zip(probes, columns)]
         words = models_rule_words(rule, shown_names, probes, columns)
+        assert first is not None  # there is a probe, so a picture
         compare_sheet(first, shown_names, labels, rows, preds, size=size, title=f"{name} ({words})", sheet=sheet,
                       y0=sheet.bottom + (24 if i else 0))
     return sheet.figure()

@@ -26,7 +26,7 @@ def figure_path(path: Any, text: bool = True) -> Path:
                           f"a file name ending in {ends}.")
     try:
         os.fsencode(path)
-    except UnicodeError as exc:  # a lone surrogate: no file system encoding can write it
+    except UnicodeEncodeError as exc:  # a lone surrogate: no file system encoding can write it
         raise CnnvizError(f"path {short_repr(os.fspath(path))} holds a character no file name can ({exc.reason}): "
                           f"give a file name ending in {ends}.") from exc
     p = Path(path).expanduser()

@@ -50,7 +50,7 @@ class Sheet:
         if size is not None:
             w, h = (size, size) if isinstance(size, (int, np.integer)) else size
             if a.shape[:2] != (h, w):
-                a = np.asarray(Image.fromarray(a).resize((int(w), int(h)), Image.BILINEAR))
+                a = np.asarray(Image.fromarray(a).resize((int(w), int(h)), Image.Resampling.BILINEAR))
         h, w = a.shape[:2]
         self._ops.append(("picture", a, round(x), round(y)))
         self._extend(x + w, y + h)

@@ -13,7 +13,7 @@ from .style import GRID_PIXELS, LABEL_COLOR
 from .text import middle_cut, printable
 
 
-def _font(px: int) -> ImageFont.ImageFont:
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=px)  # Pillow >= 10.1: a scalable font
     except TypeError:  # pragma: no cover - older Pillow: its small bitmap font
@@ -28,13 +28,13 @@ def _as_picture(p: object, where: str) -> Image.Image:
     return Image.fromarray(a).convert("RGBA")
 
 
-def _fit(text: str, font: ImageFont.ImageFont, width: int) -> str:
+def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
     """``text`` shortened in the middle until it fits ``width`` px (module paths keep both ends); "…" alone
     where not even one character each side fits."""
     return middle_cut(printable(text), lambda t: font.getlength(t) <= width)
 
 
-def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
+def sprite(tiles: Sequence[np.ndarray | None], columns: int, cell: int, pad: int = 2) -> np.ndarray:
     """Tiles (uint8 HxWx3, any size; None for an empty place) resized to ``cell`` and laid out ``columns``
     per row in one RGBA picture whose gutters and empty places are transparent (the page's own background,
     light or dark, shows through them).
@@ -49,7 +49,7 @@ def sprite(tiles: list[np.ndarray | None], columns: int, cell: int, pad: int = 2
             continue
         r, c = divmod(n, columns)
         if t.shape[:2] != (cell, cell):
-            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.BILINEAR))
+            t = np.asarray(Image.fromarray(t).resize((cell, cell), Image.Resampling.BILINEAR))
         place = out[r * (cell + pad) : r * (cell + pad) + cell, c * (cell + pad) : c * (cell + pad) + cell]
         if t.shape[2] == 4:
             place[:] = t
@@ -103,6 +103,7 @@ def picture_grid(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[s
              for r, row in enumerate(rows) for c, p in enumerate([*row, *[None] * (columns - len(row))])]
     out.paste(Image.fromarray(sprite(tiles, columns, size, pad=gap)), (left, top))
     for r in range(len(rows) if row_labels is not None else 0):
+        assert row_labels is not None  # the range is empty without them
         draw.text((0, top + r * (size + gap) + size // 2), _fit(row_labels[r], font, left - 8), fill=LABEL_COLOR,
                   font=font, anchor="lm")
     for c, text in enumerate(column_labels or []):

@@ -199,7 +199,8 @@ class Checkpoints(Sequence):
                  metrics: Mapping[str, Sequence[float | None]] | None = None, cache: int = 2,
                  **probe_kwargs: Any) -> None:
         self.cache_size = checks.positive_int("cache", cache, "a positive whole number of checkpoints")
-        found_steps, found_metrics = None, {}
+        found_steps: list[int] | None = None
+        found_metrics: dict[str, list] | None = {}
         self._recorder_folder = None  # keeps a recorder's temporary folder alive while these checkpoints read it
         if isinstance(sources, CheckpointRecorder):
             self._recorder_folder = sources._temporary
@@ -213,8 +214,9 @@ class Checkpoints(Sequence):
         elif isinstance(sources, Iterable) and not isinstance(sources, (bytes, nn.Module)):
             self._sources = list(sources)
             named = [_file_step(Path(s)) if isinstance(s, (str, os.PathLike)) else None for s in self._sources]
-            if all(n is not None for n in named) and len(set(named)) == len(named) and named == sorted(named):
-                found_steps = named
+            known = [n for n in named if n is not None]
+            if len(known) == len(named) and len(set(known)) == len(known) and known == sorted(known):
+                found_steps = known
         else:
             raise CnnvizError(f"sources must be a list of weight files or state dicts, a folder, or a "
                               f"cv.CheckpointRecorder, got {short_repr(sources)}.")

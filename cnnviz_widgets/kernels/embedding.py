@@ -84,7 +84,7 @@ def embed(features: np.ndarray, seed: int, tsne: dict[str, Any] | None = None, n
     import openTSNE
 
     check_tsne(tsne)
-    params = dict(TSNE_DEFAULTS)
+    params: dict[str, Any] = dict(TSNE_DEFAULTS)
     params.update(tsne or {})
     params["perplexity"] = min(params["perplexity"], (n - 1) / 3.0)
     if progress is not None:
@@ -144,9 +144,16 @@ class RepresentationSpace:
                                    grid_fill(self.xy_unit, self.grid, region), region, self._probe, self._source,
                                    self._effective)
 
-    def _unit(self, i: int) -> tuple[int, int, int]:
+    def _unit(self, i: int) -> tuple[int, ...]:
         i = checks.index("unit", i, len(self.units), f"{len(self.units)} units were sampled")
         return tuple(int(v) for v in self.units[i])
+
+    def _attached(self) -> tuple[Probe, PatchSource]:
+        """The probe and pictures representation_space() attached, or a CnnvizError for one built by hand."""
+        if self._probe is None or self._source is None:
+            raise CnnvizError("This RepresentationSpace has no probe and pictures attached (it was built by hand); "
+                              "make one with representation_space().")
+        return self._probe, self._source
 
     @property
     def field_kind(self) -> str:
@@ -154,19 +161,21 @@ class RepresentationSpace:
         than the picture (as :attr:`TopPatches.field_kind`)."""
         from .effective import is_wider_than_picture
 
-        return "effective" if is_wider_than_picture(self._probe, self._probe.field_or_error(self.layer)) else "theoretical"
+        probe = self._attached()[0]
+        return "effective" if is_wider_than_picture(probe, probe.field_or_error(self.layer)) else "theoretical"
 
     def patch_field(self) -> Any:
         """The field the patches are cropped to: the receptive field, or the effective field measured over up to eight
         of the sampled pictures (at most the picture's side)."""
-        rf = self._probe.field_or_error(self.layer)
+        probe, source = self._attached()
+        rf = probe.field_or_error(self.layer)
         if self.field_kind == "theoretical":
             return rf
         if self._effective is None:
             from .effective import PICTURES, patch_field
 
             found = sorted({int(v) for v in self.units[:, 0].tolist()})[:PICTURES]
-            self._effective = patch_field(self._probe, self.layer, self._source.model_input(found))
+            self._effective = patch_field(probe, self.layer, source.model_input(found))
         return self._effective
 
     def patch(self, i: int) -> np.ndarray:
@@ -176,8 +185,9 @@ class RepresentationSpace:
         from .patches import crop_padded
 
         img, y, x = self._unit(i)
-        box = patch_box(self._probe, self.patch_field(), y, x, self.field_kind == "effective")
-        return crop_padded(self._source.seen(img), box, self._source.fill)
+        probe, source = self._attached()
+        box = patch_box(probe, self.patch_field(), y, x, self.field_kind == "effective")
+        return crop_padded(source.seen(img), box, source.fill)
 
     def top_filters(self, i: int, k: int = 6) -> list[int]:
         """The k channels with the highest activation at unit ``i``, highest first (ties: lower channel)."""
@@ -195,7 +205,7 @@ class RepresentationSpace:
         cache: dict[int, np.ndarray] = {}
         for (i, j), u in np.ndenumerate(self.grid_index):
             if u not in cache:
-                cache[u] = np.asarray(Image.fromarray(self.patch(u)).resize((cell, cell), Image.BILINEAR))
+                cache[u] = np.asarray(Image.fromarray(self.patch(u)).resize((cell, cell), Image.Resampling.BILINEAR))
             out[i * cell : (i + 1) * cell, j * cell : (j + 1) * cell] = cache[u]
         return out
 

@@ -28,7 +28,7 @@ class Mined:
 
     def merge(self, other: Mined) -> Mined:
         top = {name: t.merge(other.top[name]) for name, t in self.top.items()}
-        sp = self.sparsity.merge(other.sparsity) if self.sparsity is not None else None
+        sp = self.sparsity.merge(other.sparsity) if self.sparsity is not None and other.sparsity is not None else None
         return Mined(top, sp)
 
 
@@ -126,9 +126,12 @@ def gather_merge(result: Mined, group: Any = None) -> Mined:
         for name, (values, image_index, yx) in part["top"].items():
             mine_t = result.top[name]
             top[name] = TopPatches(name, values, image_index, yx, mine_t.grid_hw, mine_t._probe, mine_t._images, mine_t._source)
-        sp = Sparsity(*part["sparsity"], kinds=result.sparsity.kinds) if part["sparsity"] is not None else None
+        counts: tuple[dict[str, int], dict[str, int], int] | None = part["sparsity"]  # (zeros, totals, n_images)
+        kinds = result.sparsity.kinds if result.sparsity is not None else None
+        sp = Sparsity(*counts, kinds=kinds) if counts is not None else None
         piece = Mined(top, sp)
         merged = piece if merged is None else merged.merge(piece)
+    assert merged is not None  # every rank's part, this one's too
     return merged
 
 
@@ -184,5 +187,7 @@ def sparsity(
         return probe.sparsity(images, layers=layers, batch_size=batch_size, include_fc=include_fc, indices=indices,
                               progress=progress, options=options, **stream_kwargs)
     chosen = [l.name for l in sparsity_layers(probe, layers, include_fc)]
-    return mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
-                progress=progress, options=options, **stream_kwargs).sparsity
+    found = mine(probe, images, top_layers=[], sparsity=chosen, batch_size=batch_size, indices=indices,
+                 progress=progress, options=options, **stream_kwargs).sparsity
+    assert found is not None  # sparsity= named its layers
+    return found

@@ -11,7 +11,7 @@ host before the batch is sent, and the kernels keep their running results on the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -35,7 +35,7 @@ class PictureBatch(NamedTuple):
     their indices in the whole set, messages for pictures that cannot be used, and JPEG files left
     encoded for the GPU to decode (decode="cuda")."""
 
-    index: torch.Tensor
+    indices: torch.Tensor  # not `index`, which would shadow tuple.index()
     pictures: torch.Tensor
     bad: list[str]
     encoded_index: list[int]
@@ -227,7 +227,7 @@ def stream_activations(
     *,
     options: StreamOptions | None = None,
     **option_kwargs: Any,
-) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+) -> Generator[tuple[torch.Tensor, dict[str, torch.Tensor]], None, None]:
     """Yield (image indices on the probe's device, {layer: activation (n, C, H, W)}) per batch.
 
     Pictures that cannot be read are skipped with a warning naming them (when none can be used,
@@ -254,7 +254,8 @@ def stream_activations(
     workers = default_workers(imageset) if opts.num_workers is None else opts.num_workers
     dataset = PreparedPictures(imageset, order, probe.input_size, probe.channels, opts.decode, probe.resize_size)
     loader = DataLoader(dataset, sampler=BatchSampler(SequentialSampler(range(len(order))), batch, drop_last=False),
-                        batch_size=None, num_workers=workers, collate_fn=_as_is, persistent_workers=False,
+                        batch_size=None, num_workers=workers, collate_fn=_as_is,  # type: ignore[arg-type]  # stubs: a list, batched; batch_size=None gives one item
+                        persistent_workers=False,
                         pin_memory=probe.device.type == "cuda")
     chosen = [probe.layer(l) for l in layers]
     report = progress if callable(progress) else None
@@ -263,7 +264,7 @@ def stream_activations(
     batches = iter(loader)
     try:
         for part in batches:
-            index, pictures, bad = part.index, part.pictures, list(part.bad)
+            index, pictures, bad = part.indices, part.pictures, list(part.bad)
             if part.encoded:
                 gpu_index, gpu_pictures, gpu_bad = decode_on_device(part, probe, imageset)
                 bad += gpu_bad

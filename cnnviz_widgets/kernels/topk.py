@@ -167,7 +167,7 @@ class TopPatches:
         merged.fraction = self.fraction
         return merged
 
-    def _check(self, c: int, i: int) -> None:
+    def _check(self, c: int, i: int) -> PatchSource:
         c = checks.index("filter", c, self.channels, f"layer {self.layer!r} has {self.channels}")
         i = checks.index("rank", i, self.k, f"{self.k} were kept")
         if int(self.image_index[c, i]) < 0:
@@ -176,6 +176,13 @@ class TopPatches:
                                        f"(pictures that could not be read leave their places empty).")
         if self._source is None:
             raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
+        return self._source
+
+    def _attached_probe(self) -> Probe:
+        """The probe top_patches() attached (its fields and passes), or a CnnvizError for one built by hand."""
+        if self._probe is None:
+            raise CnnvizError("This TopPatches has no probe attached (it was built by hand); merge it into one from top_patches().")
+        return self._probe
 
     @property
     def field_kind(self) -> str:
@@ -183,7 +190,7 @@ class TopPatches:
         theoretical field is wider than the picture."""
         from .effective import is_wider_than_picture
 
-        return "effective" if is_wider_than_picture(self._probe, self.receptive_field()) else "theoretical"
+        return "effective" if is_wider_than_picture(self._attached_probe(), self.receptive_field()) else "theoretical"
 
     def patch_field(self) -> ReceptiveField:
         """The field the patches are cropped to: the receptive field, or (``field_kind == "effective"``) the effective
@@ -197,7 +204,7 @@ class TopPatches:
             if self._source is None:
                 raise CnnvizError("This TopPatches has no pictures attached (it was built by hand); merge it into one from top_patches().")
             found = sorted({int(v) for v in self.image_index.flatten().tolist() if v >= 0})[:PICTURES]
-            self._effective = patch_field(self._probe, self.layer, self._source.model_input(found), self.fraction)
+            self._effective = patch_field(self._attached_probe(), self.layer, self._source.model_input(found), self.fraction)
         return self._effective
 
     def patch_box(self, y: int, x: int) -> tuple[int, int, int, int]:
@@ -205,14 +212,14 @@ class TopPatches:
         field's square box (crossing the border, padded), or its effective box moved inside the picture."""
         from .effective import patch_box
 
-        return patch_box(self._probe, self.patch_field(), y, x, self.field_kind == "effective")
+        return patch_box(self._attached_probe(), self.patch_field(), y, x, self.field_kind == "effective")
 
     def patch(self, c: int, i: int) -> np.ndarray:
         """uint8 (S, S, 3) crop of what the network saw at filter c's i-th unit: its receptive field (S = rf.size),
         or where that is wider than the picture its effective field (``field_kind``, ``patch_field()``)."""
-        self._check(c, i)
+        source = self._check(c, i)
         y, x = self.yx[c, i].tolist()
-        return crop_padded(self._source.seen(int(self.image_index[c, i])), self.patch_box(y, x), self._source.fill)
+        return crop_padded(source.seen(int(self.image_index[c, i])), self.patch_box(y, x), source.fill)
 
     def field_words(self) -> str:
         """Which field the patches use, in words for a caption: "receptive field 32 px", "effective field 143 px
@@ -221,36 +228,38 @@ class TopPatches:
         if self.field_kind == "theoretical":
             return f"receptive field {rf.size} px"
         eff = self.patch_field()
-        whole = " (the whole picture)" if eff.size >= self._probe.input_size else ""
+        side = self._attached_probe().input_size
+        whole = " (the whole picture)" if eff.size >= side else ""
         return (f"effective field {eff.size} px{whole}: {round(100 * self.fraction)}% of a unit's gradient; the "
-                f"receptive field, {rf.size} px, is wider than the {self._probe.input_size} px picture")
+                f"receptive field, {rf.size} px, is wider than the {side} px picture")
 
     def reconstructions(self, c: int, rule: str = DEFAULT_RULE) -> torch.Tensor:
         """Reconstruction (by ``rule``: deconvnet, guided, gradient, auto) of each of filter c's top units,
         cropped as its patch is: (k, 3, S, S)."""
 
-        self._check(c, 0)
+        source = self._check(c, 0)
+        probe = self._attached_probe()
         valid = [i for i in range(self.k) if int(self.image_index[c, i]) >= 0]
         images = [int(self.image_index[c, i]) for i in valid]
         units = torch.tensor([[c, *self.yx[c, i].tolist()] for i in valid])
-        layer = self._probe.layer(self.layer)
-        chunk = device_batch(self._probe, [layer], len(valid), keep_graph=True)
-        rec = torch.cat([unit_reconstructions(self._probe, self._source.model_input(images[j : j + chunk]), self.layer,
+        layer = probe.layer(self.layer)
+        chunk = device_batch(probe, [layer], len(valid), keep_graph=True)
+        rec = torch.cat([unit_reconstructions(probe, source.model_input(images[j : j + chunk]), self.layer,
                                               units[j : j + chunk], rule) for j in range(0, len(valid), chunk)])
         return torch.stack([crop_reconstruction(rec[j], self.patch_box(*units[j, 1:].tolist())) for j in range(len(valid))])
 
     def reconstruction(self, c: int, i: int, rule: str = DEFAULT_RULE) -> torch.Tensor:
         """Reconstruction (by ``rule``) of filter c's i-th unit alone, cropped as its patch is: (3, S, S)."""
 
-        self._check(c, i)
+        source = self._check(c, i)
         y, x = self.yx[c, i].tolist()
-        rec = unit_reconstructions(self._probe, self._source.model_input([int(self.image_index[c, i])]), self.layer,
+        rec = unit_reconstructions(self._attached_probe(), source.model_input([int(self.image_index[c, i])]), self.layer,
                                    torch.tensor([[c, y, x]]), rule)
         return crop_reconstruction(rec[0], self.patch_box(y, x))
 
     def receptive_field(self) -> ReceptiveField:
         """The layer's receptive field, or an UnsupportedModelError saying why patches cannot be cropped."""
-        return self._probe.field_or_error(self.layer)
+        return self._attached_probe().field_or_error(self.layer)
 
 
 def _from_flat(layer, values, flat, grid_hw, probe, images, source) -> TopPatches:

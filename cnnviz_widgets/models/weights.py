@@ -85,7 +85,7 @@ def read_weights(path: str | os.PathLike[str], name: str) -> Any:
                                f"check how the path was built.")
     try:
         os.fsencode(path)
-    except UnicodeError as exc:
+    except UnicodeEncodeError as exc:
         raise WeightsFileError(f"Weights path {_quote(os.fspath(path))} holds a character no file name can "
                                f"({exc.reason}); check how the path was built.") from exc
     path = Path(path).expanduser()

@@ -81,7 +81,7 @@ def load_model(
         model = entry.build()
     apply_state_dict(model, state, source, key, copy=isinstance(weights, Mapping))
     if imagenet:
-        model.cnnviz_preprocessing = preset_of(entry.imagenet)  # Probe then prepares pictures as these weights saw them
+        model.cnnviz_preprocessing = preset_of(entry.imagenet)  # type: ignore[assignment]  # stubs: Module attributes are tensors, modules. Probe then prepares pictures as these weights saw them
     return model.eval()
 
 

@@ -18,7 +18,7 @@ min-max again), so the numbers equal its ``GradCAM`` / ``GradCAMPlusPlus`` for t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +26,9 @@ import torch.nn.functional as F
 from .. import checks
 from ..errors import CnnvizError, IndexOutOfRangeError, UnsupportedModelError, short_repr
 from ..precision import compute_precision
+from .core import ProbeCore
 from .hooks import grad_enabled
 from .layers import Layer, to_nchw
-
-if TYPE_CHECKING:  # the Probe calls this module: its type only, no import cycle
-    from .probe import Probe
 
 METHODS = ("gradcam", "gradcam++", "guided-gradcam")
 EPS_SCALE = 1e-7  # pytorch-grad-cam's scale_cam_image: img / (1e-7 + max)
@@ -39,7 +37,7 @@ EPS_PLUSPLUS = 1e-6  # pytorch-grad-cam's Grad-CAM++ denominator
 
 def check_method(method: Any) -> str:
     """``method`` as one of :data:`METHODS` (case and '_' forgiven), or a CnnvizError listing them."""
-    name = method.lower().replace("_", "-") if isinstance(method, str) else None
+    name = method.lower().replace("_", "-") if isinstance(method, str) else ""  # "": in no list, so an error
     name = {"grad-cam": "gradcam", "grad-cam++": "gradcam++", "gradcampp": "gradcam++",
             "guided-grad-cam": "guided-gradcam", "guidedgradcam": "guided-gradcam"}.get(name, name)
     if name not in METHODS:
@@ -48,7 +46,7 @@ def check_method(method: Any) -> str:
     return name
 
 
-def default_layer(probe: Probe) -> Layer:
+def default_layer(probe: ProbeCore) -> Layer:
     """The last conv layer whose activation is a map (more than one position): Grad-CAM's usual layer."""
     for layer in reversed(probe.layers):
         if layer.kind == "conv" and layer.layout != "nc" and layer.shape[1] * layer.shape[2] > 1:
@@ -57,7 +55,7 @@ def default_layer(probe: Probe) -> Layer:
                                 f"map can be drawn; pass layer= a layer whose activation is (N, C, H, W), H*W > 1.")
 
 
-def spatial_layer(probe: Probe, layer: str | Layer | None) -> Layer:
+def spatial_layer(probe: ProbeCore, layer: str | Layer | None) -> Layer:
     """The layer a class map is drawn at: ``layer`` checked to hold a map, or :func:`default_layer`."""
     if layer is None:
         return default_layer(probe)
@@ -71,7 +69,7 @@ def spatial_layer(probe: Probe, layer: str | Layer | None) -> Layer:
     return chosen
 
 
-def class_targets(probe: Probe, target: Any, n: int) -> list[int] | None:
+def class_targets(probe: ProbeCore, target: Any, n: int) -> list[int] | None:
     """Per image the class index of ``target``: one index or label for every image, or a sequence of
     ``n`` of them; None: each image's top-1 (decided after the forward pass)."""
     out = probe.output_layer
@@ -94,7 +92,7 @@ def class_targets(probe: Probe, target: Any, n: int) -> list[int] | None:
 
 
 def class_map(
-    probe: Probe,
+    probe: ProbeCore,
     x: torch.Tensor,
     layer: str | Layer | None = None,
     target: int | str | Sequence[int | str] | None = None,
@@ -117,10 +115,11 @@ def class_map(
     return guided(probe, x, classes) * maps
 
 
-def _cam(probe: Probe, x: torch.Tensor, layer: Layer, classes: list[int] | None, plusplus: bool
+def _cam(probe: ProbeCore, x: torch.Tensor, layer: Layer, classes: list[int] | None, plusplus: bool
          ) -> tuple[torch.Tensor, list[int]]:
     """The scaled, upsampled (N, 1, H, W) map and the class of each image."""
     out = probe.output_layer
+    assert out is not None  # class_targets checked it
     with grad_enabled(), compute_precision(x.device, "fp32"):
         xi = x.detach().clone().requires_grad_(True)  # puts the layer in the graph even with frozen weights
         acts = probe.forward(xi, [layer, out])
@@ -171,10 +170,11 @@ def scale(maps: torch.Tensor) -> torch.Tensor:
     return flat.view_as(maps)
 
 
-def guided(probe: Probe, x: torch.Tensor, classes: list[int]) -> torch.Tensor:
+def guided(probe: ProbeCore, x: torch.Tensor, classes: list[int]) -> torch.Tensor:
     """Guided backprop of each image's class score to the pixels: the output layer's guided reconstruction
     seeded at that class (one forward and backward per distinct class)."""
     out = probe.output_layer
+    assert out is not None  # class_targets checked it
     result = torch.empty_like(x)
     index = torch.tensor(classes, device=x.device)
     for c in sorted(set(classes)):

@@ -6,13 +6,14 @@ import torch
 from .. import checks
 from ..errors import IndexOutOfRangeError, UnsupportedModelError
 from ..precision import compute_precision
+from .core import ProbeCore
 from .hooks import eval_mode
 from .labels import find_class, shown_labels
 from .layers import Layer
 from .outputs import apply_head, class_seed
 
 
-class ProbeClasses:
+class ProbeClasses(ProbeCore):
     """Classes of a probe's network: its output layer (conv heads included), names (:mod:`.labels`), probabilities by
     what the output holds (logits, probabilities, log-probabilities, sigmoids) and the top-k.
 

@@ -45,10 +45,10 @@ class Geometry:
     upsampled layers); such a box joined with a different one is no field at all (see the tracer's union).
     """
 
-    dims: tuple[int, int]
-    size: tuple[Fraction, Fraction]
-    stride: tuple[Fraction, Fraction]
-    offset: tuple[Fraction, Fraction]
+    dims: tuple[int, ...]
+    size: tuple[Fraction, ...]
+    stride: tuple[Fraction, ...]
+    offset: tuple[Fraction, ...]
     whole: tuple[int, int] | None = None
     mirror: tuple | None = None
     exact: bool = True
@@ -198,7 +198,7 @@ def reshaped(state: State, a: Sequence[int], b: Sequence[int]) -> State:
                 geo = replace(geo.axis(k, geo.size[k] + lead, geo.stride[k] / rep, geo.offset[k] - lead), exact=False)
         else:
             return UNKNOWN
-    if isinstance(state, Flat) or None in new_dims or new_dims[0] == new_dims[1]:
+    if isinstance(state, Flat) or new_dims[0] is None or new_dims[1] is None or new_dims[0] == new_dims[1]:
         return UNKNOWN
     return replace(geo, dims=(new_dims[0], new_dims[1]))
 
@@ -284,6 +284,7 @@ def window_reads_mirror(g: Geometry, kernel: tuple[int, int], stride: tuple[int,
     a cell at least as far inside as the original (so each unit's support is still its clipped box: for a
     reflect pad p before a k-tap window, 2p <= k - 1), and the padded map's own edge cells reach the input's
     borders (so the copies' affine boxes, clipped, start where the originals do)."""
+    assert g.mirror is not None  # callers ask only with a pad pending
     mode, pads, sizes = g.mirror
     if input_hw is None:
         return False

@@ -76,8 +76,8 @@ class ChannelSegments:
             fields = {}
             for i, (lo, hi) in ranges.items():
                 part = tuple((max(a, lo) - lo, min(b, hi) - lo, g) for a, b, g in segments if a < hi and b > lo)
-                if part and _union(part) is not None:
-                    fields[i] = replace(_union(part), dims=(2, 3))
+                if part and (joined := _union(part)) is not None:
+                    fields[i] = replace(joined, dims=(2, 3))
                     self._remember(outs[i], part)
             return fields
         self._joined(name, args, kwargs, outs, state_of)
@@ -96,10 +96,10 @@ class ChannelSegments:
         own = [self.of(t, state_of(t)) for t in maps]
         if any(o is None for o in own) or not any(self._table.get(id(t), (None,))[0] is t for t in maps):
             return
-        cuts = sorted({a for segs in own for a, _, _ in segs} | {int(outs[0].shape[1])})
+        cuts = sorted({a for segs in own if segs for a, _, _ in segs} | {int(outs[0].shape[1])})
         merged = []
         for lo, hi in zip(cuts, cuts[1:]):
-            u = _union([seg for segs in own for seg in segs if seg[0] <= lo and seg[1] >= hi])
+            u = _union([seg for segs in own if segs for seg in segs if seg[0] <= lo and seg[1] >= hi])
             if u is None:
                 return
             merged.append((lo, hi, u))

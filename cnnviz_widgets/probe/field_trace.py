@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .field_segments import ChannelSegments
-from .field_ops import GLOBAL, MIXED, PAIRS, UNKNOWN, Flat, Geometry, covers, indexed, permutation, permuted, reshaped
+from .field_ops import GLOBAL, MIXED, PAIRS, UNKNOWN, Flat, Geometry, State, covers, indexed, permutation, permuted, reshaped
 from .field_windows import (_arg, _axes_of, _geometry, _grow, _interpolated, _pair, _padded, _sliced,
                             _transposed)
 
@@ -51,7 +51,7 @@ _VALUE_BLIND = {"zeros_like", "ones_like", "empty_like", "full_like", "new_zeros
 _WINDOWED = _CONV | _CONV_T | _MAXPOOL | _AVGPOOL | _ADAPTIVE | {"linear", "pad", "interpolate"}
 
 
-def _union(geoms: list[Geometry], dims: tuple[int, int], grid_hw: tuple[int, int],
+def _union(geoms: list[Geometry], dims: tuple[int, ...], grid_hw: tuple[int, int],
            input_hw: tuple[int, int] | None) -> Geometry | str:
     """The field of cells that read the same cell of every input (an element-wise op, a concatenation): the
     union of their boxes. A part whose every cell sees the whole input makes the union whole; otherwise
@@ -200,7 +200,7 @@ class GeometryTracer:
             perm = permutation(func, args, kwargs, first_t.ndim)
             return permuted(first, perm) if perm is not None else UNKNOWN
         if name in _RESHAPE and single:
-            g = reshaped(first, tuple(first_t.shape), tuple(out.shape))
+            g: State | None = reshaped(first, tuple(first_t.shape), tuple(out.shape))
             if g == UNKNOWN and out.ndim <= 2 and isinstance(first, (Geometry, Flat)):
                 return GLOBAL  # a map flattened into a fully connected layer
             return g
@@ -415,7 +415,7 @@ class GeometryTracer:
         states = [g for _, g in ins]
         if name in _REARRANGE and any(isinstance(g, (Geometry, Flat)) for g in states):
             return UNKNOWN
-        aligned = []
+        aligned: list[tuple[Any, Any] | None] = []
         for t, g in ins:
             if isinstance(g, (Geometry, Flat)):
                 s = _shifted(g, out.ndim - t.ndim)

@@ -54,7 +54,7 @@ def _grow(g: Geometry, kernel, stride, padding, dilation, out: torch.Tensor,
     if g.whole is not None:
         return g
     if g.mirror is not None:
-        if not window_reads_mirror(g, kernel, stride, padding, dilation, tuple(out.shape[-2:]), axes, input_hw):
+        if not window_reads_mirror(g, kernel, stride, padding, dilation, (out.shape[-2], out.shape[-1]), axes, input_hw):
             return UNKNOWN
         g = replace(g, mirror=None)
     size, strd, off = list(g.size), list(g.stride), list(g.offset)
@@ -73,7 +73,7 @@ def _covered(g: Geometry, dims, parts) -> Geometry:
     return replace(_geometry(dims, size, stride, offset), exact=g.exact and all(exact))
 
 
-def _covering(g: Geometry, a: int, scale: Fraction, period: int, reads) -> tuple:
+def _covering(g: Geometry, a: int, scale: Fraction, period: int, reads) -> tuple | None:
     """Axis ``a`` after an op whose output cell j reads input cells ``reads(j) = (first, last)`` (or None:
     none), a pattern that repeats every ``period`` cells while moving ``scale * period`` input cells. The
     field returned is the smallest affine one (stride ``scale`` input cells) that holds every output
@@ -146,6 +146,7 @@ def _interpolated(g: Geometry, first_t: torch.Tensor, out: torch.Tensor, args, k
         part = _covering(g, a, scale, period,
                          lambda j, scale=scale, shift=shift, lo=lo, hi=hi: (math.floor(scale * j + shift) - lo,
                                                                             math.floor(scale * j + shift) + hi))
+        assert part is not None  # these reads never give None: every cell is covered
         parts.append(part)
     return _covered(g, g.dims, parts)
 

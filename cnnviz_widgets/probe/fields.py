@@ -5,10 +5,12 @@ import math
 import threading
 import time
 from collections.abc import Iterable
+from fractions import Fraction
 
 import torch
 
 from ..errors import UnsupportedModelError
+from .core import ProbeCore
 from .field_measure import FieldMeasurement
 from .hooks import forward_hooks, grad_enabled
 from .layers import Layer, to_nchw
@@ -22,7 +24,7 @@ from .receptive_field import (
 from .recorder import ForwardRecorder, StopForward
 
 
-class ProbeFields:
+class ProbeFields(ProbeCore):
     """Receptive fields of a probe's layers (Tables 1 and 2): looked up, measured where tracing gave none (bounded, in
     the background or while a widget says 'measuring…'), and measured by gradient support (the test oracle).
 
@@ -145,7 +147,7 @@ class ProbeFields:
 
                 side = self.input_size
                 if layer.rf is not None:  # start where the traced field fits, to skip doublings
-                    side = max(side, math.ceil(layer.rf.size + 4 * layer.rf.stride + 2 * abs(layer.rf.offset)))
+                    side = max(side, math.ceil(layer.rf.size + 4 * layer.rf.stride + 2 * abs(Fraction(layer.rf.offset))))
                 with grad_enabled():
                     rf = measure_field(run, (side, side), max_side=max(max_side, side), channels=self.channels,
                                        deadline=deadline, strict=strict)

@@ -8,9 +8,10 @@ import torch
 
 from ..errors import ImageError
 from ..images import prepare_picture, split_pictures, to_unit
+from .core import ProbeCore
 
 
-class ProbePictures:
+class ProbePictures(ProbeCore):
     """Pictures into model input and back: the one preprocessing (``images.prepare_picture``) at the probe's input size
     and normalisation, and input checks that name what is wrong.
 
@@ -51,8 +52,8 @@ class ProbePictures:
         if t.ndim != 4 or t.shape[1] != self.channels:
             raise ImageError(f"to_image expects model input (N, {self.channels}, H, W), got shape {tuple(t.shape)}.")
         img = ((t * self.std + self.mean).clamp(0, 1) * 255.0).round().to(torch.uint8).expand(-1, 3, -1, -1)
-        img = img.permute(0, 2, 3, 1).cpu().numpy()
-        return img[0] if single else img
+        pixels = img.permute(0, 2, 3, 1).cpu().numpy()
+        return pixels[0] if single else pixels
 
     def check_input(self, x: Any) -> torch.Tensor:
         """Model input as a finite float (N, C, H, W) tensor on the probe's device, or ImageError."""

@@ -192,6 +192,7 @@ class Probe(ProbeFields, ProbePictures, ProbeClasses):
         events = []
         for kind, path, oid in rec.order:
             if kind == "layer":
+                assert path is not None  # a layer event names its layer
                 events.append((kinds[path], path))
             elif oid not in pool_ids:
                 events.append(("pool", ""))  # a functional pool: closes a block, is no layer

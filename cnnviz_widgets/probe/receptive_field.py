@@ -119,8 +119,9 @@ class ReceptiveField:
         """The input position (row, column) at the centre of unit (y, x)'s field (the input's, for a global one)."""
         if self.is_global:
             y = x = 0
-        return tuple(float(self.offset_yx[a] + (y, x)[a] * self.stride_yx[a] + Fraction(self.size_yx[a] - 1, 2))
-                     for a in range(2))
+        cy, cx = (float(self.offset_yx[a] + (y, x)[a] * self.stride_yx[a] + Fraction(self.size_yx[a] - 1, 2))
+                  for a in range(2))
+        return cy, cx
 
     def unit_at(self, row: float, col: float, grid_hw: tuple[int, int]) -> tuple[int, int]:
         """The unit (y, x) of a ``grid_hw`` map whose field is centred nearest input position (row, col)."""
@@ -272,7 +273,7 @@ def positive_copy(model: nn.Module) -> nn.Module:
             p.copy_(torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5)
             p.requires_grad_(False)
         for m in twin.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None and m.running_mean is not None:
                 m.running_mean.zero_()
                 m.running_var.fill_(1.0)
     return twin

@@ -11,25 +11,23 @@ scores are signed, and a negative score seeded as it is would reconstruct the ev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from .. import checks
 from ..errors import IndexOutOfRangeError, UnsupportedModelError, short_repr
+from .core import ProbeCore
 from .hooks import grad_enabled
 from .layers import Layer, from_nchw, to_nchw
 from .rules import DEFAULT_RULE, ReverseRule, resolve_rule_for, rule_name, rules_by_layer
 from ..precision import compute_precision, resolve_precision
 
-if TYPE_CHECKING:  # the Probe calls this module: its type only, no import cycle
-    from .probe import Probe
-
 Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
 
 
 def reconstruct(
-    probe: Probe,
+    probe: ProbeCore,
     x: torch.Tensor,
     layers: str | Iterable[str] | None = None,
     channel: int | str | None = None,
@@ -95,7 +93,7 @@ def reconstruct(
     return {l.name: out[l.name].float() for l in chosen}
 
 
-def _late_targets(probe: Probe, chosen: list[Layer], selectors: dict[str, Selector], on_forward: Callable | None
+def _late_targets(probe: ProbeCore, chosen: list[Layer], selectors: dict[str, Selector], on_forward: Callable | None
                   ) -> Callable[[dict[str, torch.Tensor]], None]:
     """What runs between the forward pass and the first backward: ``on_forward``'s targets replace the
     selectors of their layers (checked like any other)."""
@@ -133,7 +131,7 @@ def check_connected(l: Layer, act: torch.Tensor, xi: torch.Tensor) -> None:
     )
 
 
-def _layer_by_layer(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
+def _layer_by_layer(probe: ProbeCore, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
                     selectors: dict[str, Selector], progress: Callable[[int, int], None] | None,
                     late: Callable[[dict[str, torch.Tensor]], None],
                     next_layer: Callable[[], str | None] | None = None,
@@ -177,7 +175,7 @@ def _layer_by_layer(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRul
     return out
 
 
-def _known(probe: Probe, name: str | None) -> str | None:
+def _known(probe: ProbeCore, name: str | None) -> str | None:
     """The probe's name for a layer a caller asks for by either of its names; None for anything else."""
     try:
         return probe.layer(name).name if isinstance(name, str) and name else None
@@ -185,7 +183,7 @@ def _known(probe: Probe, name: str | None) -> str | None:
         return None
 
 
-def _all_layers_at_once(probe: Probe, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
+def _all_layers_at_once(probe: ProbeCore, x: torch.Tensor, groups: list[tuple[ReverseRule, list[Layer]]],
                         selectors: dict[str, Selector], progress: Callable[[int, int], None] | None,
                         late: Callable[[dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
     """Per rule, copy j of the input (rows j*n to (j+1)*n) is seeded at layer j only; one backward for all."""
@@ -215,7 +213,7 @@ def _all_layers_at_once(probe: Probe, x: torch.Tensor, groups: list[tuple[Revers
     return result
 
 
-def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selector:
+def check_selector(probe: ProbeCore, layer: Layer, channel: Any, unit: Any) -> Selector:
     """(channel, unit) with a class label turned into its index; IndexOutOfRangeError naming the range
     for a channel or unit the layer does not have."""
     c, h, w = layer.shape
@@ -244,7 +242,7 @@ def check_selector(probe: Probe, layer: Layer, channel: Any, unit: Any) -> Selec
     return channel, unit
 
 
-def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
+def make_seed(probe: ProbeCore, layer: Layer, act: torch.Tensor, channel: int | None, unit: Any) -> torch.Tensor:
     """The layer's activations (N, C, H, W) kept whole, for one channel, or for one unit; zero elsewhere.
 
     A class of the output layer is seeded with the derivative of its score (1 on an fc layer; see
@@ -268,7 +266,7 @@ def make_seed(probe: Probe, layer: Layer, act: torch.Tensor, channel: int | None
     return seed
 
 
-def unit_reconstructions(probe: Probe, x: torch.Tensor, layer: str, units: torch.Tensor,
+def unit_reconstructions(probe: ProbeCore, x: torch.Tensor, layer: str, units: torch.Tensor,
                          rule: str | ReverseRule = DEFAULT_RULE) -> torch.Tensor:
     """Reconstruction of one unit per image by ``rule`` ("auto" too): image n seeded at ``units[n] = (channel, y, x)`` only.
 

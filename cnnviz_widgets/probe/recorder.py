@@ -10,6 +10,7 @@ RMS norm, a per-channel scale or bias (FrozenBatchNorm2d, layer scale), permutes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import torch
@@ -87,7 +88,7 @@ class ForwardRecorder(TorchFunctionMode):
     def __init__(
         self,
         wanted: set[str],
-        final_at_module: set[str] = frozenset(),
+        final_at_module: AbstractSet[str] = frozenset(),
         rule: ReverseRule | None = None,
         tracer: GeometryTracer | None = None,
         stop_early: bool = False,

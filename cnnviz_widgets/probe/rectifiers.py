@@ -271,7 +271,7 @@ class MaskTracker:
         """Whether ``mask`` is ``x > 0`` (or ``>= 0``) of exactly this ``x``, of ``x``'s shape."""
         entry = self._masks.get(id(mask)) if isinstance(mask, torch.Tensor) else None
         return (entry is not None and entry[0]() is mask and entry[1]() is x and isinstance(x, torch.Tensor)
-                and mask.shape == x.shape)
+                and isinstance(mask, torch.Tensor) and mask.shape == x.shape)
 
 
 def is_inplace_call(name: str, args: Sequence[Any], kwargs: dict[str, Any], inplace_pos: int | None) -> bool:

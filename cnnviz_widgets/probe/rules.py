@@ -77,6 +77,7 @@ class Guided(ReverseRule):
         return x > 0
 
     def backward(self, grad: torch.Tensor, saved: torch.Tensor | None) -> torch.Tensor:
+        assert saved is not None  # reads_input: the mask save() made
         return torch.where(saved, grad, 0).clamp_min_(0)
 
 

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
@@ -22,6 +22,9 @@ from ..display import DISPLAYS, pictures
 from ..errors import CnnvizError, short_repr
 from ..probe.rules import WIDGET_RULE, drawn_by, rule_name, rule_options
 from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
+
+if TYPE_CHECKING:
+    from ..probe.probe import Probe
 
 log = logging.getLogger("cnnviz_widgets")
 
@@ -386,7 +389,7 @@ class ReversingWidget(CnnvizWidget):
         self.display = f"display: {DISPLAYS[mode]}"
 
 
-def as_probe(model_or_probe: Any, **kwargs: Any):
+def as_probe(model_or_probe: Any, **kwargs: Any) -> Probe:
     """A Probe from a Probe or an nn.Module (errors surface as CnnvizError)."""
     from ..probe import Probe
 

@@ -32,10 +32,12 @@ class CompareModels(TakesPictures, ReversingWidget):
     drawn = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # per model and column: the rule that drew it
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
+    _compared: dict[str, Any] | None  # the last result shown, for save() (not CnnvizWidget._shown, its lanes' job ids)
+
     def __init__(self, probe_a: Any = None, probe_b: Any = None, images: Any = None, depths: int = 5,
                  names: tuple[str, str] | None = None, rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._probes, self._images, self._result = [], None, None
+        self._probes, self._images, self._compared = [], None, None
         with self.guard("Comparing the models"):
             self._set_rule(rule)
 
@@ -99,7 +101,7 @@ class CompareModels(TakesPictures, ReversingWidget):
                 "rule": rule, "input": first, "pictures": raw, "drawn": drawn}
 
     def _show(self, r: dict) -> None:
-        self._result = r  # the pictures themselves, for save() (self._shown is the base class's: what each lane shows)
+        self._compared = r  # the pictures themselves, for save()
         with self.hold_sync():
             self.input_png = r["input_png"]
             self.rows = r["rows"]
@@ -114,7 +116,7 @@ class CompareModels(TakesPictures, ReversingWidget):
     def to_figure(self):
         """Figure 5 as shown: the input, each network's row of reconstructions (labelled with its layers and their
         receptive fields) and its top-5 predictions as text."""
-        r = self._result
+        r = self._compared
         if r is None:
             raise self.nothing_to_save("no image has been compared")
         labels = [[(c, field_label(p.receptive_field(c), p.input_size)) for c in cols]

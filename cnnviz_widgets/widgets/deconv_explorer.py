@@ -35,6 +35,7 @@ from ._base import ReversingWidget, as_probe, message_field
 from .assets import css, esm
 from .picker import widget_images
 from .encoding import picture_bytes
+from .jobs import Job
 from .layer_fields import layer_field
 from .uploads import TakesPictures
 
@@ -71,6 +72,10 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
     live_frame = traitlets.Dict().tag(sync=True)  # {"n", "t", "layer"} of that frame (t: the browser's, for the lag)
 
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
+
+    _x: torch.Tensor | None  # the model input shown
+    _live_job: Job | None
+    _live_next: tuple | None
 
     def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
                  rule: str = WIDGET_RULE, **kwargs: Any) -> None:
@@ -119,6 +124,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         self._request_image(change["new"])
 
     def upload_side(self) -> int:
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         return self._probe.resize_size or self._probe.input_size
 
     def request_picture(self, index: int) -> None:
@@ -138,6 +144,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         as soon as it is done; then the top-5 and every other layer (one forward pass, whose output layer gives the
         top-5 too, one backward per layer, the slider's layer next), displayed as one strip and encoded once."""
         probe = self._probe
+        assert probe is not None  # made in __init__: nothing here runs without it
         x = probe.model_input(*self.picture(index))
         out = probe.output_layer
         current = self.layer if self.layer in self._layers else self._layers[0]
@@ -147,6 +154,8 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
             found["preds"] = self._classify(x)  # its class seed needs the top-1 before its backward pass
 
         def read_scores(acts: dict[str, torch.Tensor]) -> dict[str, int]:
+            if out is None:  # no class scores: none found, none to read
+                return {}
             if "preds" not in found and scores_in_strip and out.name in acts:
                 found["preds"] = probe.top_classes(probe.output_scores(acts[out.name]), k=5)[0]
                 if "pngs" in sent:  # the top-5 joins the part on screen before the other layers are computed
@@ -216,6 +225,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
     def _map_of(self, x: torch.Tensor, c: int | None) -> dict:
         """The class map of class ``c`` for input ``x`` at ``map_layer``: {"map": (S, S) array, "map_png", "map_for"};
         for a network without class scores nothing, and where the map cannot be drawn the reason, in "map_for"."""
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         if c is None or self._probe.output_layer is None:
             return {"map": None, "map_png": b"", "map_for": {}}
         from ..probe.class_map import class_map, spatial_layer
@@ -232,6 +242,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
 
     def _classify(self, x: torch.Tensor) -> list:
         try:
+            assert self._probe is not None  # made in __init__: nothing here runs without it
             return self._probe.classify(x, k=5)[0]
         except UnsupportedModelError:  # a backbone without class scores: everything else still works
             return []
@@ -280,6 +291,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
     def _draw_map(self, c: int) -> None:
         """Draw the map of class ``c`` for the image shown (its own lane: a newer request replaces it)."""
         x = self._x
+        assert x is not None  # an image is shown: the map is asked for only then
 
         def apply(r: dict) -> None:
             if self._x is x:
@@ -336,6 +348,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
 
     def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> np.ndarray:
         """One reconstruction as a picture, in the display of the strip it belongs to."""
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
         return to_display(rec, mode)
 
@@ -345,6 +358,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         x, y = checks.number("x", x, "a pixel's column (a finite number)"), checks.number("y", y, "a pixel's row (a finite number)")
 
         def compute(xin, rule, mode, job) -> dict:
+            assert self._probe is not None  # made in __init__: nothing here runs without it
             l = self._probe.layer(layer)
             self._unit_field(l, job)  # measured first ("measuring…") where tracing gave none
             gy, gx = self.unit_under(l, y, x)
@@ -361,6 +375,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """Measure the field of ``layer`` where tracing gave none and it was not measured yet (bounded, "measuring…"
         meanwhile): the unit's box and the unit under a click then use it. No box: the unit is still reconstructed,
         with no box drawn."""
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         if self._probe.field_pending(layer.name):
             try:
                 layer_field(self._probe, layer.name, job)
@@ -369,6 +384,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
 
     def _fields(self) -> list[list[float]]:
         """The ``rf`` trait: (size, stride, offset) per layer as the probe gives it now (measured ones included)."""
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         rfs = [self._probe.receptive_field(n) for n in self._layers]
         return [[float(r.size), float(r.stride), float(r.offset)] if r is not None else [] for r in rfs]
 
@@ -376,6 +392,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """{"field": [top, left, bottom, right]}: the input pixels unit (y, x) of ``layer`` sees, which the browser
         boxes on the picture (per axis, as :meth:`ReceptiveField.box` gives it), by the probe's field (traced, or
         measured where tracing could not follow an op); {} where the field is unknown."""
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         rf = self._probe.receptive_field(layer.name)
         return {"field": [int(v) for v in rf.box(int(y), int(x))]} if rf is not None else {}
 
@@ -383,6 +400,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """The unit of ``layer`` whose receptive field (traced or measured) is centred nearest input pixel
         (row, col); where the layer has no receptive field, the unit at the same relative place of its map."""
         h, w = layer.shape[1:]
+        assert self._probe is not None  # made in __init__: nothing here runs without it
         rf = self._probe.receptive_field(layer.name)
         if rf is not None and not rf.is_global:
             return rf.unit_at(row, col, (h, w))
@@ -395,6 +413,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         index or label) for the current image."""
 
         def compute(x, rule, mode, job) -> dict:
+            assert self._probe is not None  # made in __init__: nothing here runs without it
             l = self._probe.layer(layer)
             c = self._probe.class_index(channel, l) if isinstance(channel, str) else channel
             selected = {"layer": l.name, "channel": int(c) if isinstance(c, (int, np.integer)) else c}
@@ -422,6 +441,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """Reconstruct one unit (channel, y, x) of ``layer`` for the current image, from Python."""
 
         def compute(x, rule, mode, job) -> dict:
+            assert self._probe is not None  # made in __init__: nothing here runs without it
             l = self._probe.layer(layer)
             self._unit_field(l, job)
             return {"picture": self._one(x, rule, mode, l.name, unit=tuple(unit)),
@@ -480,6 +500,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """One camera frame (a picture file's bytes) as the network sees it and its reconstruction at ``layer``:
         {"input_png", "rec_png"} (JPEG, or the widget's picture format)."""
         probe = self._probe
+        assert probe is not None  # made in __init__: nothing here runs without it
         x = probe.model_input(data, "the camera's picture")
         rec = probe.reconstruct(x, layers=layer, rule=rule)[probe.layer(layer).name]
         mode = choose_display([rec])

@@ -7,14 +7,14 @@ re-lays the region at full grid resolution; Back returns to the previous view.
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
+import numpy as np
 import traitlets
 
 from .. import checks
 from ..errors import CnnvizError, short_repr
-from ..kernels.embedding import representation_space
+from ..kernels.embedding import RepresentationSpace, representation_space
 from ..figures import Sheet, field_label
 from ._base import CnnvizWidget, as_probe, message_field, minimum
 from .assets import css, esm
@@ -41,6 +41,9 @@ class EmbeddingMap(CnnvizWidget):
     patch_png = traitlets.Bytes(b"").tag(sync=True)
 
     shown_layer = traitlets.Unicode("").tag(sync=True)  # the layer the mosaic now shown belongs to
+
+    _stack: list[RepresentationSpace]  # the spaces zoomed out of, last the one before the shown
+    _mosaic: np.ndarray | None  # the mosaic shown, for save(); None before the first
 
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, n_patches: int = 2000,
                  grid: int = 30, cell: int = 20, n_filters: int = 6, seed: int = 0, **kwargs: Any) -> None:

@@ -53,6 +53,8 @@ class FilterGrid(ReversingWidget):
     switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer of layer_names: a max-pool lies below it
     field = traitlets.Unicode("").tag(sync=True)  # the field the sheet's patches are cropped to, in words
 
+    _detail: dict[str, Any] | None  # the detail shown, for save()
+
     def __init__(self, probe: Any, images: Any = None, layer: str | None = None, k: int = 9, page_size: int = 32,
                  rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -82,6 +84,7 @@ class FilterGrid(ReversingWidget):
     def _set_note(self) -> None:
         """Which layers have no patches (measured: no box), and which have their field measured when shown."""
         p = self._probe
+        assert p is not None  # made in __init__: nothing here runs without it
         blind = [l.name for l in p.layers if p.receptive_field(l.name) is None and not p.field_pending(l.name)]
         pending = [l.name for l in p.layers if p.field_pending(l.name)]
         few = lambda names: f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"  # noqa: E731
@@ -116,6 +119,7 @@ class FilterGrid(ReversingWidget):
         mined = {}
         top = self._top.get(view["layer"])
         if top is None:  # a pool, an fc: mine it now
+            assert self._probe is not None  # made in __init__: nothing here runs without it
             name = self._probe.layer(view["layer"]).name
             top = self._top.get(name) or mine(self._probe, self._images, top_layers=[name], k=self.k, sparsity=False,
                                              progress=job.report).top[name]
@@ -145,6 +149,7 @@ class FilterGrid(ReversingWidget):
         if r.get("measured"):
             self._set_note()
         if r["mined"]:
+            assert self._probe is not None  # made in __init__: nothing here runs without it
             self._top.update(r["mined"])
             self.layer_names = [n for n in self._probe.layer_names if n in self._top]
         self._shown_view = r["view"]

@@ -130,12 +130,14 @@ class TrainingTimeline(PicksImage, ReversingWidget):
         self.run_job("Showing the step", "step", lambda job: self._compute_step(*key, job), self._show_step)
 
     def _picture(self, index: int) -> torch.Tensor:
+        assert self._ck is not None  # made in __init__: nothing here runs without it
         return self._ck.model_input(*self.picture(index))
 
     def _compute_step(self, i: int, index: int, rule: str, job) -> dict:
         """Checkpoint i's weights, then one forward pass (the top-5 and each layer's zeros read from it) and one
         backward per layer: the strip, the filters and the sparsity of this picture at this step."""
         ck = self._ck
+        assert ck is not None  # made in __init__: nothing here runs without it
         if not 0 <= i < len(ck):
             raise CnnvizError(f"step_index={i} is out of range: there are {len(ck)} checkpoints.")
         x = self._picture(index)
@@ -210,6 +212,7 @@ class TrainingTimeline(PicksImage, ReversingWidget):
             self._request_compare()
 
     def _request_compare(self) -> None:
+        assert self._ck is not None  # made in __init__: nothing here runs without it
         pair = list(self.compare_steps)
         index, rule = self.image_index, self.rule
         if len(pair) != 2 or not all(0 <= s < len(self._ck) for s in pair):
@@ -220,6 +223,7 @@ class TrainingTimeline(PicksImage, ReversingWidget):
                      self._show_compare)
 
     def _compute_compare(self, pair: list[int], index: int, rule: str, job) -> dict:
+        assert self._ck is not None  # made in __init__: nothing here runs without it
         x = self._picture(index)
         cols = list(self.columns)
         rows, pictures, preds, drawn = [], [], [], []

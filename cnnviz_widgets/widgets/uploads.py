@@ -33,7 +33,7 @@ class _Joined(Sequence):
     def __len__(self) -> int:
         return len(self._base) + len(self._uploads)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         n = len(self._base)
         return self._base[i] if i < n else self._uploads[i - n]
 
@@ -55,6 +55,11 @@ class TakesPictures(PicksImage):
 
     _uploads: list[torch.Tensor]
     _base_images: Any
+    _images: ImageSet | None  # the widget's (None until its setup has loaded them)
+    image_index: int  # the widget's traits
+    shown_image: int
+    image_names: list[str]
+    notice: str
 
     def upload_side(self) -> int:
         """The side the widget's networks resize pictures to: an upload is decoded at up to 4x that."""
@@ -80,6 +85,7 @@ class TakesPictures(PicksImage):
 
     def _join(self, picture: torch.Tensor, name: str) -> None:
         images = self._images
+        assert images is not None  # set up: only a working widget takes pictures
         if not hasattr(self, "_uploads"):
             self._uploads, self._base_images = [], images
         base = self._base_images
@@ -110,7 +116,7 @@ class TakesPictures(PicksImage):
         """The browser's "upload": the file's bytes in the message's first buffer (none: the browser found the file
         too large to send, and says its size)."""
         buffers = getattr(self, "_message_buffers", None) or []
-        name = message.get("name") if isinstance(message.get("name"), str) else "upload"
+        name = given if isinstance(given := message.get("name"), str) else "upload"
         if not buffers:
             size = message.get("size")
             if isinstance(size, (int, float)) and size > MAX_UPLOAD_BYTES:
