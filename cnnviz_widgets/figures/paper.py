@@ -64,19 +64,13 @@ def _probe(value: Any, name: str) -> Any:
 
 def _strip(probe: Any, x: Any, names: Sequence[str], rule: str) -> tuple[dict[str, Any], str]:
     """Every named layer's reconstruction of x (the output layer seeded with the top-1 class, as the explorer and
-    the paper's last column do) and that class's label ("" where the network has no class scores)."""
-    from ..errors import UnsupportedModelError
+    the paper's last column do: TopClassSeed) and that class's label ("" where the network has no class scores)."""
+    from ..probe.reconstruct import TopClassSeed
 
+    seed = TopClassSeed(probe, x, k=1)
+    recs = dict(probe.reconstruct(x, layers=list(names), rule=rule, on_forward=seed))
     out = probe.output_layer
-    plain = [n for n in names if out is None or n != out.name]
-    recs = dict(probe.reconstruct(x, layers=plain, rule=rule)) if plain else {}
-    label = ""
-    if out is not None and out.name in names:
-        try:
-            (c, label, _), *_ = probe.classify(x, k=1)[0]
-            recs[out.name] = probe.reconstruct(x, layers=out.name, channel=c, rule=rule)[out.name]
-        except UnsupportedModelError:
-            recs[out.name] = probe.reconstruct(x, layers=out.name, rule=rule)[out.name]
+    label = seed.find()[0][1] if out is not None and out.name in names and seed.find() else ""
     return recs, label
 
 

@@ -26,6 +26,41 @@ from ..precision import compute_precision, resolve_precision
 Selector = tuple[Any, Any]  # (channel, unit) of one layer: at most one of them set
 
 
+class TopClassSeed:
+    """An ``on_forward`` for :func:`reconstruct` that seeds the output layer with the first picture's top-1 class (the
+    paper's last column), its top-``k`` read from the same forward pass where the output layer's activation gives
+    the scores (one pass for both), else from one more pass to the scores (:meth:`find`). ``preds``: the top-k
+    (class, label, probability) once known, ``[]`` for a network without classes (its output layer is then seeded
+    with its own activations), None before. ``on_found()`` is called once when they are read in the pass. What the
+    explorer's strip and ``figure_layers`` both seed with."""
+
+    def __init__(self, probe: ProbeCore, x: torch.Tensor, k: int = 5, on_found: Callable[[], None] | None = None) -> None:
+        self.probe, self.x, self.k, self.on_found = probe, x, k, on_found
+        self.preds: list[tuple[int, str, float]] | None = None
+
+    def find(self) -> list[tuple[int, str, float]]:
+        """The top-k, by a forward pass to the scores if the reconstruction's pass did not give them."""
+        if self.preds is None:
+            try:
+                self.preds = self.probe.classify(self.x[:1], k=self.k)[0]
+            except UnsupportedModelError:  # a backbone without class scores: everything else still works
+                self.preds = []
+        return self.preds
+
+    def __call__(self, acts: dict[str, torch.Tensor]) -> dict[str, int]:
+        out = self.probe.output_layer
+        if out is None or out.name not in acts:
+            return {}
+        if self.preds is None:
+            if self.probe.scores_at_output_layer:
+                self.preds = self.probe.top_classes(self.probe.output_scores(acts[out.name][:1]), k=self.k)[0]
+                if self.on_found is not None:
+                    self.on_found()
+            else:
+                self.find()
+        return {out.name: self.preds[0][0]} if self.preds else {}
+
+
 def reconstruct(
     probe: ProbeCore,
     x: torch.Tensor,

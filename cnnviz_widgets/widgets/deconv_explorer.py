@@ -30,6 +30,7 @@ from .. import checks
 from ..display import choose_display, heat, overlay, to_display
 from ..errors import CnnvizError, ImageError, UnsupportedModelError
 from ..figures import field_label, layers_sheet, predictions_text
+from ..probe.reconstruct import TopClassSeed
 from ..probe.rules import WIDGET_RULE
 from ._base import ReversingWidget, as_probe, message_field
 from .assets import css, esm
@@ -148,20 +149,15 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         x = probe.model_input(*self.picture(index))
         out = probe.output_layer
         current = self.layer if self.layer in self._layers else self._layers[0]
-        found: dict[str, list] = {}
         scores_in_strip = out is not None and probe.scores_at_output_layer and out.name in self._layers
-        if out is not None and out.name == current and not scores_in_strip:
-            found["preds"] = self._classify(x)  # its class seed needs the top-1 before its backward pass
 
-        def read_scores(acts: dict[str, torch.Tensor]) -> dict[str, int]:
-            if out is None:  # no class scores: none found, none to read
-                return {}
-            if "preds" not in found and scores_in_strip and out.name in acts:
-                found["preds"] = probe.top_classes(probe.output_scores(acts[out.name]), k=5)[0]
-                if "pngs" in sent:  # the top-5 joins the part on screen before the other layers are computed
-                    job.preview(part(sent["pngs"], sent["mode"]))
-            preds = found.get("preds")
-            return {out.name: preds[0][0]} if preds and out.name in acts else {}
+        def scores_found() -> None:
+            if "pngs" in sent:  # the top-5 joins the part on screen before the other layers are computed
+                job.preview(part(sent["pngs"], sent["mode"]))
+
+        seed = TopClassSeed(probe, x, k=5, on_found=scores_found)  # the output layer's seed and the top-5, one pass
+        if out is not None and out.name == current and not scores_in_strip:
+            seed.find()  # its class seed needs the top-1 before its backward pass
 
         n = len(self._layers)
         picture = probe.to_image(x)[0]
@@ -169,7 +165,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         drawn = [self.drawn_by(rule, name, probe) for name in self._layers]  # "guided (auto)": the rule of each picture
 
         def captions() -> list[str]:
-            preds = found.get("preds", [])
+            preds = seed.preds or []
             c = [""] * n
             if out is not None and out.name in self._layers and preds:
                 c[self._layers.index(out.name)] = f"the top-1 class, {preds[0][1]}"
@@ -180,7 +176,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
                     "recs": [pngs.get(i, b"") for i in range(n)], "captions": captions(), "rule": rule,
                     "drawn": drawn,
                     "predictions": [[label, round(p, 4), c if out is not None else -1]
-                                    for c, label, p in found.get("preds", [])]}
+                                    for c, label, p in seed.preds or []]}
 
         computed: dict[str, torch.Tensor] = {}
 
@@ -200,13 +196,13 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
                 sent["pngs"][i] = picture_bytes([to_display(rec[0], sent["mode"])])[0]
             job.preview(part(sent["pngs"], sent["mode"]))
 
-        scores = read_scores if out is not None else None
+        scores = seed if out is not None else None
         recs = probe.reconstruct(x, layers=current, rule=rule, on_forward=scores,
                                  progress=lambda d, t: job.report(0.1 * d, t))
         on_layer(current, recs[current], first=True)
         rest = [name for name in self._layers if name != current]
-        if "preds" not in found and not scores_in_strip:
-            found["preds"] = self._classify(x)  # the strip stops short of the scores: one more forward pass
+        if seed.preds is None and not scores_in_strip:
+            seed.find()  # the strip stops short of the scores: one more forward pass
             job.preview(part(sent["pngs"], sent["mode"]))
         if rest:
             recs.update(probe.reconstruct(x, layers=rest, rule=rule, on_forward=scores, next_layer=lambda: self.layer,
@@ -217,7 +213,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         done = sent["pngs"] if sent["mode"] == mode else {}
         fresh = iter(picture_bytes([p for i, p in enumerate(pictures) if i not in done]))
         job.check()
-        preds = found.get("preds")
+        preds = seed.preds
         drawn_map = self._map_of(x, preds[0][0] if preds else None) if self.show_map else {}
         return {**part({i: done[i] if i in done else next(fresh) for i in range(n)}, mode),
                 "pictures": [picture, *pictures], **drawn_map}
@@ -239,13 +235,6 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
             return {"map": None, "map_png": b"", "map_for": {"index": int(c), "label": label, "error": str(exc)}}
         return {"map": m, "map_png": picture_bytes([heat(m)])[0],
                 "map_for": {"index": int(c), "label": label, "layer": at.name, "method": "gradcam"}}
-
-    def _classify(self, x: torch.Tensor) -> list:
-        try:
-            assert self._probe is not None  # made in __init__: nothing here runs without it
-            return self._probe.classify(x, k=5)[0]
-        except UnsupportedModelError:  # a backbone without class scores: everything else still works
-            return []
 
     def _show_image(self, r: dict) -> None:
         self._x = r["x"]
