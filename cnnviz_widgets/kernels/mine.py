@@ -89,8 +89,10 @@ def mine(
             del index, acts  # free this batch before the next forward: holding two costs a third more time
     finally:
         batches.close()  # ends the readers now, also on an interrupt
-    return Mined({n: m.result(probe, imageset) for n, m in miners.items()},
-                 counter.result() if counter is not None else None)
+    measured = counter.result() if counter is not None else None
+    if measured is not None:
+        measured.weights_note = probe.weights_note  # a figure of it says so where the weights are random
+    return Mined({n: m.result(probe, imageset) for n, m in miners.items()}, measured)
 
 
 def capped_k(k: int, layer: Any, n_images: int) -> int:
@@ -127,6 +129,8 @@ def gather_merge(result: Mined, group: Any = None) -> Mined:
             mine_t = result.top[name]
             top[name] = TopPatches(name, values, image_index, yx, mine_t.grid_hw, mine_t._probe, mine_t._images, mine_t._source)
         sp = Sparsity(*part["sparsity"], kinds=result.sparsity.kinds) if part["sparsity"] is not None else None
+        if sp is not None:
+            sp.weights_note = result.sparsity.weights_note
         piece = Mined(top, sp)
         merged = piece if merged is None else merged.merge(piece)
     return merged
