@@ -88,6 +88,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         with self.guard("Setting up the explorer"):
             self._set_rule(rule)
             self._probe = as_probe(probe)
+            self.say_weights([self._probe])
             from ..images import sample_images
 
             images = load_images(sample_images() if images is None else images)
@@ -558,4 +559,4 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
                          captions=[self.captions[start : start + per_row]], size=strip, sheet=sheet,
                          y0=sheet.bottom + 12,
                          frame_column=current - start if start <= current < start + per_row else None)
-        return sheet.figure()
+        return self.stamped(sheet)
