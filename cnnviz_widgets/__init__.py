@@ -30,7 +30,7 @@ from .kernels.options import StreamOptions
 from .kernels.sparsity import Sparsity
 from .kernels.topk import TopPatches
 from .models import banner, load_model, load_model_or_random
-from .probe import Layer, Probe, ReceptiveField
+from .probe import Layer, Probe, ReceptiveField, randomize_layers
 
 if TYPE_CHECKING:
     from .widgets import (
@@ -66,6 +66,6 @@ __all__ = [
     "CnnvizError", "CnnvizWarning", "CompareModels", "DeconvExplorer", "EmbeddingMap", "FilterGrid", "DeviceUnavailableError", "ImageError", "ImageSet", "IndexOutOfRangeError", "LabelNotFoundError", "Layer",
     "LayerNotFoundError", "Mined", "PatchGallery", "Probe", "ReceptiveField", "ReceptiveFieldTable", "RepresentationSpace", "Sparsity", "SparsityChart", "StoppedError", "StreamOptions", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
-    "banner", "load_images", "load_model", "load_model_or_random", "mine", "representation_space", "sample_images", "sparsity", "to_display",
+    "banner", "load_images", "load_model", "load_model_or_random", "mine", "randomize_layers", "representation_space", "sample_images", "sparsity", "to_display",
     "top_patches",
 ]
