@@ -19,12 +19,19 @@ def test_there_are_notebooks():
     assert {"00_tour.ipynb", "01_receptive_fields.ipynb", "02_representation_space.ipynb", "03_what_each_layer_keeps.ipynb",
             "04_vgg_vs_alexnet.ipynb", "05_sparsity.ipynb", "06_filters.ipynb", "01_what_a_cnn_layer_keeps.ipynb",
             "02_bring_your_own_model.ipynb", "03_how_a_network_learns.ipynb"} <= names
+    assert "05_sanity_checks.ipynb" in names  # classroom: the sanity checks of Adebayo et al. (issue 28)
 
 
 # cells run after a notebook's own, printing one line of JSON after a marker that its test reads
 CHECKS = {
     "03_how_a_network_learns.ipynb": "import json\nprint('LEARNED', json.dumps({'accuracy': checkpoints.metrics['accuracy'], "
                                      "'change': checkpoints.weights_change(), 'error': timeline.error}))",
+    # the answers checked as a student who read them right would give them, then the numbers the lesson's text reads
+    "05_sanity_checks.ipynb": "import json\ncheck('c', round(similarity['c1'], 2), round(similarity['c1'], 2), 0.02)\n"
+                              "check('f', 'gradcam' if similar_gradcam < similar_guided else 'guided', "
+                              "'gradcam' if similar_gradcam < similar_guided else 'guided')\n"
+                              "print('SANITY', json.dumps({'cascade': similarity, 'guided': similar_guided, "
+                              "'gradcam': similar_gradcam, 'random': trained.random_weights}))",
 }
 
 
@@ -65,6 +72,13 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert accuracy[0] < 0.2 and max(accuracy) > 0.9 and accuracy[-1] > 0.9  # from chance (10 digits) to > 90%
         assert learned["change"] > 0.2  # the first layer's filters change measurably (by a fifth of their size)
         assert learned["error"] == ""
+    if path.name == "05_sanity_checks.ipynb":
+        sane = json.loads(nb.cells[-2].outputs[-1]["text"].split("SANITY", 1)[1])
+        print(f"rank similarity down the cascade: {sane['cascade']}; two classes: guided {sane['guided']:.2f}, "
+              f"Grad-CAM {sane['gradcam']:.2f} (random weights: {sane['random']})")
+        cascade = list(sane["cascade"].values())
+        assert all(-1 <= s <= 1 for s in cascade) and cascade[0] > cascade[-1]  # more re-drawn, less alike
+        assert sane["guided"] > 0.8 > sane["gradcam"]  # guided backprop nearly class-blind, Grad-CAM not (the text)
     if path.name == "00_tour.ipynb":
         assert peak < 2.0, f"the tour needs {peak:.2f} GiB; Binder gives 2 GiB"
 
