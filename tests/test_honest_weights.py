@@ -204,3 +204,19 @@ def test_randomize_layers_takes_a_probe_and_names_a_wrong_layer(nets):
         cv.randomize_layers(nets["loaded"], from_layer="c9")
     with pytest.raises(cv.CnnvizError, match="must be a torch.nn.Module or a cv.Probe"):
         cv.randomize_layers("alexnet", from_layer="c1")
+
+
+def test_the_receptive_field_table_says_so_only_where_it_measured_through_random_weights(photo, tmp_path):
+    """Receptive fields follow from the architecture alone; effective fields (images=) are gradients, so depend on
+    the weights. At 128 px, AlexNet's p5 sees more than the picture: its effective field is measured."""
+    random = cv.Probe(cv.load_model("alexnet", weights=None), device="cpu", input_size=128)
+    plain = cv.ReceptiveFieldTable({"alexnet": random})
+    assert plain.error == "" and plain.get_state()["note"] == "" and STAMP not in svg_text(plain.to_figure(), tmp_path)
+    measured = cv.ReceptiveFieldTable({"alexnet": random}, images=photo)
+    assert measured.error == "" and any(any(e) for e in measured.effective)
+    assert measured.get_state()["note"].startswith(f"{STAMP}: alexnet (seed 0)")
+    assert f"{STAMP}: alexnet (seed 0)" in svg_text(measured.to_figure(), tmp_path)
+    path = tmp_path / "alexnet.pth"
+    torch.save(random.model.state_dict(), path)
+    loaded = cv.Probe(cv.load_model("alexnet", weights=path), device="cpu", input_size=128)
+    assert cv.ReceptiveFieldTable({"alexnet": loaded}, images=photo).get_state()["note"] == ""
