@@ -1,17 +1,16 @@
 """Where a model's weights came from, so that whatever is made from it can say when they are random.
 
-``load_model`` marks the model it returns with a :class:`WeightsRecord` ("seed 0" for random weights, "imagenet", a file) and a
-fingerprint of its parameters (each parameter object and its in-place version counter). The record holds only while the
-parameters are those it was made for: weights loaded into the model afterwards (``load_state_dict``, in place or with
-``assign=True``, as :class:`cnnviz_widgets.Checkpoints` does) or trained in place (an optimizer's step) change the
-fingerprint, and the record no longer speaks for them. A model that never went through ``load_model`` carries no record
-and is taken as trained: nothing is said about it.
+``load_model`` marks the model it returns with a :class:`WeightsRecord` ("seed 0" for random weights, "imagenet", a
+file) and a fingerprint of its parameters (each parameter object and its in-place version counter). The record holds
+only while the parameters are those it was made for: weights loaded into the model afterwards (``load_state_dict``, in
+place or with ``assign=True``, as :class:`cnnviz_widgets.Checkpoints` does) or trained in place (an optimizer's step)
+change the fingerprint, and the record no longer speaks for them. A model that never went through ``load_model``
+carries no record and is taken as trained: nothing is said about it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import weakref
+from dataclasses import dataclass
 
 from torch import nn
 
