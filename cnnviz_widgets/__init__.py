@@ -31,7 +31,7 @@ from .kernels.options import StreamOptions
 from .kernels.sparsity import Sparsity
 from .kernels.topk import TopPatches
 from .models import banner, load_model, load_model_or_random
-from .probe import Layer, Probe, ReceptiveField
+from .probe import Layer, Probe, ReceptiveField, randomize_layers
 
 if TYPE_CHECKING:
     from .widgets import CompareModels as CompareModels  # (as: exported, the widgets are not imported here)
@@ -70,7 +70,7 @@ __all__ = [
     "Probe", "ReceptiveField", "RepresentationSpace", "Sparsity", "StoppedError", "StreamOptions", "TopPatches",
     "UnknownModelError", "UnsupportedModelError", "WeightsFileError", "WeightsUnavailableError",
     "banner", "figure_class_maps", "figure_compare", "figure_filters", "figure_layers", "figure_sparsity",
-    "figure_timeline", "load_images", "load_model", "load_model_or_random", "mine", "picture_grid",
+    "figure_timeline", "load_images", "load_model", "load_model_or_random", "mine", "picture_grid", "randomize_layers",
     "representation_space", "sample_images", "save_figure", "sparsity", "to_display", "top_patches",
     *_WIDGETS,
 ]

@@ -3,7 +3,7 @@
 // module from a Blob URL, where a relative import cannot resolve, so Python joins this file and the widget's
 // into one module (widgets/_base.py: esm). Text that came from data is only ever set with textContent.
 
-/** @typedef {{ error: string, busy: boolean, progress: number, notice: string }} StatusTraits  every widget's (widgets/_base.py) */
+/** @typedef {{ error: string, busy: boolean, progress: number, notice: string, note: string }} StatusTraits  every widget's (widgets/_base.py); note: e.g. that the weights are random */
 /** @typedef {{ rule: string, rule_options: [string, string][], display: string }} RuleTraits  a widget showing reconstructions */
 /**
  * @typedef {{ layer?: string, unit?: [number, number, number], activation?: number, field?: number[],

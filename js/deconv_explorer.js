@@ -128,7 +128,7 @@ export default {
       const i = Number(slider.value);
       const drawnBy = ((model.get("drawn") || [])[i] || model.get("shown_rule") || "").split(" ")[0];
       const noSwitch = drawnBy === "deconvnet" && (model.get("switches") || [])[i] === false;
-      const parts = [model.get("display") || ""];
+      const parts = [model.get("note") || "", model.get("display") || ""];  // note: e.g. random weights, from the probe
       if (noSwitch) parts.push(`No max-pool lies below ${names()[i]}: the deconvnet takes nothing from the picture but this layer's activations (it has no switches), so deep layers look alike for every image; the guided rule follows the image.`);
       note.textContent = parts.filter(Boolean).join(" · ");
       root.dataset.noSwitches = noSwitch ? "1" : "";
@@ -324,7 +324,7 @@ export default {
     model.on("change:layer", () => { const i = names().indexOf(model.get("layer")); if (i >= 0 && String(i) !== slider.value) showLayer(i, false); });
     model.on("change:image_names", renderPicker);
     model.on("change:image_index", () => { renderPicker(); markStale(); });
-    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "drawn", "display"]) model.on(`change:${t}`, markStale);
+    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "drawn", "display", "note"]) model.on(`change:${t}`, markStale);
     model.on("change:shown_image", forgetFilter);  // a number typed for the last photo is not this one's
     model.on("change:channels", renderFilterRange);
     model.on("change:unit_png", renderUnit);

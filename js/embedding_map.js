@@ -33,7 +33,7 @@ export default {
     band.style.display = "none";
     const kernel = kernelWatch(el, root, "This is the map as it was saved (hover shows each patch); "
       + "selecting a patch, zooming and going back need a running kernel.", [back], () => { renderMosaic(); renderSelected(); });
-    const renderHowTo = () => { howTo.textContent = `${kernel.live() ? "drag a rectangle to zoom, click a patch to select it · " : ""}${PATCH_EDGE_NOTE}`; };
+    const renderHowTo = () => { howTo.textContent = `${model.get("note") ? `${model.get("note")} · ` : ""}${kernel.live() ? "drag a rectangle to zoom, click a patch to select it · " : ""}${PATCH_EDGE_NOTE}`; };
 
     const size = () => model.get("grid") * model.get("cell");
     /** @param {MouseEvent} ev  @returns {{ fx: number, fy: number, row: number, col: number }} */
@@ -110,6 +110,7 @@ export default {
     back.addEventListener("click", () => model.send({ event: "back" }));
     for (const t of ["mosaic", "region", "depth", "grid"]) model.on(`change:${t}`, renderMosaic);
     model.on("change:grid_index", placeMark);
+    model.on("change:note", renderHowTo);
     for (const t of ["patch_png", "selected", "filters"]) model.on(`change:${t}`, renderSelected);
     for (const t of ["layer", "shown_layer", "busy"]) model.on(`change:${t}`, markStale);
     renderMosaic(); renderSelected();

@@ -16,6 +16,12 @@ NOTEBOOKS = sorted(p for p in NOTEBOOKS_DIR.rglob("*.ipynb")
 CHECKS = {
     "03_how_a_network_learns.ipynb": "import json\nprint('LEARNED', json.dumps({'accuracy': checkpoints.metrics['accuracy'], "
                                      "'change': checkpoints.weights_change(), 'error': timeline.error}))",
+    # the answers checked as a student who read them right would give them, then the numbers the lesson's text reads
+    "05_sanity_checks.ipynb": "import json\ncheck('c', round(similarity['c1'], 2), round(similarity['c1'], 2), 0.02)\n"
+                              "check('f', 'gradcam' if similar_gradcam < similar_guided else 'guided', "
+                              "'gradcam' if similar_gradcam < similar_guided else 'guided')\n"
+                              "print('SANITY', json.dumps({'cascade': similarity, 'guided': similar_guided, "
+                              "'gradcam': similar_gradcam, 'random': trained.random_weights}))",
 }
 
 BINDER_GIB = 2.0  # what Binder gives a session
@@ -70,5 +76,12 @@ def check_outputs(path: Path, nb: nbformat.NotebookNode, peak_gib: float) -> Non
         assert accuracy[0] < 0.2 and max(accuracy) > 0.9 and accuracy[-1] > 0.9  # from chance (10 digits) to > 90%
         assert learned["change"] > 0.2  # the first layer's filters change measurably (by a fifth of their size)
         assert learned["error"] == ""
+    if path.name == "05_sanity_checks.ipynb":
+        sane = printed(nb, "SANITY")
+        print(f"rank similarity down the cascade: {sane['cascade']}; two classes: guided {sane['guided']:.2f}, "
+              f"Grad-CAM {sane['gradcam']:.2f} (random weights: {sane['random']})")
+        cascade = list(sane["cascade"].values())
+        assert all(-1 <= s <= 1 for s in cascade) and cascade[0] > cascade[-1]  # more re-drawn, less alike
+        assert sane["guided"] > 0.8 > sane["gradcam"]  # guided backprop nearly class-blind, Grad-CAM not (the text)
     if path.name == "00_tour.ipynb":
         assert peak_gib < BINDER_GIB, f"the tour needs {peak_gib:.2f} GiB; Binder gives {BINDER_GIB:g} GiB"

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import CnnvizError, short_repr
 from .sheet import Sheet, _figure_class
-from .style import CHAR_WIDTH, DPI, LEGEND_CHARS, MARK_COLOR, PLOT_WIDTH, SERIES_COLORS, SOFT_COLOR, TEXT_COLOR
+from .style import CHAR_WIDTH, DPI, LEGEND_CHARS, MARK_COLOR, MAX_LINES, PLOT_WIDTH, SERIES_COLORS, SOFT_COLOR, TEXT_COLOR
 from .text import fitting_px, middle_cut, predictions_text, printable, title_lines, wrapped
 
 
@@ -176,13 +176,21 @@ def filters_sheet(layer: str, rf: Any, tiles: Sequence[tuple[int, np.ndarray]], 
     return sheet
 
 
-def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)") -> Any:
+def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)",
+                    note: str = "") -> Any:
     """Figure 6 from ready sparsity: ``series`` label -> {layer name: fraction of zeros} (a cv.Sparsity gives conv
     layers circles and pools squares by its ``kinds``). x is relative depth, the first network's (thinned) layer
-    names below the plot, the second's above it, each in its series' colour."""
-    fig = _figure_class()(figsize=(8.0, 4.6), dpi=DPI, facecolor="white")
+    names below the plot, the second's above it, each in its series' colour. ``note`` (e.g. that the weights are
+    random) is stamped under the title in the mark colour, the plot made shorter for it."""
+    from .sheet import STAMP_PX
+
+    note = wrapped(printable(note), 760, STAMP_PX, bold=True) if note else ""
+    lines = note.count("\n") + 1 if note else 0
+    height = 4.6 + lines * STAMP_PX * 1.25 / DPI
+    fig = _figure_class()(figsize=(8.0, height), dpi=DPI, facecolor="white")
     has_top = len(series) > 1
-    ax = fig.add_axes((0.08, 0.2, 0.9, 0.62 if has_top else 0.7))
+    shrink = 4.6 / height  # the plot keeps its size in inches; the note takes the room added on top
+    ax = fig.add_axes((0.08, 0.2 * shrink, 0.9, (0.62 if has_top else 0.7) * shrink))
     for i, (label, values) in enumerate(series.items()):
         label = middle_cut(printable(label), lambda t: len(t) <= LEGEND_CHARS)  # the figure has a fixed size
         names = list(values)
@@ -207,9 +215,13 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
     ax.set_ylabel("sparsity")
     ax.legend(loc="upper left", fontsize=9, frameon=False)
     ax.spines[["right"] + ([] if has_top else ["top"])].set_visible(False)
-    fig.text(0.01, 0.98, middle_cut(printable(title), lambda t: len(t) <= 110), ha="left", va="top", fontsize=11,
-             fontweight="bold", color=TEXT_COLOR, parse_math=False)
-    fig.text(0.01, 0.02, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color=SOFT_COLOR)
+    fig.text(0.01, 1 - 0.02 * shrink, middle_cut(printable(title), lambda t: len(t) <= 110), ha="left", va="top",
+             fontsize=11, fontweight="bold", color=TEXT_COLOR, parse_math=False)
+    if note:
+        fig.text(0.01, 1 - 0.02 * shrink - 22 / (height * DPI), "\n".join(note.split("\n")[:MAX_LINES]), ha="left",
+                 va="top", fontsize=STAMP_PX * 72 / DPI, fontweight="bold", color=MARK_COLOR, linespacing=1.15,
+                 parse_math=False)
+    fig.text(0.01, 0.02 * shrink, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color=SOFT_COLOR)
     return fig
 
 

@@ -44,6 +44,29 @@ def model_names(names: Any, probes: Sequence[Any]) -> list[str]:
     return list(names)
 
 
+def probes_note(probes: Sequence[Any], names: Sequence[str] | None = None) -> str:
+    """What a figure or widget made from ``probes`` says about random weights (:attr:`Probe.weights_note`; with two
+    networks, which of them is random), each named by ``names`` or its zoo name (its class name where it has none);
+    "" when no weights are known to be random."""
+    from ..models.provenance import weights_note
+
+    records = [p.weights for p in probes]
+    shown = list(names) if names is not None else [r.model if r is not None else type(p.model).__name__
+                                                   for p, r in zip(probes, records)]
+    return weights_note(list(zip(shown, records)))
+
+
+def sparsity_note(series: Mapping[str, Any]) -> str:
+    """What Figure 6 says about random weights: each measured series' own note (:class:`cv.Sparsity` keeps its
+    probe's), under its label."""
+    noted = [(label, note) for label, value in series.items() if (note := getattr(value, "weights_note", ""))]
+    if len(series) == 1 or not noted:
+        return noted[0][1] if noted else ""
+    return (f"random weights, not trained: {', '.join(label for label, _ in noted)} "
+            f"({'its curve shows' if len(noted) == 1 else 'their curves show'} the architecture, not what a network "
+            f"learned).")
+
+
 def paper_layers(probe: Any) -> list[str]:
     """Figure 4's columns: every second conv layer (VGG16: c1_2 c2_2 c3_2 c4_1 c4_3 c5_2) and the output layer."""
     convs = [l.name for l in probe.layers if l.kind == "conv"]
@@ -99,8 +122,10 @@ def figure_layers(probe: Any, images: Any, layers: Any = None, rule: str = "auto
         captions.append([""] + [label if out is not None and n == out.name else "" for n in names])
     labels = [("input", f"{probe.input_size} px")] + [(n, field_label(probe.receptive_field(n), probe.input_size))
                                                       for n in names]
-    return layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
-                        title=title or f"What each layer keeps ({rule_words(rule, chosen, probe)})").figure()
+    sheet = layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
+                         title=title or f"What each layer keeps ({rule_words(rule, chosen, probe)})")
+    sheet.stamp(probe.weights_note)
+    return sheet.figure()
 
 
 def models_rule_words(rule: str, model_names: Sequence[str], probes: Sequence[Any], columns: Sequence[Sequence[str]]) -> str:
@@ -170,6 +195,7 @@ def figure_compare(probe_a: Any, probe_b: Any, images: Any, layers: Any = None, 
         assert first is not None  # there is a probe, so a picture
         compare_sheet(first, shown_names, labels, rows, preds, size=size, title=f"{name} ({words})", sheet=sheet,
                       y0=sheet.bottom + (24 if i else 0))
+    sheet.stamp(probes_note(probes, shown_names))
     return sheet.figure()
 
 
@@ -214,7 +240,8 @@ def figure_sparsity(series: Mapping[str, Any], images: Any = None,
     layer, 1 its last), conv layers as circles and pools as squares. ``series``: label -> a cv.Sparsity (or any
     {layer: fraction} dict), a cv.Probe (measured here over ``images``), or (probe, images)."""
     title = checks.text("title", title)
-    return sparsity_figure(sparsity_series(series, images), title)
+    ready = sparsity_series(series, images)
+    return sparsity_figure(ready, title, note=sparsity_note(ready))
 
 
 def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | None = None, cell: int = 32,
@@ -246,6 +273,7 @@ def figure_filters(top: Any, filters: int | Sequence[int] = 16, per_row: int | N
         tiles = [(c, filter_tile(t, c, across, cell)) for c in chosen]
         filters_sheet(t.layer, t.receptive_field(), tiles, columns=columns, sheet=sheet, field=tile_field(t),
                       y0=sheet.bottom + (16 if n else 0), title=f"{t.k} top patch{'' if t.k == 1 else 'es'} a filter")
+    sheet.stamp(probes_note(list({id(t._probe): t._probe for t in tops}.values())))
     return sheet.figure()
 
 
@@ -287,7 +315,9 @@ def figure_timeline(checkpoints: Any, image: Any, layers: Any = None, steps: Seq
     labels = [("input", f"{probe.input_size} px"), ("filters", first_conv(probe))] + [
         (n, field_label(probe.receptive_field(n), probe.input_size)) for n in names]
     heading = title or f"How {type(probe.model).__name__} learns: {images.names[0]} ({rule_words(rule, chosen, probe)})"
-    return layers_sheet(rows, labels, row_labels=labels_left, captions=captions, size=size, title=heading).figure()
+    sheet = layers_sheet(rows, labels, row_labels=labels_left, captions=captions, size=size, title=heading)
+    sheet.stamp(probe.weights_note)  # checkpoints are loaded weights: nothing, unless the probe says otherwise
+    return sheet.figure()
 
 
 def figure_class_maps(probe: Any, images: Any, classes: Any = None, layer: str | None = None,
@@ -328,5 +358,7 @@ def figure_class_maps(probe: Any, images: Any, classes: Any = None, layer: str |
         labels += [(names[c] if names else f"class {c}", f"class {c}") for c in columns]
     else:
         labels += [(f"top-{k}", "") for k in range(1, len(rows[0]))]
-    return layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
-                        title=title or f"Where each class is found ({method} at {at.name})").figure()
+    sheet = layers_sheet(rows, labels, row_labels=list(images.names), captions=captions, size=size,
+                         title=title or f"Where each class is found ({method} at {at.name})")
+    sheet.stamp(probe.weights_note)
+    return sheet.figure()

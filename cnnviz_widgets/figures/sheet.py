@@ -9,7 +9,9 @@ import numpy as np
 from PIL import Image
 
 from .style import DPI, FREE_WIDTH, MARK_COLOR, MAX_LINES, TEXT_COLOR
-from .text import middle_cut, printable, text_width
+from .text import middle_cut, printable, text_width, wrapped
+
+STAMP_PX = 13  # the stamp's font (bold, in MARK_COLOR): "random weights: ..." over the whole figure
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,6 +39,7 @@ class Sheet:
         self.right = 0.0
         self.bottom = 0.0
         self._free_right = 0.0
+        self._stamp = ""
 
     def _extend(self, x1: float, y1: float) -> None:
         self.right, self.bottom = max(self.right, x1), max(self.bottom, y1)
@@ -92,6 +95,21 @@ class Sheet:
         else:
             self._extend(x1, y1)
 
+    def stamp(self, text: str) -> None:
+        """A warning over the whole figure, above everything drawn (bold, in the mark colour, wrapped at words to the
+        figure's width): e.g. that the network's weights are random. "" leaves the figure as it is."""
+        self._stamp = printable(text)
+
+    def _stamp_lines(self) -> str:
+        if not self._stamp:
+            return ""
+        lines = wrapped(self._stamp, max(self._content_right(), 360.0), STAMP_PX, bold=True).split("\n")
+        return "\n".join(lines[:MAX_LINES])
+
+    def _stamp_height(self) -> float:
+        text = self._stamp_lines()
+        return (text.count("\n") + 1) * STAMP_PX * 1.25 + 8 if text else 0.0
+
     def _content_right(self) -> float:
         """How far right the figure reaches: what was drawn, texts without a width of their own up to the wider of
         it and FREE_WIDTH (a 10,000-character name never makes a figure 100,000 px wide)."""
@@ -105,7 +123,8 @@ class Sheet:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels of the figure: what was drawn and a margin around it."""
-        return int(np.ceil(self._content_right())) + 2 * self.margin, int(np.ceil(self.bottom)) + 2 * self.margin
+        right = max(self._content_right(), 360.0 if self._stamp else 0.0)
+        return int(np.ceil(right)) + 2 * self.margin, int(np.ceil(self.bottom + self._stamp_height())) + 2 * self.margin
 
     def figure(self) -> Any:
         """The matplotlib Figure of what was drawn, :attr:`size` pixels at DPI, on white."""
@@ -115,8 +134,12 @@ class Sheet:
         W, H = self.size
         fig = _figure_class()(figsize=(W / DPI, H / DPI), dpi=DPI, facecolor="white")
         fig.full_titles = {}  # SVG group id -> the whole text of a wrapped or shortened title (figure_bytes adds <title>)
+        top = m + self._stamp_height()  # everything drawn sits under the stamp
+        if self._stamp:
+            fig.text(m / W, 1 - m / H, self._stamp_lines(), fontsize=STAMP_PX * 72 / DPI, ha="left", va="top",
+                     color=MARK_COLOR, fontweight="bold", family="sans-serif", linespacing=1.15, parse_math=False)
         for op in self._ops:
-            op = (op[0], *op[1:2], op[2] + m, op[3] + m, *op[4:]) if op[0] != "frame" else (op[0], op[1] + m, op[2] + m, *op[3:])
+            op = (op[0], *op[1:2], op[2] + m, op[3] + top, *op[4:]) if op[0] != "frame" else (op[0], op[1] + m, op[2] + top, *op[3:])
             if op[0] == "picture":
                 _, a, x, y = op
                 h, w = a.shape[:2]

@@ -100,12 +100,12 @@ def predictions_text(predictions: Sequence[Sequence[Any]], k: int = 5) -> str:
     return "\n".join(f"{i + 1}. {p[0]}  {100 * float(p[1]):.1f}%" for i, p in enumerate(list(predictions)[:k])) or "no class scores"
 
 
-def wrapped(text: str, width: float, px: float) -> str:
+def wrapped(text: str, width: float, px: float, bold: bool = False) -> str:
     """``text`` broken at spaces into lines that fit ``width`` px at ``px`` (a word longer than that keeps its
     line): a caption stays readable instead of shrinking to a few pixels."""
     lines: list[str] = []
     for word in text.split(" "):
-        if lines and text_width(f"{lines[-1]} {word}", px) <= width:
+        if lines and text_width(f"{lines[-1]} {word}", px, bold) <= width:
             lines[-1] = f"{lines[-1]} {word}"
         else:
             lines.append(word)

@@ -89,8 +89,10 @@ def mine(
             del index, acts  # free this batch before the next forward: holding two costs a third more time
     finally:
         batches.close()  # ends the readers now, also on an interrupt
-    return Mined({n: m.result(probe, imageset) for n, m in miners.items()},
-                 counter.result() if counter is not None else None)
+    measured = counter.result() if counter is not None else None
+    if measured is not None:
+        measured.weights_note = probe.weights_note  # a figure of it says so where the weights are random
+    return Mined({n: m.result(probe, imageset) for n, m in miners.items()}, measured)
 
 
 def capped_k(k: int, layer: Any, n_images: int) -> int:
@@ -129,6 +131,8 @@ def gather_merge(result: Mined, group: Any = None) -> Mined:
         counts: tuple[dict[str, int], dict[str, int], int] | None = part["sparsity"]  # (zeros, totals, n_images)
         kinds = result.sparsity.kinds if result.sparsity is not None else None
         sp = Sparsity(*counts, kinds=kinds) if counts is not None else None
+        if sp is not None and result.sparsity is not None:
+            sp.weights_note = result.sparsity.weights_note
         piece = Mined(top, sp)
         merged = piece if merged is None else merged.merge(piece)
     assert merged is not None  # every rank's part, this one's too

@@ -21,13 +21,16 @@ class Sparsity(dict):
         super().__init__({k: (zeros[k] / totals[k] if totals[k] else float("nan")) for k in zeros})
         self.zeros, self.totals, self.n_images = dict(zeros), dict(totals), int(n_images)
         self.kinds = dict(kinds or {})  # layer name -> "conv", "pool" or "fc"
+        self.weights_note = ""  # the probe's Probe.weights_note: figures of it say when the weights are random
 
     def merge(self, other: Sparsity) -> Sparsity:
         if list(self.zeros) != list(other.zeros):
             raise CnnvizError(f"Cannot merge sparsity of layers {list(other.zeros)} into {list(self.zeros)}.")
-        return Sparsity({k: self.zeros[k] + other.zeros[k] for k in self.zeros},
-                        {k: self.totals[k] + other.totals[k] for k in self.totals}, self.n_images + other.n_images,
-                        self.kinds or other.kinds)
+        merged = Sparsity({k: self.zeros[k] + other.zeros[k] for k in self.zeros},
+                          {k: self.totals[k] + other.totals[k] for k in self.totals}, self.n_images + other.n_images,
+                          self.kinds or other.kinds)
+        merged.weights_note = self.weights_note or other.weights_note
+        return merged
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k}: {v:.3f}" for k, v in self.items())

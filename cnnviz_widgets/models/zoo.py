@@ -13,6 +13,7 @@ from torch import nn
 from .. import checks
 from ..errors import UnknownModelError, WeightsUnavailableError, short_repr
 from .alexnet_paper import AlexNetPaper
+from .provenance import WeightsRecord, mark
 from .weights import OFFLINE_HINT, PASSED, apply_state_dict, candidate_state_dicts, imagenet_state_dict, read_weights
 
 
@@ -54,9 +55,12 @@ def load_model(
         )
     entry = MODELS[key]
     if weights is None:
+        seed = checks.non_negative_int("seed", seed)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(checks.non_negative_int("seed", seed))
-            return entry.build().eval()
+            torch.manual_seed(seed)
+            model = entry.build().eval()
+        # what is made from it says so (probe.weights_note): a stamp on figures, a note in widgets
+        return mark(model, WeightsRecord(key, f"seed {seed}", True))
     # weights first, then the model: an offline failure builds nothing, and building on the meta
     # device and assigning the loaded tensors never holds two copies of the weights (VGG16: 528 MB)
     imagenet = isinstance(weights, str) and weights.lower() in IMAGENET_ALIASES
@@ -82,7 +86,9 @@ def load_model(
     apply_state_dict(model, state, source, key, copy=isinstance(weights, Mapping))
     if imagenet:
         model.cnnviz_preprocessing = preset_of(entry.imagenet)  # type: ignore[assignment]  # stubs: Module attributes are tensors, modules. Probe then prepares pictures as these weights saw them
-    return model.eval()
+    told = "imagenet" if imagenet else "a state dict" if isinstance(weights, Mapping) else \
+        f"file {os.path.basename(os.fspath(weights))}"
+    return mark(model.eval(), WeightsRecord(key, told, False))
 
 
 def preset_of(weights: Any) -> dict[str, int]:

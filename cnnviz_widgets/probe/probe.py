@@ -18,6 +18,7 @@ from ..errors import (
     short_repr,
     warn,
 )
+from ..models.provenance import WeightsRecord, mark, weights_note, weights_of
 from ..precision import compute_precision
 from .field_measure import FieldMeasurement
 from .hooks import eval_mode, forward_hooks, shared_copy
@@ -85,6 +86,9 @@ class Probe(ProbeFields, ProbePictures, ProbeClasses):
             )
         self.device = checks.device(device)
         self.model = self._own_copy(model)
+        record = weights_of(model)
+        if record is not None:  # the probe's own copy speaks for the same weights (a float32 copy's tensors are new)
+            mark(self.model, record)
         if input_size is None:
             input_size = 299 if type(model).__name__ == "Inception3" else 224
         self.input_size = checks.side("input_size", input_size)
@@ -306,7 +310,28 @@ class Probe(ProbeFields, ProbePictures, ProbeClasses):
         depth = {l.name: i for i, l in enumerate(self.layers)}
         return sorted(dict.fromkeys(chosen), key=lambda l: depth[l.name])
 
-    # ------------------------------------------------------------------ receptive fields
+    # ------------------------------------------------------------------ weights
+    @property
+    def weights(self) -> WeightsRecord | None:
+        """Where the network's weights came from, as ``cv.load_model`` recorded it (model, source, random); None for
+        a network that did not come from ``load_model`` (taken as trained) or whose weights were loaded or trained
+        since (a checkpoint loaded into a random model counts as loaded weights)."""
+        return weights_of(self.model)
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether the weights are random (seeded, untrained): then every figure made from this probe is stamped
+        and every widget says so."""
+        record = self.weights
+        return record is not None and record.random
+
+    @property
+    def weights_note(self) -> str:
+        """A sentence for readers when the weights are random ("random weights: alexnet_paper (seed 0), not trained:
+        ..."), "" otherwise. Figures and widgets made from this probe show it."""
+        record = self.weights
+        return weights_note([(record.model, record)]) if record is not None else ""
+
     # ------------------------------------------------------------------ pictures
     # ------------------------------------------------------------------ forward passes
     def forward(self, x: torch.Tensor, layers: list[Layer], rule: str | ReverseRule | None = None

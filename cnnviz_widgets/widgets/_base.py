@@ -62,8 +62,12 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     busy = traitlets.Bool(False).tag(sync=True)
     progress = traitlets.Float(0.0).tag(sync=True)  # 0..1 while busy
     notice = traitlets.Unicode("").tag(sync=True)  # a calm status line, e.g. "stopped"
+    # a standing note: that the weights are random (from the probe, Probe.weights_note) and what else the reader must
+    # know about what is shown (a FilterGrid's layers without patches)
+    note = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        self._weighed: tuple[list[Any], list[str] | None] = ([], None)  # the probes (and names) the note speaks of
         self._jobs: dict[int, Job] = {}
         self._latest: dict[str, int] = {}  # lane -> id of its newest request
         self._shown: dict[str, int] = {}  # lane -> id of the request whose result (or first part) is on screen
@@ -82,6 +86,25 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
             )
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_msg)
+
+    # ------------------------------------------------------------------ random weights
+    def say_weights(self, probes: list[Any], names: list[str] | None = None) -> None:
+        """The ``note`` says when a probe's weights are random (:attr:`Probe.weights_note`; of two networks, which),
+        and :meth:`stamped` figures say it too."""
+        self._weighed = (list(probes), None if names is None else list(names))
+        self.note = self.weights_note()
+
+    def weights_note(self) -> str:
+        """What this widget says about random weights now: "" where none is known to be random."""
+        from ..figures.paper import probes_note
+
+        probes, names = self._weighed
+        return probes_note(probes, names) if probes else ""
+
+    def stamped(self, sheet: Any) -> Any:
+        """``sheet``'s Figure, stamped with :meth:`weights_note` where the weights are random (what save() writes)."""
+        sheet.stamp(self.weights_note())
+        return sheet.figure()
 
     # ------------------------------------------------------------------ errors and progress
     def _show_error(self, what: str, exc: BaseException) -> None:

@@ -10,7 +10,8 @@ import bqplot as bq
 import ipywidgets as ipw
 
 from .. import checks
-from ..figures import SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, sparsity_series, thinned
+from ..figures import MARK_COLOR, SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, sparsity_series, thinned
+from ..figures.paper import sparsity_note
 from ._base import SavesFigure
 
 
@@ -37,6 +38,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
     def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)",
                  images: Any = None) -> None:
         self.error = ipw.HTML()
+        self.note = ipw.HTML()  # that a series' weights are random (its probe's Probe.weights_note), in the mark colour
         self._title = title if isinstance(title, str) else ""
         marks: list[bq.Mark] = []
         axes: list[bq.Axis] = []
@@ -86,7 +88,10 @@ class SparsityChart(SavesFigure, ipw.VBox):
             "<div style='color: var(--jp-ui-font-color2, #595959); font-size: 12px; line-height: 1.4'>● convolution &nbsp; "
             "■ max-pool &nbsp;·&nbsp; x: each network's layers, first to last, evenly spaced (relative depth), so networks "
             f"of different depths span the same width{more} &nbsp;·&nbsp; hover a point for its value</div>")
-        super().__init__([self.error, self.title, self.figure, self.key])
+        said = sparsity_note(self.data)
+        self.note.value = f"<div class='cnnviz-note' role='note' style='color: {MARK_COLOR}; font-weight: bold'>{html.escape(said)}</div>" \
+            if said else ""
+        super().__init__([self.error, self.title, self.note, self.figure, self.key])
 
     @classmethod
     def series_colours_css(cls) -> str:
@@ -104,7 +109,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
         (thinned) layer names on the bottom and top axes in their colours, conv circles and pool squares."""
         if not self.data:
             raise self.nothing_to_save("no sparsity was computed")
-        return sparsity_figure(self.data, self._title)
+        return sparsity_figure(self.data, self._title, note=sparsity_note(self.data))
 
     def _display_(self) -> _HTML:
         """marimo's display hook (Jupyter never calls it). marimo shows anywidget widgets but not bqplot, an

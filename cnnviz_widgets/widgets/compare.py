@@ -28,7 +28,6 @@ class CompareModels(TakesPictures, ReversingWidget):
     input_png = traitlets.Bytes(b"").tag(sync=True)
     rows = traitlets.List(traitlets.List(traitlets.Bytes())).tag(sync=True)  # PNGs per model
     predictions = traitlets.List(traitlets.List(traitlets.List())).tag(sync=True)
-    note = traitlets.Unicode("").tag(sync=True)
     drawn = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)  # per model and column: the rule that drew it
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
@@ -41,22 +40,18 @@ class CompareModels(TakesPictures, ReversingWidget):
         with self.guard("Comparing the models"):
             self._set_rule(rule)
 
-            notes = []
-            if probe_a is None:
-                model, note = load_model_or_random("vgg16")
-                probe_a, names = model, names or ("VGG16", "AlexNet (paper)")
-                notes.append(note)
+            if probe_a is None:  # Figure 5 compares trained networks: torchvision's AlexNet has published weights
+                probe_a, _ = load_model_or_random("vgg16")
+                names = names or ("VGG16", "AlexNet")
             if probe_b is None:
-                model, note = load_model_or_random("alexnet_paper")
-                probe_b = model
-                notes.append(note)
+                probe_b, _ = load_model_or_random("alexnet")
             self._probes = [as_probe(probe_a), as_probe(probe_b)]
             self._images = widget_images(images)
             with self.hold_sync():
                 self.model_names = model_names(names, self._probes)
                 self.columns = [matching_layers(p, depths) for p in self._probes]
                 self.image_names = list(self._images.names)
-                self.note = "; ".join(n for n in notes if n)
+                self.say_weights(self._probes, self.model_names)  # which of the two is random, if any
             self._request(self.image_index)
 
     @traitlets.observe("image_index")
@@ -123,4 +118,4 @@ class CompareModels(TakesPictures, ReversingWidget):
                   for p, cols in zip(self._probes, self.columns)]
         title = (f"{self.image_names[r['index']]} ({models_rule_words(r['rule'], self.model_names, self._probes, self.columns)}); "
                  f"{self.display}")
-        return compare_sheet(r["input"], self.model_names, labels, r["pictures"], r["predictions"], title=title).figure()
+        return self.stamped(compare_sheet(r["input"], self.model_names, labels, r["pictures"], r["predictions"], title=title))

@@ -91,6 +91,7 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         with self.guard("Setting up the explorer"):
             self._set_rule(rule)
             self._probe = as_probe(probe)
+            self.say_weights([self._probe])
 
             images = widget_images(images)
             image_index = checks.index("image_index", image_index, len(images),
@@ -562,4 +563,4 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
                          captions=[self.captions[start : start + per_row]], size=strip, sheet=sheet,
                          y0=sheet.bottom + 12,
                          frame_column=current - start if start <= current < start + per_row else None)
-        return sheet.figure()
+        return self.stamped(sheet)

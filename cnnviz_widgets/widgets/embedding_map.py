@@ -55,6 +55,7 @@ class EmbeddingMap(CnnvizWidget):
             cell = checks.positive_int("cell", cell, "a positive whole number of pixels")
 
             probe = as_probe(probe)
+            self.say_weights([probe])
             images = widget_images(images)
             _, name = patch_layers(probe, layer)
             layer_field(probe, name, say=self._say)  # measured here if tracing gave no field (bounded)
@@ -211,4 +212,4 @@ class EmbeddingMap(CnnvizWidget):
             where = f" ({sel['y']}, {sel['x']})" if "y" in sel and "x" in sel else ""
             sheet.text(f"{sel.get('image_name', '')}{where}", x, 24 + 134, px=11, ha="left")
             sheet.text("strongest filters: " + ", ".join(map(str, self.filters)), x, 24 + 152, px=11, ha="left")
-        return sheet.figure()
+        return self.stamped(sheet)

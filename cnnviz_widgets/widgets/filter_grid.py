@@ -49,7 +49,6 @@ class FilterGrid(ReversingWidget):
     detail_values = traitlets.List(traitlets.Float()).tag(sync=True)
     sheet_for = traitlets.Dict().tag(sync=True)  # {"layer", "page"} the sheet now shown answers
     detail_for = traitlets.Dict().tag(sync=True)  # {"layer", "filter", "rule"} the detail now shown answers
-    note = traitlets.Unicode("").tag(sync=True)  # e.g. which layers have no patches, and why
     switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer of layer_names: a max-pool lies below it
     field = traitlets.Unicode("").tag(sync=True)  # the field the sheet's patches are cropped to, in words
 
@@ -66,6 +65,7 @@ class FilterGrid(ReversingWidget):
             k = checks.positive_int("k", k, "a positive whole number of patches per filter")
             page_size = checks.positive_int("page_size", page_size, "a positive whole number of filters a page")
             self._probe = as_probe(probe)
+            self.say_weights([self._probe])
             images = widget_images(images)
             convs, name = patch_layers(self._probe, layer)
             self._set_note()
@@ -88,7 +88,7 @@ class FilterGrid(ReversingWidget):
         blind = [l.name for l in p.layers if p.receptive_field(l.name) is None and not p.field_pending(l.name)]
         pending = [l.name for l in p.layers if p.field_pending(l.name)]
         few = lambda names: f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"  # noqa: E731
-        parts = []
+        parts = [self.weights_note().rstrip(".")] if self.weights_note() else []
         if blind:
             parts.append(f"{len(blind)} layer(s) have no receptive field, so no patches: {few(blind)}")
         if pending:
@@ -256,4 +256,4 @@ class FilterGrid(ReversingWidget):
             layers_sheet([r["patches"], r["recs"]], labels, size=64, sheet=sheet, y0=sheet.bottom + 16,
                          title=f"filter {f['filter']} of {f['layer']} ({tile_field(of) if of else field_label(None)}): its top "
                                f"patches and their reconstructions ({f.get('drawn', f['rule'])}); {self.display}")
-        return sheet.figure()
+        return self.stamped(sheet)

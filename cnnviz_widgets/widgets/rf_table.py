@@ -35,6 +35,7 @@ class ReceptiveFieldTable(CnnvizWidget):
             if not isinstance(probes, dict):
                 probes = {type(getattr(probes, "model", probes)).__name__: probes}
             models, rows, effective, sides = [], [], [], []
+            measured: list[tuple[str, Any]] = []  # the effective field is the gradient's: it depends on the weights
             for label, p in probes.items():
                 p = as_probe(p)
                 models.append(str(label))
@@ -57,11 +58,16 @@ class ReceptiveFieldTable(CnnvizWidget):
                         eff.append("whole picture" if e.size >= p.input_size else str(e.size))
                     else:
                         eff.append("")  # not measured: images= measures it
+                if x is not None:
+                    measured.append((str(label), p))
                 rows.append(table)
                 effective.append(eff)
                 sides.append(int(p.input_size))
             with self.hold_sync():
                 self.models, self.rows, self.effective, self.input_sizes = models, rows, effective, sides
+                # receptive fields follow from the architecture alone; effective fields measured on random weights
+                # are said to be (the note and the saved figure's stamp)
+                self.say_weights([p for _, p in measured], [n for n, _ in measured])
 
     def to_figure(self):
         """The table shown: per model, every layer's name, kind, receptive field size and stride (Tables 1 and 2),
@@ -69,7 +75,7 @@ class ReceptiveFieldTable(CnnvizWidget):
         if not self.rows:
             raise self.nothing_to_save("no receptive fields were read")
         return _table_figure(list(self.models), [list(t) for t in self.rows], self.layer,
-                             [list(e) for e in self.effective], list(self.input_sizes))
+                             [list(e) for e in self.effective], list(self.input_sizes), stamp=self.weights_note())
 
 
 def _number(v: Any) -> int | str:
@@ -78,7 +84,7 @@ def _number(v: Any) -> int | str:
 
 
 def _table_figure(models: list[str], rows: list[list[list]], current: str, effective: list[list[str]] | None = None,
-                  sides: list[int] | None = None):
+                  sides: list[int] | None = None, stamp: str = ""):
     from ..figures import MARK_COLOR, TEXT_COLOR, Sheet, text_width
 
     sheet = Sheet()
@@ -100,4 +106,5 @@ def _table_figure(models: list[str], rows: list[list[list]], current: str, effec
                            bold=i == 0 or mark, color=MARK_COLOR if mark else TEXT_COLOR)
                 cx += widths[j]
         x += sum(widths) + 24
+    sheet.stamp(stamp)
     return sheet.figure()

@@ -268,6 +268,7 @@ class TrainingTimeline(PicksImage, ReversingWidget):
         if ck is None:
             raise self.nothing_to_save("no checkpoints were opened")
         probe = ck.probe
+        self._weighed = ([probe], None)  # a loaded checkpoint is loaded weights: stamped only if the probe says random
         if self.view == "compare":
             r = self._compared
             if r is None:
@@ -275,7 +276,7 @@ class TrainingTimeline(PicksImage, ReversingWidget):
             labels = [[(c, field_label(probe.receptive_field(c), probe.input_size)) for c in self.columns]] * 2
             names = [f"step {ck.steps[i]}" for i in r["pair"]]
             title = f"{self.image_names[r['index']]} ({rule_words(r['rule'], probe.select(self.columns), probe)})"
-            return compare_sheet(r["input"], names, labels, r["pictures"], r["predictions"], title=title).figure()
+            return self.stamped(compare_sheet(r["input"], names, labels, r["pictures"], r["predictions"], title=title))
         r = self._shown_result
         if r is None:
             raise self.nothing_to_save("no step has been shown")
@@ -289,8 +290,8 @@ class TrainingTimeline(PicksImage, ReversingWidget):
         title = (f"step {ck.steps[i]} of {len(ck)}: {self.image_names[index]} "
                  f"({rule_words(rule, probe.select(names), probe)}; {DISPLAYS[r['mode']]}); top-5: "
                  + preds.replace("\n", ", "))
-        return layers_sheet([[r["picture"], filters, *r["pictures"]]], labels, row_labels=[f"step {ck.steps[i]}"],
-                            captions=captions, size=96, title=title).figure()
+        return self.stamped(layers_sheet([[r["picture"], filters, *r["pictures"]]], labels,
+                                         row_labels=[f"step {ck.steps[i]}"], captions=captions, size=96, title=title))
 
 
 __all__ = ["TrainingTimeline"]

@@ -20,6 +20,18 @@ from cnnviz_widgets import figures as F
 M = 8  # the sheet's margin: pictures drawn at sheet (x, y) land at PNG pixel (x + M, y + M)
 
 
+@pytest.fixture(scope="module")
+def alex_probe(alexnet_paper):
+    """The seeded AlexNet's numbers as loaded weights (a state dict): these tests measure the layout, which a random
+    network's figures put under a stamp (tests/test_honest_weights.py holds the stamp to its place and text)."""
+    return cv.Probe(cv.load_model("alexnet_paper", weights=alexnet_paper.state_dict()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def vgg_probe(vgg16):
+    return cv.Probe(cv.load_model("vgg16", weights=vgg16.state_dict()), device="cpu")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def exact_pictures():
     """The saved figures hold the kernel's exact pixels; these tests compare them with the pictures the widgets
@@ -434,7 +446,8 @@ def test_embedding_map_saves_its_mosaic_at_the_current_zoom_with_the_selection(t
 
 
 def test_compare_models_saves_both_rows_and_their_top_5(tmp_path, alex_probe, photos):
-    tv = cv.Probe(cv.load_model("alexnet", weights=None, seed=0), device="cpu")
+    seeded = cv.load_model("alexnet", weights=None, seed=0).state_dict()  # as loaded weights: no stamp over the layout
+    tv = cv.Probe(cv.load_model("alexnet", weights=seeded), device="cpu")
     c = cv.CompareModels(tv, alex_probe, photos[:2], depths=3, names=("torchvision", "paper"))
     c.image_index = 1
     texts = svg_texts(c.save(tmp_path / "c.svg"))

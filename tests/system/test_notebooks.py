@@ -14,6 +14,7 @@ def test_there_are_notebooks():
     assert {"00_tour.ipynb", "01_receptive_fields.ipynb", "02_representation_space.ipynb", "03_what_each_layer_keeps.ipynb",
             "04_vgg_vs_alexnet.ipynb", "05_sparsity.ipynb", "06_filters.ipynb", "01_what_a_cnn_layer_keeps.ipynb",
             "02_bring_your_own_model.ipynb", "03_how_a_network_learns.ipynb"} <= names
+    assert "05_sanity_checks.ipynb" in names  # classroom: the sanity checks of Adebayo et al. (issue 28)
 
 
 def run_measuring_peak(path: Path) -> tuple[nbformat.NotebookNode, float]:

@@ -306,10 +306,12 @@ def test_compare_models_defaults_offline(tmp_path, monkeypatch, photos):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     import torchvision
 
-    monkeypatch.setattr(torchvision.models.VGG16_Weights.IMAGENET1K_V1.__class__, "get_state_dict",
-                        lambda self, *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    for weights in (torchvision.models.VGG16_Weights, torchvision.models.AlexNet_Weights):
+        monkeypatch.setattr(weights, "get_state_dict", lambda self, *a, **k: (_ for _ in ()).throw(OSError("offline")))
     c = cv.CompareModels(images=photos[:1], depths=3)
-    assert c.error == "" and c.model_names == ["VGG16", "AlexNet (paper)"] and "random weights" in c.note
+    # Figure 5 compares trained networks: torchvision's AlexNet (published weights), not the paper's variant (none)
+    assert c.error == "" and c.model_names == ["VGG16", "AlexNet"]
+    assert c.note.startswith("random weights: VGG16 (vgg16, seed 0), AlexNet (alexnet, seed 0), not trained")
 
 
 def test_widgets_report_progress_through_their_trait(alex_probe, photos):
