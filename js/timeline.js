@@ -2,7 +2,7 @@
 // TrainingTimeline: a step slider (and play) over a network's checkpoints. At the step: the input, the first
 // layer's filters, the top-5, each layer's fraction of zeros, every layer's reconstruction in a strip, and the
 // recorded metrics with the step marked; or two steps side by side in CompareModels' layout.
-import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, textScale } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -79,6 +79,7 @@ export default {
   render({ model, el }) {
     const root = cnnvizRoot(el, "Training timeline");
     const { error, busy } = statusParts(model, root);
+    textScale(model, root);
     const picker = h("select", { "aria-label": "Image" });
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Step", class: "cnnviz-step-slider" });
     const stepLabel = h("strong", { "aria-live": "polite", class: "cnnviz-step-label" });

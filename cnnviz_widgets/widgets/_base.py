@@ -59,6 +59,15 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     busy = traitlets.Bool(False).tag(sync=True)
     progress = traitlets.Float(0.0).tag(sync=True)  # 0..1 while busy
     notice = traitlets.Unicode("").tag(sync=True)  # a calm status line, e.g. "stopped"
+    # every text of the widget, scaled: 1 is the theme's UI size, 1.5 reads on a projector (widget.text_scale = 1.5)
+    text_scale = traitlets.Float(1.0).tag(sync=True)
+
+    @traitlets.validate("text_scale")
+    def _text_scale(self, proposal: dict) -> float:
+        v = proposal["value"]
+        if not 0.5 <= v <= 3:
+            raise traitlets.TraitError(f"text_scale must be between 0.5 and 3 (1 is the theme's size), got {v}")
+        return v
 
     def __init__(self, **kwargs: Any) -> None:
         self._jobs: dict[int, Job] = {}
