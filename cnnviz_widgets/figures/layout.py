@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import CnnvizError, short_repr
 from .sheet import Sheet, _figure_class
-from .style import CHAR_WIDTH, DPI, LEGEND_CHARS, MARK_COLOR, PLOT_WIDTH, SERIES_COLORS, SOFT_COLOR, TEXT_COLOR
+from .style import (CHAR_WIDTH, DPI, FIGURE_MIN_PT, LEGEND_CHARS, MARK_COLOR, PLOT_WIDTH, SERIES_COLORS, SERIES_LINESTYLES,
+                    SERIES_TEXT, SOFT_COLOR, TEXT_COLOR, series_hollow)
 from .text import fitting_px, middle_cut, predictions_text, printable, title_lines, wrapped
 
 
@@ -188,28 +189,32 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
         names = list(values)
         at = dict(zip(names, depths(names)))
         kinds = getattr(values, "kinds", {}) or {}
-        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        color, text = SERIES_COLORS[i % len(SERIES_COLORS)], SERIES_TEXT[i % len(SERIES_TEXT)]
+        # told apart by luminance, dashes and (every second series) hollow markers, not by hue alone
+        dash, face = SERIES_LINESTYLES[i % len(SERIES_LINESTYLES)], "white" if series_hollow(i) else color
         shown = [n for n in names if values[n] == values[n]]  # a layer with no units (NaN) keeps its place, no point
-        ax.plot([at[n] for n in shown], [float(values[n]) for n in shown], color=color, label=str(label), lw=1.5)
+        ax.plot([at[n] for n in shown], [float(values[n]) for n in shown], color=color, label=str(label), lw=1.8, ls=dash,
+                marker="o", markersize=6, markerfacecolor=face, markevery=[])  # the legend's swatch: its dash and marker
         for kind, marker in (("conv", "o"), ("pool", "s"), ("fc", "D")):
             pts = [n for n in shown if kinds.get(n, "conv") == kind]
             if pts:
                 ax.plot([at[n] for n in pts], [float(values[n]) for n in pts], ls="none", marker=marker, color=color,
-                        markersize=5)
+                        markersize=6, markerfacecolor=face, markeredgewidth=1.5)
         if i < 2:
             ticks = thinned(names, PLOT_WIDTH)
             axis = ax if i == 0 else ax.secondary_xaxis("top")
             axis.set_xticks([at[n] for n in ticks], [middle_cut(printable(t), lambda t: len(t) <= 24) for t in ticks],
-                            color=color, fontsize=8, parse_math=False)
-            axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=color, fontsize=9)
+                            color=text, fontsize=FIGURE_MIN_PT, parse_math=False)
+            axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=text, fontsize=FIGURE_MIN_PT + 1)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("sparsity")
-    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ax.set_ylabel("sparsity", fontsize=FIGURE_MIN_PT + 1)
+    ax.tick_params(axis="y", labelsize=FIGURE_MIN_PT)
+    ax.legend(loc="upper left", fontsize=FIGURE_MIN_PT, frameon=False)
     ax.spines[["right"] + ([] if has_top else ["top"])].set_visible(False)
     fig.text(0.01, 0.98, middle_cut(printable(title), lambda t: len(t) <= 110), ha="left", va="top", fontsize=11,
              fontweight="bold", color=TEXT_COLOR, parse_math=False)
-    fig.text(0.01, 0.02, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color=SOFT_COLOR)
+    fig.text(0.01, 0.02, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=FIGURE_MIN_PT, color=SOFT_COLOR)
     return fig
 
 
@@ -259,8 +264,8 @@ def metrics_figure(steps: Sequence[int], metrics: Mapping[str, Sequence[Any]], m
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=SERIES_COLORS[0], lw=1.5)
         if marked is not None:
             ax.axvline(marked, color=MARK_COLOR, lw=2)
-        ax.set_title(str(name), fontsize=10)
-        ax.set_xlabel("step", fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.set_title(str(name), fontsize=FIGURE_MIN_PT + 1)
+        ax.set_xlabel("step", fontsize=FIGURE_MIN_PT)
+        ax.tick_params(labelsize=FIGURE_MIN_PT)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.78, wspace=0.35)
     return fig
