@@ -26,7 +26,7 @@ export default {
     const { select: picker, control: pickerControl } = imagePicker(model, () => markStale());
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Layer" });
     const layerLabel = h("strong");  // the slider's aria-valuetext names the layer: not announced twice
-    const inputImg = h("img", { alt: "input image" });
+    const inputImg = h("img", { alt: "input image", class: "cnnviz-input" });
     const fieldMark = h("div", { class: "cnnviz-mark cnnviz-field", title: "the clicked unit's receptive field: the input it sees" });
     const inputCaption = h("span", { text: "input" });
     // the class evidence map (Grad-CAM) of the top-1 or the class picked in the top-5, over the input
@@ -43,7 +43,7 @@ export default {
     // the keyboard's way to a unit: the big picture's frame takes focus, the arrow keys move a cursor over the
     // layer's map (one unit a press), Enter or Space reconstructs the strongest filter there (as a click does)
     const cursor = h("div", { class: "cnnviz-cursor", "aria-hidden": "true" });
-    const cursorSaid = h("span", { class: "cnnviz-sr", "aria-live": "polite" });
+    const cursorSaid = h("div", { class: "cnnviz-sr", "aria-live": "polite" });
     const unitPick = h("div", { class: "cnnviz-frame cnnviz-unitpick", tabindex: "0", role: "application",
       "aria-roledescription": "unit picker" }, [bigImg, cursor, cursorSaid]);
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });

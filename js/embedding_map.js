@@ -25,7 +25,7 @@ export default {
     const band = h("div", { class: "cnnviz-band" });
     const mark = h("div", { class: "cnnviz-mark" });
     const cursor = h("div", { class: "cnnviz-cursor", "aria-hidden": "true" });
-    const cursorSaid = h("span", { class: "cnnviz-sr", "aria-live": "polite" });
+    const cursorSaid = h("div", { class: "cnnviz-sr", "aria-live": "polite" });
     const sheet = h("div", { class: "cnnviz-sheet cnnviz-unitpick", tabindex: "0", role: "application", "aria-roledescription": "patch map",
       "aria-label": "the map of patches: arrow keys move a cursor over its cells, Enter selects the patch, + zooms in around the cursor, - zooms out" },
     [mosaic, band, mark, cursor, cursorSaid]);

@@ -35,7 +35,7 @@ def test_explorer_unit_chosen_by_keyboard(browser, alex_probe, photos, tmp_path)
         root = page.locator(".cnnviz").first
         assert root.get_attribute("data-shown-layer") == layer  # the arrows moved the cursor, not the layer
         assert root.get_attribute("data-cursor") == f"{h // 2 + 1},{w // 2 + 2}"
-        assert page.locator(".cnnviz-unitpick .cnnviz-sr").inner_text() == f"row {h // 2 + 1}, column {w // 2 + 2}"
+        assert page.locator(".cnnviz-unitpick div.cnnviz-sr").inner_text() == f"row {h // 2 + 1}, column {w // 2 + 2}"
         page.screenshot(path=str(ARTIFACTS / "keyboard_explorer_cursor.png"))
         page.keyboard.press("Enter")
         sent, _ = relay(page, explorer)
