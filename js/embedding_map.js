@@ -139,7 +139,7 @@ export default {
                                     width: `${(100 / g).toFixed(3)}%`, height: `${(100 / g).toFixed(3)}%` });
       root.dataset.cursor = `${cur.row},${cur.col}`;
     }
-    sheet.addEventListener("focus", () => { const m = markedCell(); if (m && !sheet.dataset.visited) cur = { row: m[0], col: m[1] }; sheet.dataset.visited = "1"; placeCursor(); });
+    sheet.addEventListener("focus", () => { const m = markedCell(); if (m && !sheet.dataset.visited) cur = { row: m[0], col: m[1] }; sheet.dataset.visited = "1"; placeCursor(); showHover(cur.row, cur.col); });
     sheet.addEventListener("keydown", (ev) => {
       const g = model.get("grid");
       const move = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[ev.key];

@@ -2,7 +2,7 @@
 // TrainingTimeline: a step slider (and play) over a network's checkpoints. At the step: the input, the first
 // layer's filters, the top-5, each layer's fraction of zeros, every layer's reconstruction in a strip, and the
 // recorded metrics with the step marked; or two steps side by side in CompareModels' layout.
-import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, textScale } from "./_shared.js";
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, textScale, imagePicker } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -80,7 +80,7 @@ export default {
     const root = cnnvizRoot(el, "Training timeline");
     const { error, busy } = statusParts(model, root);
     textScale(model, root);
-    const picker = h("select", { "aria-label": "Image" });
+    const { select: picker, control: pickerControl } = imagePicker(model, () => markStale());
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Step", class: "cnnviz-step-slider" });
     const stepLabel = h("strong", { "aria-live": "polite", class: "cnnviz-step-label" });
     const play = h("button", { class: "cnnviz-play", title: "Play the training, step by step", "aria-label": "Play" });
@@ -107,7 +107,7 @@ export default {
     const compareView = h("div", { class: "cnnviz-compare-view" }, [
       h("div", { class: "cnnviz-row" }, [h("label", { text: "compare step " }, [pickA]), h("label", { text: " with step " }, [pickB])]), table]);
     root.append(error,
-      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), h("label", { text: "step " }, [slider]),
+      h("div", { class: "cnnviz-row" }, [pickerControl, h("label", { text: "step " }, [slider]),
         stepLabel, play, rule, h("label", { text: "compare two steps " }, [viewBox]), busy]),
       display, charts, stepView, compareView);
     const kernel = kernelWatch(el, root, "This is the saved step's picture; another step, image, rule or comparison "
@@ -128,8 +128,6 @@ export default {
       slider.value = String(model.get("step_index"));
       const i = model.get("step_index");
       stepLabel.textContent = n ? `step ${steps()[i]} (${i + 1} of ${n})` : "no checkpoints";
-      picker.replaceChildren(...(model.get("image_names") || []).map((name, j) => h("option", { value: String(j), text: name })));
-      picker.value = String(model.get("image_index"));
       const options = () => steps().map((s, j) => h("option", { value: String(j), text: `step ${s}` }));
       pickA.replaceChildren(...options());
       pickB.replaceChildren(...options());
@@ -243,7 +241,6 @@ export default {
       root.dataset.playing = "1";
     });
     slider.addEventListener("input", () => { stopPlaying(); goTo(Number(slider.value)); });
-    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     viewBox.addEventListener("change", () => { model.set("view", viewBox.checked ? "compare" : "step"); model.save_changes(); renderControls(); });
     for (const pick of [pickA, pickB]) {
       pick.addEventListener("change", () => {
