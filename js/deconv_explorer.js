@@ -25,7 +25,7 @@ export default {
     textScale(model, root);
     const { select: picker, control: pickerControl } = imagePicker(model, () => markStale());
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Layer" });
-    const layerLabel = h("strong");  // the slider's aria-valuetext names the layer: not announced twice
+    const layerLabel = h("strong", { class: "cnnviz-layer-name" });  // the slider's aria-valuetext names the layer: not announced twice
     const inputImg = h("img", { alt: "input image", class: "cnnviz-input" });
     const fieldMark = h("div", { class: "cnnviz-mark cnnviz-field", title: "the clicked unit's receptive field: the input it sees" });
     const inputCaption = h("span", { text: "input" });
