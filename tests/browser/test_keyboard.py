@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pages import browser, needs_chromium, open_widget, relay, tab_to  # noqa: F401 - browser is a fixture
+import pytest
+from pages import browser, needs_chromium, open_widget, relay, tab_to, widgets  # noqa: F401 - fixtures
 
 import cnnviz_widgets as cv
 
@@ -168,11 +169,11 @@ def test_progress_is_announced_at_start_and_end_only(browser, alex_probe, photos
         page.close()
 
 
-def test_text_scale_scales_every_text(browser, alex_probe, photos, tmp_path):
+@pytest.mark.parametrize("name", ["explorer", "filter_grid", "embedding_map", "compare", "rf_table"])
+def test_text_scale_scales_every_text(browser, widgets, tmp_path, name):
     """``text_scale`` (a projector: 1.5) scales the widget's texts; none is under 12 px at the default."""
-    explorer = cv.DeconvExplorer(alex_probe, photos[:2])
-    page = open_widget(browser, tmp_path, explorer, "scale_explorer", "light")
-    sizes = """() => [...document.querySelectorAll('.cnnviz *')].filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
+    page = open_widget(browser, tmp_path, widgets[name], f"scale_{name}", "light")
+    sizes = """() => [...document.querySelectorAll('.cnnviz *, .cnnviz-rf *')].filter(e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
         && e.getClientRects().length && !e.closest('.cnnviz-sr')).map(e => parseFloat(getComputedStyle(e).fontSize))"""
     try:
         at1 = page.evaluate(sizes)
@@ -180,6 +181,6 @@ def test_text_scale_scales_every_text(browser, alex_probe, photos, tmp_path):
         page.evaluate("() => model.set('text_scale', 1.5)")
         at15 = page.evaluate(sizes)
         assert min(at15) >= 18 and len(at15) == len(at1)
-        page.screenshot(path=str(ARTIFACTS / "text_scale_1.5_explorer.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / f"text_scale_1.5_{name}.png"), full_page=True)
     finally:
         page.close()
