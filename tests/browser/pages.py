@@ -115,9 +115,10 @@ def write_bare_page(folder: Path, name: str, widget: Any, head: str = "", offlin
 
 
 @pytest.fixture(scope="module")
-def widgets(alex_probe, photos):
+def widgets(alex_probe, photos, tmp_path_factory):
     """Each widget in a state that shows its texts: a unit and predictions, a selected filter, a selected
-    patch, two networks, a table with its current row, and a message."""
+    patch, two networks, a table with its current row, a message, and a training timeline of a tiny network's
+    four checkpoints with their metrics."""
     explorer = cv.DeconvExplorer(alex_probe, photos[:2])
     explorer.show_unit("c3", (0, 5, 5))
     grid = cv.FilterGrid(alex_probe, photos[:3], layer="c2", k=4, page_size=8)
@@ -131,8 +132,21 @@ def widgets(alex_probe, photos):
     failed.error = "A message: the unit could not be reconstructed."
     for w in (explorer, grid, emap, compare, table):
         assert not w.error, w.error
+    import torch
+    from conftest import TinyNet
+
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    recorder = cv.CheckpointRecorder(model, folder=tmp_path_factory.mktemp("checkpoints"))
+    for step in range(4):
+        recorder.snapshot(step * 50, loss=2.0 - step * 0.5, accuracy=0.1 + step * 0.25)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.2 * torch.randn_like(p))
+    timeline = cv.TrainingTimeline(recorder.checkpoints(device="cpu", input_size=32), photos[:1])
+    assert not timeline.error, timeline.error
     return {"explorer": explorer, "filter_grid": grid, "embedding_map": emap, "compare": compare,
-            "rf_table": table, "message": failed}
+            "rf_table": table, "message": failed, "timeline": timeline}
 
 
 def open_widget(browser, tmp_path, widget, name: str, scheme: str, head: str = "", offline: bool = False):

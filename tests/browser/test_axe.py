@@ -15,7 +15,7 @@ pytestmark = needs_chromium
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("name", ["explorer", "filter_grid", "embedding_map", "compare", "rf_table", "message"])
+@pytest.mark.parametrize("name", ["explorer", "filter_grid", "embedding_map", "compare", "rf_table", "message", "timeline"])
 def test_no_serious_or_critical_violation(browser, widgets, tmp_path, name, scheme):
     page = open_widget(browser, tmp_path, widgets[name], f"axe_{name}", scheme)
     try:
