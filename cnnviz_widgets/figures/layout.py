@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import CnnvizError, short_repr
 from .sheet import Sheet, _figure_class
-from .style import (CHAR_WIDTH, DPI, FIGURE_MIN_PT, LEGEND_CHARS, MARK_COLOR, PLOT_WIDTH, SERIES_COLORS, SERIES_LINESTYLES,
+from .style import (CHAR_WIDTH, DPI, FIGURE_MIN_PT, SHEET_MIN_PX, LEGEND_CHARS, MARK_COLOR, PLOT_WIDTH, SERIES_COLORS, SERIES_LINESTYLES,
                     SERIES_TEXT, SOFT_COLOR, TEXT_COLOR, series_hollow)
 from .text import fitting_px, middle_cut, predictions_text, printable, title_lines, wrapped
 
@@ -94,11 +94,11 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
                 sheet.frame(x, y, size, size)
             text = captions[r][c] if has_captions and c < len(captions[r]) else ""
             if text:
-                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, 7), color=SOFT_COLOR,
+                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, SHEET_MIN_PX), color=SOFT_COLOR,
                            width=size)
         if row_labels is not None:
             label = str(row_labels[r])
-            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90,
+            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, SHEET_MIN_PX), ha="left", va="center", rotation=90,
                        width=size)
         y += size + gap + (caption_h if has_captions else 0)
     return sheet
@@ -119,13 +119,13 @@ def column_titles(sheet: Sheet, labels: Sequence[tuple[str, str]], centres: Sequ
                   width: float, height: float | None = None) -> float:
     """Two-part titles over columns ``width`` px wide centred at ``centres``: each layer's name (bold; wrapped or
     shortened by :func:`title_lines`, never into its neighbour, the full name kept for hovering) and its second line
-    (the receptive field: smaller, down to 6 px). ``height``: the room to take (at least :func:`titles_height`).
+    (the receptive field: smaller, down to SHEET_MIN_PX). ``height``: the room to take (at least :func:`titles_height`).
     Returns the y below them, the same for every column."""
     fitted = [title_lines(name, width) for name, _ in labels]
     name_h = (height - 20) if height is not None else _name_height(labels, width)
     for (name, second), (text, p), cx in zip(labels, fitted, centres):
         sheet.text(text, cx, y, px=p, bold=True, full=name, width=width)
-        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, 6), color=SOFT_COLOR, full=second,
+        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, SHEET_MIN_PX), color=SOFT_COLOR, full=second,
                    width=width)
     return y + name_h + 20
 
@@ -151,7 +151,7 @@ def compare_sheet(input_picture: np.ndarray, model_names: Sequence[str], columns
         column_titles(sheet, list(cols), [x0 + c * (size + gap) + size / 2 for c in range(len(cols))], ry, size, head)
         for c, picture in enumerate(row):
             sheet.picture(picture, x0 + c * (size + gap), ry + head, size)
-        sheet.text(str(name), x0 - gap, ry + head + size / 2, px=fitting_px(str(name), size, 12, 6), ha="right",
+        sheet.text(str(name), x0 - gap, ry + head + size / 2, px=fitting_px(str(name), size, 12, SHEET_MIN_PX), ha="right",
                    va="center", rotation=90, width=size)
         px_ = x0 + len(row) * (size + gap) + gap
         sheet.text(f"{name}: top-5", px_, ry + head, px=12, ha="left", bold=True)
@@ -172,7 +172,7 @@ def filters_sheet(layer: str, rf: Any, tiles: Sequence[tuple[int, np.ndarray]], 
         r, k = divmod(n, max(1, columns))
         h, w = tile.shape[:2]
         x, ty = k * (w + gap), y + r * (h + 16 + gap)
-        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, 6), color=SOFT_COLOR, width=w)
+        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, SHEET_MIN_PX), color=SOFT_COLOR, width=w)
         sheet.picture(tile, x, ty + 16)
     return sheet
 

@@ -28,6 +28,8 @@ def series_hollow(i: int) -> bool:
     return i % 2 == 1
 
 
+SHEET_MIN_PX = 8  # the smallest a sheet's text shrinks to fit its column (was 6-7 px); what does not fit is cut "…"
+
 FIGURE_MIN_PT = 10  # the smallest text a matplotlib chart figure writes (ticks, keys): 8 pt did not read on a projector
 
 FORMATS = (".png", ".svg", ".pdf")
