@@ -161,8 +161,13 @@ export default {
       const fields = model.get("fields") || [];
       const drawn = model.get("drawn") || [];
       const captions = model.get("captions") || [];
+      // alt texts name the photo, the step, the layer and the rule
+      const photo = (model.get("image_names") || [])[model.get("shown_image")] ?? `image ${model.get("shown_image")}`;
+      const at = `step ${steps()[model.get("shown_step")] ?? "?"}`;
+      inputImg.alt = `input: ${photo}, as the network sees it`;
+      filtersImg.alt = `the first-layer filters (${model.get("filters_layer")}) at ${at}`;
       strip.replaceChildren(...(model.get("recs") || []).map((png, j) => {
-        const img = blobImage({ alt: `${names[j]} at this step` });
+        const img = blobImage({ alt: `${drawn[j] || model.get("shown_rule") || model.get("rule")} reconstruction of ${photo} at layer ${names[j]}, ${at}` });
         img.setPNG(png);
         imgs.push(img);
         const title = [names[j], fields[j], drawn[j] ? `drawn by ${drawn[j]}` : "", captions[j]].filter(Boolean).join("; ");
@@ -177,7 +182,8 @@ export default {
       compareImgs.forEach((i) => i.release());
       compareImgs = [];
       table.replaceChildren();
-      const input = blobImage({ alt: "input" });
+      const photo = (model.get("image_names") || [])[model.get("image_index")] ?? `image ${model.get("image_index")}`;
+      const input = blobImage({ alt: `input: ${photo}, as the network sees it` });
       input.setPNG(model.get("compare_input_png"));
       compareImgs.push(input);
       const shown = model.get("compare_shown") || [];
@@ -186,10 +192,10 @@ export default {
         const name = `step ${steps()[shown[m]]}`;
         const cells = [h("div", { class: "cnnviz-figure" }, m === 0 ? [input, h("span", { text: "input" })] : [h("div", { style: "width:114px" })])];
         row.forEach((png, j) => {
-          const img = blobImage({ alt: `${name} ${cols[j]}` });
+          const drawn = ((model.get("compare_drawn") || [])[m] || [])[j] || "";
+          const img = blobImage({ alt: `${name}, layer ${cols[j]}: ${drawn || model.get("rule")} reconstruction of ${photo}` });
           img.setPNG(png);
           compareImgs.push(img);
-          const drawn = ((model.get("compare_drawn") || [])[m] || [])[j] || "";
           cells.push(h("div", { class: "cnnviz-figure", title: drawn ? `drawn by ${drawn}` : "" },
                        [img, h("span", { text: cols[j] }), ...(drawn ? [h("span", { class: "cnnviz-note", text: drawn })] : [])]));
         });
