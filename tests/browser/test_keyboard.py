@@ -184,3 +184,24 @@ def test_text_scale_scales_every_text(browser, widgets, tmp_path, name):
         page.screenshot(path=str(ARTIFACTS / f"text_scale_1.5_{name}.png"), full_page=True)
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("name, must", [
+    ("explorer", ["reconstruction of astronaut at layer c4", "input: astronaut"]),
+    ("compare", ["AlexNetPaper, layer c1:", "reconstruction of astronaut", "input: astronaut"]),
+    ("timeline", ["reconstruction of astronaut at layer c1, step 150", "input: astronaut", "filters (c1) at step 150"]),
+    ("filter_grid", ["of c2, each shown by its top patches", "filter "]),
+])
+def test_alt_texts_name_photo_layer_and_rule(browser, widgets, tmp_path, name, must):
+    """A screen reader hears what each picture is: the photo, the layer (and step), the rule that drew it."""
+    page = open_widget(browser, tmp_path, widgets[name], f"alt_{name}", "light")
+    try:
+        alts = page.evaluate("() => [...document.querySelectorAll('.cnnviz img')].map(i => i.alt)")
+        for text in must:
+            assert any(text in a for a in alts), (text, alts)
+        assert not any(a in ("input", "input image", "reconstruction of the selected layer") for a in alts), alts
+        rules = {"deconvnet", "guided", "gradient"}
+        if name != "filter_grid":
+            assert any(r in a for a in alts for r in rules), alts
+    finally:
+        page.close()
