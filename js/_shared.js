@@ -3,7 +3,7 @@
 // module from a Blob URL, where a relative import cannot resolve, so Python joins this file and the widget's
 // into one module (widgets/_base.py: esm). Text that came from data is only ever set with textContent.
 
-/** @typedef {{ error: string, busy: boolean, progress: number, notice: string, note: string }} StatusTraits  every widget's (widgets/_base.py); note: e.g. that the weights are random */
+/** @typedef {{ error: string, busy: boolean, progress: number, notice: string, note: string, text_scale: number }} StatusTraits  every widget's (widgets/_base.py); note: e.g. that the weights are random */
 /** @typedef {{ rule: string, rule_options: [string, string][], display: string }} RuleTraits  a widget showing reconstructions */
 /**
  * @typedef {{ layer?: string, unit?: [number, number, number], activation?: number, field?: number[],
@@ -77,6 +77,42 @@ export function cnnvizRoot(el, label) {
   return root;
 }
 
+// Text size: the synced ``text_scale`` (1 = the theme's UI size; 1.5 for a projector) scales every text of the
+// widget through the CSS variable --cv-scale, which cnnviz.css multiplies into each font size.
+/** @param {import("@anywidget/types").AnyModel<any>} model  @param {HTMLElement} root */
+export function textScale(model, root) {
+  const render = () => {
+    const s = Number(model.get("text_scale")) || 1;
+    root.style.setProperty("--cv-scale", String(s));
+    root.dataset.textScale = String(s);
+  };
+  model.on("change:text_scale", render);
+  render();
+}
+
+let uid = 0;
+/** an id unique in the page (aria-activedescendant, aria-describedby)  @param {string} what */
+export function uniqueId(what) { uid += 1; return `cnnviz-${what}-${uid}`; }
+
+/**
+ * The image picker: a labelled select of ``image_names`` bound to ``image_index`` (the explorer's and
+ * CompareModels'). ``onPick`` runs after a pick is saved.
+ * @param {import("@anywidget/types").AnyModel<any>} model  @param {() => void} [onPick]
+ * @returns {{ select: HTMLSelectElement, control: HTMLLabelElement, render: () => void }}
+ */
+export function imagePicker(model, onPick) {
+  const select = h("select", { "aria-label": "Image" });
+  const render = () => {
+    select.replaceChildren(...(model.get("image_names") || []).map((/** @type {string} */ n, /** @type {number} */ i) => h("option", { value: String(i), text: n })));
+    select.value = String(model.get("image_index"));
+  };
+  select.addEventListener("change", () => { model.set("image_index", Number(select.value)); model.save_changes(); if (onPick) onPick(); });
+  model.on("change:image_names", render);
+  model.on("change:image_index", render);
+  render();
+  return { select, control: h("label", { text: "image " }, [select]), render };
+}
+
 // the error banner, the busy line with its Stop control, and the notice line every widget shows
 /** @param {import("@anywidget/types").AnyModel<StatusTraits>} model  @param {HTMLElement} root */
 export function statusParts(model, root) {
@@ -84,8 +120,11 @@ export function statusParts(model, root) {
   const label = h("span");
   const stop = h("button", { class: "cnnviz-stop", text: "■ stop", title: "Stop this computation (the previous result stays)",
                              "aria-label": "Stop the computation" });
-  const notice = h("span", { class: "cnnviz-notice", "aria-live": "polite" });
-  const busy = h("span", { class: "cnnviz-busy", "aria-live": "polite" }, [label, stop, notice]);
+  const notice = h("span", { class: "cnnviz-notice" });
+  // what a screen reader hears: the start of a job and its end (or a calm notice), never each progress tick
+  const said = h("span", { class: "cnnviz-sr", role: "status" });
+  const busy = h("span", { class: "cnnviz-busy" }, [label, stop, notice, said]);
+  let wasBusy = false;
   stop.addEventListener("click", () => model.send({ event: "stop" }));
   // a message floating over the widget hides on a click until another message comes
   /** @type {string | null} */
@@ -106,6 +145,11 @@ export function statusParts(model, root) {
     label.textContent = model.get("busy") ? `${model.get("notice") || "working…"} ${Math.round(100 * model.get("progress"))}% ` : "";
     notice.textContent = model.get("busy") ? "" : (model.get("notice") || "");
     root.setAttribute("aria-busy", model.get("busy") ? "true" : "false");
+    const nowBusy = !!model.get("busy");
+    const say = nowBusy && !wasBusy ? `${model.get("notice") || "working"}…` : !nowBusy && wasBusy ? (model.get("notice") || "done")
+      : !nowBusy ? (model.get("notice") || "") : said.textContent;
+    if (say !== said.textContent) said.textContent = say;
+    wasBusy = nowBusy;
   };
   model.on("change:error", () => { dismissed = null; render(); });
   for (const t of ["busy", "progress", "notice"]) model.on(`change:${t}`, render);

@@ -1,7 +1,8 @@
 // @ts-check
 // CompareModels (paper Fig. 5): the input, then each model's reconstructions at matching depths in
 // its own row, with its top-5 predictions.
-import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam } from "./_shared.js";
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam, textScale,
+  imagePicker } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -16,14 +17,15 @@ export default {
   render({ model, el }) {
     const root = cnnvizRoot(el, "Compare two networks");
     const { error, busy } = statusParts(model, root);
-    const picker = h("select", { "aria-label": "Image" });
+    textScale(model, root);
+    const { select: picker, control: pickerControl } = imagePicker(model, () => markStale());
     const note = h("span", { class: "cnnviz-busy" });
     const display = h("div", { class: "cnnviz-note" });
     const table = h("div");
     const rule = ruleControl(model);
     const upload = pictureInput(model, root);
     const camera = webcam(model, root);
-    root.append(error, h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls, camera.controls, rule, busy, note]),
+    root.append(error, h("div", { class: "cnnviz-row" }, [pickerControl, upload.controls, camera.controls, rule, busy, note]),
                 display, table);
     const kernel = kernelWatch(el, root, "These are the saved image's pictures; another image or rule "
       + "needs a running kernel.", [picker, upload.button, camera.button, /** @type {HTMLSelectElement} */ (rule.querySelector("select"))]);
@@ -33,17 +35,20 @@ export default {
       imgs.forEach((i) => i.release());
       imgs = [];
       table.replaceChildren();
-      const input = blobImage({ alt: "input" });
+      // alt texts name the photo, each network's layer and the rule that drew it
+      const photo = (model.get("image_names") || [])[model.get("shown_image")] ?? `image ${model.get("shown_image")}`;
+      const input = blobImage({ alt: `input: ${photo}, as the networks see it` });
       input.setPNG(model.get("input_png"));
       imgs.push(input);
       (model.get("rows") || []).forEach((row, m) => {
         const cells = [h("div", { class: "cnnviz-figure" }, m === 0 ? [input, h("span", { text: "input" })] : [h("div", { style: "width:114px" })])];
         row.forEach((png, j) => {
-          const img = blobImage({ alt: `${model.get("model_names")[m]} ${model.get("columns")[m][j]}` });
-          img.setPNG(png);
-          imgs.push(img);
           // the layer, and the rule that drew it ("guided (auto)") as its title
           const drawn = ((model.get("drawn") || [])[m] || [])[j] || "";
+          const img = blobImage({ alt: `${model.get("model_names")[m]}, layer ${model.get("columns")[m][j]}: ${drawn || model.get("shown_rule") || model.get("rule")} `
+            + `reconstruction of ${photo}` });
+          img.setPNG(png);
+          imgs.push(img);
           cells.push(h("div", { class: "cnnviz-figure", title: drawn ? `drawn by ${drawn}` : "" },
                        [img, h("span", { text: model.get("columns")[m][j] }), ...(drawn ? [h("span", { class: "cnnviz-note", text: drawn })] : [])]));
         });
@@ -57,17 +62,11 @@ export default {
       display.textContent = model.get("display");
       if (imgs.length > 1) root.dataset.ready = "1";
     }
-    function renderPicker() {
-      picker.replaceChildren(...(model.get("image_names") || []).map((n, i) => h("option", { value: String(i), text: n })));
-      picker.value = String(model.get("image_index"));
-    }
     const markStale = () => staleMark(root, [table], () => model.get("shown_image") !== model.get("image_index")
                                                       || model.get("shown_rule") !== model.get("rule"));
-    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     for (const t of ["rows", "input_png", "predictions", "note", "display", "drawn"]) model.on(`change:${t}`, render);
-    for (const t of ["image_names", "image_index"]) model.on(`change:${t}`, renderPicker);
     for (const t of ["image_index", "shown_image", "rule", "shown_rule"]) model.on(`change:${t}`, markStale);
-    renderPicker(); render(); markStale();
+    render(); markStale();
     return () => { imgs.forEach((i) => i.release()); kernel.dispose(); camera.dispose(); };
   },
 };

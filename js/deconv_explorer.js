@@ -2,7 +2,8 @@
 // DeconvExplorer: input image, a strip of per-layer reconstructions, a layer slider, a rule selector.
 // All reconstructions arrive once as picture buffers: moving the slider only
 // swaps object URLs that already exist, with no kernel round-trip.
-import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam } from "./_shared.js";
+import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, pictureInput, webcam,
+  textScale, uniqueId, imagePicker } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -21,10 +22,11 @@ export default {
   render({ model, el }) {
     const root = cnnvizRoot(el, "Deconvnet explorer");
     const { error, busy } = statusParts(model, root);
-    const picker = h("select", { "aria-label": "Image" });
+    textScale(model, root);
+    const { select: picker, control: pickerControl } = imagePicker(model, () => markStale());
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Layer" });
-    const layerLabel = h("strong", { "aria-live": "polite" });
-    const inputImg = h("img", { alt: "input image" });
+    const layerLabel = h("strong", { class: "cnnviz-layer-name" });  // the slider's aria-valuetext names the layer: not announced twice
+    const inputImg = h("img", { alt: "input image", class: "cnnviz-input" });
     const fieldMark = h("div", { class: "cnnviz-mark cnnviz-field", title: "the clicked unit's receptive field: the input it sees" });
     const inputCaption = h("span", { text: "input" });
     // the class evidence map (Grad-CAM) of the top-1 or the class picked in the top-5, over the input
@@ -38,6 +40,12 @@ export default {
     const mapBar = h("div", { class: "cnnviz-mapbar", title: "Grad-CAM: where the network finds the class (a top-5 click picks the class)" },
       [h("label", { text: "class map" }, [showMap]), mapControls]);
     const bigImg = h("img", { class: "cnnviz-big", alt: "reconstruction of the selected layer" });
+    // the keyboard's way to a unit: the big picture's frame takes focus, the arrow keys move a cursor over the
+    // layer's map (one unit a press), Enter or Space reconstructs the strongest filter there (as a click does)
+    const cursor = h("div", { class: "cnnviz-cursor", "aria-hidden": "true" });
+    const cursorSaid = h("div", { class: "cnnviz-sr", "aria-live": "polite" });
+    const unitPick = h("div", { class: "cnnviz-frame cnnviz-unitpick", tabindex: "0", role: "application",
+      "aria-roledescription": "unit picker" }, [bigImg, cursor, cursorSaid]);
     const unitImg = h("img", { alt: "reconstruction of the clicked unit" });
     const bigCaption = h("span");
     const unitCaption = h("span", { text: "click the reconstruction to see one unit" });
@@ -45,20 +53,21 @@ export default {
     const preds = h("ol", { class: "cnnviz-preds", "aria-label": "Top-5 predictions" });
     const predsHint = h("div", { class: "cnnviz-note" });
     const predsBox = h("div", { class: "cnnviz-predbox" }, [h("strong", { text: "top-5 predictions" }), predsHint, preds]);
-    const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers" });
-    const note = h("div", { class: "cnnviz-note", "aria-live": "polite" });
+    // the strip is one tab stop: the arrow keys move through its options (aria-activedescendant names the one on screen)
+    const strip = h("div", { class: "cnnviz-strip", role: "listbox", "aria-label": "All layers", tabindex: "0" });
+    const note = h("div", { class: "cnnviz-note" });  // not live: it would be re-read at every layer step
     const rule = ruleControl(model);
     const upload = pictureInput(model, root);
     const camera = webcam(model, root, { live: true, side: () => model.get("input_size") || 224 });
     root.append(
       error,
-      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), upload.controls, camera.controls,
+      h("div", { class: "cnnviz-row" }, [pickerControl, upload.controls, camera.controls,
         h("label", { text: "layer " }, [slider]), layerLabel, rule, h("label", { text: "one filter " }, [filterBox]), busy]),
       note,
       h("div", { class: "cnnviz-main" }, [
         h("div", { class: "cnnviz-figure" }, [h("div", { class: "cnnviz-frame" }, [inputImg, mapImg, fieldMark]), inputCaption,
           mapBar, mapCaption]),
-        h("div", { class: "cnnviz-figure" }, [bigImg, bigCaption]),
+        h("div", { class: "cnnviz-figure" }, [unitPick, bigCaption]),
         h("div", { class: "cnnviz-figure" }, [unitImg, unitCaption]),
         predsBox,
       ]),
@@ -80,6 +89,7 @@ export default {
     let unitURL = "";
     /** @type {HTMLDivElement[]} */
     let thumbs = [];
+    const stripId = uniqueId("layer");
 
     const names = () => model.get("layer_names") || [];
     // module paths ("layer3.0.conv1") keep their informative end under a thumbnail; the full name is its title
@@ -118,11 +128,25 @@ export default {
       const by = drawn ? ` · ${drawn}` : "";
       const newRule = model.get("shown_rule") !== model.get("rule") ? `the ${model.get("rule")} rule for ` : "";
       const arriving = urls.length > 0 && !urls[i];  // the layer on screen came first; this one is on its way
+      renderAlts();
       if (!root.dataset.live) bigCaption.textContent = !s ? (arriving ? `${layer}: arriving…${by}` : `${layer}${by}`)
         : model.get("busy") || !model.get("error") ? `computing ${newRule}${photo(model.get("image_index"))}…`
         : `${layer}, still of ${photo(model.get("shown_image"))}${newRule ? ` by the ${model.get("shown_rule")} rule` : ""}`;
       renderNote();
     };
+    // alt texts name the photo, the layer and the rule (a screen reader hears what is shown, not "the selected layer")
+    function renderAlts() {
+      const i = Number(slider.value), name = names()[i] || "";
+      const shown = photo(model.get("shown_image"));
+      const by = ((model.get("drawn") || [])[i] || model.get("shown_rule") || model.get("rule") || "").replace(/ \(auto\)$/, " (auto rule)");
+      inputImg.alt = `input: ${shown}, as the network sees it`;
+      bigImg.alt = `${by} reconstruction of ${shown} at ${layerWord(name)}`;
+      const g = (model.get("grid") || [])[i] || [];
+      unitPick.setAttribute("aria-label", `${layerWord(name)}, ${g.length ? `a ${g[0]}×${g[1]} map: ` : ""}arrow keys move a cursor over its units, `
+        + `Enter reconstructs the strongest filter there`);
+      const sel = model.get("selected") || {};
+      unitImg.alt = sel.layer ? `${model.get("rule")} reconstruction of ${unitCaption.textContent} in ${shown}` : "no unit chosen yet";
+    }
     // one line under the controls: the display used, and why a deconvnet without switches looks alike for every image
     function renderNote() {
       const i = Number(slider.value);
@@ -153,6 +177,9 @@ export default {
       // a layer whose picture is still on its way (the one on screen comes first) is an empty tile meanwhile
       if (!root.dataset.live && (urls[i] || urls.length)) { bigImg.src = urls[i] || EMPTY_IMAGE; bigImg.classList.toggle("cnnviz-empty", !urls[i]); }
       thumbs.forEach((t, j) => { t.classList.toggle("active", j === i); t.setAttribute("aria-selected", String(j === i)); });
+      if (thumbs[i]) strip.setAttribute("aria-activedescendant", thumbs[i].id);
+      slider.setAttribute("aria-valuetext", layerWord(n[i]));
+      placeCursor();
       keepInView(thumbs[i]);
       root.dataset.shownLayer = n[i];
       if (sync && model.get("layer") !== n[i]) { model.set("layer", n[i]); model.save_changes(); }
@@ -170,8 +197,9 @@ export default {
         .then(() => { if (whole && render === renders) root.dataset.decoded = "1"; });
       strip.replaceChildren();
       thumbs = names().map((name, i) => {
-        const img = h("img", { src: urls[i] || EMPTY_IMAGE, alt: name, class: urls[i] ? "" : "cnnviz-empty" });
-        const t = h("div", { class: "cnnviz-thumb", role: "option", title: name }, [img, h("span", { text: shortName(name) })]);
+        const img = h("img", { src: urls[i] || EMPTY_IMAGE, alt: "", class: urls[i] ? "" : "cnnviz-empty" });
+        const t = h("div", { class: "cnnviz-thumb", role: "option", title: name, id: `${stripId}-${i}`, "aria-label": layerWord(name) },
+                    [img, h("span", { text: shortName(name), "aria-hidden": "true" })]);
         t.addEventListener("click", () => showLayer(i, true));
         strip.appendChild(t);
         return t;
@@ -188,10 +216,6 @@ export default {
       inputURL = pngURL(model.get("input_png"));
       inputImg.src = inputURL || EMPTY_IMAGE;
     }
-    function renderPicker() {
-      picker.replaceChildren(...(model.get("image_names") || []).map((n, i) => h("option", { value: String(i), text: n })));
-      picker.value = String(model.get("image_index"));
-    }
     function renderUnit() {
       if (unitURL) URL.revokeObjectURL(unitURL);
       unitURL = pngURL(model.get("unit_png"));
@@ -205,6 +229,9 @@ export default {
         : kernel.live() ? "click the reconstruction to see one unit" : "one unit's reconstruction needs a running kernel";
       preds.querySelectorAll("button").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
       placeField(s);
+      if (s.unit && s.layer) cur = { layer: s.layer, y: s.unit[1], x: s.unit[2] };
+      placeCursor();
+      renderAlts();
       root.dataset.unit = s.unit ? s.unit.join(",") : "";
       root.dataset.selectedClass = s.label !== undefined ? String(s.channel) : "";
       root.dataset.channel = s.channel !== undefined && s.label === undefined ? String(s.channel) : "";
@@ -286,6 +313,39 @@ export default {
       predsBox.style.display = items.length ? "" : "none";
     }
 
+    /** @type {{ layer: string, y: number, x: number }} */
+    let cur = { layer: "", y: 0, x: 0 };
+    // the cursor on the layer on screen: where it was on this layer, else on the chosen unit, else the map's centre
+    function cursorHere() {
+      const i = Number(slider.value), name = names()[i] || "", g = (model.get("grid") || [])[i] || [1, 1];
+      if (cur.layer !== name) cur = { layer: name, y: Math.floor(g[0] / 2), x: Math.floor(g[1] / 2) };
+      cur.y = Math.max(0, Math.min(g[0] - 1, cur.y)); cur.x = Math.max(0, Math.min(g[1] - 1, cur.x));
+      return g;
+    }
+    function placeCursor() {
+      const g = cursorHere();
+      Object.assign(cursor.style, { left: `${(100 * cur.x / g[1]).toFixed(3)}%`, top: `${(100 * cur.y / g[0]).toFixed(3)}%`,
+                                    width: `${(100 / g[1]).toFixed(3)}%`, height: `${(100 / g[0]).toFixed(3)}%` });
+      root.dataset.cursor = `${cur.y},${cur.x}`;
+    }
+    unitPick.addEventListener("keydown", (ev) => {
+      const move = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] }[ev.key];
+      if (move) {
+        cursorHere();
+        cur.y += move[0]; cur.x += move[1];
+        placeCursor();
+        cursorSaid.textContent = `row ${cur.y}, column ${cur.x}`;
+      } else if (ev.key === "Enter" || ev.key === " ") {
+        if (!kernel.live()) { cursorSaid.textContent = "one unit's reconstruction needs a running kernel"; }
+        else { cursorHere(); model.send({ event: "cell", layer: cur.layer, y: cur.y, x: cur.x }); }
+      } else return;
+      ev.preventDefault(); ev.stopPropagation();  // the root's arrow keys turn the layer: not here
+    });
+    unitPick.addEventListener("focus", placeCursor);
+    strip.addEventListener("keydown", (ev) => {
+      if (ev.key === "Home") showLayer(0, true); else if (ev.key === "End") showLayer(names().length - 1, true); else return;
+      ev.preventDefault(); ev.stopPropagation();
+    });
     slider.addEventListener("input", () => showLayer(Number(slider.value), true));
     // Enter asks at once (JupyterLab 4 sent no "change" on Enter here); leaving the box asks too, unless
     // Enter already asked for that very value
@@ -304,9 +364,9 @@ export default {
       if (filterBox.value === askedByEnter) { askedByEnter = null; return; }
       askFilter();
     });
-    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     root.addEventListener("keydown", (ev) => {
-      if (ev.target instanceof HTMLSelectElement || ev.target === filterBox) return;  // their own arrow keys
+      // a select, the filter box and the opacity slider keep their own arrow keys; the layer slider's turn the layer
+      if (ev.target instanceof HTMLSelectElement || (ev.target instanceof HTMLInputElement && ev.target !== slider)) return;
       const i = Number(slider.value);
       if (ev.key === "ArrowRight" || ev.key === "ArrowUp") { showLayer(i + 1, true); ev.preventDefault(); ev.stopPropagation(); }
       if (ev.key === "ArrowLeft" || ev.key === "ArrowDown") { showLayer(i - 1, true); ev.preventDefault(); ev.stopPropagation(); }
@@ -322,9 +382,8 @@ export default {
     model.on("change:recs", renderImages);
     model.on("change:input_png", renderInput);
     model.on("change:layer", () => { const i = names().indexOf(model.get("layer")); if (i >= 0 && String(i) !== slider.value) showLayer(i, false); });
-    model.on("change:image_names", renderPicker);
-    model.on("change:image_index", () => { renderPicker(); markStale(); });
-    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "drawn", "display", "note"]) model.on(`change:${t}`, markStale);
+    model.on("change:image_index", markStale);
+    for (const t of ["shown_image", "shown_rule", "rule", "busy", "error", "captions", "drawn", "display", "grid", "note"]) model.on(`change:${t}`, markStale);
     model.on("change:shown_image", forgetFilter);  // a number typed for the last photo is not this one's
     model.on("change:channels", renderFilterRange);
     model.on("change:unit_png", renderUnit);
@@ -333,7 +392,7 @@ export default {
     for (const t of ["class_map_png", "class_map_for", "map_layer", "show_map", "predictions"]) model.on(`change:${t}`, renderMap);
     model.on("change:map_opacity", renderOpacity);
     model.on("change:live_frame", renderLive);
-    renderPicker(); renderInput(); renderImages(); renderUnit(); renderPreds(); renderMap(); markStale();
+    renderInput(); renderImages(); renderUnit(); renderPreds(); renderMap(); markStale();
     const stripSized = new ResizeObserver(() => keepInView(thumbs[Number(slider.value)]));  // once it has a width
     stripSized.observe(strip);
 

@@ -1,7 +1,7 @@
 // @ts-check
 // FilterGrid: one sprite sheet per page (each tile = one filter's top patches); paging, zoom,
-// click a tile to select its filter; the selected filter's patches and reconstructions below.
-import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, ruleControl, kernelWatch } from "./_shared.js";
+// click a tile (a button: Tab, then Enter or Space) to select its filter; the selected filter's patches and reconstructions below.
+import { PATCH_EDGE_NOTE, h, blobImage, cnnvizRoot, statusParts, staleMark, ruleControl, kernelWatch, textScale } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -17,16 +17,17 @@ export default {
   render({ model, el }) {
     const root = cnnvizRoot(el, "Filters by their top patches");
     const { error, busy } = statusParts(model, root);
-    const title = h("strong", { "aria-live": "polite" });
+    textScale(model, root);
+    const title = h("strong");
     const fieldLabel = h("span", { class: "cnnviz-note" });  // the field the patches are cropped to (effective or not)
     const prev = h("button", { text: "◀", "aria-label": "Previous page" });
     const next = h("button", { text: "▶", "aria-label": "Next page" });
-    const pageLabel = h("span");
+    const pageLabel = h("span", { "aria-live": "polite" });  // said when the page turns (set only when it changes)
     const allFilters = h("button", { text: "all filters", "aria-label": "Show all filters, strongest first" });
     const zoom = h("input", { type: "range", min: "0.5", max: "4", step: "0.25", value: "2", "aria-label": "Zoom" });
     const sheetImg = blobImage({ alt: "filters of the layer, each shown by its top patches" });
     const mark = h("div", { class: "cnnviz-mark" });
-    const numbers = h("div", { class: "cnnviz-numbers" });  // each tile's filter number, over its corner
+    const numbers = h("div", { class: "cnnviz-numbers", role: "group", "aria-label": "Filters on this page" });  // the tiles' buttons
     const sheet = h("div", { class: "cnnviz-sheet" }, [sheetImg, numbers, mark]);
     // the sheet scrolls inside the widget when zoomed past its width: the widget never outgrows its cell
     const scroller = h("div", { class: "cnnviz-scroll" }, [sheet]);
@@ -77,26 +78,58 @@ export default {
       const { tile, step, columns } = geometry();
       const at = (/** @type {number} */ i) => ({ left: (i % columns) * step * z, top: Math.floor(i / columns) * step * z });
       const shown = model.get("sheet_filters") || [];
-      numbers.replaceChildren(...shown.map((f, i) => {
-        const p = at(i);
-        return h("span", { class: "cnnviz-tile-no", text: String(f), style: `left:${p.left}px;top:${p.top}px` });
-      }));
       const s = model.get("selected") || {};
+      // the buttons are made again only for other filters, so the one with the keyboard keeps it
+      if (tiles.length !== shown.length || tiles.some((t, i) => t.dataset.filter !== String(shown[i]))) {
+        tiles = shown.map((f, i) => {
+          const b = h("button", { class: "cnnviz-tile", "data-filter": String(f), "aria-label": `filter ${f}` },
+                      [h("span", { class: "cnnviz-tile-no", text: String(f), "aria-hidden": "true" })]);
+          b.addEventListener("click", () => pick(f));
+          b.addEventListener("keydown", (ev) => {  // arrow keys move between tiles (not the page): a grid of buttons
+            const cols = model.get("columns");
+            const to = { ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + cols, ArrowUp: i - cols }[ev.key];
+            if (to === undefined) return;
+            ev.preventDefault(); ev.stopPropagation();
+            if (tiles[to]) tiles[to].focus();
+          });
+          return b;
+        });
+        numbers.replaceChildren(...tiles);
+      }
+      tiles.forEach((b, i) => {
+        const p = at(i);
+        Object.assign(b.style, { left: `${p.left}px`, top: `${p.top}px`, width: `${tile * z}px`, height: `${tile * z}px` });
+        b.setAttribute("aria-pressed", String(s.filter === shown[i] && s.layer === model.get("layer")));
+      });
       const i = s.filter === undefined ? -1 : shown.indexOf(s.filter);
       if (i < 0 || s.layer !== model.get("layer")) { mark.style.display = "none"; return; }
       const p = at(i);
       Object.assign(mark.style, { display: "block", left: `${p.left - 2}px`, top: `${p.top - 2}px`, width: `${tile * z}px`, height: `${tile * z}px` });
     }
+    /** @type {HTMLButtonElement[]} */
+    let tiles = [];
+    /** @param {number} f */
+    function pick(f) {
+      if (!kernel.live()) return;
+      model.set("selected", { layer: model.get("layer"), filter: f });
+      model.save_changes();
+      markStale();
+    }
+    /** @param {HTMLElement} node  @param {string} text  set only when it changes: a live region speaks on each set */
+    const say = (node, text) => { if (node.textContent !== text) node.textContent = text; };
     function renderSheet() {
       sheetImg.setPNG(model.get("sheet"));
       const done = () => { applyZoom(); root.dataset.ready = "1"; };
       if (sheetImg.complete && sheetImg.naturalWidth) done(); else sheetImg.onload = done;
       const f = model.get("filters") || [];
-      title.textContent = `${model.get("layer")}: ${f.length ? `filters ${f.join(", ")}` : "all filters, strongest first"}`;
+      say(title, `${model.get("layer")}: ${f.length ? `filters ${f.join(", ")}` : "all filters, strongest first"}`);
+      const shown = model.get("sheet_filters") || [];
+      sheetImg.alt = shown.length ? `filters ${shown[0]} to ${shown[shown.length - 1]} of ${model.get("layer")}, each shown by its top patches`
+        : `no filters of ${model.get("layer")} on this page`;
       fieldLabel.textContent = model.get("field") || "";
       root.dataset.field = (model.get("field") || "").includes("effective field") ? "effective" : "theoretical";
       allFilters.style.display = f.length ? "" : "none";  // the way back once a map (or a cell) chose some
-      pageLabel.textContent = `page ${model.get("page") + 1} of ${model.get("n_pages")}`;
+      say(pageLabel, `page ${model.get("page") + 1} of ${model.get("n_pages")}`);
       root.dataset.filters = (model.get("sheet_filters") || []).join(",");
     }
     function renderDetail() {
@@ -106,6 +139,7 @@ export default {
       detailLabel.textContent = s.filter !== undefined ? `filter ${s.filter}: top patches (above) and their ${d.drawn || d.rule || model.get("rule")} reconstructions (below)`
         : kernel.live() ? "click a filter" : "a filter's close-up needs a running kernel";
       root.dataset.selected = s.filter !== undefined ? String(s.filter) : "";
+      detailImg.alt = s.filter !== undefined ? `filter ${s.filter} of ${s.layer}: its top patches and their ${d.drawn || d.rule || model.get("rule")} reconstructions` : "";
       place();
     }
     const go = (/** @type {number} */ d) => { if (!kernel.live()) return; const p = Math.min(model.get("n_pages") - 1, Math.max(0, model.get("page") + d)); model.set("page", p); model.save_changes(); };
@@ -116,22 +150,10 @@ export default {
     const resized = new ResizeObserver(() => { if (!zoomChosen) applyZoom(); });
     resized.observe(root);
     root.addEventListener("keydown", (ev) => {
+      // the zoom slider (and the rule's select) keep their own keys: arrows zoom there, they do not page the grid
+      if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
       if (ev.key === "PageDown" || ev.key === "ArrowRight") { go(1); ev.preventDefault(); ev.stopPropagation(); }
       if (ev.key === "PageUp" || ev.key === "ArrowLeft") { go(-1); ev.preventDefault(); ev.stopPropagation(); }
-    });
-    sheetImg.addEventListener("click", (ev) => {
-      if (!kernel.live()) return;
-      const r = sheetImg.getBoundingClientRect();
-      const z = r.width / sheetImg.naturalWidth;
-      const { tile, step, columns } = geometry();
-      const cx = (ev.clientX - r.left) / z, cy = (ev.clientY - r.top) / z;
-      const col = Math.floor(cx / step), row = Math.floor(cy / step);
-      if (cx - col * step > tile || cy - row * step > tile || col >= columns) return;
-      const f = (model.get("sheet_filters") || [])[row * columns + col];
-      if (f === undefined) return;
-      model.set("selected", { layer: model.get("layer"), filter: f });
-      model.save_changes();
-      markStale();
     });
     // the sheet answers sheet_for and the detail answers detail_for: dimmed while a newer view is on its way
     const markStale = () => {

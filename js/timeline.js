@@ -2,7 +2,7 @@
 // TrainingTimeline: a step slider (and play) over a network's checkpoints. At the step: the input, the first
 // layer's filters, the top-5, each layer's fraction of zeros, every layer's reconstruction in a strip, and the
 // recorded metrics with the step marked; or two steps side by side in CompareModels' layout.
-import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch } from "./_shared.js";
+import { h, blobImage, cnnvizRoot, statusParts, staleMark, predictionList, ruleControl, kernelWatch, textScale, imagePicker } from "./_shared.js";
 
 /**
  * @typedef {import("./_shared.js").StatusTraits & import("./_shared.js").RuleTraits & {
@@ -79,7 +79,8 @@ export default {
   render({ model, el }) {
     const root = cnnvizRoot(el, "Training timeline");
     const { error, busy } = statusParts(model, root);
-    const picker = h("select", { "aria-label": "Image" });
+    textScale(model, root);
+    const { select: picker, control: pickerControl } = imagePicker(model, () => markStale());
     const slider = h("input", { type: "range", min: "0", step: "1", "aria-label": "Step", class: "cnnviz-step-slider" });
     const stepLabel = h("strong", { "aria-live": "polite", class: "cnnviz-step-label" });
     const play = h("button", { class: "cnnviz-play", title: "Play the training, step by step", "aria-label": "Play" });
@@ -106,7 +107,7 @@ export default {
     const compareView = h("div", { class: "cnnviz-compare-view" }, [
       h("div", { class: "cnnviz-row" }, [h("label", { text: "compare step " }, [pickA]), h("label", { text: " with step " }, [pickB])]), table]);
     root.append(error,
-      h("div", { class: "cnnviz-row" }, [h("label", { text: "image " }, [picker]), h("label", { text: "step " }, [slider]),
+      h("div", { class: "cnnviz-row" }, [pickerControl, h("label", { text: "step " }, [slider]),
         stepLabel, play, rule, h("label", { text: "compare two steps " }, [viewBox]), busy]),
       display, charts, stepView, compareView);
     const kernel = kernelWatch(el, root, "This is the saved step's picture; another step, image, rule or comparison "
@@ -127,8 +128,6 @@ export default {
       slider.value = String(model.get("step_index"));
       const i = model.get("step_index");
       stepLabel.textContent = n ? `step ${steps()[i]} (${i + 1} of ${n})` : "no checkpoints";
-      picker.replaceChildren(...(model.get("image_names") || []).map((name, j) => h("option", { value: String(j), text: name })));
-      picker.value = String(model.get("image_index"));
       const options = () => steps().map((s, j) => h("option", { value: String(j), text: `step ${s}` }));
       pickA.replaceChildren(...options());
       pickB.replaceChildren(...options());
@@ -162,8 +161,13 @@ export default {
       const fields = model.get("fields") || [];
       const drawn = model.get("drawn") || [];
       const captions = model.get("captions") || [];
+      // alt texts name the photo, the step, the layer and the rule
+      const photo = (model.get("image_names") || [])[model.get("shown_image")] ?? `image ${model.get("shown_image")}`;
+      const at = `step ${steps()[model.get("shown_step")] ?? "?"}`;
+      inputImg.alt = `input: ${photo}, as the network sees it`;
+      filtersImg.alt = `the first-layer filters (${model.get("filters_layer")}) at ${at}`;
       strip.replaceChildren(...(model.get("recs") || []).map((png, j) => {
-        const img = blobImage({ alt: `${names[j]} at this step` });
+        const img = blobImage({ alt: `${drawn[j] || model.get("shown_rule") || model.get("rule")} reconstruction of ${photo} at layer ${names[j]}, ${at}` });
         img.setPNG(png);
         imgs.push(img);
         const title = [names[j], fields[j], drawn[j] ? `drawn by ${drawn[j]}` : "", captions[j]].filter(Boolean).join("; ");
@@ -178,7 +182,8 @@ export default {
       compareImgs.forEach((i) => i.release());
       compareImgs = [];
       table.replaceChildren();
-      const input = blobImage({ alt: "input" });
+      const photo = (model.get("image_names") || [])[model.get("image_index")] ?? `image ${model.get("image_index")}`;
+      const input = blobImage({ alt: `input: ${photo}, as the network sees it` });
       input.setPNG(model.get("compare_input_png"));
       compareImgs.push(input);
       const shown = model.get("compare_shown") || [];
@@ -187,10 +192,10 @@ export default {
         const name = `step ${steps()[shown[m]]}`;
         const cells = [h("div", { class: "cnnviz-figure" }, m === 0 ? [input, h("span", { text: "input" })] : [h("div", { style: "width:114px" })])];
         row.forEach((png, j) => {
-          const img = blobImage({ alt: `${name} ${cols[j]}` });
+          const drawn = ((model.get("compare_drawn") || [])[m] || [])[j] || "";
+          const img = blobImage({ alt: `${name}, layer ${cols[j]}: ${drawn || model.get("rule")} reconstruction of ${photo}` });
           img.setPNG(png);
           compareImgs.push(img);
-          const drawn = ((model.get("compare_drawn") || [])[m] || [])[j] || "";
           cells.push(h("div", { class: "cnnviz-figure", title: drawn ? `drawn by ${drawn}` : "" },
                        [img, h("span", { text: cols[j] }), ...(drawn ? [h("span", { class: "cnnviz-note", text: drawn })] : [])]));
         });
@@ -242,7 +247,6 @@ export default {
       root.dataset.playing = "1";
     });
     slider.addEventListener("input", () => { stopPlaying(); goTo(Number(slider.value)); });
-    picker.addEventListener("change", () => { model.set("image_index", Number(picker.value)); model.save_changes(); markStale(); });
     viewBox.addEventListener("change", () => { model.set("view", viewBox.checked ? "compare" : "step"); model.save_changes(); renderControls(); });
     for (const pick of [pickA, pickB]) {
       pick.addEventListener("change", () => {

@@ -80,6 +80,10 @@ from .style import (  # noqa: F401 - the package's names, as before it was split
     MAX_LINES,
     PLOT_WIDTH,
     SERIES_COLORS,
+    SERIES_DASHES,
+    SERIES_LINESTYLES,
+    SERIES_TEXT,
+    series_hollow,
     SOFT_COLOR,
     TEXT_COLOR,
 )

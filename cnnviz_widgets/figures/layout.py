@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import CnnvizError, short_repr
 from .sheet import Sheet, _figure_class
-from .style import CHAR_WIDTH, DPI, LEGEND_CHARS, MARK_COLOR, MAX_LINES, PLOT_WIDTH, SERIES_COLORS, SOFT_COLOR, TEXT_COLOR
+from .style import (CHAR_WIDTH, DPI, FIGURE_MIN_PT, SHEET_MIN_PX, LEGEND_CHARS, MARK_COLOR, MAX_LINES, PLOT_WIDTH,
+                    SERIES_COLORS, SERIES_LINESTYLES, SERIES_TEXT, SOFT_COLOR, TEXT_COLOR, series_hollow)
 from .text import fitting_px, middle_cut, predictions_text, printable, title_lines, wrapped
 
 
@@ -93,11 +94,11 @@ def layers_sheet(rows: Sequence[Sequence[np.ndarray]], column_labels: Sequence[t
                 sheet.frame(x, y, size, size)
             text = captions[r][c] if has_captions and captions is not None and c < len(captions[r]) else ""
             if text:
-                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, 7), color=SOFT_COLOR,
+                sheet.text(text, x + size / 2, y + size + 3, px=fitting_px(text, size, caption_px, SHEET_MIN_PX), color=SOFT_COLOR,
                            width=size)
         if row_labels is not None:
             label = str(row_labels[r])
-            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, 6), ha="left", va="center", rotation=90,
+            sheet.text(label, 0, y + size / 2, px=fitting_px(label, size, 12, SHEET_MIN_PX), ha="left", va="center", rotation=90,
                        width=size)
         y += size + gap + (caption_h if has_captions else 0)
     return sheet
@@ -118,13 +119,13 @@ def column_titles(sheet: Sheet, labels: Sequence[tuple[str, str]], centres: Sequ
                   width: float, height: float | None = None) -> float:
     """Two-part titles over columns ``width`` px wide centred at ``centres``: each layer's name (bold; wrapped or
     shortened by :func:`title_lines`, never into its neighbour, the full name kept for hovering) and its second line
-    (the receptive field: smaller, down to 6 px). ``height``: the room to take (at least :func:`titles_height`).
+    (the receptive field: smaller, down to SHEET_MIN_PX). ``height``: the room to take (at least :func:`titles_height`).
     Returns the y below them, the same for every column."""
     fitted = [title_lines(name, width) for name, _ in labels]
     name_h = (height - 20) if height is not None else _name_height(labels, width)
     for (name, second), (text, p), cx in zip(labels, fitted, centres):
         sheet.text(text, cx, y, px=p, bold=True, full=name, width=width)
-        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, 6), color=SOFT_COLOR, full=second,
+        sheet.text(second, cx, y + name_h + 1, px=fitting_px(second, width, 11, SHEET_MIN_PX), color=SOFT_COLOR, full=second,
                    width=width)
     return y + name_h + 20
 
@@ -150,7 +151,7 @@ def compare_sheet(input_picture: np.ndarray, model_names: Sequence[str], columns
         column_titles(sheet, list(cols), [x0 + c * (size + gap) + size / 2 for c in range(len(cols))], ry, size, head)
         for c, picture in enumerate(row):
             sheet.picture(picture, x0 + c * (size + gap), ry + head, size)
-        sheet.text(str(name), x0 - gap, ry + head + size / 2, px=fitting_px(str(name), size, 12, 6), ha="right",
+        sheet.text(str(name), x0 - gap, ry + head + size / 2, px=fitting_px(str(name), size, 12, SHEET_MIN_PX), ha="right",
                    va="center", rotation=90, width=size)
         px_ = x0 + len(row) * (size + gap) + gap
         sheet.text(f"{name}: top-5", px_, ry + head, px=12, ha="left", bold=True)
@@ -171,7 +172,7 @@ def filters_sheet(layer: str, rf: Any, tiles: Sequence[tuple[int, np.ndarray]], 
         r, k = divmod(n, max(1, columns))
         h, w = tile.shape[:2]
         x, ty = k * (w + gap), y + r * (h + 16 + gap)
-        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, 6), color=SOFT_COLOR, width=w)
+        sheet.text(f"#{c}", x + w / 2, ty, px=fitting_px(f"#{c}", w, 11, SHEET_MIN_PX), color=SOFT_COLOR, width=w)
         sheet.picture(tile, x, ty + 16)
     return sheet
 
@@ -196,24 +197,28 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
         names = list(values)
         at = dict(zip(names, depths(names)))
         kinds = getattr(values, "kinds", {}) or {}
-        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        color, text = SERIES_COLORS[i % len(SERIES_COLORS)], SERIES_TEXT[i % len(SERIES_TEXT)]
+        # told apart by luminance, dashes and (every second series) hollow markers, not by hue alone
+        dash, face = SERIES_LINESTYLES[i % len(SERIES_LINESTYLES)], "white" if series_hollow(i) else color
         shown = [n for n in names if values[n] == values[n]]  # a layer with no units (NaN) keeps its place, no point
-        ax.plot([at[n] for n in shown], [float(values[n]) for n in shown], color=color, label=str(label), lw=1.5)
+        ax.plot([at[n] for n in shown], [float(values[n]) for n in shown], color=color, label=str(label), lw=1.8, ls=dash,
+                marker="o", markersize=6, markerfacecolor=face, markevery=[])  # the legend's swatch: its dash and marker
         for kind, marker in (("conv", "o"), ("pool", "s"), ("fc", "D")):
             pts = [n for n in shown if kinds.get(n, "conv") == kind]
             if pts:
                 ax.plot([at[n] for n in pts], [float(values[n]) for n in pts], ls="none", marker=marker, color=color,
-                        markersize=5)
+                        markersize=6, markerfacecolor=face, markeredgewidth=1.5)
         if i < 2:
             ticks = thinned(names, PLOT_WIDTH)
             axis = ax if i == 0 else ax.secondary_xaxis("top")
             axis.set_xticks([at[n] for n in ticks], [middle_cut(printable(t), lambda t: len(t) <= 24) for t in ticks],
-                            color=color, fontsize=8, parse_math=False)
-            axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=color, fontsize=9)
+                            color=text, fontsize=FIGURE_MIN_PT, parse_math=False)
+            axis.set_xlabel(f"{label}: its layers, first to last (relative depth)", color=text, fontsize=FIGURE_MIN_PT + 1)
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("sparsity")
-    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ax.set_ylabel("sparsity", fontsize=FIGURE_MIN_PT + 1)
+    ax.tick_params(axis="y", labelsize=FIGURE_MIN_PT)
+    ax.legend(loc="upper left", fontsize=FIGURE_MIN_PT, frameon=False)
     ax.spines[["right"] + ([] if has_top else ["top"])].set_visible(False)
     fig.text(0.01, 1 - 0.02 * shrink, middle_cut(printable(title), lambda t: len(t) <= 110), ha="left", va="top",
              fontsize=11, fontweight="bold", color=TEXT_COLOR, parse_math=False)
@@ -221,7 +226,7 @@ def sparsity_figure(series: dict[str, Any], title: str = "Sparsity per layer (fr
         fig.text(0.01, 1 - 0.02 * shrink - 22 / (height * DPI), "\n".join(note.split("\n")[:MAX_LINES]), ha="left",
                  va="top", fontsize=STAMP_PX * 72 / DPI, fontweight="bold", color=MARK_COLOR, linespacing=1.15,
                  parse_math=False)
-    fig.text(0.01, 0.02 * shrink, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=8, color=SOFT_COLOR)
+    fig.text(0.01, 0.02 * shrink, "● convolution   ■ max-pool", ha="left", va="bottom", fontsize=FIGURE_MIN_PT, color=SOFT_COLOR)
     return fig
 
 
@@ -271,8 +276,8 @@ def metrics_figure(steps: Sequence[int], metrics: Mapping[str, Sequence[Any]], m
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color=SERIES_COLORS[0], lw=1.5)
         if marked is not None:
             ax.axvline(marked, color=MARK_COLOR, lw=2)
-        ax.set_title(str(name), fontsize=10)
-        ax.set_xlabel("step", fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.set_title(str(name), fontsize=FIGURE_MIN_PT + 1)
+        ax.set_xlabel("step", fontsize=FIGURE_MIN_PT)
+        ax.tick_params(labelsize=FIGURE_MIN_PT)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.78, wspace=0.35)
     return fig

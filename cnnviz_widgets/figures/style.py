@@ -13,7 +13,24 @@ SOFT_COLOR = "#666666"  # second lines: receptive fields, captions
 
 MARK_COLOR = "#d62728"  # the current layer's frame, the selected cell's box
 
-SERIES_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]  # the SparsityChart's
+# The charts' series (SparsityChart, MetricsChart, their saved figures) are told apart by more than hue, so that a
+# greyscale handout or a reader who does not see red from blue still can: their colours differ in luminance (grey
+# levels 100, 142, 138, 80; the old blue and red were 0.168 and 0.159 in relative luminance, one grey), their lines
+# in dashes, and every second series' markers are hollow. Lines are 3:1 or more on white (WCAG's for graphics).
+SERIES_COLORS = ["#2166ac", "#e66c00", "#33a02c", "#5e3c99"]
+SERIES_TEXT = ["#2166ac", "#a04400", "#1d6b18", "#5e3c99"]  # their texts on a light page (axis names): 4.5:1 on white
+SERIES_DASHES = ["solid", "dashed", "dotted", "dash_dotted"]  # bqplot's line_style names
+SERIES_LINESTYLES = ["-", "--", ":", "-."]  # matplotlib's, the same dashes
+
+
+def series_hollow(i: int) -> bool:
+    """Whether series ``i``'s markers are hollow (every second series): a third cue beside luminance and dashes."""
+    return i % 2 == 1
+
+
+SHEET_MIN_PX = 8  # the smallest a sheet's text shrinks to fit its column (was 6-7 px); what does not fit is cut "…"
+
+FIGURE_MIN_PT = 10  # the smallest text a matplotlib chart figure writes (ticks, keys): 8 pt did not read on a projector
 
 FORMATS = (".png", ".svg", ".pdf")
 

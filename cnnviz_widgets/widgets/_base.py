@@ -65,6 +65,15 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     # a standing note: that the weights are random (from the probe, Probe.weights_note) and what else the reader must
     # know about what is shown (a FilterGrid's layers without patches)
     note = traitlets.Unicode("").tag(sync=True)
+    # every text of the widget, scaled: 1 is the theme's UI size, 1.5 reads on a projector (widget.text_scale = 1.5)
+    text_scale = traitlets.Float(1.0).tag(sync=True)
+
+    @traitlets.validate("text_scale")
+    def _text_scale(self, proposal: dict) -> float:
+        v = proposal["value"]
+        if not 0.5 <= v <= 3:
+            raise traitlets.TraitError(f"text_scale must be between 0.5 and 3 (1 is the theme's size), got {v}")
+        return v
 
     def __init__(self, **kwargs: Any) -> None:
         self._weighed: tuple[list[Any], list[str] | None] = ([], None)  # the probes (and names) the note speaks of

@@ -10,7 +10,8 @@ import bqplot as bq
 import ipywidgets as ipw
 
 from .. import checks
-from ..figures import MARK_COLOR, SERIES_COLORS, depths, figure_bytes, metrics_figure, sparsity_figure, sparsity_series, thinned
+from ..figures import (MARK_COLOR, SERIES_COLORS, SERIES_DASHES, SERIES_TEXT, depths, figure_bytes, metrics_figure,
+                       series_hollow, sparsity_figure, sparsity_series, thinned)
 from ..figures.paper import sparsity_note
 from ._base import SavesFigure
 
@@ -54,13 +55,16 @@ class SparsityChart(SavesFigure, ipw.VBox):
                 color = self.COLORS[i % len(self.COLORS)]
                 kinds = getattr(value, "kinds", {}) or {}
                 ys = [float(value[n]) for n in shown]
+                # series told apart by luminance, dashes and (every second one) hollow markers, not by hue alone
                 marks.append(bq.Lines(x=[at[n] for n in shown], y=ys, scales={"x": x_sc, "y": y_sc}, colors=[color],
-                                      labels=[label], display_legend=True))
+                                      labels=[label], display_legend=True, line_style=SERIES_DASHES[i % len(SERIES_DASHES)],
+                                      stroke_width=2))
                 for kind, marker in (("conv", "circle"), ("pool", "square")):
                     pts = [(n, y) for n, y in zip(shown, ys) if kinds.get(n, "conv") == kind]
                     if pts:
                         marks.append(bq.Scatter(x=[at[p[0]] for p in pts], y=[p[1] for p in pts], names=[p[0] for p in pts],
-                                                display_names=False, marker=marker, colors=[color], default_size=40,
+                                                display_names=False, marker=marker, colors=[color], default_size=48,
+                                                fill=not series_hollow(i), stroke=color, stroke_width=1.5,
                                                 scales={"x": x_sc, "y": y_sc},
                                                 tooltip=bq.Tooltip(fields=["name", "y"], formats=["", ".3f"],
                                                                    labels=[f"{label} layer", "sparsity"])))
@@ -97,7 +101,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
     def series_colours_css(cls) -> str:
         """A <style> defining --cnnviz-series-N, the axis text colours: the series colours on a light page, lighter
         ones where the page is dark (JupyterLab Dark, VS Code dark, or a bare page that prefers dark)."""
-        light = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(cls.COLORS))
+        light = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(SERIES_TEXT))
         dark = "; ".join(f"--cnnviz-series-{i}: {c}" for i, c in enumerate(cls.DARK_TEXT))
         return (f"<style>:root {{ {light} }} body[data-jp-theme-light='false'], body.vscode-dark, "
                 f"body.vscode-high-contrast:not(.vscode-high-contrast-light) {{ {dark} }} "
@@ -140,7 +144,7 @@ class MetricsChart(SavesFigure, ipw.VBox):
             color = self.COLORS[i % len(self.COLORS)]
             marks.append(bq.Lines(x=[p[0] for p in pts], y=[p[1] for p in pts], scales={"x": x_sc, "y": y_sc},
                                   colors=[color], labels=[name], display_legend=len(metrics) > 2, marker="circle",
-                                  marker_size=16))
+                                  marker_size=16, line_style=SERIES_DASHES[i % len(SERIES_DASHES)], stroke_width=2))
             if i < 2:  # each named on its own axis, in its colour (a legend box would sit over the lines)
                 axes.append(bq.Axis(scale=y_sc, orientation="vertical", side="left" if i == 0 else "right", label=name,
                                     color=color, tick_style={"fill": f"var(--cnnviz-series-{i}, {color})"},

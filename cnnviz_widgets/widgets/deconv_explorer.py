@@ -346,12 +346,28 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         """Reconstruct the strongest unit of ``layer`` under input pixel (``x``, ``y``) of the current image:
         what a click on the big picture does."""
         x, y = checks.number("x", x, "a pixel's column (a finite number)"), checks.number("y", y, "a pixel's row (a finite number)")
+        self._strongest_unit(layer, lambda l: self.unit_under(l, y, x))
 
+    def show_unit_in(self, layer: str, row: int, col: int) -> None:
+        """Reconstruct the strongest unit at map position (``row``, ``col``) of ``layer`` for the current image:
+        what Enter on the big picture's keyboard cursor does (the cursor moves unit by unit over the layer's map,
+        so no pixel has to be hit)."""
+        def at(l) -> tuple[int, int]:
+            h, w = l.shape[1:]
+            if not (0 <= row < h and 0 <= col < w):
+                raise CnnvizError(f"Map position ({row}, {col}) is outside {l.name}'s {h}x{w} map; rows and columns "
+                                  f"count from 0.")
+            return row, col
+
+        self._strongest_unit(layer, at)
+
+    def _strongest_unit(self, layer: str, where) -> None:
+        """Reconstruct the strongest filter at the map position ``where(layer)`` of ``layer``, and box its field."""
         def compute(xin, rule, mode, job) -> dict:
             assert self._probe is not None  # made in __init__: nothing here runs without it
             l = self._probe.layer(layer)
             self._unit_field(l, job)  # measured first ("measuring…") where tracing gave none
-            gy, gx = self.unit_under(l, y, x)
+            gy, gx = where(l)
             act = self._probe.activations(xin, [l.name])[l.name][0, :, gy, gx]
             channel = int(torch.argmax(act))
             job.check()
@@ -445,6 +461,8 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         return {
             "click": ("Reconstructing the unit", lambda m: self.show_unit_at(
                 layer(m), message_field(m, "x", float), message_field(m, "y", float))),
+            "cell": ("Reconstructing the unit", lambda m: self.show_unit_in(
+                layer(m), message_field(m, "y", int), message_field(m, "x", int))),
             "channel": ("Reading the filter number", lambda m: self.show_filter(layer(m), channel(m))),
             "class": ("Reconstructing the class", lambda m: self.show_class(message_field(m, "index", int))),
             "upload": ("Adding the picture", self.upload_event),

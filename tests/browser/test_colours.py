@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pages import LOW_CONTRAST, browser, needs_chromium, write_bare_page  # noqa: F401 - browser is a fixture
+from pages import LOW_CONTRAST, browser, needs_chromium, open_widget, widgets  # noqa: F401 - fixtures
 
-import cnnviz_widgets as cv
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = needs_chromium
@@ -26,44 +25,11 @@ VSCODE = {
 }
 
 
-@pytest.fixture(scope="module")
-def widgets(alex_probe, photos):
-    """Each widget in a state that shows its texts: a unit and predictions, a selected filter, a selected
-    patch, two networks, a table with its current row, and a message."""
-    explorer = cv.DeconvExplorer(alex_probe, photos[:2])
-    explorer.show_unit("c3", (0, 5, 5))
-    grid = cv.FilterGrid(alex_probe, photos[:3], layer="c2", k=4, page_size=8)
-    grid.selected = {"layer": "c2", "filter": int(grid.sheet_filters[0])}
-    emap = cv.EmbeddingMap(alex_probe, photos[:3], layer="c3", n_patches=80, grid=6, cell=16)
-    emap.select(1, 1)
-    compare = cv.CompareModels(alex_probe, alex_probe, photos[:2])
-    table = cv.ReceptiveFieldTable(alex_probe)
-    table.layer = "c3"
-    failed = cv.DeconvExplorer(alex_probe, photos[:2])
-    failed.error = "A message: the unit could not be reconstructed."
-    for w in (explorer, grid, emap, compare, table):
-        assert not w.error, w.error
-    return {"explorer": explorer, "filter_grid": grid, "embedding_map": emap, "compare": compare,
-            "rf_table": table, "message": failed}
-
-
-
 def luminance(rgb: str) -> float:
     """Relative luminance of a CSS rgb() colour."""
     r, g, b = (float(v) / 255 for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
     f = lambda v: v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4  # noqa: E731
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
-
-
-def open_widget(browser, tmp_path, widget, name: str, scheme: str, head: str = "", offline: bool = False):
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(write_bare_page(tmp_path, f"{name}_{scheme}", widget, head, offline))
-    page.wait_for_function("() => window.rendered === true", timeout=30_000)
-    page.wait_for_timeout(500)  # pictures decode
-    assert not errors, errors
-    return page
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -131,7 +131,7 @@ def test_upload_drop_camera_and_class_map(server, camera_browser, photos, tmp_pa
     assert explorer.evaluate("r => r.dataset.classMap") == f"{label}@c5"
     assert f"where {label} is found (gradcam at c5)" in explorer.inner_text()
     overlay = explorer.locator("img.cnnviz-classmap")
-    photo = explorer.locator("img[alt='input image']")
+    photo = explorer.locator("img.cnnviz-input")
     assert overlay.bounding_box() == photo.bounding_box() and overlay.evaluate("i => getComputedStyle(i).opacity") == "0.5"
     explorer.locator("input[aria-label='Class map opacity']").fill("0.8")
     assert overlay.evaluate("i => getComputedStyle(i).opacity") == "0.8"

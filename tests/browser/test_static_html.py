@@ -160,7 +160,7 @@ def test_saved_notebook_works_as_static_html_without_kernel(tmp_path):
                 let s = 0, s2 = 0, hash = 0; for (let i = 0; i < d.length; i += 4) { s += d[i]; s2 += d[i] * d[i];
                 hash = (hash * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) >>> 0; }
                 const n = d.length / 4, mean = s / n; return { w: c.width, std: Math.sqrt(s2 / n - mean * mean), hash }; }"""
-            label = explorer.locator('strong[aria-live="polite"]')
+            label = explorer.locator('strong.cnnviz-layer-name')  # the layer's name beside the slider
             first = {"src": big.get_attribute("src"), "label": label.inner_text(), **big.evaluate(pixels)}
             assert first["w"] == 224 and first["std"] > 5, first  # a picture, not a blank tile
 

@@ -140,7 +140,7 @@ def test_widgets_render_and_respond(server, browser, ui):
     # the unit's receptive field is boxed on the input, where the kernel's receptive field puts it
     rf = explorer.evaluate("r => r.dataset.field").split(",")
     field = explorer.locator(".cnnviz-field").bounding_box()
-    photo = explorer.locator("img[alt='input image']").bounding_box()
+    photo = explorer.locator("img.cnnviz-input").bounding_box()
     top, left, bottom, right, size = (int(v) for v in rf)
     assert size == 224 and (bottom - top, right - left) == (119, 119)  # c4 of the paper's AlexNet here: 119 px, inside
     scale = (photo["width"] - 2) / size  # inside the picture's 1 px border
@@ -230,8 +230,9 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert len(fgrid.evaluate("r => r.dataset.filters").split(",")) == 6
     info = emap.inner_text()  # the selection is named by its photo and its place on the layer's map
     assert re.search(r"\S+, c\d map row \d+, column \d+; strongest filters", info) and "image " not in info.split(" map row")[0], info
-    # a tile click shows the filter's detail strip at its own aspect ratio (it was squashed into a square)
-    fgrid.locator(".cnnviz-sheet img").click(position={"x": 6, "y": 6})
+    # a tile click shows the filter's detail strip at its own aspect ratio (it was squashed into a square); each
+    # tile is a button over its patches, so the click lands on the first tile's button
+    fgrid.locator(".cnnviz-tile").first.click(position={"x": 6, "y": 6})
     page.wait_for_function("""() => { const r = document.querySelector("[aria-label='Filters by their top patches']");
         const i = r.querySelector('img.cnnviz-detail'); return r.dataset.selected !== '' && i.naturalWidth > 1 && i.complete; }""",
                            timeout=60_000)

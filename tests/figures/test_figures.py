@@ -72,3 +72,18 @@ def test_grid_takes_rows_from_a_generator_and_labels_that_do_not_fit_stay_inside
     assert im.size == (20, 19 + 2 * 20 + 4)
     a = np.asarray(im)
     assert (a[:19, :, 3] > 0).any()  # the label is shortened to fit 20 px, not dropped
+
+
+def test_sheet_texts_shrink_no_smaller_than_8_px():
+    """Texts too long for their column shrink to SHEET_MIN_PX (8 px, was 6-7: unreadable projected) and are cut
+    in the middle below that, the whole text kept for the SVG's tooltip."""
+    from cnnviz_widgets.figures import filters_sheet, layers_sheet
+    from cnnviz_widgets.figures.style import SHEET_MIN_PX
+
+    rows = [_pictures(2, 112, 112)]
+    sheet = layers_sheet(rows, [("c1", "RF " + "9" * 60), ("layer4.0.downsample.0." * 3, "RF 3 px")],
+                         row_labels=["a photo with a very long name " * 4], captions=[["a caption " * 30, "x"]])
+    filters_sheet("c1", None, [(123456789, _pictures(1, 40, 40)[0])], sheet=sheet, y0=400)
+    sizes = [op[4] for op in sheet._ops if op[0] == "text"]
+    assert SHEET_MIN_PX == 8 and min(sizes) >= 8, sorted(sizes)[:4]
+    assert any(op[11] for op in sheet._ops if op[0] == "text")  # a cut text keeps its whole self for hovering

@@ -113,6 +113,36 @@ def test_new_image_recomputes_and_click_reconstructs_a_unit(alex_probe, photos):
     assert "channel=4000 is out of range for layer 'c4'" in w.error
 
 
+def test_keyboard_cursor_reconstructs_the_unit_at_a_map_position(alex_probe, photos):
+    """The explorer's keyboard cursor sends a map position ({"event": "cell"}): the strongest filter there is
+    reconstructed, as a click on that unit would; a position off the map is said in the widget."""
+    w = cv.DeconvExplorer(alex_probe, photos[:2])
+    x = alex_probe.preprocess(photos[0][1])
+    w._handle_custom_msg({"event": "cell", "layer": "c3", "y": 4, "x": 7}, [])
+    act = alex_probe.activations(x, ["c3"])["c3"][0, :, 4, 7]
+    assert w.selected["layer"] == "c3" and w.selected["unit"] == [int(act.argmax()), 4, 7]
+    assert w.selected["field"] == list(alex_probe.receptive_field("c3").box(4, 7))
+    rec = alex_probe.deconvnet(x, layers="c3", unit=(int(act.argmax()), 4, 7))["c3"][0]
+    assert np.array_equal(decode(w.unit_png), cv.to_display(rec))
+    h, wd = w.grid[w.layer_names.index("c3")]
+    w._handle_custom_msg({"event": "cell", "layer": "c3", "y": h, "x": 0}, [])
+    assert f"Map position ({h}, 0) is outside c3's {h}x{wd} map" in w.error
+    w._handle_custom_msg({"event": "cell", "layer": "c3", "y": "top", "x": 0}, [])
+    assert "has no usable 'y' (a whole number)" in w.error
+
+
+def test_text_scale_is_every_widgets_and_bounded(alex_probe):
+    """``text_scale`` (every widget's: 1.5 for a projector) is synced; a value outside 0.5-3 is refused by name."""
+    import traitlets
+
+    table = cv.ReceptiveFieldTable(alex_probe)
+    assert table.text_scale == 1.0 and table.trait_metadata("text_scale", "sync")
+    table.text_scale = 1.5
+    assert table.get_state()["text_scale"] == 1.5
+    with pytest.raises(traitlets.TraitError, match="text_scale must be between 0.5 and 3"):
+        table.text_scale = 10
+
+
 def test_one_layer_slider_drives_several_widgets(alex_probe, photos):
     import traitlets
 
@@ -185,6 +215,35 @@ def test_sparsity_chart_shows_itself_in_marimo_as_svg_with_text(alex_probe, phot
     assert "<b>$1" not in markup
     mime, markup = cv.SparsityChart({"broken": (alex_probe, [])})._display_()._mime_()
     assert "no images given" in markup and "<svg" not in markup
+
+
+def test_chart_series_differ_in_more_than_hue(alex_probe, photos):
+    """Two series read apart in greyscale: their colours differ in luminance, their lines in dashes, and the second
+    one's markers are hollow, in the bqplot chart and in its saved figure; each series' axis text reads 4.5:1 on
+    white and its line 3:1."""
+    from cnnviz_widgets.figures import SERIES_COLORS, SERIES_TEXT
+
+    def lum(c: str) -> float:
+        f = lambda v: v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4  # noqa: E731
+        r, g, b = (int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
+
+    a, b = sorted(lum(c) for c in SERIES_COLORS[:2])
+    assert (b + 0.05) / (a + 0.05) >= 1.7  # the old blue and red: 1.04
+    assert all(1.05 / (lum(c) + 0.05) >= 4.5 for c in SERIES_TEXT) and all(1.05 / (lum(c) + 0.05) >= 3 for c in SERIES_COLORS)
+    s = cv.sparsity(alex_probe, photos[:2], progress=False)
+    chart = cv.SparsityChart({"A": s, "B": dict(s)})
+    lines = [m for m in chart.figure.marks if type(m).__name__ == "Lines"]
+    assert [m.line_style for m in lines] == ["solid", "dashed"]
+    scatters = [m for m in chart.figure.marks if type(m).__name__ == "Scatter"]
+    assert {m.fill for m in scatters if m.colors == [SERIES_COLORS[0]]} == {True}
+    assert {m.fill for m in scatters if m.colors == [SERIES_COLORS[1]]} == {False}
+    ax = chart.to_figure().axes[0]
+    drawn = [l for l in ax.lines if l.get_label() in ("A", "B")]
+    assert [l.get_linestyle() for l in drawn] == ["-", "--"]
+    faces = {l.get_color(): l.get_markerfacecolor() for l in ax.lines if l.get_linestyle() == "None"}
+    assert faces[SERIES_COLORS[1]] == "white" and faces[SERIES_COLORS[0]] == SERIES_COLORS[0]
+    assert min(t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels()) >= 10  # was 8 pt
 
 
 def test_sparsity_chart_names_each_network_on_its_own_axis(alex_probe, photos):
