@@ -647,7 +647,7 @@ def test_browser_values_that_traits_refuse_are_messages(probe, photos):
     for bad in (None, [], "x", 5, {"event": "zoom"}, {"event": None}):  # messages that are no event this widget knows
         w._handle_custom_msg(bad, [])
         assert "The browser sent" in w.error and "does not know; nothing was changed" in w.error, bad
-        assert "It knows the events: stop, click, channel, class, upload, frame, live." in w.error
+        assert "It knows the events: stop, click, cell, channel, class, upload, frame, live." in w.error  # cell: the keyboard
     g = cv.FilterGrid(probe, photos[:2], layer="c3")
     g.set_state({"selected": {"layer": ["c3"], "filter": 0}})
     assert "whose 'layer' is not a layer name" in g.error
