@@ -50,6 +50,12 @@ def input_channels(model: nn.Module) -> int:
     return int(first.in_channels) if first is not None else 3
 
 
+def all_finite(t: torch.Tensor, chunk: int = 1 << 22) -> bool:
+    """Whether every value of ``t`` is finite, looked at 4M values at a time: ``torch.isfinite`` of a whole tensor
+    holds temporaries several times its size (0.7 GB for VGG16's fc6), which alone took a lesson past Binder's 2 GB."""
+    return all(bool(torch.isfinite(part).all()) for part in t.detach().reshape(-1).split(chunk))
+
+
 class Probe(ProbeFields, ProbePictures, ProbeClasses):
     """A CNN opened up: layers with paper-style names, receptive fields, activations, deconvnet.
 
@@ -141,7 +147,7 @@ class Probe(ProbeFields, ProbePictures, ProbeClasses):
         autocast= gives speed)."""
         tensors = list(model.parameters()) + list(model.buffers())
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-            if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all()):
+            if t.is_floating_point() and not t.is_meta and not all_finite(t):
                 raise UnsupportedModelError(
                     f"{type(model).__name__}'s {name} holds NaN or infinite values (a training run that diverged?), so "
                     f"every result would be NaN: load weights saved before it went wrong."
