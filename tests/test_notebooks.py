@@ -31,7 +31,7 @@ def test_there_are_notebooks():
 
 def test_every_lesson_question_has_a_key_and_a_check():
     """Each answer cell of a lesson is filled by answers.ipynb, each lesson with answers checks them, and no key
-    names a cell that is gone (the lessons' runs then exercise every check)."""
+    names a cell that is gone (the lessons' runs then exercise every check). Lessons 1 to 4 have such questions."""
     key = answer_key()
     seen = set()
     for path in NOTEBOOKS:
@@ -39,7 +39,7 @@ def test_every_lesson_question_has_a_key_and_a_check():
             continue
         nb = nbformat.read(path, as_version=4)
         answers = [c.id for c in nb.cells if "answer" in c.metadata.get("tags", [])]
-        assert answers, f"{path.name} has no auto-checked questions"
+        assert answers or path.name[:2] not in {"01", "02", "03", "04"}, f"{path.name} has no auto-checked questions"
         assert check_results(nb)[0] >= len(answers)
         for cell_id in answers:
             assert (path.name, cell_id) in key, f"answers.ipynb has no key for {path.name} cell {cell_id}"
