@@ -42,7 +42,7 @@ from ..errors import (
     short_repr,
 )
 from ..models.weights import candidate_state_dicts, fit_state_dict, read_weights
-from ..probe.probe import Probe
+from ..probe.probe import Probe, all_finite
 
 INDEX = "checkpoints.json"  # a recorder's folder: steps, files and metrics, in order
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".tar")
@@ -58,15 +58,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     part.write_bytes(data)
     os.replace(part, path)
-
-
-def _finite(t: torch.Tensor, chunk: int = 1 << 18) -> bool:
-    """Whether every value of ``t`` is finite. One sum first (a NaN or an infinity makes it so; no temporary):
-    only a sum that is not finite, which an overflow can cause too, is checked value by value, a chunk at a time
-    (``torch.isfinite`` of a whole VGG16 snapshot makes temporaries of 1.7 times its size)."""
-    if math.isfinite(float(t.sum())):
-        return True
-    return all(bool(torch.isfinite(part).all()) for part in t.reshape(-1).split(chunk))
 
 
 class CheckpointRecorder:
@@ -309,7 +300,7 @@ class Checkpoints(Sequence):
         device = self.probe.device
         state = {k: t.detach().to(device, self._own[k].dtype if t.is_floating_point() and self._own[k].is_floating_point()
                                   else t.dtype) for k, t in state.items()}
-        bad = [k for k, t in state.items() if t.is_floating_point() and not _finite(t)]
+        bad = [k for k, t in state.items() if t.is_floating_point() and not all_finite(t)]
         if bad:
             raise CheckpointError(f"Cannot use {where}: {bad[0]} holds NaN or infinite values (the training had "
                                   f"diverged by then), so every result would be NaN.")

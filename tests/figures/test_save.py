@@ -23,7 +23,7 @@ M = 8  # the sheet's margin: pictures drawn at sheet (x, y) land at PNG pixel (x
 @pytest.fixture(scope="module")
 def alex_probe(alexnet_paper):
     """The seeded AlexNet's numbers as loaded weights (a state dict): these tests measure the layout, which a random
-    network's figures put under a stamp (tests/test_honest_weights.py holds the stamp to its place and text)."""
+    network's figures put under a stamp (tests/api/test_honest_weights.py holds the stamp to its place and text)."""
     return cv.Probe(cv.load_model("alexnet_paper", weights=alexnet_paper.state_dict()), device="cpu")
 
 
