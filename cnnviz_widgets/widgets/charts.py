@@ -10,7 +10,7 @@ import bqplot as bq
 import ipywidgets as ipw
 
 from .. import checks
-from ..figures import (MARK_COLOR, SERIES_COLORS, SERIES_DASHES, SERIES_TEXT, depths, figure_bytes, metrics_figure,
+from ..figures import (SERIES_COLORS, SERIES_DASHES, SERIES_TEXT, depths, figure_bytes, metrics_figure,
                        series_hollow, sparsity_figure, sparsity_series, thinned)
 from ..figures.paper import sparsity_note
 from ._base import SavesFigure
@@ -39,7 +39,8 @@ class SparsityChart(SavesFigure, ipw.VBox):
     def __init__(self, series: dict[str, Any], title: str = "Sparsity per layer (fraction of zero activations)",
                  images: Any = None) -> None:
         self.error = ipw.HTML()
-        self.note = ipw.HTML()  # that a series' weights are random (its probe's Probe.weights_note), in the mark colour
+        self.note = ipw.HTML()  # that a series' weights are random (its probe's Probe.weights_note), bold in the theme's
+        # text colour (the figures' red mark is 3.8:1 on JupyterLab Dark)
         self._title = title if isinstance(title, str) else ""
         marks: list[bq.Mark] = []
         axes: list[bq.Axis] = []
@@ -93,7 +94,7 @@ class SparsityChart(SavesFigure, ipw.VBox):
             "■ max-pool &nbsp;·&nbsp; x: each network's layers, first to last, evenly spaced (relative depth), so networks "
             f"of different depths span the same width{more} &nbsp;·&nbsp; hover a point for its value</div>")
         said = sparsity_note(self.data)
-        self.note.value = f"<div class='cnnviz-note' role='note' style='color: {MARK_COLOR}; font-weight: bold'>{html.escape(said)}</div>" \
+        self.note.value = f"<div class='cnnviz-note' role='note' style='font-weight: bold'>{html.escape(said)}</div>" \
             if said else ""
         super().__init__([self.error, self.title, self.note, self.figure, self.key])
 
