@@ -16,7 +16,7 @@ from notebook_checks import clean_notebook  # noqa: F401 - tests import it from 
 # Two workers run the suite (pytest-xdist, pyproject's addopts): a browser test waits on Chromium and a kernel
 # while the other worker computes. Each worker's PyTorch gets one thread, so two workers fill the two cores that
 # one process with two threads did (`-n 0` runs in one process, with two).
-WORKERS = max(1, min(2, os.cpu_count() or 1, int(os.environ.get("CNNVIZ_TEST_WORKERS", "2"))))
+WORKERS = max(1, int(os.environ.get("CNNVIZ_TEST_WORKERS", "0")) or min(2, os.cpu_count() or 1))
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
