@@ -1,4 +1,5 @@
-"""Shared widget machinery: the save mixin, error/busy/progress traits, jobs in lanes, messages from the browser.
+"""Shared widget machinery: the save mixin, error/busy/progress traits, messages from the browser (jobs in lanes:
+:mod:`.jobs`).
 
 Widgets hold no math: they call kernels, and any error a kernel raises is shown inside the
 widget as a readable message while the traceback goes to the log, never to the cell.
@@ -9,7 +10,6 @@ import contextlib
 import logging
 import math
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ import traitlets
 from ..display import DISPLAYS, pictures
 from ..errors import CnnvizError, short_repr
 from ..probe.rules import WIDGET_RULE, drawn_by, rule_name, rule_options
-from .jobs import Job, hook_interrupt, remember_main_loop, running_loop, submit
+from .jobs import RunsJobs
 
 if TYPE_CHECKING:
     from ..probe.probe import Probe
@@ -54,7 +54,21 @@ class SavesFigure:
                            + (f" It says: {error}" if error else ""))
 
 
-class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
+def within(low: float, high: float = math.inf, note: str = "") -> Callable[[Any, dict], Any]:
+    """A trait validator refusing values outside [low, high] (a page size of 0 from the browser, an opacity of 2):
+    its TraitError names the trait and the range (and ``note``) and becomes a message in the widget through
+    ``set_state``. Use: ``_v = traitlets.validate("page")(within(0))``."""
+    words = f"{low} or more" if high == math.inf else f"from {low} to {high}"
+
+    def check(self: Any, proposal: dict) -> Any:
+        if not low <= proposal["value"] <= high:
+            raise traitlets.TraitError(f"{proposal['trait'].name} must be {words}{note}, got {proposal['value']}")
+        return proposal["value"]
+
+    return check
+
+
+class CnnvizWidget(SavesFigure, RunsJobs, anywidget.AnyWidget):
     """Base of every cnnviz widget: ``error`` (shown in the widget), ``busy``, ``progress``, ``notice``,
     and the job machinery that keeps browser-started work stoppable and never stale (see :mod:`.jobs`)."""
 
@@ -68,20 +82,11 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
     # every text of the widget, scaled: 1 is the theme's UI size, 1.5 reads on a projector (widget.text_scale = 1.5)
     text_scale = traitlets.Float(1.0).tag(sync=True)
 
-    @traitlets.validate("text_scale")
-    def _text_scale(self, proposal: dict) -> float:
-        v = proposal["value"]
-        if not 0.5 <= v <= 3:
-            raise traitlets.TraitError(f"text_scale must be between 0.5 and 3 (1 is the theme's size), got {v}")
-        return v
+    _text_scale = traitlets.validate("text_scale")(within(0.5, 3, " (1 is the theme's size)"))
 
     def __init__(self, **kwargs: Any) -> None:
         self._weighed: tuple[list[Any], list[str] | None] = ([], None)  # the probes (and names) the note speaks of
-        self._jobs: dict[int, Job] = {}
-        self._latest: dict[str, int] = {}  # lane -> id of its newest request
-        self._shown: dict[str, int] = {}  # lane -> id of the request whose result (or first part) is on screen
-        self._frontend_thread: int | None = None  # the thread applying browser state, while it does
-        remember_main_loop()  # widgets are made in a cell, on the kernel's main thread
+        self.open_lanes()
         unknown = [k for k in kwargs if not self.has_trait(k)]
         if unknown:  # traitlets would only warn, and a typo such as layers= would change nothing
             import difflib
@@ -124,11 +129,6 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
             log.error("%s failed", what, exc_info=exc)
             self.error = f"{what} failed: {type(exc).__name__}: {exc}"
 
-    def _idle(self) -> None:
-        if not self._jobs:
-            self.busy = False
-            self.progress = 0.0
-
     @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
         """Run kernel work inline: busy while it runs; an error becomes ``self.error``, its traceback a
@@ -153,16 +153,6 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
         """Progress callback for the kernels: feeds the ``progress`` trait (a bar in the widget)."""
         self.progress = done / total if total else 0.0
 
-    # ------------------------------------------------------------------ jobs
-    @contextlib.contextmanager
-    def from_browser(self) -> Iterator[None]:
-        """What runs inside was asked for by the browser: its kernel work runs as background jobs."""
-        self._frontend_thread = threading.get_ident()
-        try:
-            yield
-        finally:
-            self._frontend_thread = None
-
     def set_state(self, sync_data: dict) -> None:
         """State from the browser: observers started by it run their kernel work as background jobs. A value
         a trait refuses (None for a dict, a page size of 0) is said in the widget, and nothing changes."""
@@ -173,139 +163,6 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
                 self._show_error("Reading the browser's message", CnnvizError(
                     f"The browser sent {short_repr(sync_data)}, which this widget cannot take ({exc}); nothing was "
                     f"changed."))
-
-    def run_job(self, what: str, lane: str, compute: Callable[[Job], Any], apply: Callable[[Any], None],
-                supersedes: tuple[str, ...] = ()) -> Job:
-        """Start a request: ``compute(job)`` does the kernel work (calling ``job.report`` between steps,
-        touching no trait), ``apply(result)`` shows it. Earlier requests of the same lane, and of the
-        lanes in ``supersedes``, are cancelled; a result that is no longer the newest is dropped.
-        ``job.preview(part)`` applies a first part of the result with ``apply`` while the rest is made.
-
-        Browser-started requests run on the background worker; Python-started ones run inline.
-        """
-        for old in list(self._jobs.values()):
-            if old.lane == lane or old.lane in supersedes:
-                old.cancel()
-        for other in supersedes:
-            self._latest[other] = -1
-        loop = running_loop() if self._frontend_thread == threading.get_ident() else None
-        job = Job(lane, what, self._job_progress(loop))
-        job._on_status = self._job_status(loop)
-        self._latest[lane] = job.id
-        self.notice = ""
-
-        def show(result: Any) -> None:  # what is shown, and which request it answers
-            apply(result)
-            self._shown[lane] = job.id
-
-        if loop is None:
-            try:
-                with self.guard(what):
-                    show(compute(job))
-            except KeyboardInterrupt:  # the notebook's interrupt: the inputs go back to what is shown
-                self.restore_inputs(job)
-                raise
-            finally:
-                self._clear_status(job)
-            return job
-        job._on_preview = self._job_preview(loop, show)
-        self._jobs[job.id] = job
-        self.busy = True
-        self.progress = 0.0
-        submit(job, compute, self._job_done(show), loop)
-        return job
-
-    def _job_progress(self, loop) -> Callable[[Job, float], None]:
-        def inline(job: Job, value: float) -> None:
-            self.progress = value
-
-        def on_loop(job: Job, value: float) -> None:
-            if job.id in self._jobs:
-                self.progress = value
-            hook_interrupt()
-
-        def threaded(job: Job, value: float) -> None:  # on the worker: hand the value to the event loop
-            loop.call_soon_threadsafe(on_loop, job, value)
-
-        return inline if loop is None else threaded
-
-    def _job_status(self, loop) -> Callable[[Job, str], None]:
-        """``job.status(text)`` -> ``notice`` (the browser shows it in place of "working…" while busy), if the job is
-        still the newest of its lane."""
-        def on_loop(job: Job, text: str) -> None:
-            if job.id in self._jobs and not job.cancelled and self._latest.get(job.lane) == job.id:
-                self.notice = text
-
-        def inline(job: Job, text: str) -> None:
-            self.notice = text
-
-        return inline if loop is None else (lambda job, text: loop.call_soon_threadsafe(on_loop, job, text))
-
-    def _clear_status(self, job: Job) -> None:
-        if job.status_text and self.notice == job.status_text:
-            self.notice = ""
-
-    def _job_preview(self, loop, apply: Callable[[Any], None]) -> Callable[[Job, Any], None]:
-        """On the worker: hand a first part of the result to the event loop, which shows it if the job is still
-        the newest of its lane (the rest is then shown whatever comes meanwhile: never half a result)."""
-        def on_loop(job: Job, part: Any) -> None:
-            if job.id in self._jobs and not job.cancelled and self._latest.get(job.lane) == job.id:
-                try:
-                    apply(part)
-                    job.previewed = True
-                except Exception as e:  # noqa: BLE001
-                    self._show_error(job.what, e)
-
-        return lambda job, part: loop.call_soon_threadsafe(on_loop, job, part)
-
-    def _job_done(self, apply: Callable[[Any], None]) -> Callable[[Job, Any, BaseException | None], None]:
-        def done(job: Job, result: Any, exc: BaseException | None) -> None:
-            self._jobs.pop(job.id, None)
-            try:
-                # the rest of a result whose first part is on screen, and still the last thing shown of its lane,
-                # is shown even after a Stop or a newer request (which replaces it when done): a half result must
-                # not stay, e.g. after going back to its image. A result shown since (a cell's) is not overwritten.
-                finishes_preview = job.previewed and exc is None and self._shown.get(job.lane) == job.id
-                if not finishes_preview and (job.cancelled or self._latest.get(job.lane) != job.id):
-                    log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
-                    if job.stopped_by_user and job.previewed and self._shown.get(job.lane) == job.id:
-                        self.notice = (f"{job.what}: stopped; the layers not computed yet stay empty (pick another "
-                                       f"image and back to compute them).")
-                    elif job.stopped_by_user:
-                        self.notice = f"{job.what}: stopped; the previous result is still shown."
-                        self.restore_inputs(job)
-                elif exc is not None:
-                    self._show_error(job.what, exc)
-                else:
-                    try:
-                        apply(result)
-                        self.error = ""
-                    except Exception as e:  # noqa: BLE001
-                        self._show_error(job.what, e)
-            finally:
-                self._clear_status(job)
-                self._idle()
-
-        return done
-
-    def back_to_shown(self, lane: str) -> None:
-        """The lane's input is back to what the result on screen answers: drop its requests in flight,
-        and any error about the input that was left."""
-        for job in list(self._jobs.values()):
-            if job.lane == lane:
-                job.cancel()
-        self._latest[lane] = -1
-        self.error = ""
-
-    def stop(self) -> None:
-        """Stop every request of this widget in flight (what the Stop control does)."""
-        for job in list(self._jobs.values()):
-            job.cancel(by_user=True)
-
-    def restore_inputs(self, job: Job) -> None:
-        """Hook: the user stopped ``job`` (Stop, or the notebook's interrupt), so put its lane's inputs (a
-        picker, a page) back to what the result on screen answers. A failed request keeps its input and
-        shows the error, while the browser labels the pictures as still those of the previous input."""
 
     def browser_events(self) -> dict[str, tuple[str, Callable[[dict], None]]]:
         """The events this widget takes from the browser as custom messages ``{"event": name, ...}``: name ->
@@ -333,17 +190,6 @@ class CnnvizWidget(SavesFigure, anywidget.AnyWidget):
                 handler(content)
         finally:
             self._message_buffers = []
-
-
-def minimum(low: int) -> Callable[[Any, dict], Any]:
-    """A trait validator refusing values below ``low`` (a page size of 0 from the browser): its TraitError
-    becomes a message in the widget through ``set_state``. Use: ``_v = traitlets.validate("page")(minimum(0))``."""
-    def check(self: Any, proposal: dict) -> Any:
-        if proposal["value"] < low:
-            raise traitlets.TraitError(f"{proposal['trait'].name} must be {low} or more, got {proposal['value']}")
-        return proposal["value"]
-
-    return check
 
 
 def message_field(msg: Any, key: str, kind: type = int) -> Any:

@@ -22,67 +22,42 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import traitlets
 
 from .. import checks
-from ..display import choose_display, heat, overlay, to_display
-from ..errors import CnnvizError, ImageError, UnsupportedModelError
+from ..display import choose_display, overlay, to_display
 from ..figures import field_label, layers_sheet, predictions_text
 from ..probe.reconstruct import TopClassSeed
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, message_field
+from ._base import as_probe, message_field
 from .assets import css, esm
-from .picker import widget_images
+from .class_map_view import NO_MAP, ShowsClassMap
 from .encoding import picture_bytes
-from .jobs import Job
-from .layer_fields import layer_field
+from .live import LiveCamera
+from .picker import widget_images
+from .unit_view import PicksUnits
 from .uploads import TakesPictures
 
 
-class DeconvExplorer(TakesPictures, ReversingWidget):
+class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
     """Pick an image; see what every layer keeps; slide through the layers; click for one unit."""
 
     _esm = esm("deconv_explorer.js")
     _css = css()
 
-    layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     layer = traitlets.Unicode("").tag(sync=True)  # shared: link it to drive or follow other widgets
-    input_png = traitlets.Bytes(b"").tag(sync=True)
-    recs = traitlets.List(traitlets.Bytes()).tag(sync=True)  # one PNG per layer, in layer_names order
     rf = traitlets.List(traitlets.List(traitlets.Float())).tag(sync=True)  # (size, stride, offset) per layer; [] if none
     switches = traitlets.List(traitlets.Bool()).tag(sync=True)  # per layer: max-pools below it (the deconvnet's only input)
-    captions = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per layer: what its picture shows, when not the whole layer
-    drawn = traitlets.List(traitlets.Unicode()).tag(sync=True)  # per layer: the rule that drew its picture, "guided (auto)"
     grid = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)  # (H, W) of each layer's map
     channels = traitlets.List(traitlets.Int()).tag(sync=True)  # filters (classes) of each layer: the filter box's range
     input_size = traitlets.Int(224).tag(sync=True)
-    selected = traitlets.Dict().tag(sync=True)  # {"layer", "unit": [c, y, x]} once reconstructed; shared
-    unit_png = traitlets.Bytes(b"").tag(sync=True)
-    predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index or -1], ...]
-
-    class_map_png = traitlets.Bytes(b"").tag(sync=True)  # the class map's heat colours at input size ("": none)
-    class_map_for = traitlets.Dict().tag(sync=True)  # {"index", "label", "layer", "method"} of it, or {"error": why not}
-    show_map = traitlets.Bool(False).tag(sync=True)  # each image's top-1 map too (a class picked turns it on)
-    map_opacity = traitlets.Float(0.5).tag(sync=True)  # how strongly the map covers the input: 0 (hidden) to 1
-    map_layer = traitlets.Unicode("").tag(sync=True)  # the layer the map is drawn at; "": the last conv layer with a map
-
-    live_input_png = traitlets.Bytes(b"").tag(sync=True)  # live mode: the camera's last frame shown, as the network sees it
-    live_rec_png = traitlets.Bytes(b"").tag(sync=True)  # and its reconstruction at the layer on screen
-    live_frame = traitlets.Dict().tag(sync=True)  # {"n", "t", "layer"} of that frame (t: the browser's, for the lag)
-
-    shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule they were made by
 
     _x: torch.Tensor | None  # the model input shown
-    _live_job: Job | None
-    _live_next: tuple | None
 
     def __init__(self, probe: Any, images: Any = None, layers: Any = None, image_index: int = 0,
                  rule: str = WIDGET_RULE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._class_map: np.ndarray | None = None  # the map shown, (S, S) in [0, 1], for save()
-        self._live_job, self._live_next, self._live_dropped = None, None, 0  # live mode: the frame worked on, the next
         self._probe = None
         self._images = None
         self._x = None
@@ -219,241 +194,22 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
         return {**part({i: done[i] if i in done else next(fresh) for i in range(n)}, mode),
                 "pictures": [picture, *pictures], **drawn_map}
 
-    def _map_of(self, x: torch.Tensor, c: int | None) -> dict:
-        """The class map of class ``c`` for input ``x`` at ``map_layer``: {"map": (S, S) array, "map_png", "map_for"};
-        for a network without class scores nothing, and where the map cannot be drawn the reason, in "map_for"."""
-        assert self._probe is not None  # made in __init__: nothing here runs without it
-        if c is None or self._probe.output_layer is None:
-            return {"map": None, "map_png": b"", "map_for": {}}
-        from ..probe.class_map import class_map, spatial_layer
-
-        labels = self._probe.labels
-        label = labels[c] if labels and c < len(labels) else f"class {c}"
-        try:
-            at = spatial_layer(self._probe, self.map_layer or None)
-            m = class_map(self._probe, x, layer=at, target=int(c))[0, 0].cpu().numpy()
-        except CnnvizError as exc:  # said in place of the map (the class is kept: another layer may draw it)
-            return {"map": None, "map_png": b"", "map_for": {"index": int(c), "label": label, "error": str(exc)}}
-        return {"map": m, "map_png": picture_bytes([heat(m)])[0],
-                "map_for": {"index": int(c), "label": label, "layer": at.name, "method": "gradcam"}}
-
     def _show_image(self, r: dict) -> None:
         self._x = r["x"]
         self._mode = r["mode"]
         self._pictures, self._unit_picture = r["pictures"], None  # what is shown, for save()
         with self.hold_sync():
-            self.input_png = r["input_png"]
-            self.recs = r["recs"]
-            self.captions = r["captions"]
-            self.drawn = r["drawn"]
-            self.predictions = r["predictions"]
-            self.show_display(r["mode"])
+            self.show_strip(r)
             # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
-            self._show_map(r if "map_for" in r else {"map": None, "map_png": b"", "map_for": {}})
-            self.shown_rule = r["rule"]
+            self._show_map(r if "map_for" in r else NO_MAP)
             self.selected = {}
             self.unit_png = b""
             self.shown_image = r["index"]
-
-    @traitlets.observe("show_map")
-    def _on_show_map(self, change: dict) -> None:
-        """The class map box ticked: the top-1's map of the image shown (unless a map is shown already); unticked:
-        the map goes."""
-        if not self._map_on_screen() or change["old"] == change["new"] or not getattr(self, "_map_ready", True):
-            return
-        if not change["new"]:
-            self._show_map({"map": None, "map_png": b"", "map_for": {}})
-        elif not self.class_map_for and self.predictions and self.predictions[0][2] >= 0:
-            self._draw_map(self.predictions[0][2])
-
-    @traitlets.observe("map_layer")
-    def _on_map_layer(self, change: dict) -> None:
-        """Another layer for the class map: the map of the class shown is drawn again there."""
-        c = self.class_map_for.get("index")
-        if not self._map_on_screen() or change["old"] == change["new"] or c is None:
-            return
-        self._draw_map(c)
-
-    def _map_on_screen(self) -> bool:
-        """An image is shown that a map could be drawn for (not so while the constructor sets the traits)."""
-        return getattr(self, "_probe", None) is not None and getattr(self, "_x", None) is not None
-
-    def _draw_map(self, c: int) -> None:
-        """Draw the map of class ``c`` for the image shown (its own lane: a newer request replaces it)."""
-        x = self._x
-        assert x is not None  # an image is shown: the map is asked for only then
-
-        def apply(r: dict) -> None:
-            if self._x is x:
-                self._show_map(r)
-
-        self.run_job("Drawing the class map", "map", lambda job: self._map_of(x, c), apply)
-
-    @traitlets.validate("map_opacity")
-    def _check_opacity(self, proposal: dict) -> float:
-        value = proposal["value"]
-        if not 0 <= value <= 1:
-            raise traitlets.TraitError(f"map_opacity must be from 0 to 1, got {value}")
-        return value
-
-    def _show_map(self, r: dict) -> None:
-        self._class_map = r["map"]
-        with self.hold_sync():
-            if r["map_for"] and not self.show_map:  # a class picked: its map is shown, and so are the next images'
-                self._map_ready = False
-                try:
-                    self.show_map = True
-                finally:
-                    self._map_ready = True
-            self.class_map_png = r["map_png"]
-            self.class_map_for = r["map_for"]
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
             self.restore_rule(self.shown_rule)  # first: the image's observer then sees nothing left to compute
             self.image_index = self.shown_image  # the picker goes back to the image still shown
-
-    def _request_unit(self, what: str, compute) -> None:
-        """A click or filter request on the image now shown; dropped if the image changes meanwhile."""
-        if self._x is None:
-            self.error = "No image is loaded."
-            return
-        x, rule, mode = self._x, self.rule, self._mode
-
-        def apply(r: dict) -> None:
-            if self._x is x:
-                if "map_for" in r:
-                    self._show_map(r)
-                self._unit_picture = r["picture"]
-                with self.hold_sync():
-                    self.rf = self._fields()  # with any field measured for this unit
-                    self.unit_png = r["png"]
-                    self.selected = r["selected"]
-
-        def run(job) -> dict:
-            r = compute(x, rule, mode, job)
-            return {**r, "png": picture_bytes([r["picture"]])[0]}
-
-        self.run_job(what, "unit", run, apply)
-
-    def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> np.ndarray:
-        """One reconstruction as a picture, in the display of the strip it belongs to."""
-        assert self._probe is not None  # made in __init__: nothing here runs without it
-        rec = self._probe.reconstruct(x, layers=name, rule=rule, **selector)[name][0]
-        return to_display(rec, mode)
-
-    def show_unit_at(self, layer: str, x: float, y: float) -> None:
-        """Reconstruct the strongest unit of ``layer`` under input pixel (``x``, ``y``) of the current image:
-        what a click on the big picture does."""
-        x, y = checks.number("x", x, "a pixel's column (a finite number)"), checks.number("y", y, "a pixel's row (a finite number)")
-        self._strongest_unit(layer, lambda l: self.unit_under(l, y, x))
-
-    def show_unit_in(self, layer: str, row: int, col: int) -> None:
-        """Reconstruct the strongest unit at map position (``row``, ``col``) of ``layer`` for the current image:
-        what Enter on the big picture's keyboard cursor does (the cursor moves unit by unit over the layer's map,
-        so no pixel has to be hit)."""
-        def at(l) -> tuple[int, int]:
-            h, w = l.shape[1:]
-            if not (0 <= row < h and 0 <= col < w):
-                raise CnnvizError(f"Map position ({row}, {col}) is outside {l.name}'s {h}x{w} map; rows and columns "
-                                  f"count from 0.")
-            return row, col
-
-        self._strongest_unit(layer, at)
-
-    def _strongest_unit(self, layer: str, where) -> None:
-        """Reconstruct the strongest filter at the map position ``where(layer)`` of ``layer``, and box its field."""
-        def compute(xin, rule, mode, job) -> dict:
-            assert self._probe is not None  # made in __init__: nothing here runs without it
-            l = self._probe.layer(layer)
-            self._unit_field(l, job)  # measured first ("measuring…") where tracing gave none
-            gy, gx = where(l)
-            act = self._probe.activations(xin, [l.name])[l.name][0, :, gy, gx]
-            channel = int(torch.argmax(act))
-            job.check()
-            return {"picture": self._one(xin, rule, mode, l.name, unit=(channel, gy, gx)), "selected": {
-                "layer": l.name, "unit": [channel, gy, gx], "activation": round(float(act[channel]), 4),
-                **self.field_of(l, gy, gx)}}
-
-        self._request_unit("Reconstructing the unit", compute)
-
-    def _unit_field(self, layer, job) -> None:
-        """Measure the field of ``layer`` where tracing gave none and it was not measured yet (bounded, "measuring…"
-        meanwhile): the unit's box and the unit under a click then use it. No box: the unit is still reconstructed,
-        with no box drawn."""
-        assert self._probe is not None  # made in __init__: nothing here runs without it
-        if self._probe.field_pending(layer.name):
-            try:
-                layer_field(self._probe, layer.name, job)
-            except UnsupportedModelError:
-                pass
-
-    def _fields(self) -> list[list[float]]:
-        """The ``rf`` trait: (size, stride, offset) per layer as the probe gives it now (measured ones included)."""
-        assert self._probe is not None  # made in __init__: nothing here runs without it
-        rfs = [self._probe.receptive_field(n) for n in self._layers]
-        return [[float(r.size), float(r.stride), float(r.offset)] if r is not None else [] for r in rfs]
-
-    def field_of(self, layer, y: int, x: int) -> dict:
-        """{"field": [top, left, bottom, right]}: the input pixels unit (y, x) of ``layer`` sees, which the browser
-        boxes on the picture (per axis, as :meth:`ReceptiveField.box` gives it), by the probe's field (traced, or
-        measured where tracing could not follow an op); {} where the field is unknown."""
-        assert self._probe is not None  # made in __init__: nothing here runs without it
-        rf = self._probe.receptive_field(layer.name)
-        return {"field": [int(v) for v in rf.box(int(y), int(x))]} if rf is not None else {}
-
-    def unit_under(self, layer, row: float, col: float) -> tuple[int, int]:
-        """The unit of ``layer`` whose receptive field (traced or measured) is centred nearest input pixel
-        (row, col); where the layer has no receptive field, the unit at the same relative place of its map."""
-        h, w = layer.shape[1:]
-        assert self._probe is not None  # made in __init__: nothing here runs without it
-        rf = self._probe.receptive_field(layer.name)
-        if rf is not None and not rf.is_global:
-            return rf.unit_at(row, col, (h, w))
-        s = self._probe.input_size
-        return (int(np.clip(row / s * h, 0, h - 1)), int(np.clip(col / s * w, 0, w - 1)))
-
-
-    def show_filter(self, layer: str, channel: int | str) -> None:
-        """Reconstruct one filter's whole feature map of ``layer`` (on the output layer: one class, by
-        index or label) for the current image."""
-
-        def compute(x, rule, mode, job) -> dict:
-            assert self._probe is not None  # made in __init__: nothing here runs without it
-            l = self._probe.layer(layer)
-            c = self._probe.class_index(channel, l) if isinstance(channel, str) else channel
-            selected = {"layer": l.name, "channel": int(c) if isinstance(c, (int, np.integer)) else c}
-            if l is self._probe.output_layer and self._probe.labels and isinstance(c, (int, np.integer)) \
-                    and 0 <= c < len(self._probe.labels):
-                selected["label"] = self._probe.labels[int(c)]
-            picture = self._one(x, rule, mode, l.name, channel=c)
-            job.check()
-            drawn = self._map_of(x, int(c)) if l is self._probe.output_layer else {}  # a class: where it is found too
-            return {"picture": picture, "selected": selected, **drawn}
-
-        self._request_unit("Reconstructing the class" if isinstance(channel, str) else "Reconstructing the filter", compute)
-
-    def show_class(self, label: str | int) -> None:
-        """Reconstruct one class of the output layer (by label or index) for the current image: the top-5
-        bars do this when clicked."""
-        with self.guard("Reconstructing the class"):
-            out = self._probe.output_layer if self._probe is not None else None
-            if out is None:
-                raise UnsupportedModelError(f"{type(getattr(self._probe, 'model', None)).__name__} does not end in "
-                                            f"class scores, so there is no class to reconstruct.")
-            self.show_filter(out.name, label)
-
-    def show_unit(self, layer: str, unit: tuple[int, int, int]) -> None:
-        """Reconstruct one unit (channel, y, x) of ``layer`` for the current image, from Python."""
-
-        def compute(x, rule, mode, job) -> dict:
-            assert self._probe is not None  # made in __init__: nothing here runs without it
-            l = self._probe.layer(layer)
-            self._unit_field(l, job)
-            return {"picture": self._one(x, rule, mode, l.name, unit=tuple(unit)),
-                    "selected": {"layer": l.name, "unit": [int(v) for v in unit], **self.field_of(l, unit[1], unit[2])}}
-
-        self._request_unit("Reconstructing the unit", compute)
 
     def browser_events(self) -> dict:
         layer = lambda m: message_field(m, "layer", str) if "layer" in m else self.layer  # noqa: E731
@@ -469,72 +225,6 @@ class DeconvExplorer(TakesPictures, ReversingWidget):
             "frame": ("Showing the camera's picture", self.live_event),
             "live": ("Switching live mode", lambda m: self.live_off() if not m.get("on") else None),
         }
-
-    # ------------------------------------------------------------------ live mode (the webcam)
-    def live_event(self, message: dict) -> None:
-        """A camera frame from the browser (its JPEG in the message's buffer): the layer on screen is reconstructed
-        for it. One frame is worked on at a time; a frame that comes meanwhile waits, and a newer one replaces it
-        (never a queue: what is shown is at most one frame behind the camera)."""
-        buffers = getattr(self, "_message_buffers", None) or []
-        if not buffers:
-            raise ImageError("The browser sent a camera frame without its picture; nothing was shown.")
-        frame = (bytes(buffers[0]), message.get("n"), message.get("t"))
-        running = self._live_job is not None and self._live_job.id in self._jobs
-        if running:
-            self._live_dropped += self._live_next is not None
-            self._live_next = frame
-            return
-        self._live_start(frame)
-
-    def _live_start(self, frame: tuple) -> None:
-        data, n, t = frame
-        layer, rule = (self.layer if self.layer in self._layers else self._layers[0]), self.rule
-
-        def compute(job) -> dict:
-            return self.live_picture(data, layer, rule) | {"n": n, "t": t}
-
-        def apply(r: dict) -> None:
-            with self.hold_sync():
-                self.live_input_png, self.live_rec_png = r["input_png"], r["rec_png"]
-                self.live_frame = {"n": r["n"], "t": r["t"], "layer": layer, "dropped": self._live_dropped}
-            if self._live_next is not None:  # the newest frame that came meanwhile
-                frame, self._live_next = self._live_next, None
-                with self.from_browser():
-                    self._live_start(frame)
-
-        self._live_job = self.run_job("Showing the camera's picture", "live", compute, apply)
-
-    def live_picture(self, data: bytes, layer: str, rule: str) -> dict:
-        """One camera frame (a picture file's bytes) as the network sees it and its reconstruction at ``layer``:
-        {"input_png", "rec_png"} (JPEG, or the widget's picture format)."""
-        probe = self._probe
-        assert probe is not None  # made in __init__: nothing here runs without it
-        x = probe.model_input(data, "the camera's picture")
-        rec = probe.reconstruct(x, layers=layer, rule=rule)[probe.layer(layer).name]
-        mode = choose_display([rec])
-        input_png, rec_png = picture_bytes([probe.to_image(x)[0], to_display(rec[0], mode)])
-        return {"input_png": input_png, "rec_png": rec_png}
-
-    def live_off(self) -> None:
-        """Live mode ends (the camera stopped or paused): the photo and the layers shown before come back."""
-        self._live_next = None
-        if self._live_job is not None:
-            self._live_job.cancel()
-        with self.hold_sync():
-            self.live_input_png = b""
-            self.live_rec_png = b""
-            self.live_frame = {}
-
-    def selection_label(self) -> str:
-        """What the unit view shows, in words: "c3: unit 12 at (3, 4)", "c4: filter 11", "fc8: class espresso"."""
-        sel = self.selected
-        layer = sel.get("layer", self.layer)
-        if isinstance(sel.get("unit"), (list, tuple)) and len(sel["unit"]) == 3:
-            c, y, x = sel["unit"]
-            return f"{layer}: unit {c} at ({y}, {x})"
-        if "label" in sel:
-            return f"{layer}: class {sel['label']}"
-        return f"{layer}: filter {sel.get('channel', sel.get('filter', '?'))}"
 
     def rule_words(self) -> str:
         """The rule of the pictures shown, in words: "deconvnet", "auto: guided" or "auto: deconvnet for c1, c2;

@@ -16,7 +16,7 @@ from .. import checks
 from ..errors import CnnvizError, short_repr
 from ..kernels.embedding import RepresentationSpace, representation_space
 from ..figures import Sheet, field_label
-from ._base import CnnvizWidget, as_probe, message_field, minimum
+from ._base import CnnvizWidget, as_probe, message_field, within
 from .assets import css, esm
 from .picker import widget_images
 from .encoding import png_bytes
@@ -110,7 +110,7 @@ class EmbeddingMap(CnnvizWidget):
             self.region = list(space.region)
             self.depth = len(self._stack)
 
-    _sizes = traitlets.validate("grid", "cell")(minimum(1))
+    _sizes = traitlets.validate("grid", "cell")(within(1))
 
     def zoom_into(self, x0: float, y0: float, x1: float, y1: float) -> None:
         """Zoom into the rectangle between corners (x0, y0) and (x1, y1), fractions of the view now shown (0 =

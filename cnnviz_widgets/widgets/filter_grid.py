@@ -19,7 +19,7 @@ from ..errors import CnnvizError, IndexOutOfRangeError, short_repr
 from ..kernels.mine import mine
 from ..figures import field_label, filter_tile, filters_sheet, layers_sheet, sprite, tile_field
 from ..probe.rules import WIDGET_RULE
-from ._base import ReversingWidget, as_probe, message_field, minimum
+from ._base import ReversingWidget, as_probe, message_field, within
 from .assets import css, esm
 from .picker import widget_images
 from .encoding import png_bytes
@@ -174,8 +174,8 @@ class FilterGrid(ReversingWidget):
             self.restore_rule(shown.pop("rule", ""))
             self.selected = shown
 
-    _sizes = traitlets.validate("page_size", "cell", "per_row", "k")(minimum(1))
-    _page = traitlets.validate("page")(minimum(0))
+    _sizes = traitlets.validate("page_size", "cell", "per_row", "k")(within(1))
+    _page = traitlets.validate("page")(within(0))
 
     @traitlets.observe("layer", "filters", "page", "page_size")
     def _on_view(self, change: dict) -> None:

@@ -14,14 +14,18 @@ ignores) stops them too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import StoppedError
+
+log = logging.getLogger("cnnviz_widgets")
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-job")
 _IDS = itertools.count(1)
@@ -164,3 +168,173 @@ def submit(job: Job, compute: Callable[[Job], Any], done: Callable[[Job, Any, Ba
         done(job, None if exc else f.result(), exc)
 
     future.add_done_callback(finished)
+
+
+class RunsJobs:
+    """Every widget's requests, in lanes ("image", "unit", "page"...): a new request cancels the older ones of its lane,
+    a result that is no longer the newest is dropped, a first part (``job.preview``) is shown while the rest is
+    made. The widget (:class:`~cnnviz_widgets.widgets._base.CnnvizWidget`) holds the traits these set and the
+    ``guard`` that turns an error into its message."""
+
+    # what the widget gives: its synced traits, its guard and its error display
+    busy: bool
+    progress: float
+    notice: str
+    error: str
+    guard: Callable[[str], contextlib.AbstractContextManager[None]]
+    _show_error: Callable[[str, BaseException], None]
+
+    def open_lanes(self) -> None:
+        """The lanes' state, empty (the widget's constructor calls it first)."""
+        self._jobs: dict[int, Job] = {}
+        self._latest: dict[str, int] = {}  # lane -> id of its newest request
+        self._shown: dict[str, int] = {}  # lane -> id of the request whose result (or first part) is on screen
+        self._frontend_thread: int | None = None  # the thread applying browser state, while it does
+        remember_main_loop()  # widgets are made in a cell, on the kernel's main thread
+
+    def _idle(self) -> None:
+        if not self._jobs:
+            self.busy = False
+            self.progress = 0.0
+
+    @contextlib.contextmanager
+    def from_browser(self) -> Iterator[None]:
+        """What runs inside was asked for by the browser: its kernel work runs as background jobs."""
+        self._frontend_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._frontend_thread = None
+
+    def run_job(self, what: str, lane: str, compute: Callable[[Job], Any], apply: Callable[[Any], None],
+                supersedes: tuple[str, ...] = ()) -> Job:
+        """Start a request: ``compute(job)`` does the kernel work (calling ``job.report`` between steps,
+        touching no trait), ``apply(result)`` shows it. Earlier requests of the same lane, and of the
+        lanes in ``supersedes``, are cancelled; a result that is no longer the newest is dropped.
+        ``job.preview(part)`` applies a first part of the result with ``apply`` while the rest is made.
+
+        Browser-started requests run on the background worker; Python-started ones run inline.
+        """
+        for old in list(self._jobs.values()):
+            if old.lane == lane or old.lane in supersedes:
+                old.cancel()
+        for other in supersedes:
+            self._latest[other] = -1
+        loop = running_loop() if self._frontend_thread == threading.get_ident() else None
+        job = Job(lane, what, self._job_progress(loop))
+        job._on_status = self._job_status(loop)
+        self._latest[lane] = job.id
+        self.notice = ""
+
+        def show(result: Any) -> None:  # what is shown, and which request it answers
+            apply(result)
+            self._shown[lane] = job.id
+
+        if loop is None:
+            try:
+                with self.guard(what):
+                    show(compute(job))
+            except KeyboardInterrupt:  # the notebook's interrupt: the inputs go back to what is shown
+                self.restore_inputs(job)
+                raise
+            finally:
+                self._clear_status(job)
+            return job
+        job._on_preview = self._job_preview(loop, show)
+        self._jobs[job.id] = job
+        self.busy = True
+        self.progress = 0.0
+        submit(job, compute, self._job_done(show), loop)
+        return job
+
+    def _job_progress(self, loop) -> Callable[[Job, float], None]:
+        def inline(job: Job, value: float) -> None:
+            self.progress = value
+
+        def on_loop(job: Job, value: float) -> None:
+            if job.id in self._jobs:
+                self.progress = value
+            hook_interrupt()
+
+        def threaded(job: Job, value: float) -> None:  # on the worker: hand the value to the event loop
+            loop.call_soon_threadsafe(on_loop, job, value)
+
+        return inline if loop is None else threaded
+
+    def _job_status(self, loop) -> Callable[[Job, str], None]:
+        """``job.status(text)`` -> ``notice`` (the browser shows it in place of "working…" while busy), if the job is
+        still the newest of its lane."""
+        def on_loop(job: Job, text: str) -> None:
+            if job.id in self._jobs and not job.cancelled and self._latest.get(job.lane) == job.id:
+                self.notice = text
+
+        def inline(job: Job, text: str) -> None:
+            self.notice = text
+
+        return inline if loop is None else (lambda job, text: loop.call_soon_threadsafe(on_loop, job, text))
+
+    def _clear_status(self, job: Job) -> None:
+        if job.status_text and self.notice == job.status_text:
+            self.notice = ""
+
+    def _job_preview(self, loop, apply: Callable[[Any], None]) -> Callable[[Job, Any], None]:
+        """On the worker: hand a first part of the result to the event loop, which shows it if the job is still
+        the newest of its lane (the rest is then shown whatever comes meanwhile: never half a result)."""
+        def on_loop(job: Job, part: Any) -> None:
+            if job.id in self._jobs and not job.cancelled and self._latest.get(job.lane) == job.id:
+                try:
+                    apply(part)
+                    job.previewed = True
+                except Exception as e:  # noqa: BLE001
+                    self._show_error(job.what, e)
+
+        return lambda job, part: loop.call_soon_threadsafe(on_loop, job, part)
+
+    def _job_done(self, apply: Callable[[Any], None]) -> Callable[[Job, Any, BaseException | None], None]:
+        def done(job: Job, result: Any, exc: BaseException | None) -> None:
+            self._jobs.pop(job.id, None)
+            try:
+                # the rest of a result whose first part is on screen, and still the last thing shown of its lane,
+                # is shown even after a Stop or a newer request (which replaces it when done): a half result must
+                # not stay, e.g. after going back to its image. A result shown since (a cell's) is not overwritten.
+                finishes_preview = job.previewed and exc is None and self._shown.get(job.lane) == job.id
+                if not finishes_preview and (job.cancelled or self._latest.get(job.lane) != job.id):
+                    log.debug("dropped the result of %s (job %d): a newer request or a stop replaced it", job.what, job.id)
+                    if job.stopped_by_user and job.previewed and self._shown.get(job.lane) == job.id:
+                        self.notice = (f"{job.what}: stopped; the layers not computed yet stay empty (pick another "
+                                       f"image and back to compute them).")
+                    elif job.stopped_by_user:
+                        self.notice = f"{job.what}: stopped; the previous result is still shown."
+                        self.restore_inputs(job)
+                elif exc is not None:
+                    self._show_error(job.what, exc)
+                else:
+                    try:
+                        apply(result)
+                        self.error = ""
+                    except Exception as e:  # noqa: BLE001
+                        self._show_error(job.what, e)
+            finally:
+                self._clear_status(job)
+                self._idle()
+
+        return done
+
+    def back_to_shown(self, lane: str) -> None:
+        """The lane's input is back to what the result on screen answers: drop its requests in flight,
+        and any error about the input that was left."""
+        for job in list(self._jobs.values()):
+            if job.lane == lane:
+                job.cancel()
+        self._latest[lane] = -1
+        self.error = ""
+
+    def stop(self) -> None:
+        """Stop every request of this widget in flight (what the Stop control does)."""
+        for job in list(self._jobs.values()):
+            job.cancel(by_user=True)
+
+    def restore_inputs(self, job: Job) -> None:
+        """Hook: the user stopped ``job`` (Stop, or the notebook's interrupt), so put its lane's inputs (a
+        picker, a page) back to what the result on screen answers. A failed request keeps its input and
+        shows the error, while the browser labels the pictures as still those of the previous input."""

@@ -31,7 +31,7 @@ from ..kernels.checkpoints import Checkpoints
 from ..kernels.filters import filter_pictures, first_conv
 from ..kernels.sparsity import count_zeros
 from ..probe.rules import WIDGET_RULE, rule_words
-from ._base import ReversingWidget
+from .strip import ShowsStrip
 from .assets import css, esm
 from .encoding import picture_bytes, png_bytes
 from .picker import PicksImage, widget_images
@@ -39,7 +39,7 @@ from .picker import PicksImage, widget_images
 KEPT = 16  # steps whose pictures stay in memory (VGG16: about 4 MB each, the pictures for save() and their JPEGs)
 
 
-class TrainingTimeline(PicksImage, ReversingWidget):
+class TrainingTimeline(PicksImage, ShowsStrip):
     """A step slider over ``checkpoints`` (a cv.Checkpoints); ``images``: the pictures to follow (default the
     sample photos); ``layers``: the strip's layers (default every layer); ``depths``: the layers of the two-step
     comparison (spread over the network, as CompareModels). ``step``: the step shown first (default the last)."""
@@ -50,18 +50,11 @@ class TrainingTimeline(PicksImage, ReversingWidget):
     steps = traitlets.List(traitlets.Int()).tag(sync=True)
     step_index = traitlets.Int(0).tag(sync=True)  # the slider (shared)
     metrics = traitlets.Dict().tag(sync=True)  # name -> one number (or None) per checkpoint
-    layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     fields = traitlets.List(traitlets.Unicode()).tag(sync=True)  # each layer's receptive field, in words
-    input_png = traitlets.Bytes(b"").tag(sync=True)
-    recs = traitlets.List(traitlets.Bytes()).tag(sync=True)  # one picture per layer, at the shown step
-    drawn = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    captions = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    predictions = traitlets.List(traitlets.List()).tag(sync=True)
     filters_png = traitlets.Bytes(b"").tag(sync=True)
     filters_layer = traitlets.Unicode("").tag(sync=True)
     sparsity = traitlets.List(traitlets.List()).tag(sync=True)  # [[layer, fraction of zeros], ...] for this picture
     shown_step = traitlets.Int(-1).tag(sync=True)  # the step index the pictures shown belong to
-    shown_rule = traitlets.Unicode("").tag(sync=True)
     view = traitlets.Enum(("step", "compare"), "step").tag(sync=True)  # one step, or two side by side
     compare_steps = traitlets.List(traitlets.Int(), default_value=[0, 0]).tag(sync=True)  # two step indices
     columns = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the comparison's layers
@@ -174,7 +167,7 @@ class TrainingTimeline(PicksImage, ReversingWidget):
         captions = [f"the top-1 class, {preds[0][1]}" if out is not None and n == out.name and preds else ""
                     for n in names]
         encoded = picture_bytes([picture, *pictures])
-        return {"key": (i, index, rule), "input_png": encoded[0], "recs": encoded[1:], "mode": mode,
+        return {"key": (i, index, rule), "rule": rule, "input_png": encoded[0], "recs": encoded[1:], "mode": mode,
                 "picture": picture, "pictures": pictures, "filters": filters, "filters_png": png_bytes(filters),
                 "predictions": [[label, round(p, 4), c] for c, label, p in preds], "captions": captions,
                 "drawn": [self.drawn_by(rule, n, probe) for n in names], "sparsity": found.get("zeros", [])}
@@ -186,15 +179,9 @@ class TrainingTimeline(PicksImage, ReversingWidget):
         self._shown_result = r
         i, index, rule = r["key"]
         with self.hold_sync():
-            self.input_png = r["input_png"]
-            self.recs = r["recs"]
-            self.drawn = r["drawn"]
-            self.captions = r["captions"]
-            self.predictions = r["predictions"]
+            self.show_strip(r)
             self.filters_png = r["filters_png"]
             self.sparsity = r["sparsity"]
-            self.show_display(r["mode"])
-            self.shown_rule = rule
             self.shown_image = index
             self.shown_step = i
 

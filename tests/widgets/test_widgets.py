@@ -139,7 +139,7 @@ def test_text_scale_is_every_widgets_and_bounded(alex_probe):
     assert table.text_scale == 1.0 and table.trait_metadata("text_scale", "sync")
     table.text_scale = 1.5
     assert table.get_state()["text_scale"] == 1.5
-    with pytest.raises(traitlets.TraitError, match="text_scale must be between 0.5 and 3"):
+    with pytest.raises(traitlets.TraitError, match="text_scale must be from 0.5 to 3"):
         table.text_scale = 10
 
 
