@@ -25,14 +25,14 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 from torch import nn
-import cnnviz_widgets as cv, cnnviz_widgets.images as images
+import cnnviz_widgets as cv, cnnviz_widgets.decode as decode, cnnviz_widgets.resize as resize
 torch.set_num_threads(2)
 path, how, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
 probe = cv.Probe(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), input_size=224)
 if how == "full":
-    images.REDUCE_MARGIN = 10**9  # no early reduction: what the pipeline did before
+    decode.REDUCE_MARGIN = 10**9  # no early reduction: what the pipeline did before
 if how == "whole":
-    images.WINDOW_AREA = 10**12  # a thin picture resized whole, then cropped: what the pipeline did before
+    resize.WINDOW_AREA = 10**12  # a thin picture resized whole, then cropped: what the pipeline did before
 if how == "torchvision":
     from torchvision import transforms
     from PIL import Image

@@ -1,22 +1,22 @@
-"""Pictures in: the bundled sample photos, any picture as float RGB, resizing (pictures out: display.py).
+"""Pictures in: the bundled sample photos, any picture checked and read as float RGB, prepared at a network's size
+(files decoded by decode.py, resized by resize.py; pictures out: display.py).
 
 Conventions: numpy pictures are (H, W[, C]); torch pictures are (C, H, W) or batches (N, C, H, W).
 Integer pictures are scaled by what their values are (8 or 16 bits), floats must lie in [0, 1].
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import CnnvizWarning, ImageError, warn
+from .decode import decode_bytes, decode_file, from_pil, scale_integer
+from .errors import CnnvizWarning, ImageError
+from .resize import resize_center_crop
 
 _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "camera", "hubble_deep_field")
 _SKLEARN_PHOTOS = ("china", "flower")
@@ -50,184 +50,6 @@ def _describe(obj: Any) -> str:
     shape = getattr(obj, "shape", None)
     dtype = getattr(obj, "dtype", None)
     return f"{type(obj).__name__}" + (f" of shape {tuple(shape)} and dtype {dtype}" if shape is not None else "")
-
-
-def _scale_integer(arr: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    """Integer pictures: uint8 is 8-bit (/255) and uint16 16-bit (/65535), as their types say (a 16-bit PNG
-    read by Pillow or numpy gives the same numbers); other integer types (int32 and int64 from arithmetic,
-    torch.randint) are typed by their values: up to 255 8-bit, up to 65535 16-bit. Negative or larger
-    values are not a picture's (ImageError)."""
-    dtype = str(getattr(arr, "dtype", "")).replace("torch.", "")
-    t = torch.as_tensor(arr)
-    if t.dtype == torch.bool or t.dtype.is_floating_point:
-        return t.float()
-    if t.dtype == torch.uint8:
-        return t.float() / 255.0
-    if t.numel() == 0:
-        return t.float()
-    if dtype == "uint64":
-        t = torch.as_tensor(np.asarray(arr).astype(np.float64))  # beyond int64: compare as floats
-    t = t.to(torch.float64) if t.dtype == torch.float64 else t.to(torch.int64)  # min/max for every integer type
-    lo, hi = float(t.min()), float(t.max())
-    if lo < 0 or hi > 65535:
-        raise ImageError(
-            f"{name}: an integer picture holds 0-255 (8-bit) or 0-65535 (16-bit) values, this {dtype} one spans "
-            f"[{lo:.0f}, {hi:.0f}]. Clip it (np.clip(a, 0, 255)) or pass floats in [0, 1]."
-        )
-    sixteen = dtype == "uint16" or hi > 255
-    if dtype == "uint16" and hi <= 255:
-        warn(f"{name}: this uint16 picture holds values up to {hi:.0f} only; it is read as 16-bit (/65535), so "
-                      f"it is nearly black. If it holds 8-bit data, pass a.astype(np.uint8).", stacklevel=4)
-    return t.double().div(65535.0 if sixteen else 255.0).float()
-
-
-REDUCE_MARGIN = 4  # a big picture is first reduced (decoder draft, box filter) to no less than 4x the input size
-
-
-def _reduce_factor(shorter: int, size: int | None) -> int:
-    return 1 if size is None else max(1, shorter // (REDUCE_MARGIN * size))
-
-
-def _bomb(name: str, exc: BaseException) -> ImageError:
-    from PIL import Image
-
-    return ImageError(
-        f"{name}: {exc} Pillow refuses such pictures as a possible decompression bomb (limit "
-        f"{Image.MAX_IMAGE_PIXELS:,} pixels). If you trust the file, raise the limit first: "
-        f"PIL.Image.MAX_IMAGE_PIXELS = None."
-    )
-
-
-def _decode_file(path: str, name: str, reduce_to: int | None) -> torch.Tensor:
-    """The picture file as a (C, H, W) tensor (uint8 for 8-bit files), upright by its EXIF orientation.
-
-    The header is read by Pillow (size, format, the decompression-bomb limit); an 8-bit JPEG that needs
-    no reduction is decoded by torchvision's libjpeg-turbo straight into a tensor (a fifth of the time of
-    Pillow's decode and float resize); a JPEG much larger than ``reduce_to`` is decoded at a reduced scale
-    (draft mode: a 48-megapixel photo is never held at full size); every other file goes through Pillow.
-    """
-    from PIL import Image
-
-    if not os.path.isfile(path):
-        raise ImageError(f"{name}: the file {path!r} does not exist (or is not a file).")
-    try:
-        opened = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise _bomb(f"{name} ({path!r})", exc) from exc
-    except PermissionError as exc:
-        raise ImageError(f"{name}: {path!r} cannot be read: permission denied.") from exc
-    except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-        raise ImageError(f"{name}: {path!r} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
-    return _decode_opened(opened, reduce_to, lambda mode: _decode_jpeg(path, mode), f"{name} ({path!r})",
-                          f"{name}: {path!r}", f"{name} ({path})")
-
-
-def _decode_bytes(data: bytes, name: str, reduce_to: int | None) -> torch.Tensor:
-    """A picture file's bytes (an upload, a webcam frame) decoded exactly as :func:`_decode_file` decodes the file:
-    the same header checks, decompression-bomb limit, EXIF orientation, early reduction and decoders."""
-    from PIL import Image
-
-    try:
-        opened = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise _bomb(name, exc) from exc
-    except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-        raise ImageError(f"{name} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
-    return _decode_opened(opened, reduce_to, lambda mode: _decode_jpeg(data, mode), name, name, name)
-
-
-def _decode_opened(opened: Any, reduce_to: int | None, fast_jpeg: Any, bomb_name: str, where: str, name: str
-                   ) -> torch.Tensor:
-    """An opened PIL file as a (C, H, W) tensor: libjpeg-turbo for a plain 8-bit JPEG needing no reduction, else
-    Pillow (a big JPEG decoded at a reduced scale). ``where`` and ``bomb_name`` name it in errors."""
-    from PIL import Image
-
-    with opened:
-        w, h = opened.size
-        f = _reduce_factor(min(w, h), reduce_to)
-        if opened.format == "JPEG" and f == 1 and opened.mode in ("RGB", "L"):
-            fast = fast_jpeg(opened.mode)
-            if fast is not None:
-                return fast
-        try:
-            if f > 1 and opened.format == "JPEG":
-                opened.draft("RGB", (max(1, w // f), max(1, h // f)))
-            opened.load()
-        except Image.DecompressionBombError as exc:
-            raise _bomb(bomb_name, exc) from exc
-        except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-            raise ImageError(f"{where} is not a readable picture ({type(exc).__name__}: {exc}).") from exc
-        return _from_pil(opened, name, reduce_to)
-
-
-def _decode_jpeg(source: str | bytes, mode: str) -> torch.Tensor | None:
-    """torchvision's JPEG decoder on a file or its bytes, or None where it declines (Pillow then decodes, and names
-    any damage)."""
-    try:
-        from torchvision.io import ImageReadMode, decode_jpeg, read_file
-
-        with torchvision_io():
-            data = read_file(source) if isinstance(source, str) else torch.frombuffer(bytearray(source), dtype=torch.uint8)
-            return decode_jpeg(data, mode=ImageReadMode.GRAY if mode == "L" else ImageReadMode.RGB,
-                               apply_exif_orientation=True)
-    except Exception:  # noqa: BLE001 - truncated or unusual files: Pillow's reading is the reference
-        return None
-
-
-@contextlib.contextmanager
-def torchvision_io() -> Iterator[None]:
-    """Quiet torchvision 0.29's notice that its decoders will move to TorchCodec: they work, and the notice
-    would reach users from every reader process."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                                category=DeprecationWarning)
-        yield
-
-
-@functools.cache
-def _exif_turns() -> dict[int, Any]:
-    """EXIF orientation tag -> the transpose that makes the picture upright (what ImageOps.exif_transpose does)."""
-    from PIL import Image
-
-    t = Image.Transpose
-    return {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
-            7: t.TRANSVERSE, 8: t.ROTATE_90}
-
-
-def _from_pil(img: Any, name: str, reduce_to: int | None) -> torch.Tensor:
-    """A PIL image, turned upright by its EXIF orientation, reduced early, as a (C, H, W) tensor: uint8 for
-    8-bit modes, float in [0, 1] for 16-bit and 32-bit ones."""
-    from PIL import Image
-
-    try:
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            im = img
-        else:
-            im = img if img.mode in ("RGB", "L") else img.convert("RGB")  # alpha dropped, palettes expanded
-            f = _reduce_factor(min(im.size), reduce_to)
-            if f > 1:  # whole f x f boxes only, the remainder trimmed evenly, so the centre stays where it was
-                w, h = im.size
-                left, top = (w % f) // 2, (h % f) // 2
-                im = im.reduce(f, box=(left, top, left + w - w % f, top + h - h % f))
-        turn = _exif_turns().get(img.getexif().get(0x0112, 1))
-        if turn is not None:
-            im = im.transpose(turn)
-        if im.mode in ("I;16", "I;16B", "I;16L"):
-            arr = np.asarray(im).astype(np.float64) / 65535.0
-            return torch.from_numpy(arr).float()[None]
-        if im.mode == "I":
-            return _scale_integer(np.asarray(im).astype(np.int64), name)[None]
-        if im.mode == "F":  # checked as every float picture is, by read_picture
-            return torch.from_numpy(np.asarray(im, dtype=np.float32).copy())[None]
-        if im.mode == "L":
-            return torch.from_numpy(np.asarray(im).copy())[None]
-        return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
-    except Image.DecompressionBombError as exc:
-        raise _bomb(name, exc) from exc
-    except ImageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-        raise ImageError(f"{name}: the picture cannot be decoded ({type(exc).__name__}: {exc}).") from exc
 
 
 FLOAT_SLACK = 1e-3  # how far outside [0, 1] a float picture may stray (rounding) before it is refused
@@ -310,11 +132,11 @@ def check_picture(img: Any, name: str = "picture") -> None:
 
 
 def _quiet_integer(extremes: Any, name: str) -> None:
-    """:func:`_scale_integer`'s range check of an integer picture from its two extremes (its warnings are given
+    """:func:`~cnnviz_widgets.decode.scale_integer`'s range check of an integer picture from its two extremes (its warnings are given
     when the picture is read)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CnnvizWarning)
-        _scale_integer(extremes, name)
+        scale_integer(extremes, name)
 
 
 def read_picture(img: Any, name: str = "picture", reduce_to: int | None = None) -> torch.Tensor:
@@ -324,20 +146,20 @@ def read_picture(img: Any, name: str = "picture", reduce_to: int | None = None) 
     from PIL import Image
 
     if isinstance(img, (str, os.PathLike)):
-        t = _decode_file(os.fspath(img), name, reduce_to)
+        t = decode_file(os.fspath(img), name, reduce_to)
     elif isinstance(img, (bytes, bytearray, memoryview)):  # a picture file's contents (an upload)
-        t = _decode_bytes(bytes(img), name, reduce_to)
+        t = decode_bytes(bytes(img), name, reduce_to)
     elif isinstance(img, Image.Image):
-        t = _from_pil(img, name, reduce_to)
+        t = from_pil(img, name, reduce_to)
     elif isinstance(img, np.ndarray):
         arr = _numpy_layout(img, name)
         if arr.dtype == np.uint8:
             t = torch.from_numpy(np.array(arr[:, :, :3], copy=True)).permute(2, 0, 1)
         else:
-            t = _scale_integer(np.array(arr, copy=True), name).permute(2, 0, 1)
+            t = scale_integer(np.array(arr, copy=True), name).permute(2, 0, 1)
     elif isinstance(img, torch.Tensor):
         x = _torch_layout(img, name).cpu()
-        t = x[:3] if x.dtype == torch.uint8 else _scale_integer(x, name)
+        t = x[:3] if x.dtype == torch.uint8 else scale_integer(x, name)
     else:
         raise ImageError(
             f"{name}: cannot read a picture from {_describe(img)}; pass a PIL image, a numpy "
@@ -357,7 +179,7 @@ def picture_to_tensor(img: Any, name: str = "picture", reduce_to: int | None = N
 
     Files and PIL images are turned upright by their EXIF orientation. Grayscale is repeated to three
     channels, alpha is dropped, integer pictures are scaled by what their values are (see
-    ``_scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
+    ``scale_integer``). NaN, infinities and wrong shapes raise ImageError. ``reduce_to``: the side the
     picture will be resized to; a file or PIL image more than 4x larger is decoded or box-reduced to
     about 4x first (bounded memory for camera photos; the result differs from a full-size resize by
     less than one 8-bit level on average: tests/api/test_real_input.py).
@@ -480,66 +302,3 @@ def split_pictures(images: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def resize_center_crop(t: torch.Tensor, size: int, resize: int | None = None) -> torch.Tensor:
-    """Resize (C, H, W) or (N, C, H, W) pictures so the shorter side is ``resize`` (default ``size``;
-    antialiased bilinear, torchvision's kernel: uint8 stays uint8), then crop the centre ``size`` square
-    (torchvision's CenterCrop arithmetic when ``resize`` is given, as its presets do)."""
-    from torchvision.transforms.v2 import functional as TF
-
-    h, w = t.shape[-2:]
-    if resize is None:
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    else:  # a weights' preset: torchvision's own arithmetic (the longer side truncated), so inputs match exactly
-        nh, nw = (resize, int(resize * w / h)) if h <= w else (int(resize * h / w), resize)
-    if resize is None:
-        top, left = (nh - size) // 2, (nw - size) // 2
-    else:
-        top, left = int(round((nh - size) / 2.0)), int(round((nw - size) / 2.0))
-    if nh * nw > WINDOW_AREA * size * size:  # a thin or huge picture: only the crop is computed
-        return _resized_window(t, (nh, nw), (top, left), size)
-    if (nh, nw) != (h, w):
-        t = TF.resize(t, [nh, nw], antialias=True)
-    t = t[..., top : top + size, left : left + size]
-    return t if t.dtype == torch.uint8 else t.clamp(0, 1)
-
-
-WINDOW_AREA = 4  # a resized picture over 4x the crop's area (an aspect over 4:1) is resized within the crop only
-WINDOW_ROWS = 256  # rows of the input window taken to float at a time (a 6000x30000 array: 37 MB, not 870 MB)
-
-
-def _aa_weights(in_size: int, out_size: int, start: int, count: int) -> tuple[int, torch.Tensor]:
-    """Rows ``start`` .. ``start + count`` of PyTorch's antialiased bilinear resize matrix from ``in_size`` to
-    ``out_size`` samples (aten's ``_compute_index_ranges_weights``: a triangle as wide as the scale when
-    shrinking, one sample each side when growing, normalised), over the input samples they reach only:
-    returns the first of those and the (count, reach) weights."""
-    scale = in_size / out_size
-    support, inverse = (scale, 1.0 / scale) if scale >= 1 else (1.0, 1.0)
-    centre = scale * (torch.arange(start, start + count, dtype=torch.float64) + 0.5)
-    first = (centre - support + 0.5).trunc().clamp_min(0)
-    end = (centre + support + 0.5).trunc().clamp_max(in_size)
-    lo, hi = int(first.min()), int(end.max())
-    j = torch.arange(lo, hi, dtype=torch.float64)[None]
-    w = (1 - ((j - centre[:, None] + 0.5) * inverse).abs()).clamp_min(0)
-    w = w * ((j >= first[:, None]) & (j < end[:, None]))
-    return lo, w / w.sum(1, keepdim=True).clamp_min(1e-300)
-
-
-def _resized_window(t: torch.Tensor, resized: tuple[int, int], at: tuple[int, int], size: int) -> torch.Tensor:
-    """The ``size`` square at ``at`` of ``t`` resized to ``resized`` (antialiased bilinear), computed from the input
-    samples that square reaches and nothing more: a 1x100000 picture costs its crop, not the 224x22,400,000 picture
-    a resize makes first (5 GB). Equal to the resize-then-crop within float rounding (uint8: one level, rounded)."""
-    h, w = t.shape[-2:]
-    (nh, nw), (top, left) = resized, at
-    y0, wy = _aa_weights(h, nh, top, max(0, min(size, nh - top)))
-    x0, wx = _aa_weights(w, nw, left, max(0, min(size, nw - left)))
-    window = t[..., y0 : y0 + wy.shape[1], x0 : x0 + wx.shape[1]]
-    out = None
-    for r in range(0, window.shape[-2], WINDOW_ROWS):  # a band of rows at a time: a big window is never all float
-        part = wy[:, r : r + WINDOW_ROWS] @ (window[..., r : r + WINDOW_ROWS, :].to(torch.float64) @ wx.T)
-        out = part if out is None else out.add_(part)
-    assert out is not None  # the window has rows
-    out = out.float()
-    if t.dtype == torch.uint8:
-        return out.round_().clamp_(0, 255).to(torch.uint8)
-    return out.clamp_(0, 1)

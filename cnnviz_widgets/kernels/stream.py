@@ -19,10 +19,9 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSample
 
 from .. import checks
 from ..errors import ImageError, warn
-from ..images import (
-    REDUCE_MARGIN,
-    prepare_batch, prepare_raw, resize_center_crop, stackable, to_channels, to_unit, torchvision_io,
-)
+from ..decode import REDUCE_MARGIN, torchvision_io
+from ..images import prepare_batch, prepare_raw, stackable, to_channels, to_unit
+from ..resize import resize_center_crop
 from ..imageset import ImageSet, load_images
 from ..probe.layers import Layer
 from ..probe.probe import Probe

@@ -17,7 +17,8 @@ from torchvision.transforms.v2 import functional as TF
 
 import cnnviz_widgets as cv
 from cnnviz_widgets import figures as F
-from cnnviz_widgets.images import check_picture, read_picture, resize_center_crop
+from cnnviz_widgets.images import check_picture, read_picture
+from cnnviz_widgets.resize import resize_center_crop
 from cnnviz_widgets.probe.rules import RULES, Deconvnet, ReverseRule
 
 from conftest import TinyNet
@@ -164,7 +165,7 @@ def test_load_images_converts_no_in_memory_picture(monkeypatch):
         raise AssertionError("a picture was converted to check it")
 
     monkeypatch.setattr(images, "picture_to_tensor", never)
-    monkeypatch.setattr(images, "_scale_integer", lambda t, name: never() if np.asarray(t).size > 2 else None)
+    monkeypatch.setattr(images, "scale_integer", lambda t, name: never() if np.asarray(t).size > 2 else None)
     big = [np.zeros((300, 400, 3), np.uint8), np.zeros((30, 40, 3), np.float32), torch.zeros(3, 30, 40, dtype=torch.int32),
            Image.new("RGB", (40, 30)), np.zeros((30, 40), np.uint16)]
     assert len(cv.load_images(big)) == 5

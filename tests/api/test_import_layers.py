@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cnnviz_widgets.probe",),
     ("cnnviz_widgets.models",),
     ("cnnviz_widgets.imageset",),
-    ("cnnviz_widgets.images", "cnnviz_widgets.display", "cnnviz_widgets.checks", "cnnviz_widgets.precision"),
+    ("cnnviz_widgets.images", "cnnviz_widgets.decode", "cnnviz_widgets.resize", "cnnviz_widgets.display", "cnnviz_widgets.checks", "cnnviz_widgets.precision"),
     ("cnnviz_widgets.errors", "cnnviz_widgets.catalog"),
     ("cnnviz_widgets._ipython",),
 ]

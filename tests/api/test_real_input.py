@@ -488,6 +488,7 @@ def test_early_reduction_stays_within_a_level_of_the_full_size_pipeline(tmp_path
     before the antialiased resize: what the network sees differs from resizing the full-size picture by
     under one 8-bit level on average; the narrower composite filter moves sharp edges by up to ~23 levels
     (memory and time: test_resources.py, benchmarks/bench_pictures.py)."""
+    import cnnviz_widgets.decode as decode
     import cnnviz_widgets.images as images
 
     big = np.asarray(Image.fromarray(photos[photo][1]).resize(wh, Image.BICUBIC))
@@ -496,7 +497,7 @@ def test_early_reduction_stays_within_a_level_of_the_full_size_pipeline(tmp_path
         Image.fromarray(big).save(item, quality=95)
         item = str(item)
     reduced = images.prepare_picture(Image.fromarray(big) if kind == "pil" else item, size)
-    monkeypatch.setattr(images, "REDUCE_MARGIN", 10**9)
+    monkeypatch.setattr(decode, "REDUCE_MARGIN", 10**9)
     full = images.prepare_picture(Image.fromarray(big) if kind == "pil" else item, size)
     diff = (reduced - full).abs() * 255
     if kind == "array":  # arrays are resized at full size: exactly the old pipeline
