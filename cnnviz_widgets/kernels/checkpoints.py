@@ -5,7 +5,7 @@
 for all of them: moving to a step assigns that step's tensors to the probe's own module tree
 (``load_state_dict(assign=True)``), so layers, names and receptive fields are traced once, the user's model is never
 touched, and no weights are copied. Files are read only when their step is asked for, through the weight loading of
-:mod:`cnnviz_widgets.models.weights` (the same formats and messages as ``cv.load_model``), and at most ``cache``
+:mod:`cnnviz_widgets.models.weight_files` (the same formats and messages as ``cv.load_model``), and at most ``cache``
 steps are kept in memory (a VGG16 snapshot is 528 MB): the least recently used one is dropped before the next is
 read, so sliding over any number of checkpoints holds ``cache`` snapshots at most (and the model's own weights).
 
@@ -41,7 +41,8 @@ from ..errors import (
     WeightsFileError,
     short_repr,
 )
-from ..models.weights import candidate_state_dicts, fit_state_dict, read_weights
+from ..models.weight_files import candidate_state_dicts, read_weights
+from ..models.weights import fit_state_dict
 from ..probe.probe import Probe, all_finite
 
 INDEX = "checkpoints.json"  # a recorder's folder: steps, files and metrics, in order

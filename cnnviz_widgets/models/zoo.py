@@ -14,7 +14,8 @@ from .. import checks
 from ..errors import UnknownModelError, WeightsUnavailableError, short_repr
 from .alexnet_paper import AlexNetPaper
 from .provenance import WeightsRecord, mark
-from .weights import OFFLINE_HINT, PASSED, apply_state_dict, candidate_state_dicts, imagenet_state_dict, read_weights
+from .weight_files import OFFLINE_HINT, candidate_state_dicts, read_weights
+from .weights import PASSED, apply_state_dict, imagenet_state_dict
 
 
 @dataclass(frozen=True)

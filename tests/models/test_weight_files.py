@@ -14,7 +14,7 @@ from torch import nn
 
 import cnnviz_widgets as cv
 from cnnviz_widgets.errors import short_repr
-from cnnviz_widgets.models import weights as weights_module
+from cnnviz_widgets.models import weight_files
 from cnnviz_widgets.models import zoo
 
 
@@ -309,7 +309,7 @@ def test_permission_denied(tiny_zoo, saved, tmp_path, monkeypatch):
             def denied(file, *args, **kwargs):
                 raise PermissionError(13, "Permission denied", str(file))
 
-            monkeypatch.setattr(weights_module, "open", denied, raising=False)
+            monkeypatch.setattr(weight_files, "open", denied, raising=False)
         msg = message(path)
     finally:
         path.chmod(0o600)
