@@ -15,9 +15,14 @@ from notebook_checks import clean_notebook  # noqa: F401 - tests import it from 
 
 # Two workers run the suite (pytest-xdist, pyproject's addopts): a browser test waits on Chromium and a kernel
 # while the other worker computes. Each worker's PyTorch gets one thread, so two workers fill the two cores that
-# one process with two threads did (`-n 0` runs in one process, with two).
+# one process with two threads did (`-n 0` runs in one process, with two). So do the kernels, servers and scripts
+# the tests start (THREADS, and OMP_NUM_THREADS which they inherit): with two threads each, two workers' kernels
+# and Chromium oversubscribed the cores (the four heaviest notebooks in JupyterLab took 174 s in two workers, 137
+# s with one thread per kernel, and 2.5 min of CPU instead of 4).
 WORKERS = max(1, int(os.environ.get("CNNVIZ_TEST_WORKERS", "0")) or min(2, os.cpu_count() or 1))
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+torch.set_num_threads(THREADS)
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

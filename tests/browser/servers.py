@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
+from conftest import THREADS
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -73,7 +74,7 @@ def lab_server(root: Path, **env: str) -> Iterator[str]:
     exposed in the page (``window.jupyterapp``) so a test can save a notebook as the menu would."""
     (root / "empty.ipynb").exists() or write_notebook(root / "empty.ipynb", ["1 + 1"])
     port = free_port()
-    environ = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS="2",
+    environ = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), OMP_NUM_THREADS=str(THREADS),
                    TORCH_HOME=str(root / ".torch"),
                    PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     environ.update(env)
@@ -92,7 +93,7 @@ def marimo_server(app: Path, mode: str = "run") -> Iterator[str]:
     importable; yields its URL."""
     home = app.parent
     port = free_port()
-    environ = dict(os.environ, OMP_NUM_THREADS="2", HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+    environ = dict(os.environ, OMP_NUM_THREADS=str(THREADS), HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                    MARIMO_SKIP_UPDATE_CHECK="1",
                    PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     args = ["marimo", mode, str(app), "--headless", "--host", "127.0.0.1", "--port", str(port), "--no-token"]

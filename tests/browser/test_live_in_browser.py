@@ -9,6 +9,7 @@ import io
 
 import numpy as np
 import pytest
+from conftest import THREADS
 from PIL import Image
 from pages import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from servers import ARTIFACTS, collect_errors, lab_server, run_all, write_notebook
@@ -18,7 +19,7 @@ import cnnviz_widgets as cv
 pytestmark = needs_chromium
 
 CELLS = [
-    "import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
+    f"import torch, cnnviz_widgets as cv\ntorch.set_num_threads({THREADS})\n"
     "probe = cv.Probe(cv.load_model('alexnet_paper', weights=None, seed=0))\nphotos = cv.sample_images()[:2]",
     "explorer = cv.DeconvExplorer(probe, photos)\nexplorer",
     "compare = cv.CompareModels(probe, cv.Probe(cv.load_model('alexnet', weights=None, seed=0)), photos[:1], depths=3)\ncompare",

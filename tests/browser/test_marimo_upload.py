@@ -27,11 +27,9 @@ app = marimo.App(width="full")
 @app.cell
 def _():
     import marimo as mo
-    import torch
 
     import cnnviz_widgets as cv
 
-    torch.set_num_threads(2)
     probe = cv.Probe(cv.load_model("alexnet_paper", weights=None, seed=0))
     explorer = mo.ui.anywidget(cv.DeconvExplorer(probe, cv.sample_images()[:1]))
     explorer

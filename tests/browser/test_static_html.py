@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import THREADS
 from pages import launch, needs_chromium
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ NODE = REPO / "node_modules"
 ORIGIN = "http://notebook.invalid"  # the page's own address: no server, Playwright answers it
 
 
-SETUP = ("import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
+SETUP = (f"import torch, cnnviz_widgets as cv\ntorch.set_num_threads({THREADS})\n"
          "probe = cv.Probe(cv.load_model({model!r}, weights=None, seed=0))\nphotos = cv.sample_images()[:2]")
 
 

@@ -12,6 +12,7 @@ import json
 import re
 
 import pytest
+from conftest import THREADS
 from servers import (ARTIFACTS, RESET, baseline_errors, collect_errors, free_port, lab_server, open_and_run,  # noqa: F401
                  run_all, write_notebook)  # (free_port, open_and_run: other modules took them from here)
 from pages import LOW_CONTRAST, browser, needs_chromium  # noqa: F401 - browser is a fixture
@@ -21,7 +22,7 @@ XSS = '<img src=x onerror="window.__cnnviz_xss = 1">'
 pytestmark = needs_chromium
 
 CELLS = [
-    "import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
+    f"import torch, cnnviz_widgets as cv\ntorch.set_num_threads({THREADS})\n"
     "probe = cv.Probe(cv.load_model('alexnet_paper', weights=None, seed=0), labels=[" + json.dumps(XSS) + "] * 1000)\n"
     "photos = cv.sample_images()[:3]",
     "explorer = cv.DeconvExplorer(probe, photos)\nexplorer",
@@ -36,7 +37,7 @@ CELLS = [
 
 # the soak: a VGG16-size explorer (random weights), whose image changes take the kernel a second or two
 SOAK_CELLS = [
-    "import torch, cnnviz_widgets as cv\ntorch.set_num_threads(2)\n"
+    f"import torch, cnnviz_widgets as cv\ntorch.set_num_threads({THREADS})\n"
     "soak = cv.DeconvExplorer(cv.Probe(cv.load_model('vgg16', weights=None, seed=0)), cv.sample_images()[:6])\nsoak",
 ]
 

@@ -63,7 +63,6 @@ def test_tour_fits_binder_with_vgg16_weights_loaded_from_the_cache(tmp_path, mon
     from cnnviz_widgets.models.weights import checkpoint_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     target = checkpoint_path(VGG16_Weights.IMAGENET1K_V1.url)
     target.parent.mkdir(parents=True)
     state = cv.load_model("vgg16", weights=None, seed=1).state_dict()
