@@ -86,7 +86,7 @@ class CnnvizWidget(SavesFigure, RunsJobs, anywidget.AnyWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         self._weighed: tuple[list[Any], list[str] | None] = ([], None)  # the probes (and names) the note speaks of
-        self.open_lanes()
+        self._open_lanes()
         unknown = [k for k in kwargs if not self.has_trait(k)]
         if unknown:  # traitlets would only warn, and a typo such as layers= would change nothing
             import difflib

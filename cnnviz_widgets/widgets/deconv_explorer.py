@@ -199,7 +199,7 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
         self._mode = r["mode"]
         self._pictures, self._unit_picture = r["pictures"], None  # what is shown, for save()
         with self.hold_sync():
-            self.show_strip(r)
+            self._show_strip(r)
             # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
             self._show_map(r if "map_for" in r else NO_MAP)
             self.selected = {}

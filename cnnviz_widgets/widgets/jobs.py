@@ -184,7 +184,7 @@ class RunsJobs:
     guard: Callable[[str], contextlib.AbstractContextManager[None]]
     _show_error: Callable[[str, BaseException], None]
 
-    def open_lanes(self) -> None:
+    def _open_lanes(self) -> None:
         """The lanes' state, empty (the widget's constructor calls it first)."""
         self._jobs: dict[int, Job] = {}
         self._latest: dict[str, int] = {}  # lane -> id of its newest request

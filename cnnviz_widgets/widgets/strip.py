@@ -8,7 +8,7 @@ from ._base import ReversingWidget
 
 
 class ShowsStrip(ReversingWidget):
-    """A widget that shows a strip: its synced traits, and :meth:`show_strip` to put a computed strip on screen."""
+    """A widget that shows a strip: its synced traits, and :meth:`_show_strip` to put a computed strip on screen."""
 
     layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
     input_png = traitlets.Bytes(b"").tag(sync=True)
@@ -18,7 +18,7 @@ class ShowsStrip(ReversingWidget):
     predictions = traitlets.List(traitlets.List()).tag(sync=True)  # [[label, probability, class index or -1], ...]
     shown_rule = traitlets.Unicode("").tag(sync=True)  # the rule the pictures shown were made by
 
-    def show_strip(self, r: dict) -> None:
+    def _show_strip(self, r: dict) -> None:
         """Show strip ``r`` (its "input_png", "recs", "captions", "drawn", "predictions", display "mode" and
         "rule"); the caller holds the sync, with whatever else it shows."""
         self.input_png = r["input_png"]

@@ -179,7 +179,7 @@ class TrainingTimeline(PicksImage, ShowsStrip):
         self._shown_result = r
         i, index, rule = r["key"]
         with self.hold_sync():
-            self.show_strip(r)
+            self._show_strip(r)
             self.filters_png = r["filters_png"]
             self.sparsity = r["sparsity"]
             self.shown_image = index

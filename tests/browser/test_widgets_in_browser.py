@@ -13,8 +13,7 @@ import re
 
 import pytest
 from conftest import THREADS
-from servers import (ARTIFACTS, RESET, baseline_errors, collect_errors, free_port, lab_server, open_and_run,  # noqa: F401
-                 run_all, write_notebook)  # (free_port, open_and_run: other modules took them from here)
+from servers import ARTIFACTS, RESET, baseline_errors, collect_errors, lab_server, open_and_run, run_all, write_notebook
 from pages import LOW_CONTRAST, browser, needs_chromium  # noqa: F401 - browser is a fixture
 
 XSS = '<img src=x onerror="window.__cnnviz_xss = 1">'

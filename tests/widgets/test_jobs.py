@@ -528,6 +528,24 @@ def test_a_stop_after_the_first_part_ends_the_work_and_the_image_is_computed_aga
     assert w.shown_image == w.image_index == 2 and w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
 
 
+def pick_with_spy(w, probe, spying, index: int) -> list[list[int]]:
+    """Pick image ``index`` from the browser while ``spying`` stands in for the probe's ``reconstruct``; returns each
+    ``recs`` the browser was sent, as the indices of the layers it held."""
+    sent: list[list[int]] = []
+    w.observe(lambda c: sent.append([i for i, b in enumerate(c["new"]) if b]), "recs")
+    w._probe = type("Spy", (), {"__getattr__": lambda self, a: getattr(probe, a), "reconstruct": staticmethod(spying)})()
+
+    async def scenario():
+        w.set_state({"image_index": index})
+        await settle(w)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        w._probe = probe
+    return sent
+
+
 def test_the_layer_on_screen_is_computed_first_and_a_slider_move_is_computed_next(probe, photos):
     """The first part goes out when one layer's backward pass is done, not all; moving the slider onto a layer not
     yet there makes it the next one computed, sent on its own before the whole strip."""
@@ -550,16 +568,7 @@ def test_the_layer_on_screen_is_computed_first_and_a_slider_move_is_computed_nex
 
         return reconstruct(*args, **{**kwargs, "on_layer": on_layer})
 
-    sent = []
-    w.observe(lambda c: sent.append([i for i, b in enumerate(c["new"]) if b]), "recs")
-    w._probe = type("Spy", (), {"__getattr__": lambda self, a: getattr(probe, a), "reconstruct": staticmethod(spying)})()
-
-    async def scenario():
-        w.set_state({"image_index": 2})
-        await settle(w)
-
-    asyncio.run(scenario())
-    w._probe = probe
+    sent = pick_with_spy(w, probe, spying, 2)
     assert done[:2] == [w.layer_names[3], w.layer_names[7]] and sorted(done) == sorted(w.layer_names)
     assert sent[0] == [3] and sent[1] == [3, 7] and sent[-1] == list(range(len(w.layer_names)))
     assert w.recs == expected_recs(probe, photos[:4], 2) and w.error == ""
@@ -586,16 +595,7 @@ def test_a_slider_move_onto_a_layer_computed_but_not_sent_sends_it_with_the_next
 
         return reconstruct(*args, **{**kwargs, "on_layer": on_layer})
 
-    sent = []
-    w.observe(lambda c: sent.append([i for i, b in enumerate(c["new"]) if b]), "recs")
-    w._probe = type("Spy", (), {"__getattr__": lambda self, a: getattr(probe, a), "reconstruct": staticmethod(spying)})()
-
-    async def scenario():
-        w.set_state({"image_index": 2})
-        await settle(w)
-
-    asyncio.run(scenario())
-    w._probe = probe
+    sent = pick_with_spy(w, probe, spying, 2)
     assert heard[:3] == w.layer_names[1:4] and sent[0] == [0] and sent[1] == [0, 1]
     assert w.recs == expected_recs(probe, photos[:4], 2)
 
