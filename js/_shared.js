@@ -1,7 +1,7 @@
 // @ts-check
 // Helpers shared by every cnnviz widget: each widget file imports what it uses from here. anywidget loads a
 // module from a Blob URL, where a relative import cannot resolve, so Python joins this file and the widget's
-// into one module (widgets/_base.py: esm). Text that came from data is only ever set with textContent.
+// into one module (widgets/assets.py: esm). Text that came from data is only ever set with textContent.
 
 /** @typedef {{ error: string, busy: boolean, progress: number, notice: string, note: string, text_scale: number }} StatusTraits  every widget's (widgets/_base.py); note: e.g. that the weights are random */
 /** @typedef {{ rule: string, rule_options: [string, string][], display: string }} RuleTraits  a widget showing reconstructions */

@@ -14,7 +14,7 @@ import { h, EMPTY_IMAGE, pngURL, cnnvizRoot, statusParts, staleMark, predictionL
  *   class_map_png: DataView, class_map_for: { index?: number, label?: string, layer?: string, method?: string, error?: string },
  *   map_opacity: number, map_layer: string, show_map: boolean,
  *   live_input_png: DataView, live_rec_png: DataView, live_frame: { n?: number, t?: number, layer?: string, dropped?: number }
- * }} Traits  the synced traits of widgets/deconv_explorer.py
+ * }} Traits  the synced traits of widgets/deconv_explorer.py and its parts (strip.py, unit_view.py, class_map_view.py, live.py)
  */
 
 export default {

@@ -18,7 +18,7 @@ from notebook_checks import clean_notebook  # noqa: F401 - tests import it from 
 # one process with two threads did (`-n 0` runs in one process, with two). So do the kernels, servers and scripts
 # the tests start (THREADS, and OMP_NUM_THREADS which they inherit): with two threads each, two workers' kernels
 # and Chromium oversubscribed the cores (the four heaviest notebooks in JupyterLab took 174 s in two workers, 137
-# s with one thread per kernel, and 2.5 min of CPU instead of 4).
+# s with one thread per kernel, and 2.8 min of CPU instead of 4.2).
 WORKERS = max(1, int(os.environ.get("CNNVIZ_TEST_WORKERS", "0")) or min(2, os.cpu_count() or 1))
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 torch.set_num_threads(THREADS)

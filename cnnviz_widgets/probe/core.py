@@ -1,9 +1,10 @@
 """What every part of a probe sees of the whole: the state :class:`~cnnviz_widgets.probe.Probe` sets up and the methods
 its parts call on each other, declared for the type checker.
 
-The probe's parts (:mod:`.fields`, :mod:`.pictures`, :mod:`.classes`) and the modules it calls (:mod:`.reconstruct`,
-:mod:`.class_map`) take a ``ProbeCore``, so none of them imports :mod:`.probe`, not even for its type. At run time
-this class holds nothing: the attributes are set by ``Probe.__init__`` and the methods are the Probe's own."""
+The probe's parts (:mod:`.discovery`, :mod:`.fields`, :mod:`.pictures`, :mod:`.classes`) and the modules it calls
+(:mod:`.reconstruct`, :mod:`.class_map`) take a ``ProbeCore``, so none of them imports :mod:`.probe`, not even for its
+type. At run time this class holds nothing: the attributes are set by ``Probe.__init__`` (the layers by
+``ProbeDiscovery._discover``) and the methods are the Probe's and its parts'."""
 from __future__ import annotations
 
 import threading

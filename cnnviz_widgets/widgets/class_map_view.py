@@ -16,7 +16,9 @@ from ._base import within
 from .strip import ShowsStrip
 from .encoding import picture_bytes
 
-NO_MAP: dict[str, Any] = {"map": None, "map_png": b"", "map_for": {}}  # what a result without a class map shows
+def no_map() -> dict[str, Any]:
+    """What a result without a class map shows (new each time: ``class_map_for`` holds its dict)."""
+    return {"map": None, "map_png": b"", "map_for": {}}
 
 
 class ShowsClassMap(ShowsStrip):
@@ -37,7 +39,7 @@ class ShowsClassMap(ShowsStrip):
         for a network without class scores nothing, and where the map cannot be drawn the reason, in "map_for"."""
         assert self._probe is not None  # made in __init__: nothing here runs without it
         if c is None or self._probe.output_layer is None:
-            return NO_MAP
+            return no_map()
         from ..probe.class_map import class_map, spatial_layer
 
         labels = self._probe.labels
@@ -57,7 +59,7 @@ class ShowsClassMap(ShowsStrip):
         if not self._map_on_screen() or change["old"] == change["new"] or not getattr(self, "_map_ready", True):
             return
         if not change["new"]:
-            self._show_map(NO_MAP)
+            self._show_map(no_map())
         elif not self.class_map_for and self.predictions and self.predictions[0][2] >= 0:
             self._draw_map(self.predictions[0][2])
 

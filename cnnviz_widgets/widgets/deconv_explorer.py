@@ -32,7 +32,7 @@ from ..probe.reconstruct import TopClassSeed
 from ..probe.rules import WIDGET_RULE
 from ._base import as_probe, message_field
 from .assets import css, esm
-from .class_map_view import NO_MAP, ShowsClassMap
+from .class_map_view import ShowsClassMap, no_map
 from .encoding import picture_bytes
 from .live import LiveCamera
 from .picker import widget_images
@@ -201,7 +201,7 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
         with self.hold_sync():
             self._show_strip(r)
             # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
-            self._show_map(r if "map_for" in r else NO_MAP)
+            self._show_map(r if "map_for" in r else no_map())
             self.selected = {}
             self.unit_png = b""
             self.shown_image = r["index"]

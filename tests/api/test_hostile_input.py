@@ -160,11 +160,13 @@ def test_the_cheap_check_refuses_what_reading_refuses_with_the_same_message(bad)
 def test_load_images_converts_no_in_memory_picture(monkeypatch):
     """What took 0.2 s a 12-megapixel picture (a float copy of each) reads two extremes now."""
     import cnnviz_widgets.images as images
+    import cnnviz_widgets.imageset as imageset
 
     def never(*args, **kwargs):
         raise AssertionError("a picture was converted to check it")
 
     monkeypatch.setattr(images, "picture_to_tensor", never)
+    monkeypatch.setattr(imageset, "picture_to_tensor", never)  # the name load_images' sets call
     monkeypatch.setattr(images, "scale_integer", lambda t, name: never() if np.asarray(t).size > 2 else None)
     big = [np.zeros((300, 400, 3), np.uint8), np.zeros((30, 40, 3), np.float32), torch.zeros(3, 30, 40, dtype=torch.int32),
            Image.new("RGB", (40, 30)), np.zeros((30, 40), np.uint16)]

@@ -339,11 +339,11 @@ def test_browser_soak_stale_results_and_stop(server, browser):
         until("r.dataset.stale === ''")
         until("r.getAttribute('aria-busy') === 'false'")
 
-    def slide(moves: int) -> None:
+    def slide(moves: int) -> None:  # arrow keys that turn every 6 presses: on 7 layers nearly every press changes it
         w.evaluate("""(root, moves) => new Promise(resolve => {
             let n = 0;
             const step = () => {
-                root.dispatchEvent(new KeyboardEvent('keydown', {key: (n % 40) < 20 ? 'ArrowRight' : 'ArrowLeft', bubbles: true}));
+                root.dispatchEvent(new KeyboardEvent('keydown', {key: (n % 12) < 6 ? 'ArrowRight' : 'ArrowLeft', bubbles: true}));
                 if (++n < moves) requestAnimationFrame(step); else resolve();
             };
             step();
