@@ -50,7 +50,6 @@ class EmbeddingMap(CnnvizWidget):
         super().__init__(**kwargs)
         self._space, self._stack, self._n_filters, self._probe, self._mosaic = None, [], 6, None, None
         with self.guard("Embedding the representation space"):
-
             self._n_filters = checks.positive_int("n_filters", n_filters)
             cell = checks.positive_int("cell", cell, "a positive whole number of pixels")
 

@@ -60,7 +60,6 @@ class FilterGrid(ReversingWidget):
         self._probe, self._top, self._images, self._shown_view, self._restoring = None, {}, None, None, False
         self._detail = None
         with self.guard("Finding the top patches"):
-
             self._set_rule(rule)
             k = checks.positive_int("k", k, "a positive whole number of patches per filter")
             page_size = checks.positive_int("page_size", page_size, "a positive whole number of filters a page")

@@ -77,7 +77,6 @@ class TrainingTimeline(PicksImage, ShowsStrip):
                 raise CnnvizError(f"TrainingTimeline needs a cv.Checkpoints (cv.Checkpoints(model, files) or "
                                   f"recorder.checkpoints()), got {short_repr(checkpoints)}.")
             self._set_rule(rule)
-
             ck = checkpoints
             probe = ck.probe
             chosen = probe.select(layers)
@@ -177,7 +176,7 @@ class TrainingTimeline(PicksImage, ShowsStrip):
         while len(self._kept) > KEPT:
             self._kept.popitem(last=False)
         self._shown_result = r
-        i, index, rule = r["key"]
+        i, index, _ = r["key"]  # (its rule is the strip's, r["rule"])
         with self.hold_sync():
             self._show_strip(r)
             self.filters_png = r["filters_png"]

@@ -50,16 +50,12 @@ def upload_name(name: Any, taken: Sequence[str]) -> str:
 
 
 class TakesPictures(PicksImage):
-    """Mixin for a widget whose picker takes new pictures: :meth:`add_picture` from Python, the "upload" event from the browser. The widget names the side its
-    networks read pictures at (:meth:`upload_side`)."""
+    """Mixin for a widget whose picker takes new pictures: :meth:`add_picture` from Python, the "upload" event from
+    the browser. The widget names the side its networks read pictures at (:meth:`upload_side`)."""
 
     _uploads: list[torch.Tensor]
     _base_images: Any
-    _images: ImageSet | None  # the widget's (None until its setup has loaded them)
-    image_index: int  # the widget's traits
-    shown_image: int
-    image_names: list[str]
-    notice: str
+    notice: str  # the widget's (CnnvizWidget)
 
     def upload_side(self) -> int:
         """The side the widget's networks resize pictures to: an upload is decoded at up to 4x that."""
