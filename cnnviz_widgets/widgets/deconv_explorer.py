@@ -195,15 +195,22 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
                 "pictures": [picture, *pictures], **drawn_map}
 
     def _show_image(self, r: dict) -> None:
+        """Show a result of the image job: its first part, another layer of it, or the whole strip. Only a new
+        input (another photo, or the same under another rule: a new tensor) clears the unit view and the class
+        map: a unit or class picked while the rest of its own strip arrives stays, and so does its map."""
+        new_input = self._x is not r["x"]
         self._x = r["x"]
         self._mode = r["mode"]
-        self._pictures, self._unit_picture = r["pictures"], None  # what is shown, for save()
+        self._pictures = r["pictures"]  # what is shown, for save()
         with self.hold_sync():
             self._show_strip(r)
-            # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
-            self._show_map(r if "map_for" in r else no_map())
-            self.selected = {}
-            self.unit_png = b""
+            if new_input or not self.class_map_for:
+                # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
+                self._show_map(r if "map_for" in r else no_map())
+            if new_input:
+                self._unit_picture = None
+                self.selected = {}
+                self.unit_png = b""
             self.shown_image = r["index"]
 
     def restore_inputs(self, job) -> None:

@@ -646,3 +646,42 @@ def test_a_first_part_whose_rest_failed_is_computed_again(probe, photos):
     assert failed == [1]
     assert w.shown_image == w.image_index == 1 and w.recs == expected_recs(probe, photos[:4], 1) and w.error == ""
     assert w.to_figure() is not None
+
+
+@pytest.mark.parametrize("pick", ["class", "unit"])
+def test_a_pick_made_while_the_rest_of_the_strip_arrives_stays(probe, photos, pick):
+    """A class (or a unit) picked in a cell once the browser's photo is on screen, while its other layers are still
+    computed on the worker: the rest of the same strip keeps the pick, its picture and its class map (it cleared
+    them). Another photo then clears them."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    picked = threading.Event()
+
+    def hold_first_part(index):  # the rest of the strip waits on the worker until the cell's pick is shown
+        if not picked.is_set():
+            assert picked.wait(30)
+
+    previewed = _slow_after_preview(w, hold_first_part)
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)  # the first part is on screen
+        assert w.shown_image == 1 and sum(map(bool, w.recs)) < len(w.recs)
+        if pick == "class":
+            w.show_class(1)  # a cell: inline
+        else:
+            w.show_unit(w.layer, (0, 2, 3))
+        assert w.selected and w.unit_png
+        picked.set()
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.recs == expected_recs(probe, photos[:4], 1) and w.shown_image == 1 and w.error == "" and not w.busy
+    assert w.selected and w.unit_png and w._unit_picture is not None, "the rest of its own strip cleared the pick"
+    if pick == "class":
+        assert w.selected["channel"] == 1 and w.class_map_for["index"] == 1  # its map, not the top-1's
+    else:
+        assert w.selected["unit"] == [0, 2, 3]
+    w.image_index = 2  # another photo clears them (the map shown is its top-1's: a class picked turned maps on)
+    assert w.selected == {} and w.unit_png == b"" and w._unit_picture is None
+    assert w.class_map_for.get("index") == (w.predictions[0][2] if pick == "class" else None)
