@@ -156,6 +156,28 @@ def open_and_run(browser, server: str, notebook: str, viewport: dict, init_scrip
     return page, errors, known
 
 
+# what every widget on a page shows: its data-* markers, its message and its busy line (and whether the page took
+# its kernel for gone), for a wait that timed out: a CI log keeps the failure's one-line summary, not the page
+WIDGETS_SHOWN = """() => [...document.querySelectorAll('.cnnviz, .cnnviz-rf, [data-ready]')].map(r => ({
+    label: r.getAttribute('aria-label') || r.className, ...r.dataset,
+    error: (r.querySelector('.cnnviz-error') || {}).textContent || '', busy: (r.querySelector('.cnnviz-busy') || {}).textContent || '',
+    disconnected: !!r.closest('.jupyter-widgets-disconnected') }))"""
+
+
+def wait_for(page, condition: str, step: str, timeout: int = 60_000, arg=None) -> None:
+    """``page.wait_for_function(condition)``, whose timeout names ``step`` and what the widgets showed then."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=timeout)
+    except PlaywrightTimeout:
+        try:
+            shown = json.dumps(page.evaluate(WIDGETS_SHOWN))
+        except Exception as exc:  # noqa: BLE001 - the page itself may be gone
+            shown = f"(the page could not say: {exc})"
+        raise AssertionError(f"{step}: not so after {timeout // 1000} s; the widgets showed {shown[:3000]}") from None
+
+
 def set_theme(page, name: str) -> None:
     """Settings > Theme > ``name``, as a person switches it; waits until the page wears it."""
     page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()

@@ -13,7 +13,7 @@ import re
 
 import pytest
 from conftest import THREADS
-from servers import ARTIFACTS, RESET, baseline_errors, collect_errors, lab_server, open_and_run, run_all, write_notebook
+from servers import ARTIFACTS, RESET, baseline_errors, collect_errors, lab_server, open_and_run, run_all, wait_for, write_notebook
 from pages import LOW_CONTRAST, browser, needs_chromium  # noqa: F401 - browser is a fixture
 
 XSS = '<img src=x onerror="window.__cnnviz_xss = 1">'
@@ -99,7 +99,8 @@ def test_widgets_render_and_respond(server, browser, ui):
 
     # the layer slider answers the keyboard in the browser alone: the big picture changes in the
     # same event-loop turn as the key press (no kernel round-trip), and is painted within a frame or so
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.decoded === '1'", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.decoded === '1'",
+             step="the strip's pictures decoded", timeout=60_000)
     timing = explorer.evaluate("""root => new Promise(resolve => {
         root.focus();
         const big = root.querySelector('.cnnviz-big'); const before = big.src; const layer = root.dataset.shownLayer;
@@ -135,7 +136,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     # a click on the big reconstruction reconstructs the unit under the pointer (a kernel call)
     big = explorer.locator(".cnnviz-big")
     big.click(position={"x": 150, "y": 150})
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.unit", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.unit",
+             step='a click on the big picture shows its unit', timeout=60_000)
     assert len(explorer.evaluate("r => r.dataset.unit").split(",")) == 3
     c, y, x = explorer.evaluate("r => r.dataset.unit").split(",")
     assert f"filter {c} (the strongest there), map row {y}, column {x}" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
@@ -168,8 +170,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     before_rule = explorer.evaluate(digest)
     assert explorer.evaluate("r => r.dataset.rule") == "auto"  # the default: the deconvnet on the paper's AlexNet
     explorer.locator("select.cnnviz-rule").select_option("guided")
-    page.wait_for_function("() => { const r = document.querySelector(\".cnnviz[data-ready='1']\"); return r.dataset.rule === 'guided' && r.dataset.stale === ''; }",
-                           timeout=120_000)
+    wait_for(page, "() => { const r = document.querySelector(\".cnnviz[data-ready='1']\"); return r.dataset.rule === 'guided' && r.dataset.stale === ''; }",
+             step="the guided rule's pictures shown", timeout=120_000)
     after_rule = explorer.evaluate(digest)
     changed = sum(a != b for a, b in zip(before_rule, after_rule)) / len(after_rule)
     assert changed > 0.2, f"only {changed:.0%} of the big picture changed with the rule"
@@ -177,7 +179,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     explorer.screenshot(path=str(ARTIFACTS / f"deconv_explorer_guided_{ui}.png"))
     # a top-5 bar reconstructs its class
     explorer.locator(".cnnviz-pred").nth(1).click()
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.selectedClass !== ''", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.selectedClass !== ''",
+             step="a top-5 bar's class reconstructed", timeout=60_000)
     assert "class" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
 
     # the "one filter" box answers Enter (in JupyterLab 4 it once answered only on leaving the box)
@@ -185,7 +188,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert box.get_attribute("placeholder") == "0-383" and box.get_attribute("max") == "383"  # c3 has 384 filters
     box.fill("5")
     box.press("Enter")
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.channel === '5'", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.channel === '5'",
+             step='filter 5 reconstructed on Enter', timeout=60_000)
     assert "filter 5, whole feature map" in explorer.locator(".cnnviz-figure span").nth(2).inner_text()
     # a message after the widget has drawn floats over it, under the controls: nothing moves; a click hides it
     before = explorer.locator(".cnnviz-big").bounding_box()
@@ -200,7 +204,8 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert not banner.is_visible()
     box.fill("5")
     box.press("Enter")
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.error === ''", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.error === ''",
+             step='filter 5 again, the message gone', timeout=60_000)
     # the stale pictures name the photo being computed, and a new photo clears the number typed for the last one
     names = explorer.locator("select").first.locator("option").all_inner_texts()
     explorer.locator("select").first.select_option(index=1)
@@ -208,15 +213,17 @@ def test_widgets_render_and_respond(server, browser, ui):
     # the second once its first part is back (the rule is guided since the selector above; a quick kernel answers
     # before the caption is read)
     assert caption in (f"computing {names[1]}…", "layer c3 · guided"), caption
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''", timeout=120_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''",
+             step='the second photo shown', timeout=120_000)
     assert box.input_value() == ""
     explorer.locator("select").first.select_option(index=0)
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''", timeout=120_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1']\").dataset.stale === ''",
+             step='the first photo shown again', timeout=120_000)
 
     # hostile class labels are text, never markup (the top-5 follows the layer on screen, which comes first)
     preds = explorer.locator(".cnnviz-preds")
-    page.wait_for_function("() => document.querySelector(\".cnnviz[data-ready='1'] .cnnviz-preds\").innerText.length > 0",
-                           timeout=120_000)
+    wait_for(page, "() => document.querySelector(\".cnnviz[data-ready='1'] .cnnviz-preds\").innerText.length > 0",
+             step='the top-5 shown', timeout=120_000)
     assert "<img src=x" in preds.inner_text()
     assert preds.locator("img").count() == 0
     assert page.evaluate("() => window.__cnnviz_xss") is None
@@ -228,18 +235,19 @@ def test_widgets_render_and_respond(server, browser, ui):
     fgrid.wait_for(timeout=120_000)
     before = fgrid.evaluate("r => r.dataset.filters")
     emap.locator(".cnnviz-sheet img").click(position={"x": 100, "y": 60})
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.selected !== ''", timeout=60_000)
-    page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
-                           arg=before, timeout=60_000)
+    wait_for(page, "() => document.querySelector(\"[aria-label='Representation space']\").dataset.selected !== ''",
+             step='a click on the map selects a unit', timeout=60_000)
+    wait_for(page, "b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
+             arg=before, step="the linked grid shows the unit's strongest filters", timeout=60_000)
     assert len(fgrid.evaluate("r => r.dataset.filters").split(",")) == 6
     info = emap.inner_text()  # the selection is named by its photo and its place on the layer's map
     assert re.search(r"\S+, c\d map row \d+, column \d+; strongest filters", info) and "image " not in info.split(" map row")[0], info
     # a tile click shows the filter's detail strip at its own aspect ratio (it was squashed into a square); each
     # tile is a button over its patches, so the click lands on the first tile's button
     fgrid.locator(".cnnviz-tile").first.click(position={"x": 6, "y": 6})
-    page.wait_for_function("""() => { const r = document.querySelector("[aria-label='Filters by their top patches']");
+    wait_for(page, """() => { const r = document.querySelector("[aria-label='Filters by their top patches']");
         const i = r.querySelector('img.cnnviz-detail'); return r.dataset.selected !== '' && i.naturalWidth > 1 && i.complete; }""",
-                           timeout=60_000)
+             step="a tile's detail strip", timeout=60_000)
     shape = fgrid.evaluate("""r => { const i = r.querySelector('img.cnnviz-detail');
         return [i.clientWidth, i.clientHeight, i.naturalWidth, i.naturalHeight]; }""")
     assert shape[0] / shape[1] == pytest.approx(shape[2] / shape[3], rel=0.02), shape
@@ -247,25 +255,26 @@ def test_widgets_render_and_respond(server, browser, ui):
     assert fgrid.locator(".cnnviz-tile-no").all_inner_texts() == fgrid.evaluate("r => r.dataset.filters").split(",")
     # and once linked, "all filters" is the way back to the whole layer
     fgrid.get_by_role("button", name="Show all filters, strongest first").click()
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters.split(',').length > 6",
-                           timeout=60_000)
+    wait_for(page, "() => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters.split(',').length > 6",
+             step='all filters again', timeout=60_000)
     assert not fgrid.get_by_role("button", name="Show all filters, strongest first").is_visible()
     first_page = fgrid.evaluate("r => r.dataset.filters")
     fgrid.get_by_role("button", name="Next page").click()
-    page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
-                           arg=first_page, timeout=60_000)
+    wait_for(page, "b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters !== b",
+             arg=first_page, step='the next page', timeout=60_000)
     assert fgrid.get_by_text(re.compile(r"page 2 of \d+")).count() == 1
     assert fgrid.locator(".cnnviz-tile-no").all_inner_texts() == fgrid.evaluate("r => r.dataset.filters").split(",")
     fgrid.get_by_role("button", name="Previous page").click()
-    page.wait_for_function("b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters === b",
-                           arg=first_page, timeout=60_000)
+    wait_for(page, "b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters === b",
+             arg=first_page, step='the previous page', timeout=60_000)
     # dragging a rectangle zooms: the kernel re-lays the region; back returns
     box = emap.locator(".cnnviz-sheet img").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.6, steps=5)
     page.mouse.up()
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.region !== '0.000,0.000,1.000,1.000'", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\"[aria-label='Representation space']\").dataset.region !== '0.000,0.000,1.000,1.000'",
+             step='the zoomed region', timeout=60_000)
     region = [float(v) for v in emap.evaluate("r => r.dataset.region").split(",")]
     assert region[0] == pytest.approx(0.1, abs=0.02) and region[3] == pytest.approx(0.6, abs=0.02)
     # after the zoom the selection mark is on a cell that shows the selected unit, or nowhere (it once
@@ -277,13 +286,14 @@ def test_widgets_render_and_respond(server, browser, ui):
     cell_px = sheet_box["width"] / int(emap.evaluate("r => r.dataset.grid"))
     at = {"x": cell_px * 4.5, "y": cell_px * 2.5}
     emap.locator(".cnnviz-sheet img").click(position=at)
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.markCell === '2,4'",
-                           timeout=60_000)
+    wait_for(page, "() => document.querySelector(\"[aria-label='Representation space']\").dataset.markCell === '2,4'",
+             step='the mark on the clicked cell', timeout=60_000)
     mark_box = emap.locator(".cnnviz-mark").bounding_box()
     assert abs(mark_box["x"] + 2 - (sheet_box["x"] + 4 * cell_px)) < 3 and abs(mark_box["y"] + 2 - (sheet_box["y"] + 2 * cell_px)) < 3
     emap.screenshot(path=str(ARTIFACTS / f"embedding_map_{ui}.png"))
     emap.get_by_role("button", name="Zoom out to the previous view").click()
-    page.wait_for_function("() => document.querySelector(\"[aria-label='Representation space']\").dataset.region === '0.000,0.000,1.000,1.000'", timeout=60_000)
+    wait_for(page, "() => document.querySelector(\"[aria-label='Representation space']\").dataset.region === '0.000,0.000,1.000,1.000'",
+             step='zoomed out', timeout=60_000)
     fgrid.screenshot(path=str(ARTIFACTS / f"filter_grid_{ui}.png"))
     compare = page.locator("[aria-label='Compare two networks'][data-ready='1']").first
     compare.wait_for(timeout=120_000)
@@ -331,8 +341,8 @@ def test_browser_soak_stale_results_and_stop(server, browser):
         return cdp.send("Runtime.getHeapUsage")["usedSize"] / 2**20
 
     def until(condition: str, timeout: int = 120_000) -> None:  # a JS condition on the explorer's root `r`
-        page.wait_for_function(f"() => (r => {condition})(document.querySelector(\"[aria-label='Deconvnet explorer']\"))",
-                               timeout=timeout)
+        wait_for(page, f"() => (r => {condition})(document.querySelector(\"[aria-label='Deconvnet explorer']\"))",
+                 step=f"the soak: {condition}", timeout=timeout)
 
     def choose(i: int) -> None:  # pick an image and wait until its pictures are the ones shown
         picker.select_option(str(i))
