@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from servers import marimo_server
-from pages import browser, needs_chromium  # noqa: F401 - browser is a fixture
+from pages import browser, drag_across, needs_chromium  # noqa: F401 - browser is a fixture
 
 pytest.importorskip("marimo")
 from playwright.sync_api import expect  # noqa: E402
@@ -154,11 +154,7 @@ def test_every_widget_draws_and_answers_in_marimo(marimo_app, browser):
     drawn(fgrid, 1, "filter grid after the click")
     emap.screenshot(path=str(ARTIFACTS / f"marimo_{mode}_embedding_map.png"))
     # a drag on the map zooms (the kernel lays the region out again), Back returns: custom messages both
-    sheet = emap.locator(".cnnviz-sheet img").bounding_box()
-    page.mouse.move(sheet["x"] + sheet["width"] * 0.1, sheet["y"] + sheet["height"] * 0.1)
-    page.mouse.down()
-    page.mouse.move(sheet["x"] + sheet["width"] * 0.5, sheet["y"] + sheet["height"] * 0.6, steps=5)
-    page.mouse.up()
+    drag_across(emap.locator(".cnnviz-sheet img"), (0.1, 0.1), (0.5, 0.6))
     expect(emap).not_to_have_attribute("data-region", "0.000,0.000,1.000,1.000", timeout=120_000)
     region = [float(v) for v in emap.get_attribute("data-region").split(",")]
     assert region[0] == pytest.approx(0.1, abs=0.02) and region[3] == pytest.approx(0.6, abs=0.02), region

@@ -13,8 +13,9 @@ import re
 
 import pytest
 from conftest import THREADS
-from servers import ARTIFACTS, RESET, baseline_errors, collect_errors, lab_server, open_and_run, run_all, wait_for, write_notebook
-from pages import LOW_CONTRAST, browser, needs_chromium  # noqa: F401 - browser is a fixture
+from servers import (ARTIFACTS, RESET, baseline_errors, collect_errors, lab_server, open_and_run, run_all, wait_for, wait_until_run,
+                     write_notebook)
+from pages import LOW_CONTRAST, browser, drag_across, needs_chromium  # noqa: F401 - browser is a fixture
 
 XSS = '<img src=x onerror="window.__cnnviz_xss = 1">'
 
@@ -76,6 +77,9 @@ def test_widgets_render_and_respond(server, browser, ui):
     news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "get news?" toast
     if news.count():
         news.first.click()
+    # every cell has run before the first click: the browser's requests queue behind a running cell (the map's
+    # t-SNE, the grid's mining, the comparison), and on a loaded machine that ate a wait's whole minute
+    wait_until_run(page, len(CELLS))
 
     explorer = page.locator(".cnnviz[data-ready='1']").first
     explorer.wait_for(timeout=180_000)
@@ -268,11 +272,7 @@ def test_widgets_render_and_respond(server, browser, ui):
     wait_for(page, "b => document.querySelector(\"[aria-label='Filters by their top patches']\").dataset.filters === b",
              arg=first_page, step='the previous page', timeout=60_000)
     # dragging a rectangle zooms: the kernel re-lays the region; back returns
-    box = emap.locator(".cnnviz-sheet img").bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] * 0.1)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.6, steps=5)
-    page.mouse.up()
+    drag_across(emap.locator(".cnnviz-sheet img"), (0.1, 0.1), (0.5, 0.6))
     wait_for(page, "() => document.querySelector(\"[aria-label='Representation space']\").dataset.region !== '0.000,0.000,1.000,1.000'",
              step='the zoomed region', timeout=60_000)
     region = [float(v) for v in emap.evaluate("r => r.dataset.region").split(",")]
