@@ -51,6 +51,7 @@ from .save import (  # noqa: F401 - the package's names, as before it was split
     _umask,
     figure_bytes,
     figure_path,
+    figure_scale,
     save_figure,
 )
 from .sheet import (  # noqa: F401 - the package's names, as before it was split

@@ -10,8 +10,20 @@ from typing import Any
 
 from PIL import Image
 
+from .. import checks
 from ..errors import CnnvizError, short_repr
 from .style import FORMATS
+
+MAX_SCALE = 8  # a figure of the paper at 8x is about 100 megapixels: more is a typo, not a print
+
+
+def figure_scale(scale: Any) -> float:
+    """``scale`` checked: output pixels per pixel of the figure as shown, a number from 0.25 to 8."""
+    value = checks.number("scale", scale, f"a number from 0.25 to {MAX_SCALE} (pixels of the file per pixel shown)")
+    if not 0.25 <= value <= MAX_SCALE:
+        raise CnnvizError(f"scale must be from 0.25 to {MAX_SCALE} (pixels of the file per pixel shown; 2 or 3 for "
+                          f"print), got {short_repr(scale)}.")
+    return value
 
 
 def figure_path(path: Any, text: bool = True) -> Path:
@@ -43,15 +55,16 @@ def figure_path(path: Any, text: bool = True) -> Path:
     return p
 
 
-def figure_bytes(figure: Any, fmt: str) -> bytes:
+def figure_bytes(figure: Any, fmt: str, scale: float = 1.0) -> bytes:
     """A matplotlib Figure drawn as ``fmt`` ("png", "svg" or "pdf"), the same bytes every time (no date, a fixed
-    SVG id salt), text kept as text in SVG and PDF: what save_figure writes and the marimo chart inlines."""
+    SVG id salt), text kept as text in SVG and PDF: what save_figure writes and the marimo chart inlines. ``scale``
+    multiplies the resolution: a PNG's pixels, the pixels of the pictures inside an SVG or PDF."""
     from matplotlib import rc_context
 
     buf = io.BytesIO()
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
     with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42, "svg.hashsalt": "cnnviz"}):
-        figure.savefig(buf, format=fmt, dpi=figure.dpi, facecolor=figure.get_facecolor(), metadata=metadata)
+        figure.savefig(buf, format=fmt, dpi=figure.dpi * scale, facecolor=figure.get_facecolor(), metadata=metadata)
     data = buf.getvalue()
     titles = getattr(figure, "full_titles", None)
     if fmt == "svg" and titles:
@@ -64,15 +77,24 @@ def figure_bytes(figure: Any, fmt: str) -> bytes:
     return data
 
 
-def save_figure(figure: Any, path: Any) -> Path:
+def save_figure(figure: Any, path: Any, scale: float = 1) -> Path:
     """Write ``figure`` (a matplotlib Figure, such as cv.figure_layers gives, or a PIL picture such as
     cv.picture_grid gives) to ``path``; the suffix picks the format: .png, .svg or .pdf (a PIL picture: .png).
 
-    SVG and PDF keep their text as text (searchable, selectable). The figure is drawn in memory first and the file
-    replaced in one step, so a failure leaves no half-written file; missing folders are created. Returns the path.
+    SVG and PDF keep their text as text (searchable, selectable). ``scale`` (0.25 to 8) draws a figure at that many
+    pixels per pixel shown: ``scale=3`` for a paper's PNG, each picture's pixel a 3x3 block and the text drawn
+    sharp at the larger size (SVG and PDF: the same page size, pictures at that resolution). A PIL picture is
+    pixels already and is saved as it is. The figure is drawn in memory first and the file replaced in one step, so
+    a failure leaves no half-written file; missing folders are created. Returns the path.
     """
+    scale = figure_scale(scale)
     if isinstance(figure, Image.Image):
         p = figure_path(path, text=False)
+        if scale != 1:
+            raise CnnvizError(f"scale={scale:g} draws a figure larger, but this is a picture of pixels (such as "
+                              f"cv.picture_grid makes), which would only be blown up: make it larger where it is "
+                              f"drawn (picture_grid's size=), or compose a figure (cv.figure_layers, a widget's "
+                              f"to_figure()) and save that with scale.")
         buf = io.BytesIO()
         figure.save(buf, format="PNG")
     else:
@@ -82,7 +104,7 @@ def save_figure(figure: Any, path: Any) -> Path:
             raise CnnvizError(f"figure must be a matplotlib Figure (cv.figure_layers and the widgets' to_figure() make "
                               f"one) or a PIL picture, got {short_repr(figure)}.")
         p = figure_path(path)
-        buf = io.BytesIO(figure_bytes(figure, p.suffix.lower()[1:]))
+        buf = io.BytesIO(figure_bytes(figure, p.suffix.lower()[1:], scale))
     part: str | None = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -38,13 +38,15 @@ class SavesFigure:
         """The matplotlib Figure of what the widget shows (its current layer, page, selection, zoom)."""
         raise NotImplementedError
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, scale: float = 1) -> Path:
         """Write what the widget shows to ``path``: .png, .svg or .pdf by its suffix (SVG and PDF keep the labels as
-        text). Returns the path. A widget with nothing to show yet raises a CnnvizError that says why."""
-        from ..figures import figure_path, save_figure
+        text); ``scale`` (0.25 to 8) pixels of the file per pixel shown, e.g. 3 for print. Returns the path. A
+        widget with nothing to show yet raises a CnnvizError that says why."""
+        from ..figures import figure_path, figure_scale, save_figure
 
-        figure_path(path)  # a wrong suffix is said before anything is drawn
-        return save_figure(self.to_figure(), path)
+        figure_path(path)  # a wrong suffix or scale is said before anything is drawn
+        figure_scale(scale)
+        return save_figure(self.to_figure(), path, scale=scale)
 
     def nothing_to_save(self, what: str) -> CnnvizError:
         """The error for a save before anything is shown: names the widget, what is missing, and its error if any."""

@@ -160,6 +160,53 @@ def test_pictures_land_pixel_for_pixel_and_a_zero_reconstruction_is_the_papers_m
     assert (at(out, 70, 33, 64, 64) == 128).all()  # the frame is drawn outside the picture
 
 
+def test_a_scaled_png_has_each_pictures_pixel_as_a_block_and_the_same_layout(tmp_path):
+    """scale=3: three times the pixels each way, every picture's pixel a 3x3 block where the layout put it (the
+    pictures are drawn nearest, not smoothed), and an SVG keeps its page size."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    sheet = F.Sheet()
+    sheet.picture(a, 13, 21)
+    sheet.text("c1", 0, 0)
+    fig = sheet.figure()
+    one = png(cv.save_figure(fig, tmp_path / "one.png"))
+    three = png(cv.save_figure(fig, tmp_path / "three.png", scale=3))
+    assert three.shape == (3 * one.shape[0], 3 * one.shape[1], 3)
+    block = three[3 * (21 + M): 3 * (21 + M + 20), 3 * (13 + M): 3 * (13 + M + 30)]
+    assert np.array_equal(block, np.repeat(np.repeat(a, 3, axis=0), 3, axis=1))
+    half = png(cv.save_figure(fig, tmp_path / "half.png", scale=0.5))
+    assert all(abs(h - o / 2) <= 1 for h, o in zip(half.shape[:2], one.shape[:2]))  # matplotlib rounds down
+    sizes = [ET.parse(cv.save_figure(fig, tmp_path / f"{k}.svg", scale=k)).getroot().get("width") for k in (1, 3)]
+    assert sizes[0] == sizes[1]
+    assert pixel_size(fig) == one.shape[:2][::-1]  # saving at a scale leaves the figure as it was
+
+
+@pytest.mark.parametrize("scale, message", [
+    (0, "scale must be from 0.25 to 8 (pixels of the file per pixel shown; 2 or 3 for print), got 0."),
+    (9, "scale must be from 0.25 to 8"),
+    (float("nan"), "scale must be a number from 0.25 to 8 (pixels of the file per pixel shown), got nan."),
+    ("3", "scale must be a number from 0.25 to 8 (pixels of the file per pixel shown), got '3'."),
+    (True, "scale must be a number from 0.25 to 8"),
+    (None, "scale must be a number from 0.25 to 8"),
+])
+def test_a_bad_scale_is_said_and_nothing_is_written(tmp_path, scale, message):
+    sheet = F.Sheet()
+    sheet.text("c1", 0, 0)
+    with pytest.raises(cv.CnnvizError) as err:
+        cv.save_figure(sheet.figure(), tmp_path / "f.png", scale=scale)
+    assert message in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_picture_of_pixels_is_not_blown_up(tmp_path):
+    grid = cv.picture_grid([[np.zeros((4, 4, 3), np.uint8)]])
+    with pytest.raises(cv.CnnvizError, match=r"scale=2 draws a figure larger, but this is a picture of pixels .*"
+                                             r"\(picture_grid's size=\)"):
+        cv.save_figure(grid, tmp_path / "grid.png", scale=2)
+    assert list(tmp_path.iterdir()) == []
+    assert np.array_equal(png(cv.save_figure(grid, tmp_path / "grid.png", scale=1)), np.asarray(grid.convert("RGB")))
+
+
 # ------------------------------------------------------------------ the paper's figures from the kernels
 
 class Dead(nn.Module):
@@ -527,3 +574,16 @@ def test_a_widget_refuses_a_bad_suffix_before_drawing(tmp_path, explorer, monkey
     with pytest.raises(cv.CnnvizError) as err:
         explorer.save(tmp_path / "x.gif")
     assert str(err.value) == f"path must end in .png, .svg or .pdf, got {str(tmp_path / 'x.gif')!r}."
+
+
+def test_a_widget_saves_at_a_scale_and_refuses_a_bad_one_before_drawing(tmp_path, explorer, monkeypatch):
+    one = png(explorer.save(tmp_path / "one.png"))
+    two = png(explorer.save(tmp_path / "two.png", scale=2))
+    assert two.shape == (2 * one.shape[0], 2 * one.shape[1], 3)
+    y = 24 + 36  # the input photo under the title and the labels, at its own size: each pixel a 2x2 block
+    assert np.array_equal(two[2 * (y + M): 2 * (y + M + 224), 2 * M: 2 * (M + 224)],
+                          np.repeat(np.repeat(at(one, 0, y, 224, 224), 2, axis=0), 2, axis=1))
+    monkeypatch.setattr(type(explorer), "to_figure", lambda self: pytest.fail("drew before checking the scale"))
+    with pytest.raises(cv.CnnvizError, match="scale must be from 0.25 to 8"):
+        explorer.save(tmp_path / "x.png", scale=20)
+    assert not (tmp_path / "x.png").exists()
