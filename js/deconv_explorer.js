@@ -227,7 +227,7 @@ export default {
         : s.label !== undefined ? `${s.layer}: class ${s.label}`
         : s.channel !== undefined ? `${s.layer} filter ${s.channel}, whole feature map`
         : kernel.live() ? "click the reconstruction to see one unit" : "one unit's reconstruction needs a running kernel";
-      preds.querySelectorAll("button").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
+      markPickedClass();
       placeField(s);
       if (s.unit && s.layer) cur = { layer: s.layer, y: s.unit[1], x: s.unit[2] };
       placeCursor();
@@ -311,6 +311,12 @@ export default {
       predsHint.textContent = kernel.live() ? "click one to reconstruct that class" : "";
       preds.replaceChildren(...predictionList(items, kernel.live() ? (index) => model.send({ event: "class", index }) : undefined));
       predsBox.style.display = items.length ? "" : "none";
+      markPickedClass();  // a class picked before the top-5 arrived (a cell, the filter box) is marked in it
+    }
+    // the top-5 bar of the class in the unit view, marked
+    function markPickedClass() {
+      const s = model.get("selected") || {};
+      preds.querySelectorAll("button").forEach((b) => b.classList.toggle("active", s.label !== undefined && b.dataset.class === String(s.channel)));
     }
 
     /** @type {{ layer: string, y: number, x: number }} */

@@ -199,19 +199,24 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
         input (another photo, or the same under another rule: a new tensor) clears the unit view and the class
         map: a unit or class picked while the rest of its own strip arrives stays, and so does its map."""
         new_input = self._x is not r["x"]
+        redraw = not new_input and r["mode"] != self._mode and self.selected and self._pick is not None
         self._x = r["x"]
         self._mode = r["mode"]
         self._pictures = r["pictures"]  # what is shown, for save()
         with self.hold_sync():
             self._show_strip(r)
             if new_input or not self.class_map_for:
-                # the whole result has its top-1's map where show_map asks for it; otherwise the last image's goes
-                self._show_map(r if "map_for" in r else no_map())
+                # the whole result has its top-1's map where show_map (still) asks for it; otherwise the last
+                # image's goes (a map unticked while the strip was computed stays off)
+                self._show_map(r if "map_for" in r and self.show_map else no_map())
             if new_input:
-                self._unit_picture = None
+                self._unit_picture, self._pick = None, None
                 self.selected = {}
                 self.unit_png = b""
             self.shown_image = r["index"]
+        if redraw:  # the pick kept, in the display of the strip now shown (a job of its own, as the click was)
+            with self.from_browser():
+                self._request_unit(*self._pick)
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:

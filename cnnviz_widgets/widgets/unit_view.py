@@ -31,25 +31,34 @@ class PicksUnits(ShowsStrip):
     _mode: str
     _layers: list[str]
     _unit_picture: np.ndarray | None = None  # the picture of the unit view, for save()
+    _pick: tuple[str, Callable] | None = None  # the request that drew it: made again in another display
     _show_map: Callable[[dict], None]  # the class map's (ShowsClassMap)
     _map_of: Callable[[torch.Tensor, int | None], dict]
 
     def _request_unit(self, what: str, compute) -> None:
-        """A click or filter request on the image now shown; dropped if the image changes meanwhile."""
+        """A click or filter request on the image now shown; dropped if the image changes meanwhile, drawn again
+        if the strip's display changes meanwhile (its first part's display is one layer's, the whole strip's all
+        of them), so the unit view is always in the display of the strip beside it."""
         if self._x is None:
             self.error = "No image is loaded."
             return
         x, rule, mode = self._x, self.rule, self._mode
 
         def apply(r: dict) -> None:
-            if self._x is x:
-                if "map_for" in r:
-                    self._show_map(r)
-                self._unit_picture = r["picture"]
-                with self.hold_sync():
-                    self.rf = self._fields()  # with any field measured for this unit
-                    self.unit_png = r["png"]
-                    self.selected = r["selected"]
+            if self._x is not x:
+                return
+            if self._mode != mode:  # the strip's display changed while it was drawn: drawn again, in the background
+                with self.from_browser():
+                    self._request_unit(what, compute)
+                return
+            if "map_for" in r:
+                self._show_map(r)
+            self._unit_picture = r["picture"]
+            self._pick = (what, compute)
+            with self.hold_sync():
+                self.rf = self._fields()  # with any field measured for this unit
+                self.unit_png = r["png"]
+                self.selected = r["selected"]
 
         def run(job) -> dict:
             r = compute(x, rule, mode, job)

@@ -69,3 +69,29 @@ def test_the_first_part_keeps_the_layout_and_says_what_is_arriving(browser, alex
         assert not errors, errors
     finally:
         page.close()
+
+
+def test_a_class_picked_before_the_top5_arrived_is_marked_in_it(browser, alex_probe, photos, tmp_path):
+    """The unit view keeps a pick while the rest of its strip arrives (a cell's pick, or a class typed in the filter
+    box on the output layer): when the top-5 comes, the picked class's bar is marked (it came unmarked)."""
+    w = cv.DeconvExplorer(alex_probe, photos[:2])
+    preds = [list(p) for p in w.predictions]
+    picked = preds[1][2]
+    w.show_class(picked)
+    assert w.selected["channel"] == picked and "label" in w.selected
+    w.predictions = []  # the first part: the top-5 not here yet
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(write_bare_page(tmp_path, "picked_class", w))
+        page.wait_for_function("() => window.rendered === true && document.querySelector('.cnnviz').dataset.ready === '1'",
+                               timeout=30_000)
+        assert page.locator("button.cnnviz-pred").count() == 0
+        page.evaluate("p => window.model.set('predictions', p)", preds)
+        assert page.locator("button.cnnviz-pred").count() == 5
+        marked = page.evaluate("() => [...document.querySelectorAll('button.cnnviz-pred.active')].map(b => b.dataset.class)")
+        assert marked == [str(picked)], marked
+        assert not errors, errors
+    finally:
+        page.close()

@@ -654,6 +654,8 @@ def test_a_pick_made_while_the_rest_of_the_strip_arrives_stays(probe, photos, pi
     computed on the worker: the rest of the same strip keeps the pick, its picture and its class map (it cleared
     them). Another photo then clears them."""
     w = cv.DeconvExplorer(probe, photos[:4])
+    top1 = probe.classify(probe.model_input(cv.load_images(photos[:4]).raw(1)), k=1)[0][0][0]
+    c = 1 if top1 != 1 else 2  # not the top-1: its map is told apart from the one the whole strip brings
     picked = threading.Event()
 
     def hold_first_part(index):  # the rest of the strip waits on the worker until the cell's pick is shown
@@ -668,7 +670,7 @@ def test_a_pick_made_while_the_rest_of_the_strip_arrives_stays(probe, photos, pi
         await asyncio.sleep(0.05)  # the first part is on screen
         assert w.shown_image == 1 and sum(map(bool, w.recs)) < len(w.recs)
         if pick == "class":
-            w.show_class(1)  # a cell: inline
+            w.show_class(c)  # a cell: inline
         else:
             w.show_unit(w.layer, (0, 2, 3))
         assert w.selected and w.unit_png
@@ -679,9 +681,67 @@ def test_a_pick_made_while_the_rest_of_the_strip_arrives_stays(probe, photos, pi
     assert w.recs == expected_recs(probe, photos[:4], 1) and w.shown_image == 1 and w.error == "" and not w.busy
     assert w.selected and w.unit_png and w._unit_picture is not None, "the rest of its own strip cleared the pick"
     if pick == "class":
-        assert w.selected["channel"] == 1 and w.class_map_for["index"] == 1  # its map, not the top-1's
+        assert w.selected["channel"] == c and w.class_map_for["index"] == c != w.predictions[0][2]  # not the top-1's
     else:
         assert w.selected["unit"] == [0, 2, 3]
     w.image_index = 2  # another photo clears them (the map shown is its top-1's: a class picked turned maps on)
     assert w.selected == {} and w.unit_png == b"" and w._unit_picture is None
     assert w.class_map_for.get("index") == (w.predictions[0][2] if pick == "class" else None)
+
+
+def test_a_pick_kept_while_the_strip_arrives_is_drawn_again_in_the_strips_display(probe, photos, monkeypatch):
+    """The first part's display is chosen from the layer on screen alone, the whole strip's from every layer: where
+    they differ, a unit picked meanwhile is drawn again in the whole strip's display (the unit view beside the strip,
+    and its saved figure, are in one display)."""
+    from cnnviz_widgets.widgets import deconv_explorer
+
+    monkeypatch.setattr(deconv_explorer, "choose_display", lambda recs: "contrast" if len(recs[0]) > 1 else "signed")
+    w = cv.DeconvExplorer(probe, photos[:4])
+    picked = threading.Event()
+    previewed = _slow_after_preview(w, lambda index: picked.is_set() or picked.wait(30))
+    out = probe.output_layer.name  # a class: its reconstruction is never all zero, as a random net's unit can be
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(previewed.wait, 30)
+        await asyncio.sleep(0.05)
+        assert w._mode == "signed"  # the first part: one layer
+        w.show_class(3)  # a cell, drawn in the first part's display
+        first = w._unit_picture.copy()
+        picked.set()
+        await settle(w)
+        return first
+
+    first = asyncio.run(scenario())
+    assert w._mode == "contrast" and w.selected["channel"] == 3 and not w.busy and w.error == ""
+    again = w._one(w._x, w.rule, "contrast", out, channel=3)
+    assert np.array_equal(w._unit_picture, again) and not np.array_equal(first, again)
+    assert w.unit_png == picture_bytes([again])[0]
+
+
+def test_a_class_map_unticked_while_the_strip_arrives_stays_off(probe, photos):
+    """The worker drew the new photo's top-1 map (the box was ticked); the box is unticked before that result is
+    shown: the map is not shown, and the box is not ticked again by it (it was)."""
+    w = cv.DeconvExplorer(probe, photos[:4])
+    w.show_map = True
+    computed, unticked = threading.Event(), threading.Event()
+    real_map_of = w._map_of
+
+    def map_of(x, c):  # on the worker: the map is drawn, then the user unticks the box before it is shown
+        r = real_map_of(x, c)
+        computed.set()
+        assert unticked.wait(30)
+        return r
+
+    w._map_of = map_of
+
+    async def scenario():
+        w.set_state({"image_index": 1})
+        await asyncio.to_thread(computed.wait, 30)
+        w.set_state({"show_map": False})
+        unticked.set()
+        await settle(w)
+
+    asyncio.run(scenario())
+    assert w.shown_image == 1 and not w.busy and w.error == ""
+    assert w.show_map is False and w.class_map_for == {} and w.class_map_png == b""
