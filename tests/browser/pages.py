@@ -204,12 +204,12 @@ def tab_to(page: Any, selector: str, presses: int = 80) -> None:
     raise AssertionError(f"{presses} presses of Tab never reached {selector}")
 
 
-def drag_across(target: Any, start: tuple[float, float], end: tuple[float, float], steps: int = 5) -> None:
+def drag_across(target: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Drag the mouse over ``target`` (a locator) from ``start`` to ``end``, fractions of its width and height: scrolled
     into view first (the page's own mouse at a bounding box read before a scroll pressed outside the picture, and a
-    zoom on a loaded machine never came)."""
+    zoom on a loaded machine never came). The widgets read a drag's press and release, so one move is enough."""
     box = target.bounding_box()
     assert box is not None, "the drag's target is not on the page"
     w, h = box["width"], box["height"]
     target.drag_to(target, source_position={"x": w * start[0], "y": h * start[1]},
-                   target_position={"x": w * end[0], "y": h * end[1]}, steps=steps)
+                   target_position={"x": w * end[0], "y": h * end[1]})

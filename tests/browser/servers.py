@@ -190,10 +190,11 @@ def set_theme(page, name: str) -> None:
 
 def wait_until_run(page, code_cells: int, timeout: int = 420_000) -> None:
     """Every code cell has run (a number in its prompt), and every widget has drawn or said why not."""
-    page.wait_for_function("""n => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
-        return p.length >= n && p.every(t => /\\[\\d+\\]/.test(t)); }""", arg=code_cells, timeout=timeout)
-    page.wait_for_function("""() => [...document.querySelectorAll('.cnnviz')].every(r => (r.dataset.ready === '1' || r.dataset.error === '1')
-        && r.getAttribute('aria-busy') !== 'true')""", timeout=timeout)
+    wait_for(page, """n => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent);
+        return p.length >= n && p.every(t => /\\[\\d+\\]/.test(t)); }""", step=f"every one of {code_cells} code cells run",
+             arg=code_cells, timeout=timeout)
+    wait_for(page, """() => [...document.querySelectorAll('.cnnviz')].every(r => (r.dataset.ready === '1' || r.dataset.error === '1')
+        && r.getAttribute('aria-busy') !== 'true')""", step="every widget drawn (or saying why not), none busy", timeout=timeout)
     page.wait_for_timeout(1500)
 
 

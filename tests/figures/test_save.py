@@ -3,6 +3,7 @@ compared with what they were composed from: pixel sizes, the pictures themselves
 drawn at their own size), the mid-grey zero, and every layer name and receptive field in the SVG's text."""
 from __future__ import annotations
 
+import base64
 import io
 import os
 import xml.etree.ElementTree as ET
@@ -176,8 +177,13 @@ def test_a_scaled_png_has_each_pictures_pixel_as_a_block_and_the_same_layout(tmp
     assert np.array_equal(block, np.repeat(np.repeat(a, 3, axis=0), 3, axis=1))
     half = png(cv.save_figure(fig, tmp_path / "half.png", scale=0.5))
     assert all(abs(h - o / 2) <= 1 for h, o in zip(half.shape[:2], one.shape[:2]))  # matplotlib rounds down
-    sizes = [ET.parse(cv.save_figure(fig, tmp_path / f"{k}.svg", scale=k)).getroot().get("width") for k in (1, 3)]
-    assert sizes[0] == sizes[1]
+    svgs = [ET.parse(cv.save_figure(fig, tmp_path / f"{k}.svg", scale=k)).getroot() for k in (1, 3)]
+    assert svgs[0].get("width") == svgs[1].get("width") and svgs[0].get("height") == svgs[1].get("height")
+    inside = [[decode(base64.b64decode(i.get("{http://www.w3.org/1999/xlink}href").split(",", 1)[1]))
+               for i in svg.iter("{http://www.w3.org/2000/svg}image")] for svg in svgs]
+    # the picture as it is (stored bottom row first: the SVG flips it back, scale(1 -1)), then three times its pixels
+    assert [p.shape for p in inside[0]] == [a.shape] and np.array_equal(inside[0][0][::-1], a)
+    assert np.array_equal(inside[1][0][::-1], np.repeat(np.repeat(a, 3, axis=0), 3, axis=1))
     assert pixel_size(fig) == one.shape[:2][::-1]  # saving at a scale leaves the figure as it was
 
 
