@@ -199,7 +199,7 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
         input (another photo, or the same under another rule: a new tensor) clears the unit view and the class
         map: a unit or class picked while the rest of its own strip arrives stays, and so does its map."""
         new_input = self._x is not r["x"]
-        redraw = not new_input and r["mode"] != self._mode and self.selected and self._pick is not None
+        pick = self._pick if not new_input and r["mode"] != self._mode and self.selected else None
         self._x = r["x"]
         self._mode = r["mode"]
         self._pictures = r["pictures"]  # what is shown, for save()
@@ -214,9 +214,9 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
                 self.selected = {}
                 self.unit_png = b""
             self.shown_image = r["index"]
-        if redraw:  # the pick kept, in the display of the strip now shown (a job of its own, as the click was)
+        if pick is not None:  # the pick kept, in the display of the strip now shown (a job of its own, as the click was)
             with self.from_browser():
-                self._request_unit(*self._pick)
+                self._request_unit(*pick)
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:
