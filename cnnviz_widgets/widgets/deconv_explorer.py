@@ -214,9 +214,8 @@ class DeconvExplorer(TakesPictures, PicksUnits, ShowsClassMap, LiveCamera):
                 self.selected = {}
                 self.unit_png = b""
             self.shown_image = r["index"]
-        if pick is not None:  # the pick kept, in the display of the strip now shown (a job of its own, as the click was)
-            with self.from_browser():
-                self._request_unit(*pick)
+        if pick is not None:  # the pick kept, in the display of the strip now shown
+            self._pick_again(pick)
 
     def restore_inputs(self, job) -> None:
         if job.lane == "image" and self.shown_image >= 0:

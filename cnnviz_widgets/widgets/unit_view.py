@@ -47,9 +47,8 @@ class PicksUnits(ShowsStrip):
         def apply(r: dict) -> None:
             if self._x is not x:
                 return
-            if self._mode != mode:  # the strip's display changed while it was drawn: drawn again, in the background
-                with self.from_browser():
-                    self._request_unit(what, compute)
+            if self._mode != mode:  # the strip's display changed while it was drawn: drawn again
+                self._pick_again((what, compute))
                 return
             if "map_for" in r:
                 self._show_map(r)
@@ -65,6 +64,12 @@ class PicksUnits(ShowsStrip):
             return {**r, "png": picture_bytes([r["picture"]])[0]}
 
         self.run_job(what, "unit", run, apply)
+
+    def _pick_again(self, pick: tuple[str, Callable]) -> None:
+        """Make a pick's request (what it does, its compute) again for the image and display now shown: a job of
+        its own in the background, as the click was."""
+        with self.from_browser():
+            self._request_unit(*pick)
 
     def _one(self, x, rule: str, mode: str, name: str, **selector: Any) -> np.ndarray:
         """One reconstruction as a picture, in the display of the strip it belongs to."""

@@ -25,18 +25,25 @@ def boxes(page) -> dict:
                 arrived: r.dataset.arrived, layer: r.dataset.shownLayer}; }""")
 
 
+def explorer_page(browser, tmp_path, name: str, w) -> tuple:
+    """A new page showing explorer ``w`` on a bare page (its state as the kernel sent it), once drawn; with the list
+    its page errors collect in until the test ends."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(write_bare_page(tmp_path, name, w))
+    page.wait_for_function("() => window.rendered === true && document.querySelector('.cnnviz').dataset.ready === '1'",
+                           timeout=30_000)
+    return page, errors
+
+
 def test_the_first_part_keeps_the_layout_and_says_what_is_arriving(browser, alex_probe, photos, tmp_path):
     w = cv.DeconvExplorer(alex_probe, photos[:2])
     whole = list(w.recs)
     current = w.layer_names.index(w.layer)
     w.recs = [b if i == current else b"" for i, b in enumerate(whole)]  # the first part, as the kernel sends it
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = explorer_page(browser, tmp_path, "first_part", w)
     try:
-        page.goto(write_bare_page(tmp_path, "first_part", w))
-        page.wait_for_function("() => window.rendered === true && document.querySelector('.cnnviz').dataset.ready === '1'",
-                               timeout=30_000)
         first = boxes(page)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "explorer_first_part.png"), full_page=True)
@@ -80,13 +87,8 @@ def test_a_class_picked_before_the_top5_arrived_is_marked_in_it(browser, alex_pr
     w.show_class(picked)
     assert w.selected["channel"] == picked and "label" in w.selected
     w.predictions = []  # the first part: the top-5 not here yet
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page, errors = explorer_page(browser, tmp_path, "picked_class", w)
     try:
-        page.goto(write_bare_page(tmp_path, "picked_class", w))
-        page.wait_for_function("() => window.rendered === true && document.querySelector('.cnnviz').dataset.ready === '1'",
-                               timeout=30_000)
         assert page.locator("button.cnnviz-pred").count() == 0
         page.evaluate("p => window.model.set('predictions', p)", preds)
         assert page.locator("button.cnnviz-pred").count() == 5
